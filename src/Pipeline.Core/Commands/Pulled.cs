@@ -1,0 +1,7 @@
+namespace Pipeline.Commands;
+
+/// <summary>One pulled item: a claim outcome plus the handle that must be acked or nacked exactly once.</summary>
+/// <typeparam name="THandle">The source's own handle type.</typeparam>
+/// <param name="Outcome">What claiming the item produced (sources that do not claim return <see cref="ClaimOutcome.Claimed"/>).</param>
+/// <param name="Handle">The opaque handle passed back to ack or nack.</param>
+public readonly record struct Pulled<THandle>(ClaimOutcome Outcome, THandle Handle);

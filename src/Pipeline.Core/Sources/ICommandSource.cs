@@ -1,0 +1,51 @@
+using Pipeline.Commands;
+
+namespace Pipeline.Sources;
+
+/// <summary>
+/// Pull-model command source (the seed's <c>CommandSource</c> v0.3).
+/// </summary>
+/// <remarks>
+/// <para><see cref="NextAsync"/> returns one pulled item, or <c>null</c> when the source is exhausted;
+/// a throw means no item was pulled. Concurrent <see cref="NextAsync"/> calls are safe and each
+/// returns its own handle.</para>
+/// <para>Every handle must be passed to exactly one of <see cref="AckAsync"/>, <see cref="NackAsync"/>
+/// or a capability's settle call (<see cref="ISupportsDelayedNack{THandle}"/>,
+/// <see cref="ISupportsTerminate{THandle}"/>). A second settle of the same handle is undefined.</para>
+/// </remarks>
+/// <typeparam name="THandle">The source's own ack handle.</typeparam>
+public interface ICommandSource<THandle>
+{
+    /// <summary>Pulls one item; <c>null</c> when the source is exhausted.</summary>
+    ValueTask<Pulled<THandle>?> NextAsync(CancellationToken cancellationToken);
+
+    /// <summary>Commits the pull: the item is not redelivered.</summary>
+    ValueTask AckAsync(THandle handle, CancellationToken cancellationToken);
+
+    /// <summary>Negative-acknowledges the pull: the item is redelivered per the source's own policy.</summary>
+    ValueTask NackAsync(THandle handle, CancellationToken cancellationToken);
+}
+
+/// <summary>A source that can redeliver after a delay (backoff without holding a worker slot).</summary>
+public interface ISupportsDelayedNack<THandle>
+{
+    /// <summary>Nacks <paramref name="handle"/> so it is redelivered no sooner than <paramref name="delay"/>.</summary>
+    ValueTask NackAsync(THandle handle, TimeSpan delay, CancellationToken cancellationToken);
+}
+
+/// <summary>A source that can give up on a poison item so it is never redelivered.</summary>
+public interface ISupportsTerminate<THandle>
+{
+    /// <summary>Settles <paramref name="handle"/> for good; the source records <paramref name="reason"/> (dead letter, advisory).</summary>
+    ValueTask TerminateAsync(THandle handle, string reason, CancellationToken cancellationToken);
+}
+
+/// <summary>A source whose deliveries expire unless renewed while a long dispatch runs.</summary>
+public interface ISupportsKeepAlive<THandle>
+{
+    /// <summary>How often the pipeline renews a held handle. Must be well below the source's redelivery deadline.</summary>
+    TimeSpan KeepAliveInterval { get; }
+
+    /// <summary>Extends the delivery (NATS in-progress, lease renewal). Does not settle the handle.</summary>
+    ValueTask KeepAliveAsync(THandle handle, CancellationToken cancellationToken);
+}

@@ -1,0 +1,229 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Pipeline.Commands;
+
+namespace Pipeline.Sources;
+
+/// <summary>
+/// Shared machinery of the embedded sources: a ready queue, redelivery on nack (with
+/// <c>attempts + 1</c>), delayed nack, terminate to a dead-letter list, and exhaustion once input
+/// is complete and no delivery is outstanding (a nacked item still comes back).
+/// </summary>
+public abstract class QueuedCommandSource :
+    ICommandSource<DeliveryHandle>,
+    ISupportsDelayedNack<DeliveryHandle>,
+    ISupportsTerminate<DeliveryHandle>
+{
+    private readonly Channel<ClaimOutcome> _ready = Channel.CreateUnbounded<ClaimOutcome>(
+        new UnboundedChannelOptions { SingleReader = false, SingleWriter = false });
+
+    private readonly ConcurrentQueue<DeadLetter> _deadLetters = new();
+
+    // Deliveries handed out and not settled, plus NextAsync reservations, plus delayed
+    // redeliveries not yet back in the queue. Exhaustion needs it at zero.
+    private long _outstanding;
+    private long _nextDeliveryId;
+    private long _acked;
+    private long _nacked;
+    private long _terminated;
+    private volatile bool _inputComplete;
+
+    /// <summary>Creates the source.</summary>
+    /// <param name="timeProvider">Clock for delayed nacks; <see cref="TimeProvider.System"/> when null.</param>
+    protected QueuedCommandSource(TimeProvider? timeProvider)
+    {
+        TimeProvider = timeProvider ?? TimeProvider.System;
+    }
+
+    /// <summary>The clock delayed nacks run on.</summary>
+    protected TimeProvider TimeProvider { get; }
+
+    /// <summary>Acked deliveries.</summary>
+    public long Acked => Volatile.Read(ref _acked);
+
+    /// <summary>Nacked deliveries (each comes back).</summary>
+    public long Nacked => Volatile.Read(ref _nacked);
+
+    /// <summary>Terminated deliveries (see <see cref="DeadLetters"/>).</summary>
+    public long Terminated => Volatile.Read(ref _terminated);
+
+    /// <summary>Items ready to be pulled now.</summary>
+    public int Ready => _ready.Reader.Count;
+
+    /// <summary>Items given up on, in the order they were terminated.</summary>
+    public IReadOnlyCollection<DeadLetter> DeadLetters => _deadLetters;
+
+    /// <summary>Whether no more new input will arrive.</summary>
+    protected bool InputComplete => _inputComplete;
+
+    /// <inheritdoc/>
+    public async ValueTask<Pulled<DeliveryHandle>?> NextAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+
+            // Reserve first, so a concurrent settle cannot see zero outstanding and close the
+            // queue while this call is between reading and handing out.
+            Interlocked.Increment(ref _outstanding);
+            var handedOut = false;
+            try
+            {
+                if (_ready.Reader.TryRead(out var outcome))
+                {
+                    handedOut = true;
+                    return Deliver(outcome);
+                }
+
+                if (!_inputComplete)
+                {
+                    var produced = await ProduceAsync(cancellationToken).ConfigureAwait(false);
+                    if (produced is { } fresh)
+                    {
+                        handedOut = true;
+                        return Deliver(fresh);
+                    }
+                }
+            }
+            finally
+            {
+                if (!handedOut)
+                {
+                    Release();
+                }
+            }
+
+            if (!await _ready.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                return null;
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public ValueTask AckAsync(DeliveryHandle handle, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _acked);
+        Release();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public ValueTask NackAsync(DeliveryHandle handle, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _nacked);
+        _ready.Writer.TryWrite(Redeliver(handle.Outcome));
+        Release();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public ValueTask NackAsync(DeliveryHandle handle, TimeSpan delay, CancellationToken cancellationToken)
+    {
+        if (delay <= TimeSpan.Zero)
+        {
+            return NackAsync(handle, cancellationToken);
+        }
+
+        Interlocked.Increment(ref _nacked);
+        var redelivery = new DelayedRedelivery(this, Redeliver(handle.Outcome));
+        redelivery.Start(delay);
+        // The outstanding count stays held until the timer puts the item back.
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc/>
+    public ValueTask TerminateAsync(DeliveryHandle handle, string reason, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _terminated);
+        _deadLetters.Enqueue(new DeadLetter(handle.Outcome, reason));
+        Release();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// Produces the next fresh item when the ready queue is empty, or null when there is none
+    /// right now. A source that reaches the end of its input calls <see cref="CompleteInput"/>.
+    /// </summary>
+    protected virtual ValueTask<ClaimOutcome?> ProduceAsync(CancellationToken cancellationToken) =>
+        new((ClaimOutcome?)null);
+
+    /// <summary>Adds an item to the ready queue.</summary>
+    protected void EnqueueReady(ClaimOutcome outcome)
+    {
+        if (_inputComplete)
+        {
+            throw new InvalidOperationException("The source's input is complete; no more items can be added.");
+        }
+
+        _ready.Writer.TryWrite(outcome);
+    }
+
+    /// <summary>No more new input: the source is exhausted once every delivery is settled.</summary>
+    protected void CompleteInput()
+    {
+        _inputComplete = true;
+        TryFinish();
+    }
+
+    /// <summary>The outcome a nacked item comes back with: its command's <c>attempts</c> grows by one.</summary>
+    protected virtual ClaimOutcome Redeliver(ClaimOutcome outcome)
+    {
+        if (outcome.Command is not { } command)
+        {
+            return outcome;
+        }
+
+        var next = command with { Attempts = command.Attempts + 1 };
+        return outcome.Kind switch
+        {
+            ClaimOutcomeKind.Claimed => ClaimOutcome.Claimed(next),
+            ClaimOutcomeKind.AlreadyClaimed => ClaimOutcome.AlreadyClaimed(next),
+            ClaimOutcomeKind.RetryLater => ClaimOutcome.RetryLater(outcome.Reason!, next),
+            _ => ClaimOutcome.Failed(outcome.Reason!, next),
+        };
+    }
+
+    private Pulled<DeliveryHandle> Deliver(ClaimOutcome outcome) =>
+        new(outcome, new DeliveryHandle(Interlocked.Increment(ref _nextDeliveryId), outcome));
+
+    private void Release()
+    {
+        if (Interlocked.Decrement(ref _outstanding) == 0)
+        {
+            TryFinish();
+        }
+    }
+
+    private void TryFinish()
+    {
+        if (_inputComplete && Volatile.Read(ref _outstanding) == 0 && _ready.Reader.Count == 0)
+        {
+            _ready.Writer.TryComplete();
+        }
+    }
+
+    private sealed class DelayedRedelivery(QueuedCommandSource owner, ClaimOutcome outcome)
+    {
+        private ITimer? _timer;
+
+        public void Start(TimeSpan delay)
+        {
+            lock (this)
+            {
+                _timer = owner.TimeProvider.CreateTimer(static state => ((DelayedRedelivery)state!).Fire(), this, delay, Timeout.InfiniteTimeSpan);
+            }
+        }
+
+        private void Fire()
+        {
+            lock (this)
+            {
+                _timer?.Dispose();
+            }
+
+            owner._ready.Writer.TryWrite(outcome);
+            owner.Release();
+        }
+    }
+}

@@ -1,0 +1,33 @@
+namespace Pipeline.Sources;
+
+/// <summary>
+/// The optional capabilities of one source, discovered once when the pipeline is built so the
+/// stages never cast the source themselves.
+/// </summary>
+/// <typeparam name="THandle">The source's handle type.</typeparam>
+public sealed class SourceCapabilities<THandle>
+{
+    private SourceCapabilities(ICommandSource<THandle> source)
+    {
+        Source = source;
+        DelayedNack = source as ISupportsDelayedNack<THandle>;
+        Terminate = source as ISupportsTerminate<THandle>;
+        KeepAlive = source as ISupportsKeepAlive<THandle>;
+    }
+
+    /// <summary>The source itself.</summary>
+    public ICommandSource<THandle> Source { get; }
+
+    /// <summary>Delayed nack, or null when the source redelivers only at once.</summary>
+    public ISupportsDelayedNack<THandle>? DelayedNack { get; }
+
+    /// <summary>Terminate, or null when the source cannot give up on an item.</summary>
+    public ISupportsTerminate<THandle>? Terminate { get; }
+
+    /// <summary>Keep-alive, or null when deliveries do not expire.</summary>
+    public ISupportsKeepAlive<THandle>? KeepAlive { get; }
+
+    /// <summary>Discovers what <paramref name="source"/> offers.</summary>
+    public static SourceCapabilities<THandle> Discover(ICommandSource<THandle> source) =>
+        new(source ?? throw new ArgumentNullException(nameof(source)));
+}
