@@ -45,8 +45,6 @@ internal sealed class RecordingSource :
 
     public Func<bool>? FailSettle { get; init; }
 
-    public bool SupportsTerminateCalls { get; init; } = true;
-
     public long Pulled => Volatile.Read(ref _nextHandle) + 1;
 
     public IReadOnlyDictionary<long, SettleKind> Settled => _settled;

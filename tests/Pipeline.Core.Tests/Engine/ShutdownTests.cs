@@ -1,0 +1,132 @@
+using Microsoft.Extensions.Time.Testing;
+using Pipeline.Dispatch;
+using Pipeline.Engine;
+using Pipeline.Events;
+using Pipeline.Sources;
+using Pipeline.Tests.Support;
+
+namespace Pipeline.Tests.Engine;
+
+public sealed class ShutdownTests
+{
+    private static async Task WaitFor(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not reached in 20 s");
+            await Task.Delay(5);
+        }
+    }
+
+    [Fact]
+    public async Task Work_in_flight_finishes_when_it_beats_the_deadline()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var started = 0;
+        var gated = new ScriptedTool("gated", async (_, ct) =>
+        {
+            Interlocked.Increment(ref started);
+            await release.Task.WaitAsync(ct);
+            return ToolResult.Success();
+        });
+        var source = InMemoryCommandSource.From(Enumerable.Range(0, 50).Select(i => TestCommands.Make($"c{i}", "gated")));
+        var sink = new CollectingSink();
+        var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with
+        {
+            PullParallelism = 1,
+            Claim = new BlockOptions { Capacity = 1 },
+            AckDecision = new BlockOptions { Capacity = 1 },
+            Dispatch = new BlockOptions { Parallelism = 2, Capacity = 1 },
+            ShutdownTimeout = TimeSpan.FromMinutes(5),
+        };
+        var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(gated), sink, options);
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(stop.Token);
+
+        await WaitFor(() => Volatile.Read(ref started) == 2);
+        await stop.CancelAsync();
+        var pulledAtStop = pipeline.Stats.Pulled;
+        release.SetResult();
+        await run.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(pulledAtStop, pipeline.Stats.Pulled);
+        Assert.Equal(pulledAtStop, source.Acked);
+        Assert.Equal(0, source.Nacked);
+        Assert.Equal(pulledAtStop, pipeline.Stats.Completed);
+        Assert.Equal(50 - pulledAtStop, source.Ready);
+    }
+
+    [Fact]
+    public async Task At_the_deadline_running_tools_are_cancelled_and_their_items_nacked()
+    {
+        var time = new FakeTimeProvider();
+        var started = 0;
+        var stuck = new ScriptedTool("stuck", async (_, ct) =>
+        {
+            Interlocked.Increment(ref started);
+            await Task.Delay(Timeout.InfiniteTimeSpan, ct);
+            return ToolResult.Success();
+        });
+        var source = InMemoryCommandSource.From(Enumerable.Range(0, 10).Select(i => TestCommands.Make($"c{i}", "stuck")));
+        var sink = new CollectingSink();
+        var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with
+        {
+            Dispatch = new BlockOptions { Parallelism = 2, Capacity = 2 },
+            ShutdownTimeout = TimeSpan.FromSeconds(5),
+        };
+        var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(stuck), sink, options, timeProvider: time);
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(stop.Token);
+
+        await WaitFor(() => Volatile.Read(ref started) == 2);
+        await stop.CancelAsync();
+        time.Advance(TimeSpan.FromSeconds(4));
+        await Task.Delay(50);
+        Assert.False(run.IsCompleted, "the pipeline must wait for the deadline");
+
+        time.Advance(TimeSpan.FromSeconds(1));
+        await run.WaitAsync(TimeSpan.FromSeconds(30));
+
+        var stats = pipeline.Stats;
+        Assert.Equal(0, stats.InFlight);
+        Assert.Equal(stats.Pulled, source.Nacked);
+        Assert.Equal(0, source.Acked);
+        Assert.Equal(10, source.Ready);
+        Assert.Contains(sink.Events, e => e.EventType == EventTypes.CommandFailed && e.Error!.Contains("shutdown deadline", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_tool_that_overruns_its_timeout_fails_with_a_clear_error()
+    {
+        var time = new FakeTimeProvider();
+        var started = 0;
+        var stuck = new ScriptedTool("stuck", async (_, ct) =>
+        {
+            Interlocked.Increment(ref started);
+            await Task.Delay(Timeout.InfiniteTimeSpan, ct);
+            return ToolResult.Success();
+        });
+        var source = InMemoryCommandSource.From([TestCommands.Make("t", "stuck")]);
+        var sink = new CollectingSink();
+        var options = PipelineHarness.FastOptions() with { ToolTimeout = TimeSpan.FromSeconds(10), ToolRetries = 0 };
+        var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(stuck), sink, options, timeProvider: time);
+        var run = pipeline.RunAsync(CancellationToken.None);
+
+        await WaitFor(() => Volatile.Read(ref started) == 1);
+        time.Advance(TimeSpan.FromSeconds(10));
+        await run.WaitAsync(TimeSpan.FromSeconds(30));
+
+        var failed = sink.For("t").Last();
+        Assert.Equal(EventTypes.CommandFailed, failed.EventType);
+        Assert.Equal("stuck: timed out after 10000 ms.", failed.Error);
+    }
+
+    [Fact]
+    public async Task A_pipeline_runs_once()
+    {
+        var pipeline = new CommandPipeline<DeliveryHandle>(InMemoryCommandSource.From([]), PipelineHarness.Tools(), new CollectingSink());
+        await pipeline.RunAsync(CancellationToken.None);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => pipeline.RunAsync(CancellationToken.None));
+    }
+}
