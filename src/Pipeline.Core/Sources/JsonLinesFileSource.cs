@@ -80,7 +80,10 @@ public sealed class JsonLinesFileSource : QueuedCommandSource, IAsyncDisposable
         }
         catch (JsonException ex)
         {
-            return ClaimOutcome.Failed($"{System.IO.Path.GetFileName(Path)} line {lineNumber}: malformed command: {ex.Message}");
+            // The serializer's own position ("LineNumber: 0") is within the line; ours names the file's line.
+            var message = ex.Message;
+            var position = message.IndexOf(" | LineNumber:", StringComparison.Ordinal);
+            return ClaimOutcome.Failed($"{System.IO.Path.GetFileName(Path)} line {lineNumber}: malformed command: {(position < 0 ? message : message[..position])}");
         }
     }
 }

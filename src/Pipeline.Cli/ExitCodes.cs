@@ -1,0 +1,14 @@
+namespace Pipeline.Cli;
+
+/// <summary>What <c>pipeline</c> exits with.</summary>
+public static class ExitCodes
+{
+    /// <summary>Every command succeeded (or was skipped as handled elsewhere).</summary>
+    public const int Success = 0;
+
+    /// <summary>Some commands failed: a tool failure, a malformed line, an unknown tool, a dropped event.</summary>
+    public const int SomeFailed = 1;
+
+    /// <summary>A usage error or an input that cannot be read.</summary>
+    public const int UsageError = 2;
+}

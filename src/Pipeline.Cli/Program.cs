@@ -1,0 +1,3 @@
+using Pipeline.Cli;
+
+return await PipelineCli.InvokeAsync(args, Console.Out, Console.Error, interactive: null);

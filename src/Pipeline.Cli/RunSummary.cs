@@ -1,0 +1,72 @@
+using System.Globalization;
+using Pipeline.Engine;
+using Pipeline.Events;
+
+namespace Pipeline.Cli;
+
+/// <summary>The end-of-run report: counts per outcome, throughput, latency percentiles.</summary>
+internal sealed record RunSummary(
+    long Pulled,
+    long Completed,
+    long Failed,
+    long Skipped,
+    long ClaimRetries,
+    long ClaimFailures,
+    long Acked,
+    long Nacked,
+    long Terminated,
+    long EventsEmitted,
+    long EventsDropped,
+    IReadOnlyList<PipelineEvent> Failures,
+    TimeSpan Elapsed,
+    TimeSpan P50,
+    TimeSpan P95,
+    TimeSpan P99)
+{
+    /// <summary>How many failures the summary lists.</summary>
+    public const int MaxListed = 10;
+
+    /// <summary>Nothing failed, nothing was given up on, no event was dropped.</summary>
+    public bool AllSucceeded => Failed == 0 && ClaimFailures == 0 && EventsDropped == 0 && Terminated == 0;
+
+    public static RunSummary From(PipelineStats stats, IReadOnlyCollection<PipelineEvent> failures, TimeSpan elapsed) => new(
+        stats.Pulled, stats.Completed, stats.Failed, stats.Skipped, stats.ClaimRetries, stats.ClaimFailures,
+        stats.Acked, stats.Nacked, stats.Terminated, stats.EventsEmitted, stats.EventsDropped, [.. failures],
+        elapsed, stats.Latency.Percentile(50), stats.Latency.Percentile(95), stats.Latency.Percentile(99));
+
+    public async Task WriteAsync(TextWriter output, string commandsPath, string? eventsPath)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var seconds = Math.Max(Elapsed.TotalSeconds, 1e-9);
+        await output.WriteLineAsync($"pipeline run {commandsPath}");
+        await output.WriteLineAsync(string.Create(c, $"  completed      {Completed}"));
+        await output.WriteLineAsync(string.Create(c, $"  failed         {Failed}"));
+        await output.WriteLineAsync(string.Create(c, $"  skipped        {Skipped}"));
+        await output.WriteLineAsync(string.Create(c, $"  claim retries  {ClaimRetries}"));
+        await output.WriteLineAsync(string.Create(c, $"  claim failures {ClaimFailures}"));
+        await output.WriteLineAsync(string.Create(c, $"  handles        {Pulled} pulled = {Acked} acked + {Nacked} nacked + {Terminated} terminated"));
+        await output.WriteLineAsync(string.Create(c, $"  throughput     {(Completed + Failed) / seconds:0} commands/s over {Elapsed.TotalSeconds:0.000} s"));
+        await output.WriteLineAsync(string.Create(c, $"  latency        p50 {Format(P50)}  p95 {Format(P95)}  p99 {Format(P99)}"));
+        if (eventsPath is not null)
+        {
+            await output.WriteLineAsync(string.Create(c, $"  events         {EventsEmitted} written to {eventsPath}, {EventsDropped} dropped"));
+        }
+
+        foreach (var failure in Failures)
+        {
+            await output.WriteLineAsync($"  {failure.EventType,-15}{failure.CommandId ?? "(no command)"}: {failure.Error}");
+        }
+
+        var unlisted = Failed + ClaimFailures - Failures.Count;
+        if (unlisted > 0)
+        {
+            await output.WriteLineAsync(string.Create(c, $"  ... and {unlisted} more failures (see --events)"));
+        }
+
+        await output.WriteLineAsync(AllSucceeded ? "  result         all commands succeeded" : "  result         some commands failed");
+    }
+
+    private static string Format(TimeSpan value) => value.TotalMilliseconds >= 1
+        ? string.Create(CultureInfo.InvariantCulture, $"{value.TotalMilliseconds:0.0} ms")
+        : string.Create(CultureInfo.InvariantCulture, $"{value.TotalMicroseconds:0} µs");
+}
