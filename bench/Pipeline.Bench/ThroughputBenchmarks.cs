@@ -1,0 +1,159 @@
+using System.Threading.Channels;
+using System.Threading.Tasks.Dataflow;
+using BenchmarkDotNet.Attributes;
+using Pipeline.Commands;
+using Pipeline.Dispatch;
+using Pipeline.Engine;
+using Pipeline.Sources;
+using Pipeline.Tools;
+
+namespace Pipeline.Bench;
+
+/// <summary>
+/// End to end, in memory, with the <c>noop</c> tool and every event delivered to a counting sink,
+/// against three baselines measured in the same run: a raw bounded channel handoff (the floor of
+/// one hop), a naive loop (SemaphoreSlim + a task per command, ack after), and the same five
+/// stages built from TPL Dataflow blocks.
+/// </summary>
+public class ThroughputBenchmarks
+{
+    private const int Count = 200_000;
+    private Command[] _commands = [];
+    private InMemoryCommandSource _source = null!;
+    private readonly CountingSink _sink = new();
+    private readonly ToolRegistry _tools = new([new NoopTool()]);
+
+    [Params(1, 4, 16, 64)]
+    public int DispatchParallelism { get; set; }
+
+    [GlobalSetup]
+    public void Setup() => _commands = BenchCommands.Make(Count, "noop", "{}");
+
+    [IterationSetup]
+    public void FreshSource()
+    {
+        _source = InMemoryCommandSource.From(_commands);
+        _sink.Reset();
+    }
+
+    [Benchmark(OperationsPerInvoke = Count, Description = "Pipeline (5 blocks, noop, events counted)")]
+    public async Task Pipeline()
+    {
+        var options = new PipelineOptions
+        {
+            Dispatch = new BlockOptions { Parallelism = DispatchParallelism, Capacity = 1024 },
+            Claim = new BlockOptions { Capacity = 1024 },
+            AckDecision = new BlockOptions { Capacity = 1024 },
+            Emit = new BlockOptions { Capacity = 8192 },
+            PullParallelism = 1,
+            WorkerId = "bench",
+        };
+        var pipeline = new CommandPipeline<DeliveryHandle>(_source, _tools, _sink, options);
+        await pipeline.RunAsync(CancellationToken.None);
+        Check(pipeline.Stats.Completed == Count && _sink.Count == 3L * Count && _source.Acked == Count);
+    }
+
+    [Benchmark(OperationsPerInvoke = Count, Description = "Baseline: naive loop (SemaphoreSlim + task per command, ack after)")]
+    public async Task NaiveLoop()
+    {
+        var tool = new NoopTool();
+        using var slots = new SemaphoreSlim(DispatchParallelism);
+        long events = 0;
+        var running = new List<Task>();
+        while (await _source.NextAsync(CancellationToken.None) is { } pulled)
+        {
+            await slots.WaitAsync();
+            running.Add(Task.Run(async () =>
+            {
+                try
+                {
+                    Interlocked.Increment(ref events); // started
+                    await tool.InvokeAsync(pulled.Outcome.Command!, CancellationToken.None);
+                    Interlocked.Increment(ref events); // completed
+                    await _source.AckAsync(pulled.Handle, CancellationToken.None);
+                }
+                finally
+                {
+                    slots.Release();
+                }
+            }));
+        }
+
+        await Task.WhenAll(running);
+        Check(_source.Acked == Count && events == 2L * Count);
+    }
+
+    [Benchmark(OperationsPerInvoke = Count, Description = "Baseline: raw bounded Channel<T> handoff (one hop, no work)")]
+    public async Task RawChannel()
+    {
+        var channel = Channel.CreateBounded<Command>(new BoundedChannelOptions(1024) { SingleReader = true, SingleWriter = true });
+        var consumer = Task.Run(async () =>
+        {
+            long seen = 0;
+            while (await channel.Reader.WaitToReadAsync())
+            {
+                while (channel.Reader.TryRead(out _))
+                {
+                    seen++;
+                }
+            }
+
+            return seen;
+        });
+        foreach (var command in _commands)
+        {
+            if (!channel.Writer.TryWrite(command))
+            {
+                await channel.Writer.WriteAsync(command);
+            }
+        }
+
+        channel.Writer.Complete();
+        Check(await consumer == Count);
+    }
+
+    [Benchmark(OperationsPerInvoke = Count, Description = "Baseline: the five stages as TPL Dataflow blocks")]
+    public async Task Dataflow()
+    {
+        var tool = new NoopTool();
+        long events = 0;
+        var bounded = new ExecutionDataflowBlockOptions { BoundedCapacity = 1024 };
+        var link = new DataflowLinkOptions { PropagateCompletion = true };
+        var claim = new TransformBlock<Pulled<DeliveryHandle>, Pulled<DeliveryHandle>>(p => p, bounded);
+        var decide = new TransformBlock<Pulled<DeliveryHandle>, Pulled<DeliveryHandle>>(
+            async p =>
+            {
+                await _source.AckAsync(p.Handle, CancellationToken.None);
+                return p;
+            },
+            bounded);
+        var dispatch = new TransformBlock<Pulled<DeliveryHandle>, int>(
+            async p =>
+            {
+                await tool.InvokeAsync(p.Outcome.Command!, CancellationToken.None);
+                return 3;
+            },
+            new ExecutionDataflowBlockOptions { BoundedCapacity = 1024, MaxDegreeOfParallelism = DispatchParallelism });
+        var emit = new ActionBlock<int>(n => events += n, bounded);
+        claim.LinkTo(decide, link);
+        decide.LinkTo(dispatch, link);
+        dispatch.LinkTo(emit, link);
+
+        while (await _source.NextAsync(CancellationToken.None) is { } pulled)
+        {
+            await claim.SendAsync(pulled);
+        }
+
+        claim.Complete();
+        await emit.Completion;
+        Check(_source.Acked == Count && events == 3L * Count);
+    }
+
+    private static void Check(bool condition)
+    {
+        if (!condition)
+        {
+            throw new InvalidOperationException("The benchmark did not handle every command.");
+        }
+    }
+}
