@@ -1,4 +1,10 @@
 using BenchmarkDotNet.Running;
 using Pipeline.Bench;
 
+if (args.Length > 0 && args[0] == "--quick")
+{
+    await QuickRun.RunAsync(args);
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(BenchConfig).Assembly).Run(args, new BenchConfig());

@@ -12,7 +12,6 @@ using Pipeline.Telemetry;
 using Pipeline.Tools;
 using Polly;
 using Polly.Retry;
-using Polly.Timeout;
 
 namespace Pipeline.Engine;
 
@@ -43,12 +42,12 @@ public sealed class CommandPipeline<THandle>
     private readonly Channel<WorkItem<THandle>> _claimQueue;
     private readonly Channel<WorkItem<THandle>> _decideQueue;
     private readonly Channel<WorkItem<THandle>> _dispatchQueue;
-    private readonly Channel<PipelineEvent> _eventQueue;
+    private readonly Channel<EventBatch> _eventQueue;
 
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _abort;
     private readonly ResiliencePipeline<Pulled<THandle>?> _pullResilience;
-    private readonly ResiliencePipeline<ToolResult> _toolResilience;
+    private readonly ResiliencePipeline<ToolAttempt> _toolRetry;
     private readonly ResiliencePipeline _emitResilience;
     private int _started;
 
@@ -83,13 +82,15 @@ public sealed class CommandPipeline<THandle>
         _claimQueue = CreateQueue<WorkItem<THandle>>(_options.Claim, _options.PullParallelism);
         _decideQueue = CreateQueue<WorkItem<THandle>>(_options.AckDecision, _options.Claim.Parallelism);
         _dispatchQueue = CreateQueue<WorkItem<THandle>>(_options.Dispatch, _options.AckDecision.Parallelism);
-        _eventQueue = CreateQueue<PipelineEvent>(_options.Emit, singleWriter: 0);
+        // Events travel in batches: the Emit queue holds Capacity events' worth of full batches.
+        _eventQueue = CreateQueue<EventBatch>(
+            _options.Emit with { Capacity = Math.Max(1, _options.Emit.Capacity / _options.EmitBatchSize) }, singleWriter: 0);
 
         Stats = new PipelineStats(() => new QueueDepths(
             _claimQueue.Reader.Count, _decideQueue.Reader.Count, _dispatchQueue.Reader.Count, _eventQueue.Reader.Count));
 
         _pullResilience = BuildPullResilience();
-        _toolResilience = BuildToolResilience();
+        _toolRetry = BuildToolRetry();
         _emitResilience = BuildEmitResilience();
     }
 
@@ -115,9 +116,9 @@ public sealed class CommandPipeline<THandle>
 
         // Start from the end so every block has a reader before anything is written to it.
         var emit = RunWorkers(_options.Emit.Parallelism, EmitWorkerAsync);
-        var dispatch = RunWorkers(_options.Dispatch.Parallelism, () => DrainAsync(_dispatchQueue.Reader, DispatchAsync));
-        var decide = RunWorkers(_options.AckDecision.Parallelism, () => DrainAsync(_decideQueue.Reader, DecideAsync));
-        var claim = RunWorkers(_options.Claim.Parallelism, () => DrainAsync(_claimQueue.Reader, ClaimAsync));
+        var dispatch = RunWorkers(_options.Dispatch.Parallelism, () => DrainAsync(_dispatchQueue.Reader, DispatchAsync, NewWorker(tools: true)));
+        var decide = RunWorkers(_options.AckDecision.Parallelism, () => DrainAsync(_decideQueue.Reader, DecideAsync, NewWorker(tools: false)));
+        var claim = RunWorkers(_options.Claim.Parallelism, () => DrainAsync(_claimQueue.Reader, ClaimAsync, NewWorker(tools: false)));
         var pull = RunWorkers(_options.PullParallelism, PullWorkerAsync);
 
         // Each block finishes after the one before it has, so nothing is written to a closed queue.
@@ -177,7 +178,7 @@ public sealed class CommandPipeline<THandle>
 
     // ---- Claim -----------------------------------------------------------------------------
 
-    private async ValueTask ClaimAsync(WorkItem<THandle> item)
+    private async ValueTask ClaimAsync(WorkItem<THandle> item, Worker worker)
     {
         if (item.Outcome.Kind == ClaimOutcomeKind.Claimed)
         {
@@ -187,7 +188,7 @@ public sealed class CommandPipeline<THandle>
                 if (!_recent.TryBegin(commandId))
                 {
                     item.IsDuplicate = true;
-                    await WriteAsync(_decideQueue, item).ConfigureAwait(false);
+                    await ForwardAsync(_decideQueue, item, worker).ConfigureAwait(false);
                     return;
                 }
 
@@ -204,62 +205,65 @@ public sealed class CommandPipeline<THandle>
             }
         }
 
-        await WriteAsync(_decideQueue, item).ConfigureAwait(false);
+        await ForwardAsync(_decideQueue, item, worker).ConfigureAwait(false);
     }
 
     // ---- Ack-decision ----------------------------------------------------------------------
 
-    private async ValueTask DecideAsync(WorkItem<THandle> item)
+    private async ValueTask DecideAsync(WorkItem<THandle> item, Worker worker)
     {
         var outcome = item.Outcome;
         if (item.IsDuplicate)
         {
             await SettleAsync(item, Settlement.Ack).ConfigureAwait(false);
             Stats.Increment(StatCounter.Skipped);
-            await EmitAsync(outcome.Command, EventTypes.CommandSkipped, EventStatus.Skipped, error: "duplicate delivery of a command this worker is running or has run").ConfigureAwait(false);
+            Emit(worker, outcome.Command, EventTypes.CommandSkipped, EventStatus.Skipped, error: "duplicate delivery of a command this worker is running or has run");
             return;
         }
 
         switch (outcome.Kind)
         {
             case ClaimOutcomeKind.Claimed:
-                await EmitAsync(outcome.Command, EventTypes.CommandClaimed, EventStatus.Claimed).ConfigureAwait(false);
+                // The Dispatch worker emits command.claimed (stamped now) ahead of command.started,
+                // so one command's events leave in order from one worker's batch.
+                item.ClaimedAt = _time.GetUtcNow();
                 if (_options.AckMode == AckMode.AckBeforeDispatch)
                 {
                     await SettleAsync(item, Settlement.Ack).ConfigureAwait(false);
                     item.Settled = true;
                 }
 
-                await WriteAsync(_dispatchQueue, item).ConfigureAwait(false);
+                await ForwardAsync(_dispatchQueue, item, worker).ConfigureAwait(false);
                 return;
 
             case ClaimOutcomeKind.AlreadyClaimed:
                 await SettleAsync(item, Settlement.Ack).ConfigureAwait(false);
                 Stats.Increment(StatCounter.Skipped);
-                await EmitAsync(outcome.Command, EventTypes.CommandSkipped, EventStatus.Skipped, error: "already claimed by another worker").ConfigureAwait(false);
+                Emit(worker, outcome.Command, EventTypes.CommandSkipped, EventStatus.Skipped, error: "already claimed by another worker");
                 return;
 
             case ClaimOutcomeKind.RetryLater:
                 await SettleAsync(item, Settlement.Nack, DelayFor(outcome.Command)).ConfigureAwait(false);
                 Stats.Increment(StatCounter.ClaimRetries);
-                await EmitAsync(outcome.Command, EventTypes.ClaimRetry, EventStatus.Retry, error: outcome.Reason).ConfigureAwait(false);
+                Emit(worker, outcome.Command, EventTypes.ClaimRetry, EventStatus.Retry, error: outcome.Reason);
                 return;
 
             default:
                 var terminate = _options.FailedClaimAction == FailedClaimAction.Terminate && _source.Terminate is not null;
                 await SettleAsync(item, terminate ? Settlement.Terminate : Settlement.Nack, DelayFor(outcome.Command), outcome.Reason).ConfigureAwait(false);
                 Stats.Increment(StatCounter.ClaimFailures);
-                await EmitAsync(outcome.Command, EventTypes.ClaimFailed, EventStatus.Failed, error: outcome.Reason).ConfigureAwait(false);
+                Emit(worker, outcome.Command, EventTypes.ClaimFailed, EventStatus.Failed, error: outcome.Reason);
                 return;
         }
     }
 
     // ---- Dispatch --------------------------------------------------------------------------
 
-    private async ValueTask DispatchAsync(WorkItem<THandle> item)
+    private async ValueTask DispatchAsync(WorkItem<THandle> item, Worker worker)
     {
         var command = item.Outcome.Command!;
-        await EmitAsync(command, EventTypes.CommandStarted, EventStatus.Started).ConfigureAwait(false);
+        Emit(worker, command, EventTypes.CommandClaimed, EventStatus.Claimed, createdAt: item.ClaimedAt);
+        Emit(worker, command, EventTypes.CommandStarted, EventStatus.Started);
 
         var started = _time.GetTimestamp();
         ToolResult result;
@@ -270,7 +274,7 @@ public sealed class CommandPipeline<THandle>
             activity?.SetTag("pipeline.execution_id", command.ExecutionId);
             activity?.SetTag("pipeline.tool_kind", command.ToolKind);
             using var keepAlive = item.Settled ? null : KeepAlive.Start(_source, item.Handle, _time, _logger);
-            (result, permanent) = await RunToolAsync(command).ConfigureAwait(false);
+            (result, permanent) = await RunToolAsync(command, worker).ConfigureAwait(false);
             if (!result.IsSuccess)
             {
                 activity?.SetStatus(ActivityStatusCode.Error, result.Error);
@@ -289,7 +293,7 @@ public sealed class CommandPipeline<THandle>
                 await SettleAsync(item, Settlement.Ack).ConfigureAwait(false);
             }
 
-            await EmitAsync(command, EventTypes.CommandCompleted, EventStatus.Completed, duration, result.Value).ConfigureAwait(false);
+            Emit(worker, command, EventTypes.CommandCompleted, EventStatus.Completed, duration, result.Value);
             return;
         }
 
@@ -311,46 +315,78 @@ public sealed class CommandPipeline<THandle>
             }
         }
 
-        await EmitAsync(command, EventTypes.CommandFailed, EventStatus.Failed, duration, result.Value, error).ConfigureAwait(false);
+        Emit(worker, command, EventTypes.CommandFailed, EventStatus.Failed, duration, result.Value, error);
     }
 
-    private async ValueTask<(ToolResult Result, bool Permanent)> RunToolAsync(Command command)
+    private async ValueTask<ToolAttempt> RunToolAsync(Command command, Worker worker)
     {
         if (!_tools.TryGet(command.ToolKind, out var tool))
         {
-            return (ToolResult.Failure($"unknown tool_kind '{command.ToolKind}'; registered tools: {_tools.KnownKinds}."), true);
+            return new(ToolResult.Failure($"unknown tool_kind '{command.ToolKind}'; registered tools: {_tools.KnownKinds}."), Permanent: true);
         }
 
+        var first = await AttemptAsync(tool, command, worker).ConfigureAwait(false);
+        if (first.Result.IsSuccess || first.Permanent || !first.Result.IsTransient || _options.ToolRetries == 0)
+        {
+            return first;
+        }
+
+        // The rare path: Polly retries the transient failure, with backoff, replaying the first attempt.
+        var retry = new ToolRetryState(this, tool, command, worker, first);
         var context = ResilienceContextPool.Shared.Get(_abort.Token);
         try
         {
-            var outcome = await _toolResilience.ExecuteOutcomeAsync(
-                static async (ctx, state) =>
-                {
-                    try
-                    {
-                        return Outcome.FromResult(await state.tool.InvokeAsync(state.command, ctx.CancellationToken).ConfigureAwait(false));
-                    }
-                    catch (Exception ex)
-                    {
-                        return Outcome.FromException<ToolResult>(ex);
-                    }
-                },
+            var outcome = await _toolRetry.ExecuteOutcomeAsync(
+                static async (_, state) => Outcome.FromResult(await state.NextAsync().ConfigureAwait(false)),
                 context,
-                (tool, command)).ConfigureAwait(false);
-
-            return outcome.Exception switch
-            {
-                null => (outcome.Result, false),
-                TimeoutRejectedException => (ToolResult.Failure($"{command.ToolKind}: timed out after {_options.ToolTimeout.TotalMilliseconds:0} ms.", transient: true), false),
-                OperationCanceledException when _abort.IsCancellationRequested => (ToolResult.Failure($"{command.ToolKind}: cancelled at the shutdown deadline.", transient: true), false),
-                ToolInputException ex => (ToolResult.Failure(ex.Message), true),
-                var ex => (ToolResult.Failure($"{command.ToolKind}: {ex.GetType().Name}: {ex.Message}", IsTransient(ex)), false),
-            };
+                retry).ConfigureAwait(false);
+            return outcome.Exception is null
+                ? outcome.Result
+                : new(ToolResult.Failure($"{command.ToolKind}: cancelled at the shutdown deadline.", transient: true), Permanent: false);
         }
         finally
         {
             ResilienceContextPool.Shared.Return(context);
+        }
+    }
+
+    /// <summary>One tool run under the per-attempt timeout and the shutdown deadline; never throws.</summary>
+    private async ValueTask<ToolAttempt> AttemptAsync(ITool tool, Command command, Worker worker)
+    {
+        var cancellation = worker.Tools!;
+        var token = cancellation.Begin();
+        try
+        {
+            var pending = tool.InvokeAsync(command, token);
+            if (pending.IsCompleted)
+            {
+                return new(pending.Result, Permanent: false);
+            }
+
+            // The tool went asynchronous: start its clock, and let the events out while it runs.
+            cancellation.Arm(_options.ToolTimeout);
+            await worker.Events.FlushAsync().ConfigureAwait(false);
+            return new(await pending.ConfigureAwait(false), Permanent: false);
+        }
+        catch (OperationCanceledException) when (cancellation.TimedOut)
+        {
+            return new(ToolResult.Failure($"{command.ToolKind}: timed out after {_options.ToolTimeout.TotalMilliseconds:0} ms.", transient: true), Permanent: false);
+        }
+        catch (OperationCanceledException) when (_abort.IsCancellationRequested)
+        {
+            return new(ToolResult.Failure($"{command.ToolKind}: cancelled at the shutdown deadline.", transient: true), Permanent: false);
+        }
+        catch (ToolInputException ex)
+        {
+            return new(ToolResult.Failure(ex.Message), Permanent: true);
+        }
+        catch (Exception ex)
+        {
+            return new(ToolResult.Failure($"{command.ToolKind}: {ex.GetType().Name}: {ex.Message}", IsTransient(ex)), Permanent: false);
+        }
+        finally
+        {
+            cancellation.End();
         }
     }
 
@@ -417,13 +453,13 @@ public sealed class CommandPipeline<THandle>
 
     // ---- Emit ------------------------------------------------------------------------------
 
-    private ValueTask EmitAsync(Command? command, string eventType, string status, TimeSpan? duration = null, System.Text.Json.JsonElement result = default, string? error = null)
+    private void Emit(Worker worker, Command? command, string eventType, string status, TimeSpan? duration = null, System.Text.Json.JsonElement result = default, string? error = null, DateTimeOffset? createdAt = null)
     {
-        var e = new PipelineEvent
+        worker.Events.Add(new PipelineEvent
         {
             EventType = eventType,
             Status = status,
-            CreatedAt = _time.GetUtcNow(),
+            CreatedAt = createdAt ?? _time.GetUtcNow(),
             ExecutionId = command?.ExecutionId ?? 0,
             Step = command?.Step,
             CommandId = command?.CommandId,
@@ -433,32 +469,26 @@ public sealed class CommandPipeline<THandle>
             DurationMs = duration?.TotalMilliseconds,
             Result = result,
             Error = error,
-        };
-        return WriteAsync(_eventQueue, e);
+        });
     }
 
     private async Task EmitWorkerAsync()
     {
-        var batchSize = _options.EmitBatchSize;
-        var buffer = ArrayPool<PipelineEvent>.Shared.Rent(batchSize);
         var reader = _eventQueue.Reader;
-        try
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            while (await reader.WaitToReadAsync().ConfigureAwait(false))
+            while (reader.TryRead(out var batch))
             {
-                var count = 0;
-                while (count < batchSize && reader.TryRead(out buffer[count]))
+                try
                 {
-                    count++;
+                    await WriteBatchAsync(batch.Memory).ConfigureAwait(false);
                 }
-
-                await WriteBatchAsync(buffer.AsMemory(0, count)).ConfigureAwait(false);
+                finally
+                {
+                    // Cleared on return so the pool does not keep results and strings alive.
+                    batch.Return();
+                }
             }
-        }
-        finally
-        {
-            // Clear so the pool does not keep results and strings alive.
-            ArrayPool<PipelineEvent>.Shared.Return(buffer, clearArray: true);
         }
     }
 
@@ -490,16 +520,54 @@ public sealed class CommandPipeline<THandle>
     private static ValueTask WriteAsync<T>(Channel<T> queue, T item) =>
         queue.Writer.TryWrite(item) ? ValueTask.CompletedTask : queue.Writer.WriteAsync(item, CancellationToken.None);
 
-    private static async Task DrainAsync<T>(ChannelReader<T> reader, Func<T, ValueTask> handle)
+    /// <summary>Passes an item to the next block; before waiting on a full queue, lets the worker's events go.</summary>
+    private static async ValueTask ForwardAsync(Channel<WorkItem<THandle>> queue, WorkItem<THandle> item, Worker worker)
     {
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        if (queue.Writer.TryWrite(item))
         {
-            while (reader.TryRead(out var item))
+            return;
+        }
+
+        await worker.Events.FlushAsync().ConfigureAwait(false);
+        await queue.Writer.WriteAsync(item, CancellationToken.None).ConfigureAwait(false);
+    }
+
+    private async Task DrainAsync(ChannelReader<WorkItem<THandle>> reader, Func<WorkItem<THandle>, Worker, ValueTask> handle, Worker worker)
+    {
+        using (worker)
+        {
+            do
             {
-                await handle(item).ConfigureAwait(false);
+                while (reader.TryRead(out var item))
+                {
+                    try
+                    {
+                        await handle(item, worker).ConfigureAwait(false);
+                    }
+                    catch (Exception ex)
+                    {
+                        // The handlers settle on every path they know; this is a bug. Keep the worker
+                        // alive so the pipeline still drains instead of stalling behind a dead block.
+                        Stats.Increment(StatCounter.InternalErrors);
+                        _logger.LogCritical(ex, "A block worker failed on {CommandId}; its handle may be left unsettled.", item.Outcome.Command?.CommandId);
+                    }
+
+                    if (worker.Events.IsFull)
+                    {
+                        await worker.Events.FlushAsync().ConfigureAwait(false);
+                    }
+                }
+
+                // About to wait (or done): the events gathered so far go now.
+                await worker.Events.FlushAsync().ConfigureAwait(false);
             }
+            while (await reader.WaitToReadAsync().ConfigureAwait(false));
         }
     }
+
+    private Worker NewWorker(bool tools) => new(
+        new EventBuffer(_eventQueue.Writer, _options.EmitBatchSize),
+        tools ? new ToolCancellation(_time, _abort.Token) : null);
 
     private static Task RunWorkers(int count, Func<Task> worker)
     {
@@ -535,29 +603,18 @@ public sealed class CommandPipeline<THandle>
             .Build();
     }
 
-    private ResiliencePipeline<ToolResult> BuildToolResilience()
-    {
-        var builder = new ResiliencePipelineBuilder<ToolResult> { TimeProvider = _time }
-            .AddTimeout(_options.ToolTimeout);
-        if (_options.ToolRetries > 0)
-        {
-            builder.AddRetry(new RetryStrategyOptions<ToolResult>
+    private ResiliencePipeline<ToolAttempt> BuildToolRetry() =>
+        new ResiliencePipelineBuilder<ToolAttempt> { TimeProvider = _time }
+            .AddRetry(new RetryStrategyOptions<ToolAttempt>
             {
-                MaxRetryAttempts = _options.ToolRetries,
+                MaxRetryAttempts = Math.Max(1, _options.ToolRetries),
                 BackoffType = DelayBackoffType.Exponential,
                 Delay = _options.ToolRetryDelay,
                 UseJitter = true,
-                ShouldHandle = static args => new ValueTask<bool>(args.Outcome switch
-                {
-                    { Exception: TransientToolException or HttpRequestException or TimeoutException } => true,
-                    { Exception: null, Result: { IsSuccess: false, IsTransient: true } } => true,
-                    _ => false,
-                }),
-            });
-        }
-
-        return builder.Build();
-    }
+                ShouldHandle = static args => new ValueTask<bool>(
+                    args.Outcome.Exception is null && args.Outcome.Result is { Permanent: false, Result: { IsSuccess: false, IsTransient: true } }),
+            })
+            .Build();
 
     private ResiliencePipeline BuildEmitResilience() =>
         new ResiliencePipelineBuilder { TimeProvider = _time }
@@ -570,6 +627,36 @@ public sealed class CommandPipeline<THandle>
                 ShouldHandle = new PredicateBuilder().Handle<Exception>(),
             })
             .Build();
+
+    /// <summary>What one tool run produced, and whether a retry or redelivery could change it.</summary>
+    private readonly record struct ToolAttempt(ToolResult Result, bool Permanent);
+
+    /// <summary>One block worker's own state: its event batch, and for Dispatch its tool cancellation.</summary>
+    private sealed class Worker(EventBuffer events, ToolCancellation? tools) : IDisposable
+    {
+        public EventBuffer Events { get; } = events;
+
+        public ToolCancellation? Tools { get; } = tools;
+
+        public void Dispose() => Tools?.Dispose();
+    }
+
+    /// <summary>Feeds Polly's retry: the first call replays the attempt already made, later calls run the tool again.</summary>
+    private sealed class ToolRetryState(CommandPipeline<THandle> owner, ITool tool, Command command, Worker worker, ToolAttempt first)
+    {
+        private bool _replayed;
+
+        public ValueTask<ToolAttempt> NextAsync()
+        {
+            if (!_replayed)
+            {
+                _replayed = true;
+                return new(first);
+            }
+
+            return owner.AttemptAsync(tool, command, worker);
+        }
+    }
 
     /// <summary>Renews an unsettled handle while its tool runs, for sources whose deliveries expire.</summary>
     private sealed class KeepAlive : IDisposable

@@ -58,6 +58,9 @@ public sealed class PipelineStats
     /// <summary>Events dropped after the sink kept failing.</summary>
     public long EventsDropped => Read(StatCounter.EventsDropped);
 
+    /// <summary>Unexpected failures inside a block (bugs); each is logged as critical. Should stay 0.</summary>
+    public long InternalErrors => Read(StatCounter.InternalErrors);
+
     /// <summary>Time from pull to the end of each item's handling.</summary>
     public LatencyHistogram Latency { get; } = new();
 
@@ -101,5 +104,6 @@ internal enum StatCounter
     PullErrors,
     EventsEmitted,
     EventsDropped,
+    InternalErrors,
     Count,
 }

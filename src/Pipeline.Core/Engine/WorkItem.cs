@@ -24,6 +24,9 @@ internal struct WorkItem<THandle>
     /// <summary>A duplicate delivery of a command this worker is running or ran.</summary>
     public bool IsDuplicate;
 
+    /// <summary>When the Ack-decision block took the claim (for the <c>command.claimed</c> event).</summary>
+    public DateTimeOffset ClaimedAt;
+
     /// <summary>The handle has been settled (ack before dispatch).</summary>
     public bool Settled;
 }

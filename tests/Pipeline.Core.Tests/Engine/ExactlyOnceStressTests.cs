@@ -100,6 +100,7 @@ public sealed class ExactlyOnceStressTests(ITestOutputHelper output)
         Assert.Equal(source.Pulled, stats.Pulled);
         Assert.Equal(stats.Pulled, stats.Acked + stats.Nacked + stats.Terminated);
         Assert.Equal(0, stats.InFlight);
+        Assert.Equal(0, stats.InternalErrors);
         Assert.True(stats.SettleErrors > 0, "the run should have injected settle faults");
         Assert.True(stats.PullErrors > 0, "the run should have injected pull faults");
     }

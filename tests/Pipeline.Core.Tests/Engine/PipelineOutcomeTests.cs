@@ -241,6 +241,63 @@ public sealed class PipelineOutcomeTests
         Assert.Contains("control plane down", retry.Error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 4)]
+    [InlineData(5, 16)]
+    [InlineData(16, 1)]
+    [InlineData(256, 1)]
+    public async Task Every_event_reaches_the_sink_in_order_whatever_the_batch_size(int batchSize, int dispatchParallelism)
+    {
+        const int count = 2_000;
+        var outcomes = Enumerable.Range(0, count).Select(i => ClaimOutcome.Claimed(TestCommands.Make($"c{i}"))).ToList();
+        var (_, sink, stats) = await Run(outcomes, PipelineHarness.FastOptions() with
+        {
+            EmitBatchSize = batchSize,
+            Emit = new BlockOptions { Capacity = batchSize * 2 },
+            Dispatch = new BlockOptions { Parallelism = dispatchParallelism, Capacity = 8 },
+        });
+
+        Assert.Equal(3 * count, sink.Events.Count);
+        Assert.Equal(3 * count, stats.EventsEmitted);
+        Assert.Equal(0, stats.InternalErrors);
+        foreach (var i in new[] { 0, count / 2, count - 1 })
+        {
+            Assert.Equal([EventTypes.CommandClaimed, EventTypes.CommandStarted, EventTypes.CommandCompleted], sink.TypesFor($"c{i}"));
+        }
+    }
+
+    [Fact]
+    public async Task A_worker_that_never_idles_still_delivers_every_event()
+    {
+        // Hold the first command until the Dispatch queue is full, so the one Dispatch worker then
+        // runs 64 commands back to back and its batch fills past its size mid-command.
+        const int count = 500;
+        CommandPipeline<Pipeline.Sources.DeliveryHandle>? pipeline = null;
+        var gate = new ScriptedTool("gate", async (_, ct) =>
+        {
+            while (pipeline!.Stats.QueueDepths.Dispatch < 64)
+            {
+                await Task.Delay(1, ct);
+            }
+
+            return ToolResult.Success();
+        });
+        var source = Pipeline.Sources.InMemoryCommandSource.From(
+            Enumerable.Range(0, count).Select(i => TestCommands.Make($"c{i}", i == 0 ? "gate" : "noop")));
+        var sink = new CollectingSink();
+        pipeline = new CommandPipeline<Pipeline.Sources.DeliveryHandle>(source, PipelineHarness.Tools(gate), sink, PipelineHarness.FastOptions() with
+        {
+            EmitBatchSize = 16,
+            Dispatch = new BlockOptions { Parallelism = 1, Capacity = 64 },
+        });
+        await pipeline.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(0, pipeline.Stats.InternalErrors);
+        Assert.Equal(3 * count, sink.Events.Count);
+        Assert.Equal(count, source.Acked);
+    }
+
     [Fact]
     public void Options_out_of_range_are_refused_with_the_option_named()
     {
