@@ -155,8 +155,7 @@ public sealed class CommandPipeline<THandle>
             Pulled<THandle>? next;
             try
             {
-                next = await _pullResilience.ExecuteAsync(
-                    static (source, token) => source.NextAsync(token), _source.Source, stopping).ConfigureAwait(false);
+                next = await PullAsync(stopping).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stopping.IsCancellationRequested)
             {
@@ -174,6 +173,26 @@ public sealed class CommandPipeline<THandle>
             // Once pulled, the item must reach a settle: write without a token (the Claim block drains).
             await WriteAsync(_claimQueue, new WorkItem<THandle>(pulled, _time.GetTimestamp())).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// One <c>NextAsync</c>, straight to the source while it succeeds; the first failure hands
+    /// over to Polly's retry (replaying that failure), which backs off until a call succeeds.
+    /// </summary>
+    private async ValueTask<Pulled<THandle>?> PullAsync(CancellationToken stopping)
+    {
+        Exception failure;
+        try
+        {
+            return await _source.Source.NextAsync(stopping).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (!(ex is OperationCanceledException && stopping.IsCancellationRequested))
+        {
+            failure = ex;
+        }
+
+        var replay = new PullRetryState(_source.Source, failure);
+        return await _pullResilience.ExecuteAsync(static (state, token) => state.NextAsync(token), replay, stopping).ConfigureAwait(false);
     }
 
     // ---- Claim -----------------------------------------------------------------------------
@@ -655,6 +674,22 @@ public sealed class CommandPipeline<THandle>
             }
 
             return owner.AttemptAsync(tool, command, worker);
+        }
+    }
+
+    /// <summary>Feeds Polly's pull retry: the first call replays the failure already seen, later calls pull again.</summary>
+    private sealed class PullRetryState(ICommandSource<THandle> source, Exception first)
+    {
+        private Exception? _first = first;
+
+        public ValueTask<Pulled<THandle>?> NextAsync(CancellationToken token)
+        {
+            if (Interlocked.Exchange(ref _first, null) is { } failure)
+            {
+                return ValueTask.FromException<Pulled<THandle>?>(failure);
+            }
+
+            return source.NextAsync(token);
         }
     }
 

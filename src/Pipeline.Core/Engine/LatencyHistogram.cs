@@ -13,17 +13,27 @@ public sealed class LatencyHistogram
     private const int LinearLimit = 16;
     private const int MaxExponent = 40;
     private readonly long[] _counts = new long[LinearLimit + ((MaxExponent - 3) * SubBuckets)];
-    private long _total;
 
-    /// <summary>Values recorded.</summary>
-    public long Count => Volatile.Read(ref _total);
+    /// <summary>Values recorded (a sum over the buckets: reading is rare, recording is hot).</summary>
+    public long Count
+    {
+        get
+        {
+            long total = 0;
+            for (var i = 0; i < _counts.Length; i++)
+            {
+                total += Volatile.Read(ref _counts[i]);
+            }
+
+            return total;
+        }
+    }
 
     /// <summary>Records one duration.</summary>
     public void Record(TimeSpan duration)
     {
         var micros = (long)duration.TotalMicroseconds;
         Interlocked.Increment(ref _counts[IndexOf(micros < 0 ? 0 : micros)]);
-        Interlocked.Increment(ref _total);
     }
 
     /// <summary>The value at <paramref name="percentile"/> (0–100): the upper bound of the bucket it falls in.</summary>
