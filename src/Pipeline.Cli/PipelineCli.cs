@@ -56,7 +56,7 @@ public static class PipelineCli
         var emitCapacity = Int("--emit-capacity", "Events queued for the sink.", defaults.Emit.Capacity);
         var emitBatch = Int("--emit-batch", "Most events per sink write.", defaults.EmitBatchSize);
         var maxAttempts = Int("--max-attempts", "With after-dispatch: attempts before a failing command is given up on.", defaults.MaxAttempts);
-        var toolTimeout = Int("--tool-timeout-ms", "Longest one dispatch may take, in milliseconds.", (int)defaults.ToolTimeout.TotalMilliseconds);
+        var toolTimeout = Int("--tool-timeout-ms", "Longest one tool attempt may take, in milliseconds (each retry gets its own).", (int)defaults.ToolTimeout.TotalMilliseconds);
         var shutdownTimeout = Int("--shutdown-timeout-ms", "After Ctrl+C, how long in-flight work may finish, in milliseconds.", (int)defaults.ShutdownTimeout.TotalMilliseconds);
         var enableShell = new Option<bool>("--enable-shell") { Description = "Register the shell tool (runs programs on this machine). Default: off." };
         var workerId = new Option<string?>("--worker-id") { Description = "The worker id on events. Default: host name and process id." };

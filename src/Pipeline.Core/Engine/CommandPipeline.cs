@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -277,7 +278,10 @@ public sealed class CommandPipeline<THandle>
     }
 
     // ---- Dispatch --------------------------------------------------------------------------
+    // The three dispatch methods use pooled builders: with a slow tool every dispatch suspends,
+    // and a fresh state-machine box each time would be most of its garbage.
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask DispatchAsync(WorkItem<THandle> item, Worker worker)
     {
         var command = item.Outcome.Command!;
@@ -337,6 +341,7 @@ public sealed class CommandPipeline<THandle>
         Emit(worker, command, EventTypes.CommandFailed, EventStatus.Failed, duration, result.Value, error);
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<ToolAttempt> RunToolAsync(Command command, Worker worker)
     {
         if (!_tools.TryGet(command.ToolKind, out var tool))
@@ -370,6 +375,7 @@ public sealed class CommandPipeline<THandle>
     }
 
     /// <summary>One tool run under the per-attempt timeout and the shutdown deadline; never throws.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<ToolAttempt> AttemptAsync(ITool tool, Command command, Worker worker)
     {
         var cancellation = worker.Tools!;

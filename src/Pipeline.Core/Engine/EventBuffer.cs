@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Numerics;
 using System.Threading.Channels;
 using Pipeline.Events;
 
@@ -21,12 +22,17 @@ internal readonly record struct EventBatch(PipelineEvent[] Events, int Count)
 /// </summary>
 internal sealed class EventBuffer(ChannelWriter<EventBatch> queue, int batchSize)
 {
+    private const int SmallestBatch = 16;
     private PipelineEvent[]? _events;
     private int _count;
 
+    // The size of the next batch to rent: what the last flush carried. A worker that flushes a
+    // few events per item (a slow tool) rents small arrays; one under load rents full batches.
+    private int _sizeHint = SmallestBatch;
+
     public void Add(in PipelineEvent e)
     {
-        _events ??= ArrayPool<PipelineEvent>.Shared.Rent(batchSize);
+        _events ??= ArrayPool<PipelineEvent>.Shared.Rent(_sizeHint);
         if (_count == _events.Length)
         {
             // One item can add several events past a nearly full batch: grow rather than lose one.
@@ -50,6 +56,7 @@ internal sealed class EventBuffer(ChannelWriter<EventBatch> queue, int batchSize
         }
 
         var batch = new EventBatch(_events!, _count);
+        _sizeHint = Math.Clamp((int)BitOperations.RoundUpToPowerOf2((uint)_count), SmallestBatch, Math.Max(SmallestBatch, batchSize));
         _events = null;
         _count = 0;
         return queue.TryWrite(batch) ? ValueTask.CompletedTask : queue.WriteAsync(batch, CancellationToken.None);

@@ -108,7 +108,7 @@ public sealed record PipelineOptions
     /// <summary>What to do with a <c>Failed</c> claim. Default <see cref="FailedClaimAction.Terminate"/>.</summary>
     public FailedClaimAction FailedClaimAction { get; init; } = FailedClaimAction.Terminate;
 
-    /// <summary>Longest one dispatch may take, retries included. Default 30 s.</summary>
+    /// <summary>Longest one tool attempt may take; each in-process retry gets its own. Default 30 s.</summary>
     public TimeSpan ToolTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>In-process retries of a transient tool failure. Default 2.</summary>
