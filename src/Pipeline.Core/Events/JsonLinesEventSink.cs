@@ -77,7 +77,7 @@ public sealed class JsonLinesEventSink : IEventSink, IAsyncDisposable
         writer.WriteString("event_type", e.EventType);
         writer.WriteString("step", e.Step);
         writer.WriteString("status", e.Status);
-        writer.WriteString("created_at", e.CreatedAt);
+        writer.WriteString("created_at", e.CreatedAt.UtcDateTime); // UTC with a Z, as the wire format writes it
         writer.WriteString("command_id", e.CommandId);
         writer.WriteString("tool_kind", e.ToolKind);
         writer.WriteString("worker_id", e.WorkerId);
