@@ -35,6 +35,7 @@ public sealed class ExactlyOnceStressTests(ITestOutputHelper output)
         }
 
         using var stop = new CancellationTokenSource();
+        long hangsEnded = 0;
         var stopAt = stopMidway ? Items / 2 : long.MaxValue;
         var source = new RecordingSource(handle =>
         {
@@ -73,6 +74,19 @@ public sealed class ExactlyOnceStressTests(ITestOutputHelper output)
             {
                 await Task.Yield();
                 return ToolResult.Success();
+            }),
+            new ScriptedTool("hang", async (_, ct) =>
+            {
+                try
+                {
+                    await Task.Delay(Timeout.InfiniteTimeSpan, ct);
+                }
+                finally
+                {
+                    Interlocked.Increment(ref hangsEnded);
+                }
+
+                return ToolResult.Success();
             }));
 
         var options = PipelineHarness.FastOptions(mode) with
@@ -82,6 +96,7 @@ public sealed class ExactlyOnceStressTests(ITestOutputHelper output)
             AckDecision = new BlockOptions { Parallelism = 2, Capacity = 64 },
             Dispatch = new BlockOptions { Parallelism = 8, Capacity = 128 },
             ToolRetries = 1,
+            ToolTimeout = TimeSpan.FromMilliseconds(2),
             ShutdownTimeout = TimeSpan.FromMilliseconds(50),
         };
         var pipeline = new CommandPipeline<long>(source, tools, Pipeline.Events.NullEventSink.Instance, options);
@@ -103,6 +118,7 @@ public sealed class ExactlyOnceStressTests(ITestOutputHelper output)
         Assert.Equal(0, stats.InternalErrors);
         Assert.True(stats.SettleErrors > 0, "the run should have injected settle faults");
         Assert.True(stats.PullErrors > 0, "the run should have injected pull faults");
+        Assert.True(hangsEnded > 0, "the run should have timed tools out");
     }
 
     private static string PickTool(Random random) => random.Next(100) switch
@@ -112,6 +128,7 @@ public sealed class ExactlyOnceStressTests(ITestOutputHelper output)
         < 75 => "fail",
         < 85 => "throw",
         < 90 => "transient",
+        < 92 => "hang",
         _ => "unknown-kind",
     };
 }
