@@ -49,7 +49,7 @@ public sealed class CommandPipeline<THandle>
     private readonly CancellationTokenSource _abort;
     private readonly ResiliencePipeline<Pulled<THandle>?> _pullResilience;
     private readonly ResiliencePipeline<ToolAttempt> _toolRetry;
-    private readonly ResiliencePipeline _emitResilience;
+    private readonly ResiliencePipeline<bool>? _emitResilience;
     private int _started;
 
     /// <summary>Builds a pipeline; nothing runs until <see cref="RunAsync"/>.</summary>
@@ -192,7 +192,8 @@ public sealed class CommandPipeline<THandle>
             failure = ex;
         }
 
-        var replay = new PullRetryState(_source.Source, failure);
+        var replay = new ReplayFirstFailure<ICommandSource<THandle>, bool, Pulled<THandle>?>(
+            _source.Source, false, failure, static (source, _, token) => source.NextAsync(token));
         return await _pullResilience.ExecuteAsync(static (state, token) => state.NextAsync(token), replay, stopping).ConfigureAwait(false);
     }
 
@@ -521,7 +522,22 @@ public sealed class CommandPipeline<THandle>
     {
         try
         {
-            await _emitResilience.ExecuteAsync(static (state, token) => state.sink.WriteAsync(state.batch, token), (sink: _sink, batch), CancellationToken.None).ConfigureAwait(false);
+            // Straight to the sink while it succeeds; Polly's retries take over from the first failure.
+            try
+            {
+                await _sink.WriteAsync(batch, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception first) when (_emitResilience is not null)
+            {
+                var replay = new ReplayFirstFailure<IEventSink, ReadOnlyMemory<PipelineEvent>, bool>(
+                    _sink, batch, first, static async (sink, batch, token) =>
+                    {
+                        await sink.WriteAsync(batch, token).ConfigureAwait(false);
+                        return true;
+                    });
+                await _emitResilience.ExecuteAsync(static (state, token) => state.NextAsync(token), replay, CancellationToken.None).ConfigureAwait(false);
+            }
+
             Stats.Add(StatCounter.EventsEmitted, batch.Length);
         }
         catch (Exception ex)
@@ -641,17 +657,24 @@ public sealed class CommandPipeline<THandle>
             })
             .Build();
 
-    private ResiliencePipeline BuildEmitResilience() =>
-        new ResiliencePipelineBuilder { TimeProvider = _time }
-            .AddRetry(new RetryStrategyOptions
-            {
-                MaxRetryAttempts = 3,
-                BackoffType = DelayBackoffType.Exponential,
-                Delay = TimeSpan.FromMilliseconds(500),
-                MaxDelay = TimeSpan.FromSeconds(10),
-                ShouldHandle = new PredicateBuilder().Handle<Exception>(),
-            })
-            .Build();
+    private ResiliencePipeline<bool>? BuildEmitResilience() =>
+        _options.EmitRetries == 0
+            ? null
+            : new ResiliencePipelineBuilder<bool> { TimeProvider = _time }
+                .AddRetry(new RetryStrategyOptions<bool>
+                {
+                    MaxRetryAttempts = _options.EmitRetries,
+                    BackoffType = DelayBackoffType.Exponential,
+                    Delay = _options.EmitRetryBackoff.Base,
+                    MaxDelay = _options.EmitRetryBackoff.Max,
+                    ShouldHandle = new PredicateBuilder<bool>().Handle<Exception>(),
+                    OnRetry = args =>
+                    {
+                        _logger.LogWarning(args.Outcome.Exception, "The event sink failed; retrying in {Delay}.", args.RetryDelay);
+                        return ValueTask.CompletedTask;
+                    },
+                })
+                .Build();
 
     /// <summary>What one tool run produced, and whether a retry or redelivery could change it.</summary>
     private readonly record struct ToolAttempt(ToolResult Result, bool Permanent);
@@ -680,22 +703,6 @@ public sealed class CommandPipeline<THandle>
             }
 
             return owner.AttemptAsync(tool, command, worker);
-        }
-    }
-
-    /// <summary>Feeds Polly's pull retry: the first call replays the failure already seen, later calls pull again.</summary>
-    private sealed class PullRetryState(ICommandSource<THandle> source, Exception first)
-    {
-        private Exception? _first = first;
-
-        public ValueTask<Pulled<THandle>?> NextAsync(CancellationToken token)
-        {
-            if (Interlocked.Exchange(ref _first, null) is { } failure)
-            {
-                return ValueTask.FromException<Pulled<THandle>?>(failure);
-            }
-
-            return source.NextAsync(token);
         }
     }
 

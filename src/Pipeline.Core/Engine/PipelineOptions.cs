@@ -123,6 +123,12 @@ public sealed record PipelineOptions
     /// <summary>Backoff after a failing <c>NextAsync</c>: 250 ms doubling to 10 s, forever, until stopped.</summary>
     public Backoff PullErrorBackoff { get; init; } = new() { Base = TimeSpan.FromMilliseconds(250), Max = TimeSpan.FromSeconds(10) };
 
+    /// <summary>Retries of an event batch the sink refused, before it is dropped and counted. Default 3 (the NoETL worker's).</summary>
+    public int EmitRetries { get; init; } = 3;
+
+    /// <summary>Backoff between event-batch retries: 500 ms doubling to 10 s (the NoETL worker's).</summary>
+    public Backoff EmitRetryBackoff { get; init; } = new() { Base = TimeSpan.FromMilliseconds(500), Max = TimeSpan.FromSeconds(10) };
+
     /// <summary>How many recent command ids are remembered to skip duplicate deliveries. 0 turns it off. Default 10,000.</summary>
     public int RecentCommandIds { get; init; } = 10_000;
 
@@ -169,6 +175,11 @@ public sealed record PipelineOptions
         if (ToolRetries < 0)
         {
             throw new ArgumentOutOfRangeException(nameof(ToolRetries), ToolRetries, "ToolRetries must not be negative.");
+        }
+
+        if (EmitRetries < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(EmitRetries), EmitRetries, "EmitRetries must not be negative.");
         }
 
         if (ShutdownTimeout < TimeSpan.Zero)

@@ -213,6 +213,51 @@ public sealed class PipelineOutcomeTests
     }
 
     [Fact]
+    public async Task A_sink_that_fails_then_recovers_loses_no_event()
+    {
+        var failures = 3;
+        var sink = new CollectingSink { FailWrite = () => Interlocked.Decrement(ref failures) >= 0 };
+        var source = new RecordingSource([ClaimOutcome.Claimed(TestCommands.Make("a"))]);
+        var options = PipelineHarness.FastOptions() with { EmitRetries = 3, EmitRetryBackoff = new Backoff { Base = TimeSpan.Zero, Max = TimeSpan.Zero } };
+        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(), sink, options);
+        await pipeline.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal([EventTypes.CommandClaimed, EventTypes.CommandStarted, EventTypes.CommandCompleted], sink.TypesFor("a"));
+        Assert.Equal(3, pipeline.Stats.EventsEmitted);
+        Assert.Equal(0, pipeline.Stats.EventsDropped);
+    }
+
+    [Fact]
+    public async Task A_dead_sink_drops_and_counts_events_after_its_retries_and_every_handle_still_settles()
+    {
+        var sink = new CollectingSink { FailWrite = () => true };
+        var source = new RecordingSource([ClaimOutcome.Claimed(TestCommands.Make("a")), ClaimOutcome.Claimed(TestCommands.Make("b"))]);
+        var options = PipelineHarness.FastOptions() with { EmitRetries = 2, EmitRetryBackoff = new Backoff { Base = TimeSpan.Zero, Max = TimeSpan.Zero } };
+        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(), sink, options);
+        await pipeline.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(2, pipeline.Stats.Completed);
+        Assert.Equal(2, source.Settled.Count);
+        Assert.Equal(0, source.DuplicateSettles);
+        Assert.Equal(6, pipeline.Stats.EventsDropped);
+        Assert.Equal(0, pipeline.Stats.EventsEmitted);
+        Assert.Empty(sink.Events);
+        Assert.True(sink.Writes > 0 && sink.Writes % 3 == 0, $"each batch is tried once and retried twice; saw {sink.Writes} writes");
+    }
+
+    [Fact]
+    public async Task With_no_emit_retries_a_refused_batch_is_dropped_at_once()
+    {
+        var sink = new CollectingSink { FailWrite = () => true };
+        var source = new RecordingSource([ClaimOutcome.Claimed(TestCommands.Make("a"))]);
+        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(), sink, PipelineHarness.FastOptions() with { EmitRetries = 0 });
+        await pipeline.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(3, pipeline.Stats.EventsDropped);
+        Assert.InRange(sink.Writes, 1, 3); // one call per batch, none repeated
+    }
+
+    [Fact]
     public async Task A_failing_next_is_retried_and_nothing_is_lost()
     {
         var failures = 3;

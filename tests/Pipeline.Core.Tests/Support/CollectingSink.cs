@@ -6,6 +6,13 @@ namespace Pipeline.Tests.Support;
 internal sealed class CollectingSink : IEventSink
 {
     private readonly ConcurrentQueue<PipelineEvent> _events = new();
+    private int _writes;
+
+    /// <summary>When set and true for a call, that write throws and keeps nothing.</summary>
+    public Func<bool>? FailWrite { get; init; }
+
+    /// <summary>Write calls, failed ones included.</summary>
+    public int Writes => Volatile.Read(ref _writes);
 
     public IReadOnlyList<PipelineEvent> Events => [.. _events];
 
@@ -15,6 +22,12 @@ internal sealed class CollectingSink : IEventSink
 
     public ValueTask WriteAsync(ReadOnlyMemory<PipelineEvent> batch, CancellationToken cancellationToken)
     {
+        Interlocked.Increment(ref _writes);
+        if (FailWrite?.Invoke() == true)
+        {
+            throw new IOException("injected sink failure");
+        }
+
         foreach (var e in batch.Span)
         {
             _events.Enqueue(e);
