@@ -192,8 +192,8 @@ public sealed class CommandPipeline<THandle>
             failure = ex;
         }
 
-        var replay = new ReplayFirstFailure<ICommandSource<THandle>, bool, Pulled<THandle>?>(
-            _source.Source, false, failure, static (source, _, token) => source.NextAsync(token));
+        var replay = new ReplayFirstOutcome<ICommandSource<THandle>, bool, Pulled<THandle>?>(
+            _source.Source, false, Outcome.FromException<Pulled<THandle>?>(failure), static (source, _, token) => source.NextAsync(token));
         return await _pullResilience.ExecuteAsync(static (state, token) => state.NextAsync(token), replay, stopping).ConfigureAwait(false);
     }
 
@@ -357,12 +357,14 @@ public sealed class CommandPipeline<THandle>
         }
 
         // The rare path: Polly retries the transient failure, with backoff, replaying the first attempt.
-        var retry = new ToolRetryState(this, tool, command, worker, first);
+        // Attempts never throw; the tool's own cancellation (timeout, deadline) is inside AttemptAsync.
+        var retry = new ReplayFirstOutcome<CommandPipeline<THandle>, (ITool Tool, Command Command, Worker Worker), ToolAttempt>(
+            this, (tool, command, worker), Outcome.FromResult(first), static (owner, a, _) => owner.AttemptAsync(a.Tool, a.Command, a.Worker));
         var context = ResilienceContextPool.Shared.Get(_abort.Token);
         try
         {
             var outcome = await _toolRetry.ExecuteOutcomeAsync(
-                static async (_, state) => Outcome.FromResult(await state.NextAsync().ConfigureAwait(false)),
+                static async (context, state) => Outcome.FromResult(await state.NextAsync(context.CancellationToken).ConfigureAwait(false)),
                 context,
                 retry).ConfigureAwait(false);
             return outcome.Exception is null
@@ -529,8 +531,8 @@ public sealed class CommandPipeline<THandle>
             }
             catch (Exception first) when (_emitResilience is not null)
             {
-                var replay = new ReplayFirstFailure<IEventSink, ReadOnlyMemory<PipelineEvent>, bool>(
-                    _sink, batch, first, static async (sink, batch, token) =>
+                var replay = new ReplayFirstOutcome<IEventSink, ReadOnlyMemory<PipelineEvent>, bool>(
+                    _sink, batch, Outcome.FromException<bool>(first), static async (sink, batch, token) =>
                     {
                         await sink.WriteAsync(batch, token).ConfigureAwait(false);
                         return true;
@@ -687,23 +689,6 @@ public sealed class CommandPipeline<THandle>
         public ToolCancellation? Tools { get; } = tools;
 
         public void Dispose() => Tools?.Dispose();
-    }
-
-    /// <summary>Feeds Polly's retry: the first call replays the attempt already made, later calls run the tool again.</summary>
-    private sealed class ToolRetryState(CommandPipeline<THandle> owner, ITool tool, Command command, Worker worker, ToolAttempt first)
-    {
-        private bool _replayed;
-
-        public ValueTask<ToolAttempt> NextAsync()
-        {
-            if (!_replayed)
-            {
-                _replayed = true;
-                return new(first);
-            }
-
-            return owner.AttemptAsync(tool, command, worker);
-        }
     }
 
     /// <summary>Renews an unsettled handle while its tool runs, for sources whose deliveries expire.</summary>
