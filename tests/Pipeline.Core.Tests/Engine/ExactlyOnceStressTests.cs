@@ -35,7 +35,7 @@ public sealed class ExactlyOnceStressTests(ITestOutputHelper output)
         }
 
         using var stop = new CancellationTokenSource();
-        long hangsEnded = 0;
+        var hang = new GatedTool("hang"); // never released: every call ends at its timeout or the deadline
         var stopAt = stopMidway ? Items / 2 : long.MaxValue;
         var source = new RecordingSource(handle =>
         {
@@ -75,19 +75,7 @@ public sealed class ExactlyOnceStressTests(ITestOutputHelper output)
                 await Task.Yield();
                 return ToolResult.Success();
             }),
-            new ScriptedTool("hang", async (_, ct) =>
-            {
-                try
-                {
-                    await Task.Delay(Timeout.InfiniteTimeSpan, ct);
-                }
-                finally
-                {
-                    Interlocked.Increment(ref hangsEnded);
-                }
-
-                return ToolResult.Success();
-            }));
+            hang);
 
         var options = PipelineHarness.FastOptions(mode) with
         {
@@ -118,7 +106,7 @@ public sealed class ExactlyOnceStressTests(ITestOutputHelper output)
         Assert.Equal(0, stats.InternalErrors);
         Assert.True(stats.SettleErrors > 0, "the run should have injected settle faults");
         Assert.True(stats.PullErrors > 0, "the run should have injected pull faults");
-        Assert.True(hangsEnded > 0, "the run should have timed tools out");
+        Assert.True(hang.Ended > 0, "the run should have timed tools out");
     }
 
     private static string PickTool(Random random) => random.Next(100) switch

@@ -22,14 +22,7 @@ public sealed class ShutdownTests
     [Fact]
     public async Task Work_in_flight_finishes_when_it_beats_the_deadline()
     {
-        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var started = 0;
-        var gated = new ScriptedTool("gated", async (_, ct) =>
-        {
-            Interlocked.Increment(ref started);
-            await release.Task.WaitAsync(ct);
-            return ToolResult.Success();
-        });
+        var gated = new GatedTool("gated");
         var source = InMemoryCommandSource.From(Enumerable.Range(0, 50).Select(i => TestCommands.Make($"c{i}", "gated")));
         var sink = new CollectingSink();
         var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with
@@ -44,10 +37,10 @@ public sealed class ShutdownTests
         using var stop = new CancellationTokenSource();
         var run = pipeline.RunAsync(stop.Token);
 
-        await WaitFor(() => Volatile.Read(ref started) == 2);
+        await WaitFor(() => gated.Started == 2);
         await stop.CancelAsync();
         var pulledAtStop = pipeline.Stats.Pulled;
-        release.SetResult();
+        gated.Release();
         await run.WaitAsync(TimeSpan.FromSeconds(30));
 
         Assert.Equal(pulledAtStop, pipeline.Stats.Pulled);
@@ -61,13 +54,7 @@ public sealed class ShutdownTests
     public async Task At_the_deadline_running_tools_are_cancelled_and_their_items_nacked()
     {
         var time = new FakeTimeProvider();
-        var started = 0;
-        var stuck = new ScriptedTool("stuck", async (_, ct) =>
-        {
-            Interlocked.Increment(ref started);
-            await Task.Delay(Timeout.InfiniteTimeSpan, ct);
-            return ToolResult.Success();
-        });
+        var stuck = new GatedTool("stuck");
         var source = InMemoryCommandSource.From(Enumerable.Range(0, 10).Select(i => TestCommands.Make($"c{i}", "stuck")));
         var sink = new CollectingSink();
         var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with
@@ -79,7 +66,7 @@ public sealed class ShutdownTests
         using var stop = new CancellationTokenSource();
         var run = pipeline.RunAsync(stop.Token);
 
-        await WaitFor(() => Volatile.Read(ref started) == 2);
+        await WaitFor(() => stuck.Started == 2);
         await stop.CancelAsync();
         time.Advance(TimeSpan.FromSeconds(4));
         await Task.Delay(50);
@@ -100,20 +87,14 @@ public sealed class ShutdownTests
     public async Task A_tool_that_overruns_its_timeout_fails_with_a_clear_error()
     {
         var time = new FakeTimeProvider();
-        var started = 0;
-        var stuck = new ScriptedTool("stuck", async (_, ct) =>
-        {
-            Interlocked.Increment(ref started);
-            await Task.Delay(Timeout.InfiniteTimeSpan, ct);
-            return ToolResult.Success();
-        });
+        var stuck = new GatedTool("stuck");
         var source = InMemoryCommandSource.From([TestCommands.Make("t", "stuck")]);
         var sink = new CollectingSink();
         var options = PipelineHarness.FastOptions() with { ToolTimeout = TimeSpan.FromSeconds(10), ToolRetries = 0 };
         var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(stuck), sink, options, timeProvider: time);
         var run = pipeline.RunAsync(CancellationToken.None);
 
-        await WaitFor(() => Volatile.Read(ref started) == 1);
+        await WaitFor(() => stuck.Started == 1);
         time.Advance(TimeSpan.FromSeconds(10));
         await run.WaitAsync(TimeSpan.FromSeconds(30));
 
