@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Pipeline.Commands;
+using Pipeline.Engine;
 using Pipeline.Events;
 
 namespace Pipeline.Bench;
@@ -24,10 +25,21 @@ internal static class BenchCommands
 
         return commands;
     }
+
+    /// <summary>The options of the <c>noop</c> throughput runs: queues wide enough that Dispatch is what is measured.</summary>
+    public static PipelineOptions NoopOptions(int dispatchParallelism) => new()
+    {
+        Dispatch = new BlockOptions { Parallelism = dispatchParallelism, Capacity = 1024 },
+        Claim = new BlockOptions { Capacity = 1024 },
+        AckDecision = new BlockOptions { Capacity = 1024 },
+        Emit = new BlockOptions { Capacity = 8192 },
+        PullParallelism = 1,
+        WorkerId = "bench",
+    };
 }
 
 /// <summary>Counts every event delivered; the benchmarks check the count so no event is skipped unnoticed.</summary>
-internal sealed class CountingSink : IEventSink
+public sealed class CountingSink : IEventSink
 {
     private long _count;
 

@@ -13,24 +13,11 @@ namespace Pipeline.Bench;
 /// baselines in the same run show what the machine's timers allow: 256 loops of bare
 /// <c>Task.Delay(10 ms)</c> (no pipeline at all), and the naive loop running the same tool.
 /// </summary>
-public class DelayBenchmarks
+public class DelayBenchmarks() : InMemoryBenchmark(Count, "delay", """{"ms": 10}""")
 {
     private const int Parallelism = 256;
     private const int Count = 25_600;
-    private Command[] _commands = [];
-    private InMemoryCommandSource _source = null!;
-    private readonly CountingSink _sink = new();
     private readonly ToolRegistry _tools = new([new DelayTool()]);
-
-    [GlobalSetup]
-    public void Setup() => _commands = BenchCommands.Make(Count, "delay", """{"ms": 10}""");
-
-    [IterationSetup]
-    public void FreshSource()
-    {
-        _source = InMemoryCommandSource.From(_commands);
-        _sink.Reset();
-    }
 
     [Benchmark(OperationsPerInvoke = Count, Description = "Pipeline, delay 10 ms, parallelism 256 (bound 25,600/s)")]
     public async Task Delay10msAt256()
@@ -41,9 +28,9 @@ public class DelayBenchmarks
             PullParallelism = 1,
             WorkerId = "bench",
         };
-        var pipeline = new CommandPipeline<DeliveryHandle>(_source, _tools, _sink, options);
+        var pipeline = new CommandPipeline<DeliveryHandle>(Source, _tools, Sink, options);
         await pipeline.RunAsync(CancellationToken.None);
-        Check(pipeline.Stats.Completed == Count && _source.Acked == Count);
+        Check(pipeline.Stats.Completed == Count && Source.Acked == Count);
     }
 
     [Benchmark(OperationsPerInvoke = Count, Description = "Baseline: 256 loops of bare Task.Delay(10 ms) (the timer floor)")]
@@ -70,7 +57,7 @@ public class DelayBenchmarks
         var tool = new DelayTool();
         using var slots = new SemaphoreSlim(Parallelism);
         var running = new List<Task>(Count);
-        while (await _source.NextAsync(CancellationToken.None) is { } pulled)
+        while (await Source.NextAsync(CancellationToken.None) is { } pulled)
         {
             await slots.WaitAsync();
             running.Add(Task.Run(async () =>
@@ -78,7 +65,7 @@ public class DelayBenchmarks
                 try
                 {
                     await tool.InvokeAsync(pulled.Outcome.Command!, CancellationToken.None);
-                    await _source.AckAsync(pulled.Handle, CancellationToken.None);
+                    await Source.AckAsync(pulled.Handle, CancellationToken.None);
                 }
                 finally
                 {
@@ -88,14 +75,7 @@ public class DelayBenchmarks
         }
 
         await Task.WhenAll(running);
-        Check(_source.Acked == Count);
+        Check(Source.Acked == Count);
     }
 
-    private static void Check(bool condition)
-    {
-        if (!condition)
-        {
-            throw new InvalidOperationException("The benchmark did not complete every command.");
-        }
-    }
 }

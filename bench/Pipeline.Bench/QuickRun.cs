@@ -22,16 +22,7 @@ internal static class QuickRun
         {
             var source = InMemoryCommandSource.From(commands);
             var sink = new CountingSink();
-            var options = new PipelineOptions
-            {
-                Dispatch = new BlockOptions { Parallelism = parallelism, Capacity = 1024 },
-                Claim = new BlockOptions { Capacity = 1024 },
-                AckDecision = new BlockOptions { Capacity = 1024 },
-                Emit = new BlockOptions { Capacity = 8192 },
-                PullParallelism = 1,
-                WorkerId = "bench",
-            };
-            var pipeline = new CommandPipeline<DeliveryHandle>(source, tools, sink, options);
+            var pipeline = new CommandPipeline<DeliveryHandle>(source, tools, sink, BenchCommands.NoopOptions(parallelism));
             var allocated = GC.GetTotalAllocatedBytes(precise: true);
             var clock = Stopwatch.StartNew();
             await pipeline.RunAsync(CancellationToken.None);

@@ -15,42 +15,20 @@ namespace Pipeline.Bench;
 /// one hop), a naive loop (SemaphoreSlim + a task per command, ack after), and the same five
 /// stages built from TPL Dataflow blocks.
 /// </summary>
-public class ThroughputBenchmarks
+public class ThroughputBenchmarks() : InMemoryBenchmark(Count, "noop", "{}")
 {
     private const int Count = 200_000;
-    private Command[] _commands = [];
-    private InMemoryCommandSource _source = null!;
-    private readonly CountingSink _sink = new();
     private readonly ToolRegistry _tools = new([new NoopTool()]);
 
     [Params(1, 4, 16, 64)]
     public int DispatchParallelism { get; set; }
 
-    [GlobalSetup]
-    public void Setup() => _commands = BenchCommands.Make(Count, "noop", "{}");
-
-    [IterationSetup]
-    public void FreshSource()
-    {
-        _source = InMemoryCommandSource.From(_commands);
-        _sink.Reset();
-    }
-
     [Benchmark(OperationsPerInvoke = Count, Description = "Pipeline (5 blocks, noop, events counted)")]
     public async Task Pipeline()
     {
-        var options = new PipelineOptions
-        {
-            Dispatch = new BlockOptions { Parallelism = DispatchParallelism, Capacity = 1024 },
-            Claim = new BlockOptions { Capacity = 1024 },
-            AckDecision = new BlockOptions { Capacity = 1024 },
-            Emit = new BlockOptions { Capacity = 8192 },
-            PullParallelism = 1,
-            WorkerId = "bench",
-        };
-        var pipeline = new CommandPipeline<DeliveryHandle>(_source, _tools, _sink, options);
+        var pipeline = new CommandPipeline<DeliveryHandle>(Source, _tools, Sink, BenchCommands.NoopOptions(DispatchParallelism));
         await pipeline.RunAsync(CancellationToken.None);
-        Check(pipeline.Stats.Completed == Count && _sink.Count == 3L * Count && _source.Acked == Count);
+        Check(pipeline.Stats.Completed == Count && Sink.Count == 3L * Count && Source.Acked == Count);
     }
 
     [Benchmark(OperationsPerInvoke = Count, Description = "Baseline: naive loop (SemaphoreSlim + task per command, ack after)")]
@@ -60,7 +38,7 @@ public class ThroughputBenchmarks
         using var slots = new SemaphoreSlim(DispatchParallelism);
         long events = 0;
         var running = new List<Task>();
-        while (await _source.NextAsync(CancellationToken.None) is { } pulled)
+        while (await Source.NextAsync(CancellationToken.None) is { } pulled)
         {
             await slots.WaitAsync();
             running.Add(Task.Run(async () =>
@@ -70,7 +48,7 @@ public class ThroughputBenchmarks
                     Interlocked.Increment(ref events); // started
                     await tool.InvokeAsync(pulled.Outcome.Command!, CancellationToken.None);
                     Interlocked.Increment(ref events); // completed
-                    await _source.AckAsync(pulled.Handle, CancellationToken.None);
+                    await Source.AckAsync(pulled.Handle, CancellationToken.None);
                 }
                 finally
                 {
@@ -80,7 +58,7 @@ public class ThroughputBenchmarks
         }
 
         await Task.WhenAll(running);
-        Check(_source.Acked == Count && events == 2L * Count);
+        Check(Source.Acked == Count && events == 2L * Count);
     }
 
     [Benchmark(OperationsPerInvoke = Count, Description = "Baseline: raw bounded Channel<T> handoff (one hop, no work)")]
@@ -100,7 +78,7 @@ public class ThroughputBenchmarks
 
             return seen;
         });
-        foreach (var command in _commands)
+        foreach (var command in Commands)
         {
             if (!channel.Writer.TryWrite(command))
             {
@@ -123,7 +101,7 @@ public class ThroughputBenchmarks
         var decide = new TransformBlock<Pulled<DeliveryHandle>, Pulled<DeliveryHandle>>(
             async p =>
             {
-                await _source.AckAsync(p.Handle, CancellationToken.None);
+                await Source.AckAsync(p.Handle, CancellationToken.None);
                 return p;
             },
             bounded);
@@ -139,21 +117,14 @@ public class ThroughputBenchmarks
         decide.LinkTo(dispatch, link);
         dispatch.LinkTo(emit, link);
 
-        while (await _source.NextAsync(CancellationToken.None) is { } pulled)
+        while (await Source.NextAsync(CancellationToken.None) is { } pulled)
         {
             await claim.SendAsync(pulled);
         }
 
         claim.Complete();
         await emit.Completion;
-        Check(_source.Acked == Count && events == 3L * Count);
+        Check(Source.Acked == Count && events == 3L * Count);
     }
 
-    private static void Check(bool condition)
-    {
-        if (!condition)
-        {
-            throw new InvalidOperationException("The benchmark did not handle every command.");
-        }
-    }
 }
