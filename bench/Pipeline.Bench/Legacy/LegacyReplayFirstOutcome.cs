@@ -1,0 +1,32 @@
+using Polly;
+
+namespace Pipeline.Bench.Legacy;
+
+/// <summary>
+/// Hands a call that has already been made once to a Polly retry: the first attempt Polly makes
+/// replays that call's outcome (a failure is counted, logged and backed off like any other),
+/// later attempts call again. The hot path calls the target directly and pays for Polly only
+/// when the first call needs a retry.
+/// </summary>
+internal sealed class ReplayFirstOutcome<TTarget, TArg, TResult>(
+    TTarget target,
+    TArg arg,
+    Outcome<TResult> first,
+    Func<TTarget, TArg, CancellationToken, ValueTask<TResult>> call)
+{
+    private bool _replayed;
+
+    public ValueTask<TResult> NextAsync(CancellationToken cancellationToken)
+    {
+        // Polly makes its attempts one after another, never two at once.
+        if (_replayed)
+        {
+            return call(target, arg, cancellationToken);
+        }
+
+        _replayed = true;
+        return first.Exception is { } failure
+            ? ValueTask.FromException<TResult>(failure)
+            : new(first.Result!);
+    }
+}
