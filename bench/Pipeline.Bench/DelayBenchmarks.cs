@@ -24,7 +24,7 @@ public class DelayBenchmarks() : InMemoryBenchmark(Count, "delay", """{"ms": 10}
     {
         var options = new PipelineOptions
         {
-            Dispatch = new BlockOptions { Parallelism = Parallelism, Capacity = 512 },
+            Dispatch = new BlockOptions { Parallelism = Parallelism },
             PullParallelism = 1,
             WorkerId = "bench",
         };

@@ -47,13 +47,10 @@ public static class PipelineCli
 
         var pull = Int("--pull-parallelism", "Concurrent pulls from the source.", defaults.PullParallelism);
         var claimParallelism = Int("--claim-parallelism", "Claim block workers.", defaults.Claim.Parallelism);
-        var claimCapacity = Int("--claim-capacity", "Claim block queue size.", defaults.Claim.Capacity);
         var ackParallelism = Int("--ack-parallelism", "Ack-decision block workers.", defaults.AckDecision.Parallelism);
-        var ackCapacity = Int("--ack-capacity", "Ack-decision block queue size.", defaults.AckDecision.Capacity);
         var dispatchParallelism = Int("--dispatch-parallelism", "Tools running at once.", defaults.Dispatch.Parallelism);
-        var dispatchCapacity = Int("--dispatch-capacity", "Dispatch block queue size.", defaults.Dispatch.Capacity);
         var emitParallelism = Int("--emit-parallelism", "Emit block workers.", defaults.Emit.Parallelism);
-        var emitCapacity = Int("--emit-capacity", "Events queued for the sink.", defaults.Emit.Capacity);
+        var maxInFlight = Int("--max-in-flight", "Most items the pipeline holds at once (pulls wait for a free slot).", defaults.MaxInFlight);
         var emitBatch = Int("--emit-batch", "Most events per sink write.", defaults.EmitBatchSize);
         var maxAttempts = Int("--max-attempts", "With after-dispatch: attempts before a failing command is given up on.", defaults.MaxAttempts);
         var toolTimeout = Int("--tool-timeout-ms", "Longest one tool attempt may take, in milliseconds (each retry gets its own).", (int)defaults.ToolTimeout.TotalMilliseconds);
@@ -64,8 +61,8 @@ public static class PipelineCli
 
         var run = new Command("run", "Run every command in a JSON Lines file through the pipeline, then print a summary.")
         {
-            file, events, ackMode, pull, claimParallelism, claimCapacity, ackParallelism, ackCapacity,
-            dispatchParallelism, dispatchCapacity, emitParallelism, emitCapacity, emitBatch, maxAttempts,
+            file, events, ackMode, pull, claimParallelism, ackParallelism,
+            dispatchParallelism, emitParallelism, maxInFlight, emitBatch, maxAttempts,
             toolTimeout, shutdownTimeout, enableShell, workerId, plain,
         };
 
@@ -77,10 +74,11 @@ public static class PipelineCli
                 options = new PipelineOptions
                 {
                     PullParallelism = result.GetValue(pull),
-                    Claim = new BlockOptions { Parallelism = result.GetValue(claimParallelism), Capacity = result.GetValue(claimCapacity) },
-                    AckDecision = new BlockOptions { Parallelism = result.GetValue(ackParallelism), Capacity = result.GetValue(ackCapacity) },
-                    Dispatch = new BlockOptions { Parallelism = result.GetValue(dispatchParallelism), Capacity = result.GetValue(dispatchCapacity) },
-                    Emit = new BlockOptions { Parallelism = result.GetValue(emitParallelism), Capacity = result.GetValue(emitCapacity) },
+                    Claim = new BlockOptions { Parallelism = result.GetValue(claimParallelism) },
+                    AckDecision = new BlockOptions { Parallelism = result.GetValue(ackParallelism) },
+                    Dispatch = new BlockOptions { Parallelism = result.GetValue(dispatchParallelism) },
+                    Emit = new BlockOptions { Parallelism = result.GetValue(emitParallelism) },
+                    MaxInFlight = result.GetValue(maxInFlight),
                     EmitBatchSize = result.GetValue(emitBatch),
                     AckMode = result.GetValue(ackMode) == "after-dispatch" ? AckMode.AckAfterDispatch : AckMode.AckBeforeDispatch,
                     MaxAttempts = result.GetValue(maxAttempts),

@@ -37,29 +37,31 @@ internal static class ProgressDisplay
 
     internal static string PlainLine(PipelineStats stats, Stopwatch clock)
     {
-        var q = stats.QueueDepths;
+        var b = stats.Blocks;
         return $"progress: done {stats.Completed}, failed {stats.Failed + stats.ClaimFailures}, skipped {stats.Skipped}, in flight {stats.InFlight}, "
-            + $"rate {Rate(stats, clock):0}/s, queues claim {q.Claim} ack {q.AckDecision} dispatch {q.Dispatch} emit {q.Emit}";
+            + $"rate {Rate(stats, clock):0}/s, queued/running claim {Load(b.Claim)} ack {Load(b.AckDecision)} dispatch {Load(b.Dispatch)} emit {Load(b.Emit)}";
     }
+
+    private static string Load(BlockLoad load) => $"{load.Queued}/{load.Running}";
 
     private static double Rate(PipelineStats stats, Stopwatch clock) =>
         clock.Elapsed.TotalSeconds > 0 ? (stats.Completed + stats.Failed) / clock.Elapsed.TotalSeconds : 0;
 
     private static Table Render(PipelineStats stats, Stopwatch clock)
     {
-        var q = stats.QueueDepths;
+        var b = stats.Blocks;
         var table = new Table().Border(TableBorder.Rounded).Title("[bold]pipeline run[/]");
-        table.AddColumns("done", "failed", "skipped", "in flight", "rate", "claim q", "ack q", "dispatch q", "emit q");
+        table.AddColumns("done", "failed", "skipped", "in flight", "rate", "claim q/run", "ack q/run", "dispatch q/run", "emit q/run");
         table.AddRow(
             $"[green]{stats.Completed}[/]",
             $"[red]{stats.Failed + stats.ClaimFailures}[/]",
             $"{stats.Skipped}",
             $"{stats.InFlight}",
             $"{Rate(stats, clock):0}/s",
-            $"{q.Claim}",
-            $"{q.AckDecision}",
-            $"{q.Dispatch}",
-            $"{q.Emit}");
+            Load(b.Claim),
+            Load(b.AckDecision),
+            Load(b.Dispatch),
+            Load(b.Emit));
         return table;
     }
 }

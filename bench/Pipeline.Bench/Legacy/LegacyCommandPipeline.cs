@@ -4,8 +4,10 @@ using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+
 using Pipeline.Claiming;
 using Pipeline.Commands;
+using RecentCommandIds = Pipeline.Bench.Legacy.RecentCommandIds;
 using Pipeline.Dispatch;
 using Pipeline.Engine;
 using Pipeline.Events;
@@ -171,7 +173,6 @@ public sealed class CommandPipeline<THandle>
             }
 
             Stats.Increment(StatCounter.Pulled);
-            PipelineTelemetry.Pulled.Add(1);
 
             // Once pulled, the item must reach a settle: write without a token (the Claim block drains).
             await WriteAsync(_claimQueue, new WorkItem<THandle>(pulled, _time.GetTimestamp())).ConfigureAwait(false);
@@ -313,7 +314,6 @@ public sealed class CommandPipeline<THandle>
         if (result.IsSuccess)
         {
             Stats.Increment(StatCounter.Completed);
-            PipelineTelemetry.Completed.Add(1);
             if (!item.Settled)
             {
                 await SettleAsync(item, Settlement.Ack).ConfigureAwait(false);
@@ -324,7 +324,6 @@ public sealed class CommandPipeline<THandle>
         }
 
         Stats.Increment(StatCounter.Failed);
-        PipelineTelemetry.Failed.Add(1);
         var error = result.Error!;
         if (!item.Settled)
         {
@@ -447,12 +446,10 @@ public sealed class CommandPipeline<THandle>
             {
                 case Settlement.Ack:
                     Stats.Increment(StatCounter.Acked);
-                    PipelineTelemetry.Acked.Add(1);
                     await _source.Source.AckAsync(item.Handle, token).ConfigureAwait(false);
                     break;
                 case Settlement.Nack:
                     Stats.Increment(StatCounter.Nacked);
-                    PipelineTelemetry.Nacked.Add(1);
                     if (_source.DelayedNack is { } delayed && delay > TimeSpan.Zero)
                     {
                         await delayed.NackAsync(item.Handle, delay, token).ConfigureAwait(false);
@@ -465,7 +462,6 @@ public sealed class CommandPipeline<THandle>
                     break;
                 default:
                     Stats.Increment(StatCounter.Terminated);
-                    PipelineTelemetry.Terminated.Add(1);
                     await _source.Terminate!.TerminateAsync(item.Handle, reason ?? "terminated", token).ConfigureAwait(false);
                     break;
             }

@@ -27,25 +27,37 @@ public enum FailedClaimAction
     Nack,
 }
 
-/// <summary>The bounds of one block.</summary>
+/// <summary>What the Emit block does while the event sink keeps failing.</summary>
+public enum SinkFailureAction
+{
+    /// <summary>
+    /// Retry the batch with backoff until the sink takes it or the shutdown deadline: deliveries
+    /// wait in Emit holding their in-flight slots, so pulling slows and stops. Nothing is lost
+    /// while the process lives. Settles never wait for events.
+    /// </summary>
+    Backpressure,
+
+    /// <summary>
+    /// Retry a batch <see cref="PipelineOptions.EmitRetries"/> times, then drop and count it; while
+    /// the sink keeps failing a circuit breaker drops batches at once, so work goes on at full speed.
+    /// </summary>
+    Drop,
+}
+
+/// <summary>One block's degree of parallelism.</summary>
 public sealed record BlockOptions
 {
-    /// <summary>Concurrent workers in the block. Must be at least 1.</summary>
+    /// <summary>How many items the block works on at once. Must be from 1 to <see cref="MaxParallelism"/>.</summary>
     public int Parallelism { get; init; } = 1;
 
-    /// <summary>Items the block's input queue holds. Must be at least 1.</summary>
-    public int Capacity { get; init; } = 256;
+    /// <summary>The largest parallelism a block accepts.</summary>
+    public const int MaxParallelism = 4096;
 
     internal void Validate(string block)
     {
-        if (Parallelism < 1)
+        if (Parallelism is < 1 or > MaxParallelism)
         {
-            throw new ArgumentOutOfRangeException(nameof(Parallelism), Parallelism, $"{block}.Parallelism must be at least 1.");
-        }
-
-        if (Capacity < 1)
-        {
-            throw new ArgumentOutOfRangeException(nameof(Capacity), Capacity, $"{block}.Capacity must be at least 1.");
+            throw new ArgumentOutOfRangeException(block, Parallelism, $"{block}.Parallelism must be from 1 to {MaxParallelism}.");
         }
     }
 }
@@ -59,6 +71,17 @@ public sealed record Backoff
     /// <summary>The largest delay. Default 60 s.</summary>
     public TimeSpan Max { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>The longest delay a backoff may have.</summary>
+    public static readonly TimeSpan Longest = TimeSpan.FromDays(1);
+
+    internal void Validate(string name)
+    {
+        if (Base < TimeSpan.Zero || Max < Base || Max > Longest)
+        {
+            throw new ArgumentOutOfRangeException(name, $"{name} must have 0 <= Base <= Max <= 1 day (it has Base {Base}, Max {Max}).");
+        }
+    }
+
     /// <summary>The delay before attempt <paramref name="attempts"/> + 1.</summary>
     public TimeSpan DelayFor(int attempts)
     {
@@ -69,28 +92,43 @@ public sealed record Backoff
 }
 
 /// <summary>
-/// Everything that tunes one pipeline: each block's parallelism and capacity, the ack policy,
-/// timeouts and retries. Every property has a documented default that suits a 2-core worker.
+/// Everything that tunes one pipeline: each block's parallelism, the one in-flight bound, the
+/// ack policy, timeouts and retries. Every property has a documented default that suits a
+/// 2-core worker; <see cref="Validate"/> names the first one out of range.
 /// </summary>
 public sealed record PipelineOptions
 {
-    /// <summary>Concurrent <c>NextAsync</c> calls. Default 2.</summary>
+    /// <summary>The largest <see cref="MaxInFlight"/> accepted.</summary>
+    public const int MaxInFlightLimit = 1 << 20;
+
+    /// <summary>Concurrent <c>NextAsync</c> calls (the Pull block's parallelism). Default 2.</summary>
     public int PullParallelism { get; init; } = 2;
 
-    /// <summary>The Claim block. Default: 1 worker, 256 queued.</summary>
+    /// <summary>The Claim block. Default: 1.</summary>
     public BlockOptions Claim { get; init; } = new();
 
-    /// <summary>The Ack-decision block. Default: 1 worker, 256 queued.</summary>
+    /// <summary>The Ack-decision block. Default: 1.</summary>
     public BlockOptions AckDecision { get; init; } = new();
 
-    /// <summary>The Dispatch block: how many tools run at once. Default: 16 workers, 256 queued.</summary>
+    /// <summary>The Dispatch block: how many tools run at once. Default 16.</summary>
     public BlockOptions Dispatch { get; init; } = new() { Parallelism = 16 };
 
-    /// <summary>The Emit block. Default: 1 worker, 4096 queued events.</summary>
-    public BlockOptions Emit { get; init; } = new() { Capacity = 4096 };
+    /// <summary>The Emit block: concurrent sink writes. Default 1 (one item's events stay in order).</summary>
+    public BlockOptions Emit { get; init; } = new();
+
+    /// <summary>
+    /// The one bound on what the pipeline holds: deliveries pulled and not yet through Emit, plus
+    /// <c>NextAsync</c> calls in progress. A slot is taken before <c>NextAsync</c> and given back
+    /// when the item's events have been handed to the sink, so memory is bounded by this number,
+    /// never by the input. Default 1024.
+    /// </summary>
+    public int MaxInFlight { get; init; } = 1024;
 
     /// <summary>Most events handed to the sink in one batch. Default 256.</summary>
     public int EmitBatchSize { get; init; } = 256;
+
+    /// <summary>What happens while the sink keeps failing. Default <see cref="SinkFailureAction.Backpressure"/>.</summary>
+    public SinkFailureAction SinkFailure { get; init; } = SinkFailureAction.Backpressure;
 
     /// <summary>When a claimed command's handle is settled. Default <see cref="AckMode.AckBeforeDispatch"/>.</summary>
     public AckMode AckMode { get; init; } = AckMode.AckBeforeDispatch;
@@ -117,49 +155,66 @@ public sealed record PipelineOptions
     /// <summary>The first delay between tool retries (exponential, jittered). Default 200 ms.</summary>
     public TimeSpan ToolRetryDelay { get; init; } = TimeSpan.FromMilliseconds(200);
 
-    /// <summary>After a stop is requested, how long in-flight work may finish before it is cancelled. Default 30 s.</summary>
+    /// <summary>
+    /// After a stop is requested, how long in-flight work may finish. At this hard deadline the
+    /// tools, claimer and sink are cancelled and every delivery still open is nacked. Default 30 s.
+    /// </summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Each settle's own time budget: a settle call that has not returned by then counts as a
+    /// settle error, and after the hard deadline <c>RunAsync</c> waits at most this long for the
+    /// last settles, so it returns within <see cref="ShutdownTimeout"/> + this even when a callee
+    /// ignores its token. Settles are never given an already-cancelled token. Default 5 s.
+    /// </summary>
+    public TimeSpan SettleTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Backoff after a failing <c>NextAsync</c>: 250 ms doubling to 10 s, forever, until stopped.</summary>
     public Backoff PullErrorBackoff { get; init; } = new() { Base = TimeSpan.FromMilliseconds(250), Max = TimeSpan.FromSeconds(10) };
 
-    /// <summary>Retries of an event batch the sink refused, before it is dropped and counted. Default 3 (the NoETL worker's).</summary>
+    /// <summary>With <see cref="SinkFailureAction.Drop"/>: retries of an event batch before it is dropped and counted. Default 3 (the NoETL worker's).</summary>
     public int EmitRetries { get; init; } = 3;
 
     /// <summary>Backoff between event-batch retries: 500 ms doubling to 10 s (the NoETL worker's).</summary>
     public Backoff EmitRetryBackoff { get; init; } = new() { Base = TimeSpan.FromMilliseconds(500), Max = TimeSpan.FromSeconds(10) };
 
-    /// <summary>How many recent command ids are remembered to skip duplicate deliveries. 0 turns it off. Default 10,000.</summary>
+    /// <summary>
+    /// How many finished command ids are remembered to skip duplicate deliveries (ids of running
+    /// commands are always held, on top of this). 0 turns it off. Default 10,000.
+    /// </summary>
     public int RecentCommandIds { get; init; } = 10_000;
 
     /// <summary>The identity stamped on events. Default: host name and process id.</summary>
     public string WorkerId { get; init; } = $"{Environment.MachineName}-{Environment.ProcessId}";
 
-    /// <summary>
-    /// The most items the pipeline can hold at once: every concurrent pull, every queue slot
-    /// and every worker of Claim, Ack-decision and Dispatch. Pulls stop when it is reached.
-    /// </summary>
-    public int MaxItemsHeld =>
-        PullParallelism
-        + Claim.Capacity + Claim.Parallelism
-        + AckDecision.Capacity + AckDecision.Parallelism
-        + Dispatch.Capacity + Dispatch.Parallelism;
-
     /// <summary>Throws <see cref="ArgumentException"/> naming the first option out of range.</summary>
     public void Validate()
     {
-        if (PullParallelism < 1)
+        if (PullParallelism is < 1 or > BlockOptions.MaxParallelism)
         {
-            throw new ArgumentOutOfRangeException(nameof(PullParallelism), PullParallelism, "PullParallelism must be at least 1.");
+            throw new ArgumentOutOfRangeException(nameof(PullParallelism), PullParallelism, $"PullParallelism must be from 1 to {BlockOptions.MaxParallelism}.");
         }
 
         Claim.Validate(nameof(Claim));
         AckDecision.Validate(nameof(AckDecision));
         Dispatch.Validate(nameof(Dispatch));
         Emit.Validate(nameof(Emit));
-        if (EmitBatchSize < 1)
+        if (MaxInFlight < PullParallelism || MaxInFlight > MaxInFlightLimit)
         {
-            throw new ArgumentOutOfRangeException(nameof(EmitBatchSize), EmitBatchSize, "EmitBatchSize must be at least 1.");
+            throw new ArgumentOutOfRangeException(nameof(MaxInFlight), MaxInFlight, $"MaxInFlight must be from PullParallelism ({PullParallelism}) to {MaxInFlightLimit}.");
+        }
+
+        if (EmitBatchSize is < 1 or > 65_536)
+        {
+            throw new ArgumentOutOfRangeException(nameof(EmitBatchSize), EmitBatchSize, "EmitBatchSize must be from 1 to 65536.");
+        }
+
+        NackBackoff.Validate(nameof(NackBackoff));
+        PullErrorBackoff.Validate(nameof(PullErrorBackoff));
+        EmitRetryBackoff.Validate(nameof(EmitRetryBackoff));
+        if (ToolRetryDelay < TimeSpan.Zero || ToolRetryDelay > Backoff.Longest)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ToolRetryDelay), ToolRetryDelay, "ToolRetryDelay must be from 0 to 1 day.");
         }
 
         if (MaxAttempts < 1)
@@ -185,6 +240,11 @@ public sealed record PipelineOptions
         if (ShutdownTimeout < TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(ShutdownTimeout), ShutdownTimeout, "ShutdownTimeout must not be negative.");
+        }
+
+        if (SettleTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(SettleTimeout), SettleTimeout, "SettleTimeout must be positive.");
         }
 
         if (RecentCommandIds < 0)

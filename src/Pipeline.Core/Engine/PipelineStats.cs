@@ -3,36 +3,45 @@ using System.Runtime.InteropServices;
 namespace Pipeline.Engine;
 
 /// <summary>
-/// Live counters of one pipeline. The invariant they show: <c>Pulled = Acked + Nacked +
-/// Terminated + InFlight</c>, and <c>InFlight</c> is 0 once a run has ended.
+/// Live counters of one pipeline. Settles are counted by what became of them: <see cref="Acked"/>,
+/// <see cref="Nacked"/> and <see cref="Terminated"/> count settles the source accepted, and
+/// <see cref="SettleErrors"/> settle calls that threw or ran out of time. The invariant they show:
+/// <c>Pulled = Acked + Nacked + Terminated + SettleErrors + InFlight</c>, and <c>InFlight</c> is 0
+/// once a run has ended.
 /// </summary>
 public sealed class PipelineStats
 {
     private readonly Counter[] _counters = new Counter[(int)StatCounter.Count];
-    private readonly Func<QueueDepths> _depths;
+    private readonly Func<PipelineBlocks> _blocks;
 
-    internal PipelineStats(Func<QueueDepths> depths)
+    internal PipelineStats(Func<PipelineBlocks> blocks)
     {
-        _depths = depths;
+        _blocks = blocks;
     }
 
     /// <summary>Items returned by <c>NextAsync</c>.</summary>
     public long Pulled => Read(StatCounter.Pulled);
 
-    /// <summary>Ack calls made (each handle is settled once).</summary>
+    /// <summary>Acks the source accepted.</summary>
     public long Acked => Read(StatCounter.Acked);
 
-    /// <summary>Nack calls made, delayed or not.</summary>
+    /// <summary>Nacks the source accepted, delayed or not.</summary>
     public long Nacked => Read(StatCounter.Nacked);
 
-    /// <summary>Terminate calls made (poison items given up on).</summary>
+    /// <summary>Terminates the source accepted (poison items given up on).</summary>
     public long Terminated => Read(StatCounter.Terminated);
 
-    /// <summary>Settle calls that threw (they still count once above; the source's redelivery covers them).</summary>
+    /// <summary>Settle calls that threw or outran <see cref="PipelineOptions.SettleTimeout"/>; each was made once, and the source's redelivery covers it.</summary>
     public long SettleErrors => Read(StatCounter.SettleErrors);
 
+    /// <summary>Second settles of a handle that was already settled: refused by the guard, never passed to the source.</summary>
+    public long DuplicateSettles => Read(StatCounter.DuplicateSettles);
+
+    /// <summary>Deliveries still open at the hard shutdown deadline, nacked by the pipeline (each is logged by command id).</summary>
+    public long DeadlineSettles => Read(StatCounter.DeadlineSettles);
+
     /// <summary>Handles pulled and not yet settled.</summary>
-    public long InFlight => Pulled - Acked - Nacked - Terminated;
+    public long InFlight => Pulled - Acked - Nacked - Terminated - SettleErrors;
 
     /// <summary>Dispatches whose tool succeeded.</summary>
     public long Completed => Read(StatCounter.Completed);
@@ -43,7 +52,7 @@ public sealed class PipelineStats
     /// <summary>Items acked without dispatch: claimed elsewhere or a duplicate delivery.</summary>
     public long Skipped => Read(StatCounter.Skipped);
 
-    /// <summary>Claims that failed transiently (nacked for redelivery).</summary>
+    /// <summary>Claims that failed transiently (nacked for redelivery), duplicates of a running command included.</summary>
     public long ClaimRetries => Read(StatCounter.ClaimRetries);
 
     /// <summary>Claims that failed terminally (malformed, refused).</summary>
@@ -52,26 +61,35 @@ public sealed class PipelineStats
     /// <summary>Failing <c>NextAsync</c> calls (each followed by backoff).</summary>
     public long PullErrors => Read(StatCounter.PullErrors);
 
-    /// <summary>Events handed to the sink.</summary>
+    /// <summary>Keep-alive renewals the source accepted.</summary>
+    public long Renewals => Read(StatCounter.Renewals);
+
+    /// <summary>Keep-alive renewals that failed.</summary>
+    public long RenewalErrors => Read(StatCounter.RenewalErrors);
+
+    /// <summary>Events the sink accepted.</summary>
     public long EventsEmitted => Read(StatCounter.EventsEmitted);
 
-    /// <summary>Events dropped after the sink kept failing.</summary>
+    /// <summary>Events dropped: the sink kept failing, or the shutdown deadline came first.</summary>
     public long EventsDropped => Read(StatCounter.EventsDropped);
 
-    /// <summary>Unexpected failures inside a block (bugs); each is logged as critical. Should stay 0.</summary>
+    /// <summary>Unexpected failures inside a block (bugs); each is logged as critical and its item settled. Should stay 0.</summary>
     public long InternalErrors => Read(StatCounter.InternalErrors);
 
-    /// <summary>Time from pull to the end of each item's handling.</summary>
+    /// <summary>Blocks that faulted (a delegate threw past its own handler). Any fault stops the run, which then throws.</summary>
+    public long BlockFaults => Read(StatCounter.BlockFaults);
+
+    /// <summary>Time from pull to settle of each item.</summary>
     public LatencyHistogram Latency { get; } = new();
 
-    /// <summary>Items waiting in each block's input queue now.</summary>
-    public QueueDepths QueueDepths => _depths();
+    /// <summary>Items waiting at and being worked on by each block now.</summary>
+    public PipelineBlocks Blocks => _blocks();
 
     internal void Increment(StatCounter counter) => Interlocked.Increment(ref _counters[(int)counter].Value);
 
     internal void Add(StatCounter counter, long value) => Interlocked.Add(ref _counters[(int)counter].Value, value);
 
-    private long Read(StatCounter counter) => Volatile.Read(ref _counters[(int)counter].Value);
+    internal long Read(StatCounter counter) => Volatile.Read(ref _counters[(int)counter].Value);
 
     // One cache line per counter: the blocks update different counters from different cores.
     [StructLayout(LayoutKind.Explicit, Size = 128)]
@@ -82,12 +100,18 @@ public sealed class PipelineStats
     }
 }
 
-/// <summary>Items queued at each block's input.</summary>
-/// <param name="Claim">Waiting for the Claim block.</param>
-/// <param name="AckDecision">Waiting for the Ack-decision block.</param>
-/// <param name="Dispatch">Waiting for the Dispatch block.</param>
-/// <param name="Emit">Events waiting for the Emit block.</param>
-public readonly record struct QueueDepths(int Claim, int AckDecision, int Dispatch, int Emit);
+/// <summary>One block's load.</summary>
+/// <param name="Queued">Items waiting at the block's input.</param>
+/// <param name="Running">Items the block is working on now.</param>
+public readonly record struct BlockLoad(int Queued, int Running);
+
+/// <summary>The load of each of the five blocks.</summary>
+/// <param name="Pull">Running: <c>NextAsync</c> calls in progress; Queued: free in-flight slots.</param>
+/// <param name="Claim">The Claim block.</param>
+/// <param name="AckDecision">The Ack-decision block.</param>
+/// <param name="Dispatch">The Dispatch block (Running: tools running).</param>
+/// <param name="Emit">The Emit block (items whose events wait for the sink).</param>
+public readonly record struct PipelineBlocks(BlockLoad Pull, BlockLoad Claim, BlockLoad AckDecision, BlockLoad Dispatch, BlockLoad Emit);
 
 internal enum StatCounter
 {
@@ -96,14 +120,19 @@ internal enum StatCounter
     Nacked,
     Terminated,
     SettleErrors,
+    DuplicateSettles,
+    DeadlineSettles,
     Completed,
     Failed,
     Skipped,
     ClaimRetries,
     ClaimFailures,
     PullErrors,
+    Renewals,
+    RenewalErrors,
     EventsEmitted,
     EventsDropped,
     InternalErrors,
+    BlockFaults,
     Count,
 }

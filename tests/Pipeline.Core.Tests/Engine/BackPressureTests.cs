@@ -10,9 +10,10 @@ public sealed class BackPressureTests
     [Fact]
     public async Task A_slow_tool_stops_the_pulls_at_the_configured_bound()
     {
-        // The bound, by hand: 2 pulls + Claim (3 queued + 1 worker) + Ack-decision (4 + 2)
-        // + Dispatch (5 + 3) = 20 items held, however long the source is.
-        const int expectedBound = 2 + 3 + 1 + 4 + 2 + 5 + 3;
+        // The bound, by hand: MaxInFlight = 20 slots, each taken before NextAsync and given back
+        // after the item's events reach Emit. With every tool held, 3 run and 17 wait at
+        // Dispatch, and no NextAsync can start: 20 held (pulls in progress + unsettled handles).
+        const int expectedBound = 20;
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var running = 0;
         var gated = new ScriptedTool("gated", async (_, ct) =>
@@ -25,9 +26,10 @@ public sealed class BackPressureTests
         var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with
         {
             PullParallelism = 2,
-            Claim = new BlockOptions { Parallelism = 1, Capacity = 3 },
-            AckDecision = new BlockOptions { Parallelism = 2, Capacity = 4 },
-            Dispatch = new BlockOptions { Parallelism = 3, Capacity = 5 },
+            MaxInFlight = 20,
+            Claim = new BlockOptions { Parallelism = 1 },
+            AckDecision = new BlockOptions { Parallelism = 2 },
+            Dispatch = new BlockOptions { Parallelism = 3 },
         };
         var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(gated), new CollectingSink(), options);
         using var stop = new CancellationTokenSource();
@@ -45,7 +47,7 @@ public sealed class BackPressureTests
         Assert.Equal(expectedBound, Held());
         Assert.Equal(3, Volatile.Read(ref running));
         Assert.True(source.MaxHeld <= expectedBound, $"held {source.MaxHeld} at once, bound {expectedBound}");
-        Assert.Equal(expectedBound, options.MaxItemsHeld);
+        Assert.Equal(new BlockLoad(Queued: 17, Running: 3), pipeline.Stats.Blocks.Dispatch);
 
         stop.Cancel();
         release.SetResult();

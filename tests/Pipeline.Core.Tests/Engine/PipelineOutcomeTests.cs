@@ -232,7 +232,12 @@ public sealed class PipelineOutcomeTests
     {
         var sink = new CollectingSink { FailWrite = () => true };
         var source = new RecordingSource([ClaimOutcome.Claimed(TestCommands.Make("a")), ClaimOutcome.Claimed(TestCommands.Make("b"))]);
-        var options = PipelineHarness.FastOptions() with { EmitRetries = 2, EmitRetryBackoff = new Backoff { Base = TimeSpan.Zero, Max = TimeSpan.Zero } };
+        var options = PipelineHarness.FastOptions() with
+        {
+            SinkFailure = SinkFailureAction.Drop,
+            EmitRetries = 2,
+            EmitRetryBackoff = new Backoff { Base = TimeSpan.Zero, Max = TimeSpan.Zero },
+        };
         var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(), sink, options);
         await pipeline.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
 
@@ -242,7 +247,9 @@ public sealed class PipelineOutcomeTests
         Assert.Equal(6, pipeline.Stats.EventsDropped);
         Assert.Equal(0, pipeline.Stats.EventsEmitted);
         Assert.Empty(sink.Events);
-        Assert.True(sink.Writes > 0 && sink.Writes % 3 == 0, $"each batch is tried once and retried twice; saw {sink.Writes} writes");
+        // The first batch is tried once and retried twice; by then the breaker may have opened and
+        // dropped the second batch without a call. Never more than three calls per batch.
+        Assert.InRange(sink.Writes, 3, 6);
     }
 
     [Fact]
@@ -250,7 +257,7 @@ public sealed class PipelineOutcomeTests
     {
         var sink = new CollectingSink { FailWrite = () => true };
         var source = new RecordingSource([ClaimOutcome.Claimed(TestCommands.Make("a"))]);
-        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(), sink, PipelineHarness.FastOptions() with { EmitRetries = 0 });
+        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(), sink, PipelineHarness.FastOptions() with { SinkFailure = SinkFailureAction.Drop, EmitRetries = 0 });
         await pipeline.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
 
         Assert.Equal(3, pipeline.Stats.EventsDropped);
@@ -299,8 +306,8 @@ public sealed class PipelineOutcomeTests
         var (_, sink, stats) = await Run(outcomes, PipelineHarness.FastOptions() with
         {
             EmitBatchSize = batchSize,
-            Emit = new BlockOptions { Capacity = batchSize * 2 },
-            Dispatch = new BlockOptions { Parallelism = dispatchParallelism, Capacity = 8 },
+            MaxInFlight = 64,
+            Dispatch = new BlockOptions { Parallelism = dispatchParallelism },
         });
 
         Assert.Equal(3 * count, sink.Events.Count);
@@ -315,13 +322,13 @@ public sealed class PipelineOutcomeTests
     [Fact]
     public async Task A_worker_that_never_idles_still_delivers_every_event()
     {
-        // Hold the first command until the Dispatch queue is full, so the one Dispatch worker then
-        // runs 64 commands back to back and its batch fills past its size mid-command.
+        // Hold the first command until 64 wait behind it at Dispatch, so the one Dispatch worker then
+        // runs 64 commands back to back and Emit's batch fills past its size mid-stream.
         const int count = 500;
         CommandPipeline<Pipeline.Sources.DeliveryHandle>? pipeline = null;
         var gate = new ScriptedTool("gate", async (_, ct) =>
         {
-            while (pipeline!.Stats.QueueDepths.Dispatch < 64)
+            while (pipeline!.Stats.Blocks.Dispatch.Queued < 64)
             {
                 await Task.Delay(1, ct);
             }
@@ -334,7 +341,8 @@ public sealed class PipelineOutcomeTests
         pipeline = new CommandPipeline<Pipeline.Sources.DeliveryHandle>(source, PipelineHarness.Tools(gate), sink, PipelineHarness.FastOptions() with
         {
             EmitBatchSize = 16,
-            Dispatch = new BlockOptions { Parallelism = 1, Capacity = 64 },
+            MaxInFlight = 65,
+            Dispatch = new BlockOptions { Parallelism = 1 },
         });
         await pipeline.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
 

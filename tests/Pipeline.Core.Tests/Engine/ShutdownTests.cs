@@ -28,9 +28,7 @@ public sealed class ShutdownTests
         var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with
         {
             PullParallelism = 1,
-            Claim = new BlockOptions { Capacity = 1 },
-            AckDecision = new BlockOptions { Capacity = 1 },
-            Dispatch = new BlockOptions { Parallelism = 2, Capacity = 1 },
+            Dispatch = new BlockOptions { Parallelism = 2 },
             ShutdownTimeout = TimeSpan.FromMinutes(5),
         };
         var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(gated), sink, options);
@@ -59,7 +57,7 @@ public sealed class ShutdownTests
         var sink = new CollectingSink();
         var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with
         {
-            Dispatch = new BlockOptions { Parallelism = 2, Capacity = 2 },
+            Dispatch = new BlockOptions { Parallelism = 2 },
             ShutdownTimeout = TimeSpan.FromSeconds(5),
         };
         var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(stuck), sink, options, timeProvider: time);

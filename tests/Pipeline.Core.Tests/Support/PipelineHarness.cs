@@ -13,6 +13,7 @@ internal static class PipelineHarness
         PullErrorBackoff = new Backoff { Base = TimeSpan.Zero, Max = TimeSpan.Zero },
         NackBackoff = new Backoff { Base = TimeSpan.Zero, Max = TimeSpan.Zero },
         ToolRetryDelay = TimeSpan.Zero,
+        SettleTimeout = TimeSpan.FromMilliseconds(500),
         WorkerId = "test-worker",
     };
 

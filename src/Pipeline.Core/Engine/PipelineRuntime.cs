@@ -1,0 +1,255 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Pipeline.Claiming;
+using Pipeline.Commands;
+using Pipeline.Events;
+using Pipeline.Sources;
+using System.Threading.Tasks.Dataflow;
+
+namespace Pipeline.Engine;
+
+/// <summary>
+/// What the five stages share: the options, the source's capabilities, the clock, the counters,
+/// the recent-id cache, the settler, the run's three tokens, and the pool of deliveries.
+/// </summary>
+internal sealed class PipelineRuntime<THandle> : IDisposable
+{
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly CancellationTokenSource _abort;
+    private readonly CancellationTokenSource _settleBudget;
+    private readonly Delivery<THandle>?[] _deliveries;
+    private int _created;
+
+    public PipelineRuntime(SourceCapabilities<THandle> source, PipelineOptions options, TimeProvider time, ILogger logger)
+    {
+        Source = source;
+        Options = options;
+        Time = time;
+        Logger = logger;
+        _abort = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
+        _settleBudget = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
+        _deliveries = new Delivery<THandle>?[options.MaxInFlight];
+        Recent = options.RecentCommandIds > 0 ? new RecentCommandIds(options.RecentCommandIds, options.MaxInFlight) : null;
+        Stats = new PipelineStats(() => Blocks);
+        Settler = new Settler<THandle>(source, options, Stats, Recent, time, logger, _settleBudget.Token);
+    }
+
+    public SourceCapabilities<THandle> Source { get; }
+
+    public PipelineOptions Options { get; }
+
+    public TimeProvider Time { get; }
+
+    public ILogger Logger { get; }
+
+    public PipelineStats Stats { get; }
+
+    public RecentCommandIds? Recent { get; }
+
+    public Settler<THandle> Settler { get; }
+
+    /// <summary>Fires when a stop is requested: no more pulls.</summary>
+    public CancellationToken Stopping => _stopping.Token;
+
+    /// <summary>Fires at the hard deadline: tools, claimer and sink are cancelled.</summary>
+    public CancellationToken Abort => _abort.Token;
+
+    /// <summary>Where a finished delivery goes back to: the Pull block's free slots.</summary>
+    public Action<Delivery<THandle>> ReturnToPool { get; set; } = static _ => { };
+
+    /// <summary>Ends a delivery's path early: straight to Emit with the events it has (set by the Emit stage).</summary>
+    public Action<Delivery<THandle>> Finish { get; set; } = static _ => { };
+
+    /// <summary>Asks for a graceful stop: no more pulls, and the hard deadline in <see cref="PipelineOptions.ShutdownTimeout"/>.</summary>
+    public bool RequestStop()
+    {
+        lock (_stopping)
+        {
+            if (_stopping.IsCancellationRequested)
+            {
+                return false;
+            }
+
+            _stopping.Cancel();
+        }
+
+        _abort.CancelAfter(Options.ShutdownTimeout);
+        return true;
+    }
+
+    /// <summary>From the hard deadline, the last settles get <see cref="PipelineOptions.SettleTimeout"/> before their token fires.</summary>
+    public void StartSettleBudget() => _settleBudget.CancelAfter(Options.SettleTimeout);
+
+    /// <summary>A new pooled delivery (the Pull block makes them on first use, up to <see cref="PipelineOptions.MaxInFlight"/>).</summary>
+    public Delivery<THandle> CreateDelivery()
+    {
+        var slot = Interlocked.Increment(ref _created) - 1;
+        var delivery = new Delivery<THandle>(slot);
+        if (Source.KeepAlive is { } keepAlive)
+        {
+            delivery.KeepAlive = new KeepAlive<THandle>(keepAlive, keepAlive.KeepAliveInterval, Time, _settleBudget.Token, Stats, ex => Log.KeepAliveFailed(Logger, ex));
+        }
+
+        Volatile.Write(ref _deliveries[slot], delivery);
+        return delivery;
+    }
+
+    /// <summary>The delivery's path is done (settled, events handed to Emit): record its id as finished and free its slot.</summary>
+    public void Release(Delivery<THandle> delivery)
+    {
+        if (delivery.RecordedId is { } id)
+        {
+            Recent!.Finish(id, delivery.RecordedTicket);
+        }
+
+        delivery.Reset();
+        ReturnToPool(delivery);
+    }
+
+    /// <summary>
+    /// A delivery could not be handed to the next block (it faulted): settle it (nack) if still
+    /// open, count its events as dropped, and free it.
+    /// </summary>
+    public ValueTask StrandAsync(Delivery<THandle> delivery, string block)
+    {
+        Stats.Add(StatCounter.EventsDropped, delivery.EventCount - delivery.EventsPosted);
+        var settle = delivery.IsOpen
+            ? Settler.SettleAsync(delivery, Settlement.Nack(TimeSpan.Zero, $"the {block} block faulted"), atEnd: true)
+            : ValueTask.CompletedTask;
+        Release(delivery);
+        return settle;
+    }
+
+    /// <summary>Hands <paramref name="delivery"/> to <paramref name="block"/>, or strands it when the block no longer accepts.</summary>
+    public void Forward<T>(ITargetBlock<T> block, T message, Delivery<THandle> delivery, string blockName)
+    {
+        if (!block.Post(message))
+        {
+            _ = StrandAsync(delivery, blockName).AsTask();
+        }
+    }
+
+    /// <summary>
+    /// A stage's own handler failed on <paramref name="delivery"/> (a bug): count and log it, and
+    /// settle the delivery (nack) so its handle is not left open. The stage then passes it on.
+    /// </summary>
+    public ValueTask InternalErrorAsync(Delivery<THandle> delivery, Exception exception, string block)
+    {
+        Stats.Increment(StatCounter.InternalErrors);
+        Log.InternalError(Logger, exception, block, delivery.Command?.CommandId);
+        return delivery.IsOpen
+            ? Settler.SettleAsync(delivery, Settlement.Nack(DelayFor(delivery.Command), $"internal error in {block}"))
+            : ValueTask.CompletedTask;
+    }
+
+    /// <summary>Nacks every delivery still open (the hard deadline, or items a faulted block dropped).</summary>
+    public Task SettleOpenAsync(string reason)
+    {
+        List<Task>? pending = null;
+        var created = Math.Min(Volatile.Read(ref _created), _deliveries.Length);
+        for (var i = 0; i < created; i++)
+        {
+            if (Volatile.Read(ref _deliveries[i]) is not { IsOpen: true } delivery)
+            {
+                continue;
+            }
+
+            Stats.Add(StatCounter.EventsDropped, delivery.EventCount - delivery.EventsPosted);
+            var settle = Settler.SettleAsync(delivery, Settlement.Nack(TimeSpan.Zero, reason), atEnd: true);
+            if (!settle.IsCompletedSuccessfully)
+            {
+                (pending ??= []).Add(settle.AsTask());
+            }
+        }
+
+        return pending is null ? Task.CompletedTask : Task.WhenAll(pending);
+    }
+
+    /// <summary>How many deliveries are open now.</summary>
+    public int CountOpen()
+    {
+        var open = 0;
+        var created = Math.Min(Volatile.Read(ref _created), _deliveries.Length);
+        for (var i = 0; i < created; i++)
+        {
+            if (Volatile.Read(ref _deliveries[i]) is { IsOpen: true })
+            {
+                open++;
+            }
+        }
+
+        return open;
+    }
+
+    /// <summary>Where each delivery is, counted by block (a poll for progress displays and gauges, not the hot path).</summary>
+    public PipelineBlocks Blocks
+    {
+        get
+        {
+            Span<int> counts = stackalloc int[(int)DeliveryPosition.Emitting + 1];
+            var created = Math.Min(Volatile.Read(ref _created), _deliveries.Length);
+            for (var i = 0; i < created; i++)
+            {
+                if (Volatile.Read(ref _deliveries[i]) is { } delivery)
+                {
+                    counts[(int)delivery.Position]++;
+                }
+            }
+
+            counts[(int)DeliveryPosition.Free] += Options.MaxInFlight - created;
+            return new PipelineBlocks(
+                new BlockLoad(counts[(int)DeliveryPosition.Free], counts[(int)DeliveryPosition.Pulling]),
+                new BlockLoad(counts[(int)DeliveryPosition.ClaimQueued], counts[(int)DeliveryPosition.Claiming]),
+                new BlockLoad(counts[(int)DeliveryPosition.DecideQueued], counts[(int)DeliveryPosition.Deciding]),
+                new BlockLoad(counts[(int)DeliveryPosition.DispatchQueued], counts[(int)DeliveryPosition.Dispatching]),
+                new BlockLoad(counts[(int)DeliveryPosition.EmitQueued], counts[(int)DeliveryPosition.Emitting]));
+        }
+    }
+
+    public TimeSpan DelayFor(Command? command) => Options.NackBackoff.DelayFor(command?.Attempts ?? 0);
+
+    /// <summary>Adds one event to <paramref name="delivery"/>; it goes to the sink when the delivery reaches Emit.</summary>
+    public void AddEvent(Delivery<THandle> delivery, string eventType, string status, TimeSpan? duration = null, JsonElement result = default, string? error = null, DateTimeOffset? createdAt = null)
+    {
+        var command = delivery.Command;
+        delivery.AddEvent(new PipelineEvent
+        {
+            EventType = eventType,
+            Status = status,
+            CreatedAt = createdAt ?? Time.GetUtcNow(),
+            ExecutionId = command?.ExecutionId ?? 0,
+            Step = command?.Step,
+            CommandId = command?.CommandId,
+            ToolKind = command?.ToolKind,
+            WorkerId = Options.WorkerId,
+            Attempts = command?.Attempts ?? 0,
+            DurationMs = duration?.TotalMilliseconds,
+            Result = result,
+            Error = error,
+        });
+    }
+
+    /// <summary>Per-block Dataflow options, mapped in one place: unbounded (the in-flight bound is the pool), no ordering.</summary>
+    public static ExecutionDataflowBlockOptions BlockOptions(int parallelism) => new()
+    {
+        MaxDegreeOfParallelism = parallelism,
+        EnsureOrdered = false,
+    };
+
+    /// <summary>
+    /// Frees the deliveries' timers and tool cancellations once the run has drained. The run's
+    /// token sources stay: a late <see cref="RequestStop"/> must not find them disposed.
+    /// </summary>
+    public void Dispose()
+    {
+        var created = Math.Min(Volatile.Read(ref _created), _deliveries.Length);
+        for (var i = 0; i < created; i++)
+        {
+            if (Volatile.Read(ref _deliveries[i]) is { } delivery)
+            {
+                delivery.KeepAlive?.Dispose();
+                delivery.Tools?.Dispose();
+            }
+        }
+    }
+}

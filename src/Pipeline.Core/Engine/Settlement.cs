@@ -1,0 +1,24 @@
+namespace Pipeline.Engine;
+
+/// <summary>How a handle is settled.</summary>
+internal enum SettleAction
+{
+    None,
+    Ack,
+    Nack,
+    Terminate,
+}
+
+/// <summary>
+/// A decision about one handle, made by a stage and carried out by the one <see cref="Settler{THandle}"/>:
+/// ack, nack (redeliver, after <see cref="Delay"/> where the source can wait), or terminate (a
+/// poison item, never redelivered), with the reason.
+/// </summary>
+internal readonly record struct Settlement(SettleAction Action, TimeSpan Delay = default, string? Reason = null)
+{
+    public static Settlement Ack => new(SettleAction.Ack);
+
+    public static Settlement Nack(TimeSpan delay, string? reason = null) => new(SettleAction.Nack, delay, reason);
+
+    public static Settlement Terminate(string reason) => new(SettleAction.Terminate, Reason: reason);
+}

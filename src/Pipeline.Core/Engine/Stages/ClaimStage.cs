@@ -1,0 +1,100 @@
+using System.Threading.Tasks.Dataflow;
+using Pipeline.Claiming;
+using Pipeline.Commands;
+
+namespace Pipeline.Engine.Stages;
+
+/// <summary>
+/// Claim: records the command id (a duplicate of one running or finished here is marked and not
+/// claimed again), then asks the claimer. An outcome with no command where one is required
+/// (<c>default(ClaimOutcome)</c>) becomes a <see cref="ClaimOutcomeKind.Failed"/> claim; a
+/// claimer that throws is a <see cref="ClaimOutcomeKind.RetryLater"/>.
+/// </summary>
+internal sealed class ClaimStage<THandle>
+{
+    public const string Name = "Claim";
+
+    private readonly PipelineRuntime<THandle> _runtime;
+    private readonly IClaimer _claimer;
+    private readonly AckDecisionStage<THandle> _next;
+    private readonly ActionBlock<Delivery<THandle>> _block;
+
+    public ClaimStage(PipelineRuntime<THandle> runtime, IClaimer claimer, AckDecisionStage<THandle> next)
+    {
+        _runtime = runtime;
+        _claimer = claimer;
+        _next = next;
+        _block = new ActionBlock<Delivery<THandle>>(ClaimAsync, PipelineRuntime<THandle>.BlockOptions(runtime.Options.Claim.Parallelism));
+    }
+
+    public Task Completion => _block.Completion;
+
+    public ITargetBlock<Delivery<THandle>> Block => _block;
+
+    public void Post(Delivery<THandle> delivery)
+    {
+        delivery.Position = DeliveryPosition.ClaimQueued;
+        _runtime.Forward(_block, delivery, delivery, Name);
+    }
+
+    public void Complete() => _block.Complete();
+
+    private async Task ClaimAsync(Delivery<THandle> delivery)
+    {
+        delivery.Position = DeliveryPosition.Claiming;
+        try
+        {
+            var outcome = Validate(delivery.Outcome, "the source");
+            if (outcome.Kind == ClaimOutcomeKind.Claimed)
+            {
+                var commandId = outcome.Command!.CommandId;
+                if (_runtime.Recent is { } recent)
+                {
+                    var state = recent.TryBegin(commandId, out var ticket);
+                    if (state != RecentIdState.Recorded)
+                    {
+                        delivery.Outcome = outcome;
+                        delivery.Duplicate = state;
+                        _next.Post(delivery);
+                        return;
+                    }
+
+                    delivery.RecordedId = commandId;
+                    delivery.RecordedTicket = ticket;
+                }
+
+                outcome = await ClaimWithClaimerAsync(outcome).ConfigureAwait(false);
+            }
+
+            delivery.Outcome = outcome;
+        }
+        catch (Exception ex)
+        {
+            await _runtime.InternalErrorAsync(delivery, ex, Name).ConfigureAwait(false);
+            _runtime.Finish(delivery);
+            return;
+        }
+
+        _next.Post(delivery);
+    }
+
+    private async ValueTask<ClaimOutcome> ClaimWithClaimerAsync(ClaimOutcome pulled)
+    {
+        try
+        {
+            return Validate(await _claimer.ClaimAsync(pulled, _runtime.Abort).ConfigureAwait(false), "the claimer");
+        }
+        catch (Exception ex)
+        {
+            return ClaimOutcome.RetryLater($"claim threw {ex.GetType().Name}: {ex.Message}", pulled.Command);
+        }
+    }
+
+    private static ClaimOutcome Validate(ClaimOutcome outcome, string from) =>
+        outcome.Kind switch
+        {
+            ClaimOutcomeKind.Claimed when outcome.Command is null => ClaimOutcome.Failed($"{from} returned a Claimed outcome with no command (default(ClaimOutcome))."),
+            ClaimOutcomeKind.Claimed or ClaimOutcomeKind.AlreadyClaimed or ClaimOutcomeKind.RetryLater or ClaimOutcomeKind.Failed => outcome,
+            _ => ClaimOutcome.Failed($"{from} returned an unknown claim outcome ({(int)outcome.Kind})", outcome.Command),
+        };
+}

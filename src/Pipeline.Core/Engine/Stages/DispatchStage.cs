@@ -1,0 +1,217 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Threading.Tasks.Dataflow;
+using Pipeline.Commands;
+using Pipeline.Dispatch;
+using Pipeline.Events;
+using Pipeline.Telemetry;
+using Pipeline.Tools;
+using Polly;
+using Polly.Retry;
+
+namespace Pipeline.Engine.Stages;
+
+/// <summary>
+/// Dispatch: runs the command's tool under its per-attempt timeout and the shutdown deadline,
+/// retries transient failures in process (Polly), and with ack after dispatch settles the handle:
+/// ack on success, nack with backoff on a retryable failure, terminate (or ack) when given up.
+/// When a tool does not finish at once, the events so far go to Emit while it runs.
+/// </summary>
+internal sealed class DispatchStage<THandle>
+{
+    public const string Name = "Dispatch";
+
+    private readonly PipelineRuntime<THandle> _runtime;
+    private readonly ToolRegistry _tools;
+    private readonly EmitStage<THandle> _emit;
+    private readonly ActionBlock<Delivery<THandle>> _block;
+    private readonly ResiliencePipeline<ToolAttempt> _retry;
+
+    public DispatchStage(PipelineRuntime<THandle> runtime, ToolRegistry tools, EmitStage<THandle> emit)
+    {
+        _runtime = runtime;
+        _tools = tools;
+        _emit = emit;
+        _retry = BuildRetry(runtime);
+        _block = new ActionBlock<Delivery<THandle>>(DispatchAsync, PipelineRuntime<THandle>.BlockOptions(runtime.Options.Dispatch.Parallelism));
+    }
+
+    public Task Completion => _block.Completion;
+
+    public ITargetBlock<Delivery<THandle>> Block => _block;
+
+    public void Post(Delivery<THandle> delivery)
+    {
+        delivery.Position = DeliveryPosition.DispatchQueued;
+        _runtime.Forward(_block, delivery, delivery, Name);
+    }
+
+    public void Complete() => _block.Complete();
+
+    private async Task DispatchAsync(Delivery<THandle> delivery)
+    {
+        delivery.Position = DeliveryPosition.Dispatching;
+        var runtime = _runtime;
+        try
+        {
+            var command = delivery.Command!;
+            runtime.AddEvent(delivery, EventTypes.CommandClaimed, EventStatus.Claimed, createdAt: delivery.ClaimedAt);
+            runtime.AddEvent(delivery, EventTypes.CommandStarted, EventStatus.Started);
+
+            var started = runtime.Time.GetTimestamp();
+            ToolAttempt attempt;
+            using (var activity = PipelineTelemetry.ActivitySource.StartActivity("pipeline.dispatch", ActivityKind.Consumer))
+            {
+                activity?.SetTag("pipeline.command_id", command.CommandId);
+                activity?.SetTag("pipeline.execution_id", command.ExecutionId);
+                activity?.SetTag("pipeline.tool_kind", command.ToolKind);
+                attempt = await RunToolAsync(delivery, command).ConfigureAwait(false);
+                if (!attempt.Result.IsSuccess)
+                {
+                    activity?.SetStatus(ActivityStatusCode.Error, attempt.Result.Error);
+                }
+            }
+
+            var duration = runtime.Time.GetElapsedTime(started);
+            PipelineTelemetry.DispatchDuration.Record(duration.TotalMilliseconds);
+            var result = attempt.Result;
+            if (result.IsSuccess)
+            {
+                runtime.Stats.Increment(StatCounter.Completed);
+                if (delivery.IsOpen)
+                {
+                    await runtime.Settler.SettleAsync(delivery, Settlement.Ack).ConfigureAwait(false);
+                }
+
+                runtime.AddEvent(delivery, EventTypes.CommandCompleted, EventStatus.Completed, duration, result.Value);
+            }
+            else
+            {
+                runtime.Stats.Increment(StatCounter.Failed);
+                var error = result.Error!;
+                if (delivery.IsOpen)
+                {
+                    var tries = command.Attempts + 1;
+                    var maxAttempts = runtime.Options.MaxAttempts;
+                    Settlement settlement;
+                    if (!attempt.Permanent && tries < maxAttempts)
+                    {
+                        error = $"{error} (attempt {tries} of {maxAttempts}; redelivering)";
+                        settlement = Settlement.Nack(runtime.DelayFor(command), error);
+                    }
+                    else
+                    {
+                        error = attempt.Permanent ? $"{error} (not retryable; giving up)" : $"{error} (attempt {tries} of {maxAttempts}; giving up)";
+                        settlement = runtime.Source.Terminate is not null ? Settlement.Terminate(error) : Settlement.Ack;
+                    }
+
+                    await runtime.Settler.SettleAsync(delivery, settlement).ConfigureAwait(false);
+                }
+
+                runtime.AddEvent(delivery, EventTypes.CommandFailed, EventStatus.Failed, duration, result.Value, error);
+            }
+        }
+        catch (Exception ex)
+        {
+            await runtime.InternalErrorAsync(delivery, ex, Name).ConfigureAwait(false);
+        }
+
+        _emit.PostFinal(delivery);
+    }
+
+    // Pooled builders: with a slow tool every dispatch suspends here, and a fresh box each time
+    // would be most of its garbage.
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<ToolAttempt> RunToolAsync(Delivery<THandle> delivery, Command command)
+    {
+        if (!_tools.TryGet(command.ToolKind, out var tool))
+        {
+            return new(ToolResult.Failure($"unknown tool_kind '{command.ToolKind}'; registered tools: {_tools.KnownKinds}."), Permanent: true);
+        }
+
+        var first = await AttemptAsync(tool, delivery).ConfigureAwait(false);
+        if (first.Result.IsSuccess || first.Permanent || !first.Result.IsTransient || _runtime.Options.ToolRetries == 0)
+        {
+            return first;
+        }
+
+        // The rare path: Polly retries the transient failure, with backoff, replaying the first attempt.
+        var retry = new ReplayFirstOutcome<DispatchStage<THandle>, (ITool Tool, Delivery<THandle> Delivery), ToolAttempt>(
+            this, (tool, delivery), Outcome.FromResult(first), static (stage, a, _) => stage.AttemptAsync(a.Tool, a.Delivery));
+        var context = ResilienceContextPool.Shared.Get(_runtime.Abort);
+        try
+        {
+            var outcome = await _retry.ExecuteOutcomeAsync(
+                static async (context, state) => Outcome.FromResult(await state.NextAsync(context.CancellationToken).ConfigureAwait(false)),
+                context,
+                retry).ConfigureAwait(false);
+            return outcome.Exception is null
+                ? outcome.Result
+                : new(ToolResult.Failure($"{command.ToolKind}: cancelled at the shutdown deadline.", transient: true), Permanent: false);
+        }
+        finally
+        {
+            ResilienceContextPool.Shared.Return(context);
+        }
+    }
+
+    /// <summary>One tool run under the per-attempt timeout and the shutdown deadline; never throws.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<ToolAttempt> AttemptAsync(ITool tool, Delivery<THandle> delivery)
+    {
+        var command = delivery.Command!;
+        var cancellation = delivery.Tools ??= new ToolCancellation(_runtime.Time, _runtime.Abort);
+        var token = cancellation.Begin();
+        try
+        {
+            var pending = tool.InvokeAsync(command, token);
+            if (pending.IsCompleted)
+            {
+                return new(pending.Result, Permanent: false);
+            }
+
+            // The tool went asynchronous: start its clock, and let the events so far out while it runs.
+            cancellation.Arm(_runtime.Options.ToolTimeout);
+            _emit.PostEarly(delivery);
+            return new(await pending.ConfigureAwait(false), Permanent: false);
+        }
+        catch (OperationCanceledException) when (cancellation.TimedOut)
+        {
+            return new(ToolResult.Failure($"{command.ToolKind}: timed out after {_runtime.Options.ToolTimeout.TotalMilliseconds:0} ms.", transient: true), Permanent: false);
+        }
+        catch (OperationCanceledException) when (_runtime.Abort.IsCancellationRequested)
+        {
+            return new(ToolResult.Failure($"{command.ToolKind}: cancelled at the shutdown deadline.", transient: true), Permanent: false);
+        }
+        catch (ToolInputException ex)
+        {
+            return new(ToolResult.Failure(ex.Message), Permanent: true);
+        }
+        catch (Exception ex)
+        {
+            return new(ToolResult.Failure($"{command.ToolKind}: {ex.GetType().Name}: {ex.Message}", IsTransient(ex)), Permanent: false);
+        }
+        finally
+        {
+            cancellation.End();
+        }
+    }
+
+    private static bool IsTransient(Exception ex) => ex is TransientToolException or HttpRequestException or TimeoutException;
+
+    private static ResiliencePipeline<ToolAttempt> BuildRetry(PipelineRuntime<THandle> runtime) =>
+        new ResiliencePipelineBuilder<ToolAttempt> { TimeProvider = runtime.Time }
+            .AddRetry(new RetryStrategyOptions<ToolAttempt>
+            {
+                MaxRetryAttempts = Math.Max(1, runtime.Options.ToolRetries),
+                BackoffType = DelayBackoffType.Exponential,
+                Delay = runtime.Options.ToolRetryDelay,
+                UseJitter = true,
+                ShouldHandle = static args => new ValueTask<bool>(
+                    args.Outcome.Exception is null && args.Outcome.Result is { Permanent: false, Result: { IsSuccess: false, IsTransient: true } }),
+            })
+            .Build();
+
+    /// <summary>What one tool run produced, and whether a retry or redelivery could change it.</summary>
+    private readonly record struct ToolAttempt(ToolResult Result, bool Permanent);
+}

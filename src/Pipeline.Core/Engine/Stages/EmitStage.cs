@@ -1,0 +1,275 @@
+using System.Collections.Concurrent;
+using System.Threading.Tasks.Dataflow;
+using Pipeline.Events;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Retry;
+
+namespace Pipeline.Engine.Stages;
+
+/// <summary>One hand-over to Emit: a delivery's events <see cref="From"/> up to <see cref="To"/>.</summary>
+internal readonly record struct EmitRequest<THandle>(Delivery<THandle> Delivery, int From, int To);
+
+/// <summary>
+/// Emit: copies each delivery's events into a batch, frees the delivery, and writes the batch to
+/// the sink when it is full or nothing more is queued. Settles never wait for this block: every
+/// delivery reaching it is settled already (or still running, for the early events of a slow
+/// tool). While the sink is slow or failing, deliveries wait here holding their in-flight slots,
+/// which slows pulling (<see cref="SinkFailureAction.Backpressure"/>), or batches are dropped and
+/// counted (<see cref="SinkFailureAction.Drop"/>).
+/// </summary>
+internal sealed class EmitStage<THandle>
+{
+    public const string Name = "Emit";
+
+    private readonly PipelineRuntime<THandle> _runtime;
+    private readonly IEventSink _sink;
+    private readonly ActionBlock<EmitRequest<THandle>> _block;
+    private readonly ResiliencePipeline _resilience;
+    private readonly CircuitBreakerStateProvider _breaker = new();
+    private readonly int _batchSize;
+
+    // One batch per concurrent Emit call; a block keeps no per-worker state, so they are pooled.
+    private readonly ConcurrentQueue<EventBatch> _batches = new();
+    private int _queued;
+
+    public EmitStage(PipelineRuntime<THandle> runtime, IEventSink sink)
+    {
+        _runtime = runtime;
+        _sink = sink;
+        _batchSize = runtime.Options.EmitBatchSize;
+        _resilience = BuildResilience(runtime, _breaker);
+        for (var i = 0; i < runtime.Options.Emit.Parallelism; i++)
+        {
+            _batches.Enqueue(new EventBatch(_batchSize + Delivery<THandle>.MaxEvents));
+        }
+
+        _block = new ActionBlock<EmitRequest<THandle>>(EmitAsync, PipelineRuntime<THandle>.BlockOptions(runtime.Options.Emit.Parallelism));
+        runtime.Finish = PostFinal;
+    }
+
+    public Task Completion => _block.Completion;
+
+    public ITargetBlock<EmitRequest<THandle>> Block => _block;
+
+    public void Complete() => _block.Complete();
+
+    /// <summary>A tool went asynchronous: its first events go now; the delivery is freed after its final request.</summary>
+    public void PostEarly(Delivery<THandle> delivery)
+    {
+        if (delivery.EventsPosted != 0 || delivery.EventCount == 0)
+        {
+            return;
+        }
+
+        delivery.ExpectEmits(2);
+        var count = delivery.EventCount;
+        delivery.EventsPosted = count;
+        Post(new EmitRequest<THandle>(delivery, 0, count));
+    }
+
+    /// <summary>The delivery's path is done: its remaining events go, and then it is freed.</summary>
+    public void PostFinal(Delivery<THandle> delivery)
+    {
+        if (delivery.EventsPosted == 0)
+        {
+            delivery.ExpectEmits(1);
+        }
+
+        var from = delivery.EventsPosted;
+        delivery.EventsPosted = delivery.EventCount;
+        delivery.Position = DeliveryPosition.EmitQueued;
+        Post(new EmitRequest<THandle>(delivery, from, delivery.EventCount));
+    }
+
+    private void Post(EmitRequest<THandle> request)
+    {
+        Interlocked.Increment(ref _queued);
+        if (!_block.Post(request))
+        {
+            Interlocked.Decrement(ref _queued);
+            _runtime.Stats.Add(StatCounter.EventsDropped, request.To - request.From);
+            if (request.Delivery.EmitDone())
+            {
+                _ = _runtime.StrandAsync(request.Delivery, Name).AsTask();
+            }
+        }
+    }
+
+    private async Task EmitAsync(EmitRequest<THandle> request)
+    {
+        var delivery = request.Delivery;
+        _batches.TryDequeue(out var batch);
+        try
+        {
+            batch!.Add(delivery.Events[request.From..request.To]);
+            if (delivery.EmitDone())
+            {
+                delivery.Position = DeliveryPosition.Emitting;
+                _runtime.Release(delivery);
+            }
+
+            var quiet = Interlocked.Decrement(ref _queued) == 0;
+            if (batch.Count >= _batchSize || quiet)
+            {
+                await WriteAsync(batch).ConfigureAwait(false);
+            }
+
+            if (quiet && _batches.Count > 0)
+            {
+                await FlushIdleBatchesAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex)
+        {
+            _runtime.Stats.Increment(StatCounter.InternalErrors);
+            Log.InternalError(_runtime.Logger, ex, Name, delivery.Command?.CommandId);
+        }
+        finally
+        {
+            _batches.Enqueue(batch!);
+        }
+    }
+
+    /// <summary>With parallel Emit calls, other batches may hold a few events when the input runs dry: send them too.</summary>
+    private async ValueTask FlushIdleBatchesAsync()
+    {
+        for (var n = _batches.Count; n > 0 && _batches.TryDequeue(out var idle); n--)
+        {
+            try
+            {
+                if (idle.Count > 0)
+                {
+                    await WriteAsync(idle).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                _batches.Enqueue(idle);
+            }
+        }
+    }
+
+    private async ValueTask WriteAsync(EventBatch batch)
+    {
+        var events = batch.Memory;
+        try
+        {
+            var direct = _breaker.CircuitState is CircuitState.Closed;
+            Exception? first = null;
+            if (direct)
+            {
+                try
+                {
+                    // Straight to the sink while it succeeds; Polly takes over from the first failure.
+                    await _sink.WriteAsync(events, _runtime.Abort).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (!_runtime.Abort.IsCancellationRequested)
+                {
+                    first = ex;
+                }
+            }
+
+            if (!direct || first is not null)
+            {
+                // The first attempt Polly makes replays the failed direct call (or, with the breaker
+                // open or probing, makes the call through the breaker).
+                var replay = new ReplayFirstOutcome<IEventSink, ReadOnlyMemory<PipelineEvent>, bool>(
+                    _sink, events, first is null ? null : Outcome.FromException<bool>(first), static async (sink, batch, token) =>
+                    {
+                        await sink.WriteAsync(batch, token).ConfigureAwait(false);
+                        return true;
+                    });
+                await _resilience.ExecuteAsync(static async (state, token) => await state.NextAsync(token).ConfigureAwait(false), replay, _runtime.Abort).ConfigureAwait(false);
+            }
+
+            _runtime.Stats.Add(StatCounter.EventsEmitted, events.Length);
+        }
+        catch (Exception ex)
+        {
+            // Events are freshness, never the truth: count what was lost and go on.
+            _runtime.Stats.Add(StatCounter.EventsDropped, events.Length);
+            Log.EventsDropped(_runtime.Logger, ex is BrokenCircuitException ? null : ex, events.Length);
+        }
+        finally
+        {
+            batch.Clear();
+        }
+    }
+
+    private static ResiliencePipeline BuildResilience(PipelineRuntime<THandle> runtime, CircuitBreakerStateProvider breaker)
+    {
+        var options = runtime.Options;
+        var backoff = options.EmitRetryBackoff;
+        var builder = new ResiliencePipelineBuilder { TimeProvider = runtime.Time };
+        var retry = new RetryStrategyOptions
+        {
+            BackoffType = DelayBackoffType.Exponential,
+            Delay = backoff.Base,
+            MaxDelay = backoff.Max,
+            UseJitter = true,
+            OnRetry = args =>
+            {
+                Log.SinkRetrying(runtime.Logger, args.Outcome.Exception, args.RetryDelay);
+                return ValueTask.CompletedTask;
+            },
+        };
+
+        if (options.SinkFailure == SinkFailureAction.Backpressure)
+        {
+            // Until the sink takes the batch or the deadline cancels: deliveries wait, pulling slows.
+            retry.MaxRetryAttempts = int.MaxValue;
+            retry.ShouldHandle = args => new ValueTask<bool>(args.Outcome.Exception is not null && !runtime.Abort.IsCancellationRequested);
+            return builder.AddRetry(retry).Build();
+        }
+
+        // Drop: a few retries per batch, and while the sink keeps failing the breaker drops at once.
+        if (options.EmitRetries > 0)
+        {
+            retry.MaxRetryAttempts = options.EmitRetries;
+            retry.ShouldHandle = args => new ValueTask<bool>(
+                args.Outcome.Exception is { } ex and not BrokenCircuitException && !runtime.Abort.IsCancellationRequested);
+            builder.AddRetry(retry);
+        }
+
+        return builder
+            .AddCircuitBreaker(new CircuitBreakerStrategyOptions
+            {
+                FailureRatio = 1.0,
+                MinimumThroughput = options.EmitRetries + 2,
+                SamplingDuration = TimeSpan.FromSeconds(30),
+                // Polly's breaker takes 0.5 s to a day.
+                BreakDuration = TimeSpan.FromTicks(Math.Clamp(backoff.Max.Ticks, TimeSpan.FromMilliseconds(500).Ticks, TimeSpan.FromDays(1).Ticks)),
+                StateProvider = breaker,
+            })
+            .Build();
+    }
+}
+
+/// <summary>One Emit call's batch of events, reused between writes.</summary>
+internal sealed class EventBatch(int capacity)
+{
+    private PipelineEvent[] _events = new PipelineEvent[capacity];
+
+    public int Count { get; private set; }
+
+    public ReadOnlyMemory<PipelineEvent> Memory => _events.AsMemory(0, Count);
+
+    public void Add(ReadOnlySpan<PipelineEvent> events)
+    {
+        if (Count + events.Length > _events.Length)
+        {
+            Array.Resize(ref _events, Math.Max(_events.Length * 2, Count + events.Length));
+        }
+
+        events.CopyTo(_events.AsSpan(Count));
+        Count += events.Length;
+    }
+
+    /// <summary>Empties the batch, dropping its references so it keeps no results or strings alive.</summary>
+    public void Clear()
+    {
+        _events.AsSpan(0, Count).Clear();
+        Count = 0;
+    }
+}
