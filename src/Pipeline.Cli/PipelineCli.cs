@@ -27,7 +27,10 @@ public static class PipelineCli
             return ExitCodes.UsageError;
         }
 
-        return await parsed.InvokeAsync(new InvocationConfiguration { Output = stdout, Error = stderr }, cancellationToken);
+        // System.CommandLine 2.0.0 left ProcessTerminationTimeout null here (no Ctrl+C/SIGTERM handler of its own);
+        // from 2.0.x/3.0 it defaults to 2 s, which would exit with 130 mid-shutdown. Keep the 2.0.0 behaviour.
+        var invocation = new InvocationConfiguration { Output = stdout, Error = stderr, ProcessTerminationTimeout = null };
+        return await parsed.InvokeAsync(invocation, cancellationToken);
     }
 
     private static RootCommand BuildRoot(TextWriter stdout, TextWriter stderr, bool? interactive)

@@ -4,10 +4,8 @@ using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-
 using Pipeline.Claiming;
 using Pipeline.Commands;
-using RecentCommandIds = Pipeline.Bench.Legacy.RecentCommandIds;
 using Pipeline.Dispatch;
 using Pipeline.Engine;
 using Pipeline.Events;
@@ -16,6 +14,7 @@ using Pipeline.Telemetry;
 using Pipeline.Tools;
 using Polly;
 using Polly.Retry;
+using RecentCommandIds = Pipeline.Bench.Legacy.RecentCommandIds;
 
 namespace Pipeline.Bench.Legacy;
 

@@ -1,10 +1,10 @@
 using System.Text.Json;
+using System.Threading.Tasks.Dataflow;
 using Microsoft.Extensions.Logging;
 using Pipeline.Claiming;
 using Pipeline.Commands;
 using Pipeline.Events;
 using Pipeline.Sources;
-using System.Threading.Tasks.Dataflow;
 
 namespace Pipeline.Engine;
 
