@@ -26,6 +26,20 @@ internal static class BenchCommands
         return commands;
     }
 
+    /// <summary>An event as the pipeline would make it, for the baselines.</summary>
+    public static PipelineEvent Event(Command command, string type, string status) => new()
+    {
+        EventType = type,
+        Status = status,
+        CreatedAt = DateTimeOffset.UtcNow,
+        ExecutionId = command.ExecutionId,
+        Step = command.Step,
+        CommandId = command.CommandId,
+        ToolKind = command.ToolKind,
+        WorkerId = "bench",
+        Attempts = command.Attempts,
+    };
+
     /// <summary>The options of the <c>noop</c> throughput runs: queues wide enough that Dispatch is what is measured.</summary>
     public static PipelineOptions NoopOptions(int dispatchParallelism) => new()
     {
