@@ -19,8 +19,10 @@ public abstract class QueuedCommandSource :
 
     private readonly ConcurrentQueue<DeadLetter> _deadLetters = new();
 
-    // Deliveries handed out and not settled, plus NextAsync reservations, plus delayed
-    // redeliveries not yet back in the queue. Exhaustion needs it at zero.
+    private readonly object _gate = new();
+
+    // Under _gate: deliveries handed out and not settled, plus NextAsync reservations, plus
+    // delayed redeliveries not yet back in the queue. Exhaustion needs it at zero.
     private long _outstanding;
     private long _nextDeliveryId;
     private long _acked;
@@ -62,34 +64,41 @@ public abstract class QueuedCommandSource :
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-
-            // Reserve first, so a concurrent settle cannot see zero outstanding and close the
-            // queue while this call is between reading and handing out.
-            Interlocked.Increment(ref _outstanding);
-            var handedOut = false;
-            try
+            bool produce;
+            lock (_gate)
             {
                 if (_ready.Reader.TryRead(out var outcome))
                 {
-                    handedOut = true;
+                    _outstanding++;
                     return Deliver(outcome);
                 }
 
-                if (!_inputComplete)
+                // Reserve while producing, so the source cannot finish while this call may yet hand out an item.
+                produce = !_inputComplete;
+                if (produce)
                 {
-                    var produced = await ProduceAsync(cancellationToken).ConfigureAwait(false);
-                    if (produced is { } fresh)
-                    {
-                        handedOut = true;
-                        return Deliver(fresh);
-                    }
+                    _outstanding++;
                 }
             }
-            finally
+
+            if (produce)
             {
-                if (!handedOut)
+                ClaimOutcome? produced = null;
+                try
                 {
-                    Release();
+                    produced = await ProduceAsync(cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    if (produced is null)
+                    {
+                        Release();
+                    }
+                }
+
+                if (produced is { } fresh)
+                {
+                    return Deliver(fresh);
                 }
             }
 
@@ -112,8 +121,7 @@ public abstract class QueuedCommandSource :
     public ValueTask NackAsync(DeliveryHandle handle, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref _nacked);
-        _ready.Writer.TryWrite(Redeliver(handle.Outcome));
-        Release();
+        Requeue(Redeliver(handle.Outcome));
         return ValueTask.CompletedTask;
     }
 
@@ -128,7 +136,7 @@ public abstract class QueuedCommandSource :
         Interlocked.Increment(ref _nacked);
         var redelivery = new DelayedRedelivery(this, Redeliver(handle.Outcome));
         redelivery.Start(delay);
-        // The outstanding count stays held until the timer puts the item back.
+        // The delivery stays outstanding until the timer puts the item back.
         return ValueTask.CompletedTask;
     }
 
@@ -149,21 +157,26 @@ public abstract class QueuedCommandSource :
         new((ClaimOutcome?)null);
 
     /// <summary>Adds an item to the ready queue.</summary>
+    /// <exception cref="InvalidOperationException">The input is complete.</exception>
     protected void EnqueueReady(ClaimOutcome outcome)
     {
-        if (_inputComplete)
+        lock (_gate)
         {
-            throw new InvalidOperationException("The source's input is complete; no more items can be added.");
+            if (_inputComplete || !_ready.Writer.TryWrite(outcome))
+            {
+                throw new InvalidOperationException("The source's input is complete; no more items can be added.");
+            }
         }
-
-        _ready.Writer.TryWrite(outcome);
     }
 
     /// <summary>No more new input: the source is exhausted once every delivery is settled.</summary>
     protected void CompleteInput()
     {
-        _inputComplete = true;
-        TryFinish();
+        lock (_gate)
+        {
+            _inputComplete = true;
+            FinishIfDone();
+        }
     }
 
     /// <summary>The outcome a nacked item comes back with: its command's <c>attempts</c> grows by one.</summary>
@@ -187,17 +200,36 @@ public abstract class QueuedCommandSource :
     private Pulled<DeliveryHandle> Deliver(ClaimOutcome outcome) =>
         new(outcome, new DeliveryHandle(Interlocked.Increment(ref _nextDeliveryId), outcome));
 
-    private void Release()
+    /// <summary>An outstanding delivery comes back to the ready queue (a nack, or a delayed nack's timer).</summary>
+    private void Requeue(ClaimOutcome outcome)
     {
-        if (Interlocked.Decrement(ref _outstanding) == 0)
+        lock (_gate)
         {
-            TryFinish();
+            // The queue closes only when nothing is outstanding, and this delivery still is: a
+            // failed write means a delivery was settled twice, which must not pass silently.
+            if (!_ready.Writer.TryWrite(outcome))
+            {
+                throw new InvalidOperationException("A delivery was settled after the source finished: was a handle settled twice?");
+            }
+
+            _outstanding--;
         }
     }
 
-    private void TryFinish()
+    private void Release()
     {
-        if (_inputComplete && Volatile.Read(ref _outstanding) == 0 && _ready.Reader.Count == 0)
+        lock (_gate)
+        {
+            _outstanding--;
+            FinishIfDone();
+        }
+    }
+
+    // Under _gate: the ready queue, the outstanding count and completion change together, so no
+    // call can see the queue empty and nothing outstanding while an item is between the two.
+    private void FinishIfDone()
+    {
+        if (_inputComplete && _outstanding == 0 && _ready.Reader.Count == 0)
         {
             _ready.Writer.TryComplete();
         }
@@ -222,8 +254,7 @@ public abstract class QueuedCommandSource :
                 _timer?.Dispose();
             }
 
-            owner._ready.Writer.TryWrite(outcome);
-            owner.Release();
+            owner.Requeue(outcome);
         }
     }
 }
