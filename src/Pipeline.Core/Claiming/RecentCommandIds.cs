@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
 namespace Pipeline.Claiming;
 
 /// <summary>What <see cref="RecentCommandIds.TryBegin"/> found.</summary>
@@ -9,99 +12,156 @@ internal enum RecentIdState
     /// <summary>A command with this id is running here now.</summary>
     Running,
 
-    /// <summary>A command with this id finished here recently.</summary>
+    /// <summary>A command with this id ran here recently.</summary>
     Finished,
 }
 
 /// <summary>
-/// The ids of commands this worker is running or has recently finished. A running id is pinned
-/// (never evicted) until its delivery finishes or forgets it; finished ids are remembered up to a
-/// fixed capacity, oldest evicted first. Each record carries a ticket, so only the delivery that
-/// recorded an id can finish or forget it, never a later delivery's record of the same id.
+/// The ids of commands this worker is running or has recently run. Each id is recorded by one
+/// delivery (identified by its pool slot) under a ticket; it is running while that delivery
+/// holds the ticket, and a running id is never evicted. Besides the running ones, the most recent
+/// <c>capacity</c> ids are remembered, oldest evicted first. Only the delivery that recorded an id
+/// can forget it, never a later delivery's record of the same id.
 /// </summary>
 /// <remarks>
 /// NoETL's duplicate notifications starved fresh work; a duplicate of a finished command is acked
 /// and skipped at once. A nacked command is forgotten before its nack, so its redelivery runs.
+/// Finishing is one write to the slot's ticket (Emit does it for every item), so only Claim takes
+/// a lock, and large caches are split into shards by hash so parallel claims rarely meet.
 /// </remarks>
 internal sealed class RecentCommandIds
 {
-    private readonly object _gate = new();
-    private readonly Dictionary<string, Entry> _entries;
-    private readonly (string? Id, long Ticket)[] _finished;
-    private long _nextTicket;
-    private long _finishedCount;
+    private const int ShardedFrom = 1024;
+    private const int ShardCount = 16;
+    private readonly Shard[] _shards;
 
-    /// <param name="capacity">Finished ids remembered.</param>
-    /// <param name="running">Expected running ids at once (the in-flight bound); only sizes the table.</param>
-    public RecentCommandIds(int capacity, int running = 0)
+    // The ticket each delivery slot holds while its command runs; 0 when none.
+    private readonly long[] _running;
+    private long _nextTicket;
+
+    /// <param name="capacity">Ids remembered besides the running ones.</param>
+    /// <param name="slots">Delivery slots (the in-flight bound): at most this many ids run at once.</param>
+    public RecentCommandIds(int capacity, int slots)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
-        _entries = new Dictionary<string, Entry>(capacity + running, StringComparer.Ordinal);
-        _finished = new (string?, long)[capacity];
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(slots);
+        _running = new long[slots];
+        var shards = capacity >= ShardedFrom ? ShardCount : 1;
+        _shards = new Shard[shards];
+        for (var i = 0; i < shards; i++)
+        {
+            _shards[i] = new Shard(this, (capacity + shards - 1) / shards, (slots + shards - 1) / shards);
+        }
     }
 
     /// <summary>Ids held, running and finished.</summary>
-    public int Count
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _entries.Count;
-            }
-        }
-    }
+    public int Count => _shards.Sum(shard => shard.Count);
 
-    /// <summary>Records <paramref name="commandId"/> as running unless it is already held.</summary>
-    public RecentIdState TryBegin(string commandId, out long ticket)
-    {
-        lock (_gate)
-        {
-            if (_entries.TryGetValue(commandId, out var held))
-            {
-                ticket = 0;
-                return held.Running ? RecentIdState.Running : RecentIdState.Finished;
-            }
+    /// <summary>Records <paramref name="commandId"/> as run by delivery <paramref name="slot"/>, unless it is already held.</summary>
+    public RecentIdState TryBegin(string commandId, int slot, out long ticket) => ShardOf(commandId).TryBegin(commandId, slot, out ticket);
 
-            ticket = ++_nextTicket;
-            _entries[commandId] = new Entry(ticket, Running: true);
-            return RecentIdState.Recorded;
-        }
-    }
-
-    /// <summary>The command recorded under <paramref name="ticket"/> finished: remember it as finished (evictable).</summary>
-    public void Finish(string commandId, long ticket)
-    {
-        lock (_gate)
-        {
-            if (!_entries.TryGetValue(commandId, out var held) || held.Ticket != ticket || !held.Running)
-            {
-                return;
-            }
-
-            _entries[commandId] = held with { Running = false };
-            ref var slot = ref _finished[_finishedCount++ % _finished.Length];
-            // Evict the slot's previous id unless it was forgotten or recorded again since.
-            if (slot.Id is not null && _entries.TryGetValue(slot.Id, out var old) && old.Ticket == slot.Ticket && !old.Running)
-            {
-                _entries.Remove(slot.Id);
-            }
-
-            slot = (commandId, ticket);
-        }
-    }
+    /// <summary>The delivery in <paramref name="slot"/> is done: the id it recorded is no longer running (it stays remembered).</summary>
+    public void Finish(int slot) => Volatile.Write(ref _running[slot], 0);
 
     /// <summary>Forgets the record made under <paramref name="ticket"/>, so the command's next delivery runs.</summary>
-    public void Forget(string commandId, long ticket)
+    public void Forget(string commandId, int slot, long ticket) => ShardOf(commandId).Forget(commandId, slot, ticket);
+
+    private bool IsRunning(in Entry entry) => Volatile.Read(ref _running[entry.Slot]) == entry.Ticket;
+
+    private Shard ShardOf(string commandId) =>
+        _shards.Length == 1 ? _shards[0] : _shards[(int)((uint)StringComparer.Ordinal.GetHashCode(commandId) % ShardCount)];
+
+    private sealed class Shard(RecentCommandIds owner, int capacity, int slots)
     {
-        lock (_gate)
+        private readonly Dictionary<string, Entry> _entries = new(capacity + slots, StringComparer.Ordinal);
+
+        // Every held id has a place in the ring; the hand evicts the oldest id that is not running.
+        // With room for the running ones on top of the capacity, it finds one at the first step or so.
+        private (string? Id, long Ticket)[] _ring = new (string?, long)[capacity + slots];
+        private int _hand;
+
+        public int Count
         {
-            if (_entries.TryGetValue(commandId, out var held) && held.Ticket == ticket)
+            get
             {
-                _entries.Remove(commandId);
+                lock (_entries)
+                {
+                    return _entries.Count;
+                }
             }
+        }
+
+        public RecentIdState TryBegin(string commandId, int slot, out long ticket)
+        {
+            lock (_entries)
+            {
+                // One hash lookup finds or adds the entry.
+                ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_entries, commandId, out var held);
+                if (held)
+                {
+                    ticket = 0;
+                    return owner.IsRunning(entry) ? RecentIdState.Running : RecentIdState.Finished;
+                }
+
+                ticket = Interlocked.Increment(ref owner._nextTicket);
+                entry = new Entry(ticket, slot);
+                Volatile.Write(ref owner._running[slot], ticket);
+                TakeRingSlot() = (commandId, ticket);
+                return RecentIdState.Recorded;
+            }
+        }
+
+        public void Forget(string commandId, int slot, long ticket)
+        {
+            lock (_entries)
+            {
+                ref var entry = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, commandId);
+                if (!Unsafe.IsNullRef(ref entry) && entry.Ticket == ticket)
+                {
+                    _entries.Remove(commandId);
+                }
+
+                if (Volatile.Read(ref owner._running[slot]) == ticket)
+                {
+                    Volatile.Write(ref owner._running[slot], 0);
+                }
+            }
+        }
+
+        /// <summary>The next ring place whose id may go: forgotten, recorded again since, or finished.</summary>
+        private ref (string? Id, long Ticket) TakeRingSlot()
+        {
+            for (var step = 0; step < _ring.Length; step++)
+            {
+                ref var place = ref _ring[_hand];
+                _hand = (_hand + 1) % _ring.Length;
+                if (place.Id is null)
+                {
+                    return ref place;
+                }
+
+                ref var old = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, place.Id);
+                if (Unsafe.IsNullRef(ref old) || old.Ticket != place.Ticket)
+                {
+                    return ref place; // forgotten, or recorded again under a newer place
+                }
+
+                if (!owner.IsRunning(old))
+                {
+                    _entries.Remove(place.Id);
+                    return ref place;
+                }
+            }
+
+            // Every place holds a running id (a shard the hash made busier than its share): grow.
+            var grown = new (string?, long)[_ring.Length * 2];
+            Array.Copy(_ring, _hand, grown, 0, _ring.Length - _hand);
+            Array.Copy(_ring, 0, grown, _ring.Length - _hand, _hand);
+            _hand = _ring.Length;
+            _ring = grown;
+            return ref _ring[_hand++];
         }
     }
 
-    private readonly record struct Entry(long Ticket, bool Running);
+    private readonly record struct Entry(long Ticket, int Slot);
 }

@@ -1,8 +1,8 @@
 using System.Text.Json;
-using System.Threading.Tasks.Dataflow;
 using Microsoft.Extensions.Logging;
 using Pipeline.Claiming;
 using Pipeline.Commands;
+using Pipeline.Engine.Stages;
 using Pipeline.Events;
 using Pipeline.Sources;
 
@@ -80,10 +80,16 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     /// <summary>From the hard deadline, the last settles get <see cref="PipelineOptions.SettleTimeout"/> before their token fires.</summary>
     public void StartSettleBudget() => _settleBudget.CancelAfter(Options.SettleTimeout);
 
-    /// <summary>A new pooled delivery (the Pull block makes them on first use, up to <see cref="PipelineOptions.MaxInFlight"/>).</summary>
-    public Delivery<THandle> CreateDelivery()
+    /// <summary>A new pooled delivery, or null when <see cref="PipelineOptions.MaxInFlight"/> are made (the Pull block makes them on first use).</summary>
+    public Delivery<THandle>? TryCreateDelivery()
     {
         var slot = Interlocked.Increment(ref _created) - 1;
+        if (slot >= _deliveries.Length)
+        {
+            Interlocked.Decrement(ref _created);
+            return null;
+        }
+
         var delivery = new Delivery<THandle>(slot);
         if (Source.KeepAlive is { } keepAlive)
         {
@@ -97,9 +103,9 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     /// <summary>The delivery's path is done (settled, events handed to Emit): record its id as finished and free its slot.</summary>
     public void Release(Delivery<THandle> delivery)
     {
-        if (delivery.RecordedId is { } id)
+        if (delivery.RecordedId is not null)
         {
-            Recent!.Finish(id, delivery.RecordedTicket);
+            Recent!.Finish(delivery.Slot);
         }
 
         delivery.Reset();
@@ -121,7 +127,7 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     }
 
     /// <summary>Hands <paramref name="delivery"/> to <paramref name="block"/>, or strands it when the block no longer accepts.</summary>
-    public void Forward<T>(ITargetBlock<T> block, T message, Delivery<THandle> delivery, string blockName)
+    public void Forward<T>(StageBlock<T> block, T message, Delivery<THandle> delivery, string blockName)
     {
         if (!block.Post(message))
         {
@@ -228,13 +234,6 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
             Error = error,
         });
     }
-
-    /// <summary>Per-block Dataflow options, mapped in one place: unbounded (the in-flight bound is the pool), no ordering.</summary>
-    public static ExecutionDataflowBlockOptions BlockOptions(int parallelism) => new()
-    {
-        MaxDegreeOfParallelism = parallelism,
-        EnsureOrdered = false,
-    };
 
     /// <summary>
     /// Frees the deliveries' timers and tool cancellations once the run has drained. The run's

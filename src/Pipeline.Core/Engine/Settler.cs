@@ -45,7 +45,7 @@ internal sealed class Settler<THandle>(
 
         if (action == SettleAction.Nack && delivery.RecordedId is { } id)
         {
-            recent!.Forget(id, delivery.RecordedTicket);
+            recent!.Forget(id, delivery.Slot, delivery.RecordedTicket);
         }
 
         var renewal = delivery.KeepAlive?.StopAsync();

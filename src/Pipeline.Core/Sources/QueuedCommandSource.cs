@@ -21,8 +21,8 @@ public abstract class QueuedCommandSource :
 
     private readonly object _gate = new();
 
-    // Under _gate: deliveries handed out and not settled, plus NextAsync reservations, plus
-    // delayed redeliveries not yet back in the queue. Exhaustion needs it at zero.
+    // Deliveries handed out and not settled, plus NextAsync reservations, plus delayed
+    // redeliveries not yet back in the queue. Exhaustion needs it at zero. Raised under _gate.
     private long _outstanding;
     private long _nextDeliveryId;
     private long _acked;
@@ -69,7 +69,7 @@ public abstract class QueuedCommandSource :
             {
                 if (_ready.Reader.TryRead(out var outcome))
                 {
-                    _outstanding++;
+                    Interlocked.Increment(ref _outstanding);
                     return Deliver(outcome);
                 }
 
@@ -77,7 +77,7 @@ public abstract class QueuedCommandSource :
                 produce = !_inputComplete;
                 if (produce)
                 {
-                    _outstanding++;
+                    Interlocked.Increment(ref _outstanding);
                 }
             }
 
@@ -212,24 +212,29 @@ public abstract class QueuedCommandSource :
                 throw new InvalidOperationException("A delivery was settled after the source finished: was a handle settled twice?");
             }
 
-            _outstanding--;
+            Interlocked.Decrement(ref _outstanding);
         }
     }
 
     private void Release()
     {
-        lock (_gate)
+        // Outside the lock (acks are the hot path): only the settle that brings the count to zero
+        // looks, under the lock, whether the source is finished.
+        if (Interlocked.Decrement(ref _outstanding) == 0 && _inputComplete)
         {
-            _outstanding--;
-            FinishIfDone();
+            lock (_gate)
+            {
+                FinishIfDone();
+            }
         }
     }
 
-    // Under _gate: the ready queue, the outstanding count and completion change together, so no
-    // call can see the queue empty and nothing outstanding while an item is between the two.
+    // Under _gate: taking from the ready queue with its reservation, putting back, and finishing
+    // are atomic with each other, so no call can see the queue empty and nothing outstanding
+    // while an item is between the two. Acks only decrement; the one reaching zero looks here.
     private void FinishIfDone()
     {
-        if (_inputComplete && _outstanding == 0 && _ready.Reader.Count == 0)
+        if (_inputComplete && Volatile.Read(ref _outstanding) == 0 && _ready.Reader.Count == 0)
         {
             _ready.Writer.TryComplete();
         }

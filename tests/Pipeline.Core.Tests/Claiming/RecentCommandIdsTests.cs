@@ -7,99 +7,109 @@ public sealed class RecentCommandIdsTests
     [Fact]
     public void A_second_begin_of_a_running_id_is_a_running_duplicate()
     {
-        var recent = new RecentCommandIds(4);
+        var recent = new RecentCommandIds(4, slots: 4);
 
-        Assert.Equal(RecentIdState.Recorded, recent.TryBegin("a", out var first));
-        Assert.Equal(RecentIdState.Running, recent.TryBegin("a", out _));
-        Assert.Equal(RecentIdState.Recorded, recent.TryBegin("b", out var second));
+        Assert.Equal(RecentIdState.Recorded, recent.TryBegin("a", 0, out var first));
+        Assert.Equal(RecentIdState.Running, recent.TryBegin("a", 1, out _));
+        Assert.Equal(RecentIdState.Recorded, recent.TryBegin("b", 1, out var second));
         Assert.NotEqual(first, second);
     }
 
     [Fact]
     public void A_finished_id_is_a_finished_duplicate()
     {
-        var recent = new RecentCommandIds(4);
-        recent.TryBegin("a", out var ticket);
+        var recent = new RecentCommandIds(4, slots: 4);
+        recent.TryBegin("a", 0, out _);
 
-        recent.Finish("a", ticket);
+        recent.Finish(0);
 
-        Assert.Equal(RecentIdState.Finished, recent.TryBegin("a", out _));
+        Assert.Equal(RecentIdState.Finished, recent.TryBegin("a", 1, out _));
     }
 
     [Fact]
     public void A_forgotten_id_runs_again()
     {
-        var recent = new RecentCommandIds(4);
-        recent.TryBegin("a", out var ticket);
+        var recent = new RecentCommandIds(4, slots: 4);
+        recent.TryBegin("a", 0, out var ticket);
 
-        recent.Forget("a", ticket);
+        recent.Forget("a", 0, ticket);
 
-        Assert.Equal(RecentIdState.Recorded, recent.TryBegin("a", out _));
+        Assert.Equal(RecentIdState.Recorded, recent.TryBegin("a", 1, out _));
     }
 
     [Fact]
-    public void The_oldest_finished_id_is_evicted_at_capacity()
+    public void The_oldest_finished_id_is_evicted_once_capacity_and_slots_are_full()
     {
-        var recent = new RecentCommandIds(3);
-        foreach (var id in new[] { "a", "b", "c", "d" })
+        // Capacity 3 + 1 slot: four ids are remembered; the fifth evicts the oldest finished one.
+        var recent = new RecentCommandIds(3, slots: 1);
+        foreach (var id in new[] { "a", "b", "c", "d", "e" })
         {
-            Assert.Equal(RecentIdState.Recorded, recent.TryBegin(id, out var ticket));
-            recent.Finish(id, ticket);
+            Assert.Equal(RecentIdState.Recorded, recent.TryBegin(id, 0, out _));
+            recent.Finish(0);
         }
 
-        Assert.Equal(3, recent.Count);
-        Assert.Equal(RecentIdState.Recorded, recent.TryBegin("a", out _)); // evicted by "d", so it is new again
-        Assert.Equal(RecentIdState.Finished, recent.TryBegin("c", out _));
-        Assert.Equal(RecentIdState.Finished, recent.TryBegin("d", out _));
-        Assert.Equal(RecentIdState.Finished, recent.TryBegin("b", out _));
+        Assert.Equal(4, recent.Count);
+        Assert.Equal(RecentIdState.Recorded, recent.TryBegin("a", 0, out _)); // evicted by "e", so new again (evicting "b")
+        recent.Finish(0);
+        Assert.Equal(RecentIdState.Finished, recent.TryBegin("c", 0, out _));
+        Assert.Equal(RecentIdState.Finished, recent.TryBegin("e", 0, out _));
+        Assert.Equal(RecentIdState.Recorded, recent.TryBegin("b", 0, out _));
     }
 
     [Fact]
     public void Running_ids_are_never_evicted_however_many_finish()
     {
-        var recent = new RecentCommandIds(2);
-        recent.TryBegin("running", out _);
-        for (var i = 0; i < 10; i++)
+        var recent = new RecentCommandIds(2, slots: 2);
+        recent.TryBegin("running", 0, out _);
+        for (var i = 0; i < 50; i++)
         {
-            recent.TryBegin($"f{i}", out var ticket);
-            recent.Finish($"f{i}", ticket);
+            recent.TryBegin($"f{i}", 1, out _);
+            recent.Finish(1);
         }
 
-        Assert.Equal(RecentIdState.Running, recent.TryBegin("running", out _));
-        Assert.Equal(3, recent.Count); // the running id and the two newest finished
+        Assert.Equal(RecentIdState.Running, recent.TryBegin("running", 1, out _));
+        Assert.Equal(4, recent.Count); // the running id and the three newest finished (capacity 2 + 2 slots in all)
     }
 
     [Fact]
-    public void Only_the_delivery_that_recorded_an_id_can_finish_or_forget_it()
+    public void Only_the_delivery_that_recorded_an_id_can_forget_it()
     {
-        var recent = new RecentCommandIds(4);
-        recent.TryBegin("a", out var old);
-        recent.Forget("a", old);
-        recent.TryBegin("a", out var current); // the redelivery records it again
+        var recent = new RecentCommandIds(4, slots: 4);
+        recent.TryBegin("a", 0, out var old);
+        recent.Forget("a", 0, old);
+        recent.TryBegin("a", 1, out var current); // the redelivery records it again, in another slot
 
-        recent.Finish("a", old);  // the first delivery's late finish: not its record any more
-        recent.Forget("a", old);
+        recent.Forget("a", 0, old);  // the first delivery's late forget: not its record any more
+        recent.Finish(0);            // and its release
 
-        Assert.Equal(RecentIdState.Running, recent.TryBegin("a", out _));
-        recent.Finish("a", current);
-        Assert.Equal(RecentIdState.Finished, recent.TryBegin("a", out _));
+        Assert.Equal(RecentIdState.Running, recent.TryBegin("a", 2, out _));
+        recent.Finish(1);
+        Assert.Equal(RecentIdState.Finished, recent.TryBegin("a", 2, out _));
+        Assert.NotEqual(old, current);
     }
 
     [Fact]
-    public void An_id_forgotten_and_recorded_again_is_not_evicted_by_its_old_slot()
+    public void A_slot_reused_by_another_command_does_not_keep_the_old_id_running()
     {
-        var recent = new RecentCommandIds(2);
-        recent.TryBegin("a", out var a1);
-        recent.Finish("a", a1);   // slot 0
-        recent.Forget("a", a1);
-        recent.TryBegin("b", out var b);
-        recent.Finish("b", b);    // slot 1
-        recent.TryBegin("a", out var a2);
-        recent.Finish("a", a2);   // slot 0 again
-        recent.TryBegin("c", out var c);
-        recent.Finish("c", c);    // slot 1: evicts "b", not "a"
+        var recent = new RecentCommandIds(4, slots: 1);
+        recent.TryBegin("a", 0, out _);
+        recent.Finish(0);
+        recent.TryBegin("b", 0, out _); // the same delivery slot, the next pull
 
-        Assert.Equal(RecentIdState.Finished, recent.TryBegin("a", out _));
-        Assert.Equal(RecentIdState.Recorded, recent.TryBegin("b", out _));
+        Assert.Equal(RecentIdState.Finished, recent.TryBegin("a", 0, out _));
+        Assert.Equal(RecentIdState.Running, recent.TryBegin("b", 0, out _));
+    }
+
+    [Fact]
+    public void A_full_ring_never_evicts_the_ids_still_running()
+    {
+        var recent = new RecentCommandIds(1, slots: 3);
+        Assert.Equal(RecentIdState.Recorded, recent.TryBegin("a", 0, out _));
+        Assert.Equal(RecentIdState.Recorded, recent.TryBegin("b", 1, out _));
+        Assert.Equal(RecentIdState.Recorded, recent.TryBegin("c", 2, out _));
+        Assert.Equal(RecentIdState.Recorded, recent.TryBegin("d", 2, out _)); // slot 2 reused without a finish: "c" no longer runs
+
+        Assert.Equal(RecentIdState.Running, recent.TryBegin("a", 0, out _));
+        Assert.Equal(RecentIdState.Running, recent.TryBegin("b", 0, out _));
     }
 }

@@ -1,4 +1,3 @@
-using System.Threading.Tasks.Dataflow;
 using Pipeline.Claiming;
 using Pipeline.Commands;
 using Pipeline.Events;
@@ -16,18 +15,16 @@ internal sealed class AckDecisionStage<THandle>
 
     private readonly PipelineRuntime<THandle> _runtime;
     private readonly DispatchStage<THandle> _dispatch;
-    private readonly ActionBlock<Delivery<THandle>> _block;
+    private readonly StageBlock<Delivery<THandle>> _block;
 
     public AckDecisionStage(PipelineRuntime<THandle> runtime, DispatchStage<THandle> dispatch)
     {
         _runtime = runtime;
         _dispatch = dispatch;
-        _block = new ActionBlock<Delivery<THandle>>(DecideAsync, PipelineRuntime<THandle>.BlockOptions(runtime.Options.AckDecision.Parallelism));
+        _block = new StageBlock<Delivery<THandle>>(DecideAsync, runtime.Options.AckDecision.Parallelism);
     }
 
     public Task Completion => _block.Completion;
-
-    public ITargetBlock<Delivery<THandle>> Block => _block;
 
     public void Post(Delivery<THandle> delivery)
     {
@@ -37,7 +34,7 @@ internal sealed class AckDecisionStage<THandle>
 
     public void Complete() => _block.Complete();
 
-    private async Task DecideAsync(Delivery<THandle> delivery)
+    private async ValueTask DecideAsync(Delivery<THandle> delivery)
     {
         delivery.Position = DeliveryPosition.Deciding;
         try

@@ -1,4 +1,3 @@
-using System.Threading.Tasks.Dataflow;
 using Pipeline.Claiming;
 using Pipeline.Commands;
 
@@ -17,19 +16,17 @@ internal sealed class ClaimStage<THandle>
     private readonly PipelineRuntime<THandle> _runtime;
     private readonly IClaimer _claimer;
     private readonly AckDecisionStage<THandle> _next;
-    private readonly ActionBlock<Delivery<THandle>> _block;
+    private readonly StageBlock<Delivery<THandle>> _block;
 
     public ClaimStage(PipelineRuntime<THandle> runtime, IClaimer claimer, AckDecisionStage<THandle> next)
     {
         _runtime = runtime;
         _claimer = claimer;
         _next = next;
-        _block = new ActionBlock<Delivery<THandle>>(ClaimAsync, PipelineRuntime<THandle>.BlockOptions(runtime.Options.Claim.Parallelism));
+        _block = new StageBlock<Delivery<THandle>>(ClaimAsync, runtime.Options.Claim.Parallelism);
     }
 
     public Task Completion => _block.Completion;
-
-    public ITargetBlock<Delivery<THandle>> Block => _block;
 
     public void Post(Delivery<THandle> delivery)
     {
@@ -39,7 +36,7 @@ internal sealed class ClaimStage<THandle>
 
     public void Complete() => _block.Complete();
 
-    private async Task ClaimAsync(Delivery<THandle> delivery)
+    private async ValueTask ClaimAsync(Delivery<THandle> delivery)
     {
         delivery.Position = DeliveryPosition.Claiming;
         try
@@ -50,7 +47,7 @@ internal sealed class ClaimStage<THandle>
                 var commandId = outcome.Command!.CommandId;
                 if (_runtime.Recent is { } recent)
                 {
-                    var state = recent.TryBegin(commandId, out var ticket);
+                    var state = recent.TryBegin(commandId, delivery.Slot, out var ticket);
                     if (state != RecentIdState.Recorded)
                     {
                         delivery.Outcome = outcome;

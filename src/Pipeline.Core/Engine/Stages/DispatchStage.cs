@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
-using System.Threading.Tasks.Dataflow;
 using Pipeline.Commands;
 using Pipeline.Dispatch;
 using Pipeline.Events;
@@ -24,7 +23,7 @@ internal sealed class DispatchStage<THandle>
     private readonly PipelineRuntime<THandle> _runtime;
     private readonly ToolRegistry _tools;
     private readonly EmitStage<THandle> _emit;
-    private readonly ActionBlock<Delivery<THandle>> _block;
+    private readonly StageBlock<Delivery<THandle>> _block;
     private readonly ResiliencePipeline<ToolAttempt> _retry;
 
     public DispatchStage(PipelineRuntime<THandle> runtime, ToolRegistry tools, EmitStage<THandle> emit)
@@ -33,12 +32,10 @@ internal sealed class DispatchStage<THandle>
         _tools = tools;
         _emit = emit;
         _retry = BuildRetry(runtime);
-        _block = new ActionBlock<Delivery<THandle>>(DispatchAsync, PipelineRuntime<THandle>.BlockOptions(runtime.Options.Dispatch.Parallelism));
+        _block = new StageBlock<Delivery<THandle>>(DispatchAsync, runtime.Options.Dispatch.Parallelism);
     }
 
     public Task Completion => _block.Completion;
-
-    public ITargetBlock<Delivery<THandle>> Block => _block;
 
     public void Post(Delivery<THandle> delivery)
     {
@@ -48,7 +45,8 @@ internal sealed class DispatchStage<THandle>
 
     public void Complete() => _block.Complete();
 
-    private async Task DispatchAsync(Delivery<THandle> delivery)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask DispatchAsync(Delivery<THandle> delivery)
     {
         delivery.Position = DeliveryPosition.Dispatching;
         var runtime = _runtime;

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Threading.Tasks.Dataflow;
 using Pipeline.Events;
 using Polly;
 using Polly.CircuitBreaker;
@@ -24,7 +23,7 @@ internal sealed class EmitStage<THandle>
 
     private readonly PipelineRuntime<THandle> _runtime;
     private readonly IEventSink _sink;
-    private readonly ActionBlock<EmitRequest<THandle>> _block;
+    private readonly StageBlock<EmitRequest<THandle>> _block;
     private readonly ResiliencePipeline _resilience;
     private readonly CircuitBreakerStateProvider _breaker = new();
     private readonly int _batchSize;
@@ -44,13 +43,11 @@ internal sealed class EmitStage<THandle>
             _batches.Enqueue(new EventBatch(_batchSize + Delivery<THandle>.MaxEvents));
         }
 
-        _block = new ActionBlock<EmitRequest<THandle>>(EmitAsync, PipelineRuntime<THandle>.BlockOptions(runtime.Options.Emit.Parallelism));
+        _block = new StageBlock<EmitRequest<THandle>>(EmitAsync, runtime.Options.Emit.Parallelism);
         runtime.Finish = PostFinal;
     }
 
     public Task Completion => _block.Completion;
-
-    public ITargetBlock<EmitRequest<THandle>> Block => _block;
 
     public void Complete() => _block.Complete();
 
@@ -96,7 +93,7 @@ internal sealed class EmitStage<THandle>
         }
     }
 
-    private async Task EmitAsync(EmitRequest<THandle> request)
+    private async ValueTask EmitAsync(EmitRequest<THandle> request)
     {
         var delivery = request.Delivery;
         _batches.TryDequeue(out var batch);

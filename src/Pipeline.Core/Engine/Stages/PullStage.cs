@@ -1,4 +1,4 @@
-using System.Threading.Tasks.Dataflow;
+using System.Collections.Concurrent;
 using Pipeline.Commands;
 using Pipeline.Sources;
 using Polly;
@@ -7,10 +7,13 @@ using Polly.Retry;
 namespace Pipeline.Engine.Stages;
 
 /// <summary>
-/// Pull: a Dataflow block whose input is the pool of free deliveries. Each message is one credit
-/// (a delivery, or null for one not made yet); the delegate calls <c>NextAsync</c> into it and
-/// hands the item to Claim. A delivery comes back only when its path is done, so no more
-/// <c>NextAsync</c> calls are made than <see cref="PipelineOptions.MaxInFlight"/> allows.
+/// Pull: a Dataflow block of <see cref="PipelineOptions.PullParallelism"/> pull loops. Each loop
+/// takes a free delivery from the pool (the in-flight credit), calls <c>NextAsync</c> into it and
+/// hands the item to Claim, while credits last. A delivery comes back only when its path is done,
+/// so no more <c>NextAsync</c> calls are made than <see cref="PipelineOptions.MaxInFlight"/>
+/// allows. A loop that finds no credit parks, and is posted back to the block once a refill's
+/// worth of deliveries (1/16 of the bound, at most 64) is free again: one wake-up per refill,
+/// not one per item.
 /// </summary>
 internal sealed class PullStage<THandle>
 {
@@ -18,8 +21,12 @@ internal sealed class PullStage<THandle>
 
     private readonly PipelineRuntime<THandle> _runtime;
     private readonly ClaimStage<THandle> _next;
-    private readonly ActionBlock<Delivery<THandle>?> _block;
+    private readonly StageBlock<int> _block;
     private readonly ResiliencePipeline<Pulled<THandle>?> _retry;
+    private readonly ConcurrentQueue<Delivery<THandle>> _free = new();
+    private readonly int _refill;
+    private int _freeCount;
+    private int _parked;
     private volatile bool _closed;
 
     public PullStage(PipelineRuntime<THandle> runtime, ClaimStage<THandle> next)
@@ -27,18 +34,19 @@ internal sealed class PullStage<THandle>
         _runtime = runtime;
         _next = next;
         _retry = BuildRetry(runtime);
-        _block = new ActionBlock<Delivery<THandle>?>(PullAsync, PipelineRuntime<THandle>.BlockOptions(runtime.Options.PullParallelism));
+        _refill = Math.Clamp(runtime.Options.MaxInFlight / 16, 1, 64);
+        _block = new StageBlock<int>(PullLoopAsync, runtime.Options.PullParallelism);
         runtime.ReturnToPool = Return;
     }
 
     public Task Completion => _block.Completion;
 
-    /// <summary>Offers every in-flight credit.</summary>
+    /// <summary>Starts the pull loops.</summary>
     public void Start()
     {
-        for (var i = 0; i < _runtime.Options.MaxInFlight; i++)
+        for (var i = 0; i < _runtime.Options.PullParallelism; i++)
         {
-            _block.Post(null);
+            _block.Post(i);
         }
     }
 
@@ -51,21 +59,64 @@ internal sealed class PullStage<THandle>
 
     private void Return(Delivery<THandle> delivery)
     {
-        // After Close the credit is not needed; the delivery stays free in the pool.
-        if (!_closed)
+        _free.Enqueue(delivery);
+        var free = Interlocked.Increment(ref _freeCount);
+        if (free >= _refill && Volatile.Read(ref _parked) > 0)
         {
-            _block.Post(delivery);
+            WakeOne();
         }
     }
 
-    private async Task PullAsync(Delivery<THandle>? delivery)
+    private async ValueTask PullLoopAsync(int loop)
     {
-        if (_closed)
+        while (!_closed)
         {
-            return;
+            if (TakeFree() is not { } delivery)
+            {
+                // Park, then look again: a refill may have come between the miss and the count.
+                Interlocked.Increment(ref _parked);
+                if (Volatile.Read(ref _freeCount) >= _refill)
+                {
+                    WakeOne();
+                }
+
+                return;
+            }
+
+            await PullAsync(delivery).ConfigureAwait(false);
+        }
+    }
+
+    private Delivery<THandle>? TakeFree()
+    {
+        if (_free.TryDequeue(out var delivery))
+        {
+            Interlocked.Decrement(ref _freeCount);
+            return delivery;
         }
 
-        delivery ??= _runtime.CreateDelivery();
+        return _runtime.TryCreateDelivery();
+    }
+
+    private void WakeOne()
+    {
+        int parked;
+        do
+        {
+            parked = Volatile.Read(ref _parked);
+            if (parked == 0)
+            {
+                return;
+            }
+        }
+        while (Interlocked.CompareExchange(ref _parked, parked - 1, parked) != parked);
+
+        // After Close the block declines, and the loop stays parked: nothing more is pulled.
+        _block.Post(0);
+    }
+
+    private async ValueTask PullAsync(Delivery<THandle> delivery)
+    {
         delivery.BeginPull();
         Pulled<THandle>? pulled;
         var stopping = _runtime.Stopping;
@@ -86,12 +137,14 @@ internal sealed class PullStage<THandle>
         catch (Exception) when (stopping.IsCancellationRequested)
         {
             delivery.Reset();
+            Return(delivery);
             return;
         }
 
         if (pulled is not { } item)
         {
             delivery.Reset();
+            Return(delivery);
             Close(); // exhausted
             return;
         }
