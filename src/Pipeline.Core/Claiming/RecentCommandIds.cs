@@ -140,17 +140,24 @@ internal sealed class RecentCommandIds
                     return ref place;
                 }
 
-                ref var old = ref CollectionsMarshal.GetValueRefOrNullRef(_entries, place.Id);
-                if (Unsafe.IsNullRef(ref old) || old.Ticket != place.Ticket)
+                // One lookup in the common case: take the old id out, and put it back in the rare
+                // case it must stay (recorded again since under another place, or still running).
+                if (!_entries.Remove(place.Id, out var old) || old.Ticket != place.Ticket)
                 {
+                    if (old.Ticket != 0 && old.Ticket != place.Ticket)
+                    {
+                        _entries[place.Id] = old;
+                    }
+
                     return ref place; // forgotten, or recorded again under a newer place
                 }
 
                 if (!owner.IsRunning(old))
                 {
-                    _entries.Remove(place.Id);
                     return ref place;
                 }
+
+                _entries[place.Id] = old;
             }
 
             // Every place holds a running id (a shard the hash made busier than its share): grow.

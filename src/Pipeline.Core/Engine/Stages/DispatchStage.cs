@@ -54,7 +54,8 @@ internal sealed class DispatchStage<THandle>
         {
             var command = delivery.Command!;
             runtime.AddEvent(delivery, EventTypes.CommandClaimed, EventStatus.Claimed, createdAt: delivery.ClaimedAt);
-            runtime.AddEvent(delivery, EventTypes.CommandStarted, EventStatus.Started);
+            var startedAt = runtime.Time.GetUtcNow();
+            runtime.AddEvent(delivery, EventTypes.CommandStarted, EventStatus.Started, createdAt: startedAt);
 
             var started = runtime.Time.GetTimestamp();
             ToolAttempt attempt;
@@ -81,7 +82,7 @@ internal sealed class DispatchStage<THandle>
                     await runtime.Settler.SettleAsync(delivery, Settlement.Ack).ConfigureAwait(false);
                 }
 
-                runtime.AddEvent(delivery, EventTypes.CommandCompleted, EventStatus.Completed, duration, result.Value);
+                runtime.AddEvent(delivery, EventTypes.CommandCompleted, EventStatus.Completed, duration, result.Value, createdAt: startedAt + duration);
             }
             else
             {
@@ -106,7 +107,7 @@ internal sealed class DispatchStage<THandle>
                     await runtime.Settler.SettleAsync(delivery, settlement).ConfigureAwait(false);
                 }
 
-                runtime.AddEvent(delivery, EventTypes.CommandFailed, EventStatus.Failed, duration, result.Value, error);
+                runtime.AddEvent(delivery, EventTypes.CommandFailed, EventStatus.Failed, duration, result.Value, error, startedAt + duration);
             }
         }
         catch (Exception ex)
