@@ -15,6 +15,7 @@ internal sealed record RunSummary(
     long Acked,
     long Nacked,
     long Terminated,
+    long SettleErrors,
     long EventsEmitted,
     long EventsDropped,
     IReadOnlyList<PipelineEvent> Failures,
@@ -26,12 +27,12 @@ internal sealed record RunSummary(
     /// <summary>How many failures the summary lists.</summary>
     public const int MaxListed = 10;
 
-    /// <summary>Nothing failed, nothing was given up on, no event was dropped.</summary>
-    public bool AllSucceeded => Failed == 0 && ClaimFailures == 0 && EventsDropped == 0 && Terminated == 0;
+    /// <summary>Nothing failed, nothing was given up on, no settle failed, no event was dropped.</summary>
+    public bool AllSucceeded => Failed == 0 && ClaimFailures == 0 && EventsDropped == 0 && Terminated == 0 && SettleErrors == 0;
 
     public static RunSummary From(PipelineStats stats, IReadOnlyCollection<PipelineEvent> failures, TimeSpan elapsed) => new(
         stats.Pulled, stats.Completed, stats.Failed, stats.Skipped, stats.ClaimRetries, stats.ClaimFailures,
-        stats.Acked, stats.Nacked, stats.Terminated, stats.EventsEmitted, stats.EventsDropped, [.. failures],
+        stats.Acked, stats.Nacked, stats.Terminated, stats.SettleErrors, stats.EventsEmitted, stats.EventsDropped, [.. failures],
         elapsed, stats.Latency.Percentile(50), stats.Latency.Percentile(95), stats.Latency.Percentile(99));
 
     public async Task WriteAsync(TextWriter output, string commandsPath, string? eventsPath)
@@ -44,7 +45,7 @@ internal sealed record RunSummary(
         await output.WriteLineAsync(string.Create(c, $"  skipped        {Skipped}"));
         await output.WriteLineAsync(string.Create(c, $"  claim retries  {ClaimRetries}"));
         await output.WriteLineAsync(string.Create(c, $"  claim failures {ClaimFailures}"));
-        await output.WriteLineAsync(string.Create(c, $"  handles        {Pulled} pulled = {Acked} acked + {Nacked} nacked + {Terminated} terminated"));
+        await output.WriteLineAsync(string.Create(c, $"  handles        {Pulled} pulled = {Acked} acked + {Nacked} nacked + {Terminated} terminated + {SettleErrors} settle errors"));
         await output.WriteLineAsync(string.Create(c, $"  throughput     {(Completed + Failed) / seconds:0} commands/s over {Elapsed.TotalSeconds:0.000} s"));
         await output.WriteLineAsync(string.Create(c, $"  latency        p50 {Format(P50)}  p95 {Format(P95)}  p99 {Format(P99)}"));
         if (eventsPath is not null)

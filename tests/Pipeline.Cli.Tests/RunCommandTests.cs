@@ -27,7 +27,7 @@ public sealed class RunCommandTests : IDisposable
         Assert.Equal(0, exit);
         Assert.Equal(string.Empty, error);
         Assert.Contains("completed      8", output, StringComparison.Ordinal);
-        Assert.Contains("8 pulled = 8 acked + 0 nacked + 0 terminated", output, StringComparison.Ordinal);
+        Assert.Contains("8 pulled = 8 acked + 0 nacked + 0 terminated + 0 settle errors", output, StringComparison.Ordinal);
         Assert.Contains("p50", output, StringComparison.Ordinal);
 
         var lines = await File.ReadAllLinesAsync(events);
@@ -62,7 +62,7 @@ public sealed class RunCommandTests : IDisposable
 
         Assert.Equal(1, exit);
         // Bad input is not retryable: given up on the first attempt, terminated, not redelivered.
-        Assert.Contains("1 pulled = 0 acked + 0 nacked + 1 terminated", output, StringComparison.Ordinal);
+        Assert.Contains("1 pulled = 0 acked + 0 nacked + 1 terminated + 0 settle errors", output, StringComparison.Ordinal);
     }
 
     [Fact]
