@@ -62,7 +62,8 @@ public sealed class CommandPipeline<THandle>
             throw new ArgumentOutOfRangeException(nameof(source), interval, $"The source's KeepAliveInterval must be positive (it is {interval}).");
         }
 
-        _runtime = new PipelineRuntime<THandle>(capabilities, options, timeProvider ?? TimeProvider.System, logger ?? NullLogger.Instance);
+        _runtime = new PipelineRuntime<THandle>(
+            capabilities, options, timeProvider ?? TimeProvider.System, logger is null ? NullLogger.Instance : new GuardedLogger(logger));
 
         // Built from the end, so each stage knows the next.
         _emit = new EmitStage<THandle>(_runtime, sink);
@@ -169,16 +170,21 @@ public sealed class CommandPipeline<THandle>
     {
         Interlocked.CompareExchange(ref _fault, exception, null);
         _runtime.Stats.Increment(StatCounter.BlockFaults);
-        try
-        {
-            Log.BlockFaulted(_runtime.Logger, exception, block);
-        }
-        catch (Exception)
-        {
-            // The logger may be what failed; the fault is counted and RunAsync throws it.
-        }
-
+        Log.BlockFaulted(_runtime.Logger, exception, block);
         RequestStop();
+    }
+
+    /// <summary>Faults one block as a delegate escaping its own handler would (for tests: the fault path has no other way in).</summary>
+    internal void FaultBlock(string block, Exception exception)
+    {
+        switch (block)
+        {
+            case PullStage<THandle>.Name: _pull.Fault(exception); break;
+            case ClaimStage<THandle>.Name: _claim.Fault(exception); break;
+            case AckDecisionStage<THandle>.Name: _decide.Fault(exception); break;
+            case DispatchStage<THandle>.Name: _dispatch.Fault(exception); break;
+            default: _emit.Fault(exception); break;
+        }
     }
 }
 

@@ -26,6 +26,8 @@ internal sealed class AckDecisionStage<THandle>
 
     public Task Completion => _block.Completion;
 
+    public void Fault(Exception exception) => _block.Fault(exception);
+
     public void Post(Delivery<THandle> delivery)
     {
         delivery.Position = DeliveryPosition.DecideQueued;

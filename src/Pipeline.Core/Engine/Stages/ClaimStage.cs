@@ -28,6 +28,8 @@ internal sealed class ClaimStage<THandle>
 
     public Task Completion => _block.Completion;
 
+    public void Fault(Exception exception) => _block.Fault(exception);
+
     public void Post(Delivery<THandle> delivery)
     {
         delivery.Position = DeliveryPosition.ClaimQueued;

@@ -37,6 +37,8 @@ internal sealed class DispatchStage<THandle>
 
     public Task Completion => _block.Completion;
 
+    public void Fault(Exception exception) => _block.Fault(exception);
+
     public void Post(Delivery<THandle> delivery)
     {
         delivery.Position = DeliveryPosition.DispatchQueued;

@@ -49,6 +49,8 @@ internal sealed class EmitStage<THandle>
 
     public Task Completion => _block.Completion;
 
+    public void Fault(Exception exception) => _block.Fault(exception);
+
     public void Complete() => _block.Complete();
 
     /// <summary>A tool went asynchronous: its first events go now; the delivery is freed after its final request.</summary>

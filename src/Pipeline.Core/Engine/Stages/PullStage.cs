@@ -41,6 +41,8 @@ internal sealed class PullStage<THandle>
 
     public Task Completion => _block.Completion;
 
+    public void Fault(Exception exception) => _block.Fault(exception);
+
     /// <summary>Starts the pull loops.</summary>
     public void Start()
     {

@@ -168,7 +168,8 @@ internal sealed class StageBlock<T>
         }
     }
 
-    private void Fault(Exception exception) => ((IDataflowBlock)_block).Fault(exception);
+    /// <summary>Faults the block: it drops what it holds and declines more; the pipeline treats it as fatal.</summary>
+    public void Fault(Exception exception) => ((IDataflowBlock)_block).Fault(exception);
 
     private void OnBlockCompleted(Task completion)
     {
