@@ -33,6 +33,7 @@ public sealed class CommandPipeline<THandle>
     private readonly EmitStage<THandle> _emit;
     private readonly TaskCompletionSource _deadline = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Exception? _fault;
+    private int _faultedBlocks;
     private int _started;
 
     /// <summary>Builds a pipeline; nothing runs until <see cref="RunAsync"/>.</summary>
@@ -95,11 +96,11 @@ public sealed class CommandPipeline<THandle>
         using var telemetry = PipelineTelemetry.Track(_runtime.Stats, _runtime.Options.WorkerId);
         await using var stop = stoppingToken.Register(static state => ((CommandPipeline<THandle>)state!).RequestStop(), this);
         await using var deadline = _runtime.Abort.UnsafeRegister(static state => ((CommandPipeline<THandle>)state!).OnDeadline(), this);
-        WatchForFault(_pull.Completion, PullStage<THandle>.Name);
-        WatchForFault(_claim.Completion, ClaimStage<THandle>.Name);
-        WatchForFault(_decide.Completion, AckDecisionStage<THandle>.Name);
-        WatchForFault(_dispatch.Completion, DispatchStage<THandle>.Name);
-        WatchForFault(_emit.Completion, EmitStage<THandle>.Name);
+        var stages = Stages;
+        for (var i = 0; i < stages.Length; i++)
+        {
+            WatchForFault(stages[i].Completion, i, stages[i].Name);
+        }
 
         _pull.Start();
         var drained = DrainAsync();
@@ -116,6 +117,15 @@ public sealed class CommandPipeline<THandle>
             // drain that may yet finish) get the settle budget, not a moment more.
             var settled = _runtime.SettleOpenAsync("shutdown deadline");
             await Task.WhenAny(Task.WhenAll(drained, settled), Task.Delay(_runtime.Options.SettleTimeout, _runtime.Time)).ConfigureAwait(false);
+        }
+
+        // The watchers run asynchronously; a fault the drain already went past is still reported.
+        for (var i = 0; i < stages.Length; i++)
+        {
+            if (stages[i].Completion.IsFaulted)
+            {
+                OnFault(i, stages[i].Name, stages[i].Completion.Exception!.GetBaseException());
+            }
         }
 
         if (_fault is { } fault)
@@ -154,20 +164,35 @@ public sealed class CommandPipeline<THandle>
         _deadline.TrySetResult();
     }
 
-    private void WatchForFault(Task completion, string block) =>
+    private (Task Completion, string Name)[] Stages =>
+    [
+        (_pull.Completion, PullStage<THandle>.Name),
+        (_claim.Completion, ClaimStage<THandle>.Name),
+        (_decide.Completion, AckDecisionStage<THandle>.Name),
+        (_dispatch.Completion, DispatchStage<THandle>.Name),
+        (_emit.Completion, EmitStage<THandle>.Name),
+    ];
+
+    private void WatchForFault(Task completion, int index, string block) =>
         completion.ContinueWith(
             static (task, state) =>
             {
-                var (pipeline, block) = ((CommandPipeline<THandle>, string))state!;
-                pipeline.OnFault(task.Exception!.GetBaseException(), block);
+                var (pipeline, index, block) = ((CommandPipeline<THandle>, int, string))state!;
+                pipeline.OnFault(index, block, task.Exception!.GetBaseException());
             },
-            (this, block),
+            (this, index, block),
             CancellationToken.None,
             TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
             TaskScheduler.Default);
 
-    private void OnFault(Exception exception, string block)
+    /// <summary>A block faulted: counted and logged once per block; the run stops and <see cref="RunAsync"/> will throw.</summary>
+    private void OnFault(int index, string block, Exception exception)
     {
+        if ((Interlocked.Or(ref _faultedBlocks, 1 << index) & (1 << index)) != 0)
+        {
+            return;
+        }
+
         Interlocked.CompareExchange(ref _fault, exception, null);
         _runtime.Stats.Increment(StatCounter.BlockFaults);
         Log.BlockFaulted(_runtime.Logger, exception, block);
