@@ -98,13 +98,17 @@ internal sealed class EmitStage<THandle>
     private async ValueTask EmitAsync(EmitRequest<THandle> request)
     {
         var delivery = request.Delivery;
+        if (delivery.Position == DeliveryPosition.EmitQueued)
+        {
+            delivery.Position = DeliveryPosition.Emitting; // its final request (an early one leaves it in Dispatch)
+        }
+
         _batches.TryDequeue(out var batch);
         try
         {
             batch!.Add(delivery.Events[request.From..request.To]);
             if (delivery.EmitDone())
             {
-                delivery.Position = DeliveryPosition.Emitting;
                 _runtime.Release(delivery);
             }
 
