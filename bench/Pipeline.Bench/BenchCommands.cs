@@ -44,7 +44,7 @@ internal static class BenchCommands
     public static PipelineOptions NoopOptions(int dispatchParallelism) => new()
     {
         Dispatch = new BlockOptions { Parallelism = dispatchParallelism },
-        MaxInFlight = 3072,
+        MaxInFlight = 1024,
         PullParallelism = 1,
         WorkerId = "bench",
     };

@@ -29,7 +29,7 @@ internal enum DeliveryPosition
 internal sealed class Delivery<THandle>
 {
     /// <summary>Most events one delivery produces (claimed, started, then completed or failed).</summary>
-    public const int MaxEvents = 4;
+    public const int MaxEvents = 3;
 
     private const int FreeState = 0;
     private const int PullingState = 1;
@@ -116,7 +116,7 @@ internal sealed class Delivery<THandle>
 
     public void AddEvent(in PipelineEvent e)
     {
-        // The stages add at most three events per delivery; the fourth slot is for an internal-error report.
+        // The stages add at most three events per delivery (claimed, started, and how it ended).
         if (EventCount < MaxEvents)
         {
             _events[EventCount++] = e;
