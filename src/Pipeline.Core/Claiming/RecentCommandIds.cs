@@ -57,8 +57,14 @@ internal sealed class RecentCommandIds
     /// <summary>Ids held, running and finished.</summary>
     public int Count => _shards.Sum(shard => shard.Count);
 
-    /// <summary>Records <paramref name="commandId"/> as run by delivery <paramref name="slot"/>, unless it is already held.</summary>
-    public RecentIdState TryBegin(string commandId, int slot, out long ticket) => ShardOf(commandId).TryBegin(commandId, slot, out ticket);
+    /// <summary>
+    /// Records <paramref name="commandId"/> as run by delivery <paramref name="slot"/>, unless it is
+    /// already held. For <see cref="RecentIdState.Recorded"/>, <paramref name="ticket"/> is the new
+    /// record's; for <see cref="RecentIdState.Running"/>, it and <paramref name="holder"/> name the
+    /// record and the delivery slot of the command running now.
+    /// </summary>
+    public RecentIdState TryBegin(string commandId, int slot, out long ticket, out int holder) =>
+        ShardOf(commandId).TryBegin(commandId, slot, out ticket, out holder);
 
     /// <summary>The delivery in <paramref name="slot"/> is done: the id it recorded is no longer running (it stays remembered).</summary>
     public void Finish(int slot) => Volatile.Write(ref _running[slot], 0);
@@ -91,7 +97,7 @@ internal sealed class RecentCommandIds
             }
         }
 
-        public RecentIdState TryBegin(string commandId, int slot, out long ticket)
+        public RecentIdState TryBegin(string commandId, int slot, out long ticket, out int holder)
         {
             lock (_entries)
             {
@@ -99,10 +105,12 @@ internal sealed class RecentCommandIds
                 ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_entries, commandId, out var held);
                 if (held)
                 {
-                    ticket = 0;
+                    ticket = entry.Ticket;
+                    holder = entry.Slot;
                     return owner.IsRunning(entry) ? RecentIdState.Running : RecentIdState.Finished;
                 }
 
+                holder = slot;
                 ticket = Interlocked.Increment(ref owner._nextTicket);
                 entry = new Entry(ticket, slot);
                 Volatile.Write(ref owner._running[slot], ticket);

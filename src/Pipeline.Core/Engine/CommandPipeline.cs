@@ -105,19 +105,28 @@ public sealed class CommandPipeline<THandle>
         _pull.Start();
         var drained = DrainAsync();
         var clean = await Task.WhenAny(drained, _deadline.Task).ConfigureAwait(false) == drained;
+        // The sweeps run on the thread pool: a source whose nack blocks its thread must not hold
+        // this one past the settle budget.
         if (clean)
         {
             // Normally a no-op: only items a faulted block dropped are still open here.
-            await _runtime.SettleOpenAsync("a block faulted").ConfigureAwait(false);
-            _runtime.Dispose();
+            var swept = Task.Run(() => _runtime.SettleOpenAsync("a block faulted"));
+            await Task.WhenAny(swept, Task.Delay(_runtime.Options.SettleTimeout, _runtime.Time)).ConfigureAwait(false);
+            if (swept.IsCompleted)
+            {
+                _runtime.Dispose();
+            }
         }
         else
         {
             // The hard deadline: whatever is still open is nacked now, and the last settles (and a
             // drain that may yet finish) get the settle budget, not a moment more.
-            var settled = _runtime.SettleOpenAsync("shutdown deadline");
-            await Task.WhenAny(Task.WhenAll(drained, settled), Task.Delay(_runtime.Options.SettleTimeout, _runtime.Time)).ConfigureAwait(false);
+            var swept = Task.Run(() => _runtime.SettleOpenAsync("shutdown deadline"));
+            await Task.WhenAny(Task.WhenAll(drained, swept), Task.Delay(_runtime.Options.SettleTimeout, _runtime.Time)).ConfigureAwait(false);
         }
+
+        // What has not ended by now is counted as a settle error, so the counters add up on return.
+        _runtime.Settler.AbandonPending();
 
         // The watchers run asynchronously; a fault the drain already went past is still reported.
         for (var i = 0; i < stages.Length; i++)
@@ -137,9 +146,11 @@ public sealed class CommandPipeline<THandle>
     /// <summary>Stops pulling and starts the shutdown deadline. <see cref="RunAsync"/> returns once drained.</summary>
     public void RequestStop()
     {
-        if (_runtime.RequestStop())
+        if (_runtime.TryBeginStop())
         {
+            // Close first: a pull cancelled below may complete inline, and must find no loop to go on.
             _pull.Close();
+            _runtime.Stop();
         }
     }
 

@@ -37,6 +37,8 @@ internal sealed class Delivery<THandle>
     private const int SettledState = 3;
 
     private readonly PipelineEvent[] _events = new PipelineEvent[MaxEvents];
+    private List<Delivery<THandle>>? _waiting;
+    private bool _waitingClosed;
     private int _state;
     private int _pendingEmits;
 
@@ -130,6 +132,36 @@ internal sealed class Delivery<THandle>
     public bool EmitDone() =>
         Volatile.Read(ref _pendingEmits) == 1 || Interlocked.Decrement(ref _pendingEmits) == 0;
 
+    /// <summary>
+    /// Holds <paramref name="duplicate"/> (a later delivery of this delivery's command) until this
+    /// one's path is done; false when this delivery no longer runs the record <paramref name="ticket"/>.
+    /// </summary>
+    public bool TryHold(Delivery<THandle> duplicate, long ticket)
+    {
+        lock (_events)
+        {
+            if (_waitingClosed || RecordedTicket != ticket || RecordedId is null)
+            {
+                return false;
+            }
+
+            (_waiting ??= []).Add(duplicate);
+            return true;
+        }
+    }
+
+    /// <summary>This delivery's path is done: the duplicates it held, to be claimed again.</summary>
+    public List<Delivery<THandle>>? ReleaseHeld()
+    {
+        lock (_events)
+        {
+            _waitingClosed = true;
+            var held = _waiting;
+            _waiting = null;
+            return held;
+        }
+    }
+
     /// <summary>Back to the pool: clears what it held so the pool keeps no command, handle or result alive.</summary>
     public void Reset()
     {
@@ -143,6 +175,11 @@ internal sealed class Delivery<THandle>
         _events.AsSpan(0, EventCount).Clear();
         EventCount = 0;
         _pendingEmits = 0;
+        lock (_events)
+        {
+            _waitingClosed = false;
+        }
+
         Position = DeliveryPosition.Free;
         Volatile.Write(ref _state, FreeState);
     }

@@ -4,28 +4,29 @@ namespace Pipeline.Engine;
 
 /// <summary>
 /// Renews one delivery's handle from pull to settle, for sources whose deliveries expire. One
-/// renewal at a time (a tick that finds one running is skipped); <see cref="StopAsync"/> stops
-/// the timer and waits for a renewal in progress, so no renewal reaches the source after the
-/// settle. Made once per pooled delivery, its timer reused across pulls.
+/// renewal at a time (a tick that finds one running is skipped). <see cref="StopAsync"/> stops
+/// the timer and cancels a renewal in progress, returning it for the settle to await (bounded),
+/// so no renewal reaches the source after the settle. Made once per pooled delivery, its timer
+/// reused across pulls; a renewal that outlives its pull never holds up the next pull's renewals.
 /// </summary>
 internal sealed class KeepAlive<THandle>
 {
     private readonly ISupportsKeepAlive<THandle> _source;
     private readonly TimeSpan _interval;
-    private readonly CancellationToken _token;
     private readonly PipelineStats _stats;
     private readonly Action<Exception> _onError;
     private readonly ITimer _timer;
     private readonly object _gate = new();
     private THandle _handle = default!;
     private bool _active;
+    private int _pull;
     private Task? _renewal;
+    private CancellationTokenSource? _renewalCancellation;
 
-    public KeepAlive(ISupportsKeepAlive<THandle> source, TimeSpan interval, TimeProvider time, CancellationToken token, PipelineStats stats, Action<Exception> onError)
+    public KeepAlive(ISupportsKeepAlive<THandle> source, TimeSpan interval, TimeProvider time, PipelineStats stats, Action<Exception> onError)
     {
         _source = source;
         _interval = interval;
-        _token = token;
         _stats = stats;
         _onError = onError;
         _timer = time.CreateTimer(static state => ((KeepAlive<THandle>)state!).Tick(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
@@ -38,18 +39,27 @@ internal sealed class KeepAlive<THandle>
         {
             _handle = handle;
             _active = true;
+            _pull++;
+            _renewal = null; // one still running belongs to an earlier pull: it no longer holds up ticks
+            _renewalCancellation = null;
             _timer.Change(_interval, _interval);
         }
     }
 
-    /// <summary>Stops renewing; completes when no renewal is in progress (bounded by the caller).</summary>
+    /// <summary>Stops renewing and cancels a renewal in progress; the task completes when it has ended.</summary>
     public Task StopAsync()
     {
         lock (_gate)
         {
+            if (!_active)
+            {
+                return Task.CompletedTask;
+            }
+
             _active = false;
             _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             _handle = default!;
+            _renewalCancellation?.Cancel();
             return _renewal ?? Task.CompletedTask;
         }
     }
@@ -58,7 +68,6 @@ internal sealed class KeepAlive<THandle>
 
     private void Tick()
     {
-        THandle handle;
         lock (_gate)
         {
             if (!_active || _renewal is not null)
@@ -66,19 +75,23 @@ internal sealed class KeepAlive<THandle>
                 return;
             }
 
-            handle = _handle;
             // Set under the lock before the call starts, so a settle that stops us sees it and waits.
-            _renewal = RenewAsync(handle);
+            _renewalCancellation = new CancellationTokenSource();
+            _renewal = RenewAsync(_handle, _pull, _renewalCancellation);
         }
     }
 
-    private async Task RenewAsync(THandle handle)
+    private async Task RenewAsync(THandle handle, int pull, CancellationTokenSource cancellation)
     {
         await Task.Yield(); // never renew on the timer's own callback, nor inside the lock
         try
         {
-            await _source.KeepAliveAsync(handle, _token).ConfigureAwait(false);
+            await _source.KeepAliveAsync(handle, cancellation.Token).ConfigureAwait(false);
             _stats.Increment(StatCounter.Renewals);
+        }
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        {
+            // Stopped by the settle.
         }
         catch (Exception ex)
         {
@@ -89,8 +102,14 @@ internal sealed class KeepAlive<THandle>
         {
             lock (_gate)
             {
-                _renewal = null;
+                if (_pull == pull)
+                {
+                    _renewal = null;
+                    _renewalCancellation = null;
+                }
             }
+
+            cancellation.Dispose();
         }
     }
 }

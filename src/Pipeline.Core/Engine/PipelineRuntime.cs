@@ -19,6 +19,7 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     private readonly CancellationTokenSource _settleBudget;
     private readonly Delivery<THandle>?[] _deliveries;
     private int _created;
+    private int _stopRequested;
 
     public PipelineRuntime(SourceCapabilities<THandle> source, PipelineOptions options, TimeProvider time, ILogger logger)
     {
@@ -60,21 +61,18 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     /// <summary>Ends a delivery's path early: straight to Emit with the events it has (set by the Emit stage).</summary>
     public Action<Delivery<THandle>> Finish { get; set; } = static _ => { };
 
-    /// <summary>Asks for a graceful stop: no more pulls, and the hard deadline in <see cref="PipelineOptions.ShutdownTimeout"/>.</summary>
-    public bool RequestStop()
+    /// <summary>True for the first caller only: the stop has begun.</summary>
+    public bool TryBeginStop() => Interlocked.Exchange(ref _stopRequested, 1) == 0;
+
+    /// <summary>
+    /// After the pulls are closed: arms the hard deadline (<see cref="PipelineOptions.ShutdownTimeout"/>),
+    /// then cancels the pulls in progress. Outside any lock, and in this order, because a source's
+    /// cancellation callbacks may run inline here, for as long as they like.
+    /// </summary>
+    public void Stop()
     {
-        lock (_stopping)
-        {
-            if (_stopping.IsCancellationRequested)
-            {
-                return false;
-            }
-
-            _stopping.Cancel();
-        }
-
         _abort.CancelAfter(Options.ShutdownTimeout);
-        return true;
+        _stopping.Cancel();
     }
 
     /// <summary>From the hard deadline, the last settles get <see cref="PipelineOptions.SettleTimeout"/> before their token fires.</summary>
@@ -93,7 +91,7 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
         var delivery = new Delivery<THandle>(slot);
         if (Source.KeepAlive is { } keepAlive)
         {
-            delivery.KeepAlive = new KeepAlive<THandle>(keepAlive, keepAlive.KeepAliveInterval, Time, _settleBudget.Token, Stats, ex => Log.KeepAliveFailed(Logger, ex));
+            delivery.KeepAlive = new KeepAlive<THandle>(keepAlive, keepAlive.KeepAliveInterval, Time, Stats, ex => Log.KeepAliveFailed(Logger, ex));
         }
 
         Volatile.Write(ref _deliveries[slot], delivery);
@@ -103,27 +101,54 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     /// <summary>The delivery's path is done (settled, events handed to Emit): record its id as finished and free its slot.</summary>
     public void Release(Delivery<THandle> delivery)
     {
+        delivery.KeepAlive?.StopAsync(); // already stopped by its settle, unless it was never opened
         if (delivery.RecordedId is not null)
         {
             Recent!.Finish(delivery.Slot);
         }
 
+        var held = delivery.ReleaseHeld();
         delivery.Reset();
         ReturnToPool(delivery);
+        if (held is not null)
+        {
+            // The duplicates that waited for this one are claimed again: now skipped as run, or run.
+            foreach (var duplicate in held)
+            {
+                Reclaim(duplicate);
+            }
+        }
+    }
+
+    /// <summary>Hands a delivery back to Claim (set by the Claim stage).</summary>
+    public Action<Delivery<THandle>> Reclaim { get; set; } = static _ => { };
+
+    /// <summary>The delivery in pool slot <paramref name="slot"/>.</summary>
+    public Delivery<THandle> DeliveryAt(int slot) => Volatile.Read(ref _deliveries[slot])!;
+
+    /// <summary>Forgets the command id <paramref name="delivery"/> recorded, so the command's next delivery runs.</summary>
+    public void ForgetRecordedId(Delivery<THandle> delivery)
+    {
+        if (delivery.RecordedId is { } id)
+        {
+            Recent!.Forget(id, delivery.Slot, delivery.RecordedTicket);
+            delivery.RecordedId = null;
+        }
     }
 
     /// <summary>
     /// A delivery could not be handed to the next block (it faulted): settle it (nack) if still
     /// open, count its events as dropped, and free it.
     /// </summary>
-    public ValueTask StrandAsync(Delivery<THandle> delivery, string block)
+    public async ValueTask StrandAsync(Delivery<THandle> delivery, string block)
     {
         Stats.Add(StatCounter.EventsDropped, delivery.EventCount - delivery.EventsPosted);
-        var settle = delivery.IsOpen
-            ? Settler.SettleAsync(delivery, Settlement.Nack(TimeSpan.Zero, $"the {block} block faulted"), atEnd: true)
-            : ValueTask.CompletedTask;
+        if (delivery.IsOpen)
+        {
+            await Settler.SettleAsync(delivery, Settlement.Nack(TimeSpan.Zero, $"the {block} block faulted"), atEnd: true).ConfigureAwait(false);
+        }
+
         Release(delivery);
-        return settle;
     }
 
     /// <summary>Hands <paramref name="delivery"/> to <paramref name="block"/>, or strands it when the block no longer accepts.</summary>

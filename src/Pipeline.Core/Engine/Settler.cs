@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Pipeline.Claiming;
 using Pipeline.Sources;
@@ -6,12 +7,16 @@ namespace Pipeline.Engine;
 
 /// <summary>
 /// The one place a handle's fate is carried out. The delivery's guard lets exactly one settle
-/// through (a second is a counted no-op); the keep-alive is stopped and its renewal in progress
-/// awaited first; a nack forgets the delivery's recorded command id before the source sees it, so
-/// the redelivery is not taken for a duplicate. The call gets a token that fires only
-/// <see cref="PipelineOptions.SettleTimeout"/> after the hard deadline, never an already-cancelled
-/// one, and a call that goes asynchronous is given at most that long.
+/// through (a second is a counted no-op); the keep-alive is stopped, its renewal in progress
+/// cancelled and awaited first; a nack forgets the delivery's recorded command id before the
+/// source sees it, so the redelivery is not taken for a duplicate. The call gets a token that
+/// fires only <see cref="PipelineOptions.SettleTimeout"/> after the hard deadline, never an
+/// already-cancelled one, and a call that goes asynchronous is given at most that long.
 /// </summary>
+/// <remarks>
+/// Everything the call needs is read from the delivery before the first await: a delivery may be
+/// freed and pulled into again while its settle is still in progress.
+/// </remarks>
 internal sealed class Settler<THandle>(
     SourceCapabilities<THandle> source,
     PipelineOptions options,
@@ -21,17 +26,22 @@ internal sealed class Settler<THandle>(
     ILogger logger,
     CancellationToken token)
 {
+    // Settles that went asynchronous and have not ended; at the end of a run those still pending
+    // are counted as settle errors, so the counters add up when RunAsync returns.
+    private readonly ConcurrentDictionary<PendingSettle, byte> _pending = new();
+
     /// <summary>Settles <paramref name="delivery"/> unless something already did; never throws for the source's failures.</summary>
     /// <returns>A task that completes when the settle is done (accepted, failed or timed out).</returns>
     public ValueTask SettleAsync(Delivery<THandle> delivery, Settlement settlement, bool atEnd = false)
     {
         var action = settlement.Action == SettleAction.Terminate && source.Terminate is null ? SettleAction.Nack : settlement.Action;
+        var call = new SettleCall(delivery.Handle, action, settlement, delivery.Command?.CommandId, delivery.PulledAt);
         if (!delivery.TryBeginSettle(action))
         {
             if (!atEnd)
             {
                 stats.Increment(StatCounter.DuplicateSettles);
-                Log.DuplicateSettle(logger, action, delivery.Command?.CommandId);
+                Log.DuplicateSettle(logger, action, call.CommandId);
             }
 
             return ValueTask.CompletedTask;
@@ -40,92 +50,152 @@ internal sealed class Settler<THandle>(
         if (atEnd)
         {
             stats.Increment(StatCounter.DeadlineSettles);
-            Log.SettledAtEnd(logger, delivery.Command?.CommandId, settlement.Reason ?? "shutdown deadline");
+            Log.SettledAtEnd(logger, call.CommandId, settlement.Reason ?? "shutdown deadline");
         }
 
         if (action == SettleAction.Nack && delivery.RecordedId is { } id)
         {
             recent!.Forget(id, delivery.Slot, delivery.RecordedTicket);
+            delivery.RecordedId = null;
         }
 
         var renewal = delivery.KeepAlive?.StopAsync();
         if (renewal is { IsCompleted: false })
         {
-            return SettleAfterRenewalAsync(delivery, action, settlement, renewal);
+            return SettleAfterRenewalAsync(call, renewal);
         }
 
-        return CallAsync(delivery, action, settlement);
+        return CallAsync(call);
     }
 
-    private async ValueTask SettleAfterRenewalAsync(Delivery<THandle> delivery, SettleAction action, Settlement settlement, Task renewal)
+    /// <summary>Counts every settle still pending as a settle error (the run is ending without it); a late end is not counted again.</summary>
+    public void AbandonPending()
     {
-        // A renewal that hangs past the budget started before this settle; the settle goes on.
+        foreach (var pending in _pending.Keys)
+        {
+            if (pending.TryEnd())
+            {
+                stats.Increment(StatCounter.SettleErrors);
+                Log.SettleTimedOut(logger, pending.Call.Action, pending.Call.CommandId, options.SettleTimeout);
+            }
+        }
+    }
+
+    private async ValueTask SettleAfterRenewalAsync(SettleCall call, Task renewal)
+    {
+        var pending = Track(call);
+        // A renewal that hangs past the budget, ignoring its cancellation, started before this settle; the settle goes on.
         await renewal.WaitAsync(options.SettleTimeout, time).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        await CallAsync(delivery, action, settlement).ConfigureAwait(false);
-    }
-
-    private ValueTask CallAsync(Delivery<THandle> delivery, SettleAction action, Settlement settlement)
-    {
-        ValueTask call;
+        ValueTask started;
         try
         {
-            call = action switch
-            {
-                SettleAction.Ack => source.Source.AckAsync(delivery.Handle, token),
-                SettleAction.Terminate => source.Terminate!.TerminateAsync(delivery.Handle, settlement.Reason ?? "terminated", token),
-                _ when source.DelayedNack is { } delayed && settlement.Delay > TimeSpan.Zero => delayed.NackAsync(delivery.Handle, settlement.Delay, token),
-                _ => source.Source.NackAsync(delivery.Handle, token),
-            };
+            started = StartCall(call);
         }
         catch (Exception ex)
         {
-            Failed(delivery, action, ex);
-            return ValueTask.CompletedTask;
+            started = ValueTask.FromException(ex);
         }
 
-        if (call.IsCompletedSuccessfully)
-        {
-            Accepted(delivery, action);
-            return ValueTask.CompletedTask;
-        }
-
-        return AwaitCallAsync(call, delivery, action);
+        await AwaitCallAsync(started, call, pending).ConfigureAwait(false);
     }
 
-    private async ValueTask AwaitCallAsync(ValueTask call, Delivery<THandle> delivery, SettleAction action)
+    private ValueTask CallAsync(SettleCall call)
+    {
+        ValueTask pending;
+        try
+        {
+            pending = StartCall(call);
+        }
+        catch (Exception ex)
+        {
+            Failed(call, ex);
+            return ValueTask.CompletedTask;
+        }
+
+        if (pending.IsCompletedSuccessfully)
+        {
+            Accepted(call);
+            return ValueTask.CompletedTask;
+        }
+
+        return AwaitCallAsync(pending, call, Track(call));
+    }
+
+    private ValueTask StartCall(SettleCall call) => call.Action switch
+    {
+        SettleAction.Ack => source.Source.AckAsync(call.Handle, token),
+        SettleAction.Terminate => source.Terminate!.TerminateAsync(call.Handle, call.Settlement.Reason ?? "terminated", token),
+        _ when source.DelayedNack is { } delayed && call.Settlement.Delay > TimeSpan.Zero => delayed.NackAsync(call.Handle, call.Settlement.Delay, token),
+        _ => source.Source.NackAsync(call.Handle, token),
+    };
+
+    private async ValueTask AwaitCallAsync(ValueTask call, SettleCall settle, PendingSettle pending)
     {
         try
         {
             await call.AsTask().WaitAsync(options.SettleTimeout, time).ConfigureAwait(false);
-            Accepted(delivery, action);
+            if (pending.TryEnd())
+            {
+                Accepted(settle);
+            }
         }
         catch (TimeoutException)
         {
-            stats.Increment(StatCounter.SettleErrors);
-            stats.Latency.Record(time.GetElapsedTime(delivery.PulledAt));
-            Log.SettleTimedOut(logger, action, delivery.Command?.CommandId, options.SettleTimeout);
+            if (pending.TryEnd())
+            {
+                stats.Increment(StatCounter.SettleErrors);
+                stats.Latency.Record(time.GetElapsedTime(settle.PulledAt));
+                Log.SettleTimedOut(logger, settle.Action, settle.CommandId, options.SettleTimeout);
+            }
         }
         catch (Exception ex)
         {
-            Failed(delivery, action, ex);
+            if (pending.TryEnd())
+            {
+                Failed(settle, ex);
+            }
+        }
+        finally
+        {
+            _pending.TryRemove(pending, out _);
         }
     }
 
-    private void Accepted(Delivery<THandle> delivery, SettleAction action)
+    private PendingSettle Track(SettleCall call)
     {
-        stats.Increment(action switch
+        var pending = new PendingSettle(call);
+        _pending.TryAdd(pending, 0);
+        return pending;
+    }
+
+    private void Accepted(SettleCall call)
+    {
+        stats.Increment(call.Action switch
         {
             SettleAction.Ack => StatCounter.Acked,
             SettleAction.Terminate => StatCounter.Terminated,
             _ => StatCounter.Nacked,
         });
-        stats.Latency.Record(time.GetElapsedTime(delivery.PulledAt));
+        stats.Latency.Record(time.GetElapsedTime(call.PulledAt));
     }
 
-    private void Failed(Delivery<THandle> delivery, SettleAction action, Exception ex)
+    private void Failed(SettleCall call, Exception ex)
     {
         stats.Increment(StatCounter.SettleErrors);
-        stats.Latency.Record(time.GetElapsedTime(delivery.PulledAt));
-        Log.SettleFailed(logger, ex, action, delivery.Command?.CommandId);
+        stats.Latency.Record(time.GetElapsedTime(call.PulledAt));
+        Log.SettleFailed(logger, ex, call.Action, call.CommandId);
+    }
+
+    /// <summary>One settle, as read from its delivery when it began.</summary>
+    private readonly record struct SettleCall(THandle Handle, SettleAction Action, Settlement Settlement, string? CommandId, long PulledAt);
+
+    /// <summary>An asynchronous settle: counted once, by whichever comes first, its end or the end of the run.</summary>
+    private sealed class PendingSettle(SettleCall call)
+    {
+        private int _ended;
+
+        public SettleCall Call { get; } = call;
+
+        public bool TryEnd() => Interlocked.Exchange(ref _ended, 1) == 0;
     }
 }

@@ -10,6 +10,31 @@ public interface IEventSink
     ValueTask WriteAsync(ReadOnlyMemory<PipelineEvent> batch, CancellationToken cancellationToken);
 }
 
+/// <summary>
+/// Thrown by a sink that will never take another event (its target is completed or disposed): the
+/// Emit block does not retry it, whatever <see cref="Engine.PipelineOptions.SinkFailure"/> says,
+/// but drops and counts the batch.
+/// </summary>
+public sealed class EventSinkClosedException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public EventSinkClosedException()
+    {
+    }
+
+    /// <summary>Creates the exception with a message.</summary>
+    public EventSinkClosedException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with a message and a cause.</summary>
+    public EventSinkClosedException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
+
 /// <summary>A sink that discards every event.</summary>
 public sealed class NullEventSink : IEventSink
 {

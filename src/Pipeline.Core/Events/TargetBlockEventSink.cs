@@ -6,7 +6,7 @@ namespace Pipeline.Events;
 /// Posts every event to a Dataflow block of the caller's, so the event stream can be linked into
 /// their own Dataflow network. A bounded target is waited on (that wait is the pipeline's
 /// back-pressure on events); a target that declines for good (completed or faulted) makes the
-/// write fail, which the Emit block retries or drops as <see cref="Engine.PipelineOptions.SinkFailure"/> says.
+/// write fail with <see cref="EventSinkClosedException"/>, which the Emit block drops and counts.
 /// </summary>
 public sealed class TargetBlockEventSink : IEventSink
 {
@@ -41,7 +41,7 @@ public sealed class TargetBlockEventSink : IEventSink
         {
             if (!await _target.SendAsync(rest.Span[i], cancellationToken).ConfigureAwait(false))
             {
-                throw new InvalidOperationException($"The target block declined an event ({rest.Length - i} of the batch not sent): it is completed or faulted.");
+                throw new EventSinkClosedException($"The target block declined an event ({rest.Length - i} of the batch not sent): it is completed or faulted.");
             }
         }
     }

@@ -63,16 +63,8 @@ internal sealed class AckDecisionStage<THandle>
         var outcome = delivery.Outcome;
         if (delivery.Duplicate != RecentIdState.Recorded)
         {
-            if (delivery.Duplicate == RecentIdState.Running && runtime.Options.AckMode == AckMode.AckAfterDispatch)
-            {
-                // The original still holds its handle and may yet fail and need a redelivery: acking
-                // this copy could lose the command on a source that acks by message. Come back later.
-                await runtime.Settler.SettleAsync(delivery, Settlement.Nack(runtime.DelayFor(outcome.Command))).ConfigureAwait(false);
-                stats.Increment(StatCounter.ClaimRetries);
-                runtime.AddEvent(delivery, EventTypes.ClaimRetry, EventStatus.Retry, error: "duplicate delivery of a command still running here; redelivering after it settles");
-                return false;
-            }
-
+            // A duplicate of a command that ran here, or (ack before dispatch: the claim is
+            // ownership) is running here. After dispatch, Claim holds duplicates of running ones.
             await runtime.Settler.SettleAsync(delivery, Settlement.Ack).ConfigureAwait(false);
             stats.Increment(StatCounter.Skipped);
             runtime.AddEvent(delivery, EventTypes.CommandSkipped, EventStatus.Skipped, error: "duplicate delivery of a command this worker is running or has run");
@@ -87,11 +79,15 @@ internal sealed class AckDecisionStage<THandle>
                 if (runtime.Options.AckMode == AckMode.AckBeforeDispatch)
                 {
                     await runtime.Settler.SettleAsync(delivery, Settlement.Ack).ConfigureAwait(false);
+                    // The hard deadline's nack may have come first: then the command is not ours to run.
+                    return delivery.SettledAs == SettleAction.Ack;
                 }
 
                 return true;
 
             case ClaimOutcomeKind.AlreadyClaimed:
+                // Claimed elsewhere is not run here: a later delivery (the other worker gave it up) must run.
+                runtime.ForgetRecordedId(delivery);
                 await runtime.Settler.SettleAsync(delivery, Settlement.Ack).ConfigureAwait(false);
                 stats.Increment(StatCounter.Skipped);
                 runtime.AddEvent(delivery, EventTypes.CommandSkipped, EventStatus.Skipped, error: "already claimed by another worker");

@@ -24,6 +24,7 @@ internal sealed class ClaimStage<THandle>
         _claimer = claimer;
         _next = next;
         _block = new StageBlock<Delivery<THandle>>(ClaimAsync, runtime.Options.Claim.Parallelism);
+        runtime.Reclaim = Post;
     }
 
     public Task Completion => _block.Completion;
@@ -41,6 +42,13 @@ internal sealed class ClaimStage<THandle>
     private async ValueTask ClaimAsync(Delivery<THandle> delivery)
     {
         delivery.Position = DeliveryPosition.Claiming;
+        if (!delivery.IsOpen)
+        {
+            // Settled while it waited for its original (the hard deadline): its path ends here.
+            _runtime.Finish(delivery);
+            return;
+        }
+
         try
         {
             var outcome = Validate(delivery.Outcome, "the source");
@@ -49,7 +57,22 @@ internal sealed class ClaimStage<THandle>
                 var commandId = outcome.Command!.CommandId;
                 if (_runtime.Recent is { } recent)
                 {
-                    var state = recent.TryBegin(commandId, delivery.Slot, out var ticket);
+                    var state = recent.TryBegin(commandId, delivery.Slot, out var ticket, out var holder);
+                    if (state == RecentIdState.Running && _runtime.Options.AckMode == AckMode.AckAfterDispatch)
+                    {
+                        // The original holds its handle and may yet fail and need this delivery: this
+                        // one waits, kept alive, until the original's path is done, then is claimed again.
+                        if (_runtime.DeliveryAt(holder).TryHold(delivery, ticket))
+                        {
+                            delivery.Position = DeliveryPosition.ClaimQueued;
+                            return;
+                        }
+
+                        // The original finished in between: claim again, at once.
+                        Post(delivery);
+                        return;
+                    }
+
                     if (state != RecentIdState.Recorded)
                     {
                         delivery.Outcome = outcome;

@@ -28,8 +28,11 @@ internal sealed class EmitStage<THandle>
     private readonly CircuitBreakerStateProvider _breaker = new();
     private readonly int _batchSize;
 
-    // One batch per concurrent Emit call; a block keeps no per-worker state, so they are pooled.
-    private readonly ConcurrentQueue<EventBatch> _batches = new();
+    // The batch being filled, shared by the Emit calls under _gate (a block keeps no per-worker
+    // state), and the spare batches the writes give back: at most one per concurrent write.
+    private readonly object _gate = new();
+    private readonly ConcurrentQueue<EventBatch> _spare = new();
+    private EventBatch _current;
     private int _queued;
 
     public EmitStage(PipelineRuntime<THandle> runtime, IEventSink sink)
@@ -38,10 +41,7 @@ internal sealed class EmitStage<THandle>
         _sink = sink;
         _batchSize = runtime.Options.EmitBatchSize;
         _resilience = BuildResilience(runtime, _breaker);
-        for (var i = 0; i < runtime.Options.Emit.Parallelism; i++)
-        {
-            _batches.Enqueue(new EventBatch(_batchSize + Delivery<THandle>.MaxEvents));
-        }
+        _current = new EventBatch(_batchSize + Delivery<THandle>.MaxEvents);
 
         _block = new StageBlock<EmitRequest<THandle>>(EmitAsync, runtime.Options.Emit.Parallelism);
         runtime.Finish = PostFinal;
@@ -95,7 +95,7 @@ internal sealed class EmitStage<THandle>
         }
     }
 
-    private async ValueTask EmitAsync(EmitRequest<THandle> request)
+    private ValueTask EmitAsync(EmitRequest<THandle> request)
     {
         var delivery = request.Delivery;
         if (delivery.Position == DeliveryPosition.EmitQueued)
@@ -103,53 +103,41 @@ internal sealed class EmitStage<THandle>
             delivery.Position = DeliveryPosition.Emitting; // its final request (an early one leaves it in Dispatch)
         }
 
-        _batches.TryDequeue(out var batch);
+        EventBatch? full = null;
         try
         {
-            batch!.Add(delivery.Events[request.From..request.To]);
+            lock (_gate)
+            {
+                _current.Add(delivery.Events[request.From..request.To]);
+                // Whoever empties the queue, or fills the batch, takes it to the sink: no event waits
+                // in a batch while Emit is idle, whatever the parallelism.
+                if (Interlocked.Decrement(ref _queued) == 0 || _current.Count >= _batchSize)
+                {
+                    full = _current;
+                    _current = _spare.TryDequeue(out var spare) ? spare : new EventBatch(_batchSize + Delivery<THandle>.MaxEvents);
+                }
+            }
+        }
+        finally
+        {
             if (delivery.EmitDone())
             {
                 _runtime.Release(delivery);
             }
-
-            var quiet = Interlocked.Decrement(ref _queued) == 0;
-            if (batch.Count >= _batchSize || quiet)
-            {
-                await WriteAsync(batch).ConfigureAwait(false);
-            }
-
-            if (quiet && _batches.Count > 0)
-            {
-                await FlushIdleBatchesAsync().ConfigureAwait(false);
-            }
         }
-        catch (Exception ex)
+
+        return full is null ? ValueTask.CompletedTask : WriteAndReturnAsync(full);
+    }
+
+    private async ValueTask WriteAndReturnAsync(EventBatch batch)
+    {
+        try
         {
-            _runtime.Stats.Increment(StatCounter.InternalErrors);
-            Log.InternalError(_runtime.Logger, ex, Name, delivery.Command?.CommandId);
+            await WriteAsync(batch).ConfigureAwait(false);
         }
         finally
         {
-            _batches.Enqueue(batch!);
-        }
-    }
-
-    /// <summary>With parallel Emit calls, other batches may hold a few events when the input runs dry: send them too.</summary>
-    private async ValueTask FlushIdleBatchesAsync()
-    {
-        for (var n = _batches.Count; n > 0 && _batches.TryDequeue(out var idle); n--)
-        {
-            try
-            {
-                if (idle.Count > 0)
-                {
-                    await WriteAsync(idle).ConfigureAwait(false);
-                }
-            }
-            finally
-            {
-                _batches.Enqueue(idle);
-            }
+            _spare.Enqueue(batch);
         }
     }
 
@@ -222,7 +210,8 @@ internal sealed class EmitStage<THandle>
         {
             // Until the sink takes the batch or the deadline cancels: deliveries wait, pulling slows.
             retry.MaxRetryAttempts = int.MaxValue;
-            retry.ShouldHandle = args => new ValueTask<bool>(args.Outcome.Exception is not null && !runtime.Abort.IsCancellationRequested);
+            retry.ShouldHandle = args => new ValueTask<bool>(
+                args.Outcome.Exception is { } ex and not EventSinkClosedException && !runtime.Abort.IsCancellationRequested);
             return builder.AddRetry(retry).Build();
         }
 
@@ -231,7 +220,7 @@ internal sealed class EmitStage<THandle>
         {
             retry.MaxRetryAttempts = options.EmitRetries;
             retry.ShouldHandle = args => new ValueTask<bool>(
-                args.Outcome.Exception is { } ex and not BrokenCircuitException && !runtime.Abort.IsCancellationRequested);
+                args.Outcome.Exception is { } ex and not (BrokenCircuitException or EventSinkClosedException) && !runtime.Abort.IsCancellationRequested);
             builder.AddRetry(retry);
         }
 

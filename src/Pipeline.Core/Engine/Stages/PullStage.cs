@@ -71,7 +71,7 @@ internal sealed class PullStage<THandle>
 
     private async ValueTask PullLoopAsync(int loop)
     {
-        while (!_closed)
+        while (!_closed && !_runtime.Stopping.IsCancellationRequested)
         {
             if (TakeFree() is not { } delivery)
             {
@@ -152,10 +152,12 @@ internal sealed class PullStage<THandle>
         }
 
         _runtime.Stats.Increment(StatCounter.Pulled);
+        // Renewing before the delivery opens: the deadline sweep settles only open deliveries, and
+        // a settle stops the renewals, so none can start after it.
+        delivery.KeepAlive?.Start(item.Handle);
         delivery.Open(item, _runtime.Time.GetTimestamp());
         try
         {
-            delivery.KeepAlive?.Start(item.Handle);
             if (_runtime.Abort.IsCancellationRequested)
             {
                 // Pulled by a source that ignored the stop, after the hard deadline: give it straight back.

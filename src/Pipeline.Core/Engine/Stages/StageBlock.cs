@@ -24,7 +24,7 @@ internal sealed class StageBlock<T>
     private readonly ConcurrentQueue<T> _parked = new();
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _inProgress;
-    private volatile bool _blockDone;
+    private int _blockDone;
 
     public StageBlock(Func<T, ValueTask> work, int parallelism)
     {
@@ -60,11 +60,16 @@ internal sealed class StageBlock<T>
 
     private void Run(T item)
     {
-        if (Interlocked.Increment(ref _inProgress) > _parallelism)
+        // Items already parked go first: park behind them whenever any wait.
+        var behind = !_parked.IsEmpty;
+        if (behind || Interlocked.Increment(ref _inProgress) > _parallelism)
         {
-            // Every slot is held by work that went asynchronous: park, then look again in case
-            // a slot came free between the count and the park.
-            Interlocked.Decrement(ref _inProgress);
+            if (!behind)
+            {
+                Interlocked.Decrement(ref _inProgress); // the increment above found every slot held
+            }
+
+            // Park, then look again in case a slot came free between the count and the park.
             _parked.Enqueue(item);
             StartParked();
             return;
@@ -129,7 +134,7 @@ internal sealed class StageBlock<T>
     {
         Interlocked.Decrement(ref _inProgress);
         StartParked();
-        if (_blockDone)
+        if (Volatile.Read(ref _blockDone) != 0)
         {
             CheckDrained();
         }
@@ -179,7 +184,7 @@ internal sealed class StageBlock<T>
             return;
         }
 
-        _blockDone = true;
+        Interlocked.Exchange(ref _blockDone, 1); // a full fence: ReleaseSlot and this never both miss the other
         CheckDrained();
     }
 
