@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Microsoft.Extensions.Logging;
 using Pipeline.Dispatch;
 using Pipeline.Engine;
 using Pipeline.Events;
@@ -53,17 +54,33 @@ internal static class RunCommand
         using var http = Pipeline.Tools.HttpTool.CreateDefaultClient();
         var tools = ToolRegistry.CreateBuiltIn(new BuiltInToolOptions { EnableShell = request.EnableShell, HttpClient = http });
         var recorder = new FailureRecorder((IEventSink?)eventSink ?? NullEventSink.Instance, keep: RunSummary.MaxListed);
-        var pipeline = new CommandPipeline<DeliveryHandle>(source, tools, recorder, request.Options);
+        // The engine's warnings and errors (sink retries, settle failures, a block fault) go to stderr.
+        using var logging = LoggerFactory.Create(builder => builder
+            .SetMinimumLevel(LogLevel.Warning)
+            .AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace)
+            .AddSimpleConsole(console => console.SingleLine = true));
+        var pipeline = new CommandPipeline<DeliveryHandle>(source, tools, recorder, request.Options, logger: logging.CreateLogger("pipeline"));
 
         var clock = Stopwatch.StartNew();
         var run = pipeline.RunAsync(cancellationToken);
         var interactive = request.Interactive ?? (ReferenceEquals(human, Console.Out) && !Console.IsOutputRedirected);
         await ProgressDisplay.ShowAsync(run, pipeline.Stats, clock, interactive, human);
-        await run;
+        var faulted = false;
+        try
+        {
+            await run;
+        }
+        catch (PipelineFaultedException ex)
+        {
+            // Everything that could be settled was; the summary below says what was done.
+            faulted = true;
+            await stderr.WriteLineAsync($"error: {ex.Message} {ex.InnerException?.GetType().Name}: {ex.InnerException?.Message}");
+        }
+
         clock.Stop();
 
         var summary = RunSummary.From(pipeline.Stats, recorder.Failures, clock.Elapsed);
         await summary.WriteAsync(human, request.CommandsPath, eventSink is null ? null : request.EventsPath);
-        return summary.AllSucceeded ? ExitCodes.Success : ExitCodes.SomeFailed;
+        return summary.AllSucceeded && !faulted ? ExitCodes.Success : ExitCodes.SomeFailed;
     }
 }

@@ -121,8 +121,13 @@ public sealed class CommandPipeline<THandle>
         {
             // The hard deadline: whatever is still open is nacked now, and the last settles (and a
             // drain that may yet finish) get the settle budget, not a moment more.
+            // Once every open delivery is settled, a drain still held by a callee that ignores its
+            // token is given a moment, not the whole budget: its deliveries are settled already.
             var swept = Task.Run(() => _runtime.SettleOpenAsync("shutdown deadline"));
-            await Task.WhenAny(Task.WhenAll(drained, swept), Task.Delay(_runtime.Options.SettleTimeout, _runtime.Time)).ConfigureAwait(false);
+            var budget = _runtime.Options.SettleTimeout;
+            var grace = TimeSpan.FromTicks(Math.Min(budget.Ticks, TimeSpan.FromMilliseconds(100).Ticks));
+            var sweptThenGrace = swept.ContinueWith(_ => Task.WhenAny(drained, Task.Delay(grace, _runtime.Time)), TaskScheduler.Default).Unwrap();
+            await Task.WhenAny(sweptThenGrace, Task.Delay(budget, _runtime.Time)).ConfigureAwait(false);
         }
 
         // What has not ended by now is counted as a settle error, so the counters add up on return.

@@ -14,6 +14,7 @@ public sealed class JsonLinesEventSink : IEventSink, IAsyncDisposable
     private readonly bool _ownsStream;
     private readonly ArrayBufferWriter<byte> _buffer = new(64 * 1024);
     private readonly Utf8JsonWriter _writer;
+    private IOException? _broken;
     private readonly SemaphoreSlim _lock = new(1, 1);
 
     /// <summary>Writes to <paramref name="stream"/>.</summary>
@@ -43,6 +44,11 @@ public sealed class JsonLinesEventSink : IEventSink, IAsyncDisposable
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            if (_broken is { } broken)
+            {
+                throw new EventSinkClosedException($"The events stream failed earlier: {broken.Message}", broken);
+            }
+
             // One write per batch: serialize into a reused buffer, then hand it to the stream.
             foreach (var e in batch.Span)
             {
@@ -55,9 +61,16 @@ public sealed class JsonLinesEventSink : IEventSink, IAsyncDisposable
             await _stream.WriteAsync(_buffer.WrittenMemory, cancellationToken).ConfigureAwait(false);
             await _stream.FlushAsync(cancellationToken).ConfigureAwait(false);
         }
+        catch (IOException ex)
+        {
+            // Part of the batch may be in the file already (a full disk): a retry would tear a line
+            // and repeat events, so the stream is closed for good and the failure is terminal.
+            _writer.Reset();
+            _broken = ex;
+            throw new EventSinkClosedException($"Writing events failed: {ex.Message}", ex);
+        }
         catch
         {
-            // A failed batch is retried whole; do not let its half-written bytes lead the retry.
             _writer.Reset();
             throw;
         }
@@ -107,7 +120,14 @@ public sealed class JsonLinesEventSink : IEventSink, IAsyncDisposable
         await _writer.DisposeAsync().ConfigureAwait(false);
         if (_ownsStream)
         {
-            await _stream.DisposeAsync().ConfigureAwait(false);
+            try
+            {
+                await _stream.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (IOException) when (_broken is not null)
+            {
+                // The stream failed already (and was reported); its close fails the same way.
+            }
         }
 
         _lock.Dispose();
