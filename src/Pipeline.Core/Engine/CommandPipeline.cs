@@ -175,7 +175,6 @@ public sealed class CommandPipeline<THandle>
 
     private void OnDeadline()
     {
-        _runtime.StartSettleBudget();
         Log.DeadlineReached(_runtime.Logger, _runtime.CountOpen());
         _deadline.TrySetResult();
     }

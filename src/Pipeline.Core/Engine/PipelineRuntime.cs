@@ -193,6 +193,13 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
             }
         }
 
+        // The settle budget runs from here, when every last settle has been started, not from the
+        // deadline itself: a sweep that starts late still gives each settle its whole budget.
+        if (Abort.IsCancellationRequested)
+        {
+            StartSettleBudget();
+        }
+
         return pending is null ? Task.CompletedTask : Task.WhenAll(pending);
     }
 

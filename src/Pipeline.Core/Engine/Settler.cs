@@ -85,7 +85,8 @@ internal sealed class Settler<THandle>(
     {
         var pending = Track(call);
         // A renewal that hangs past the budget, ignoring its cancellation, started before this settle; the settle goes on.
-        await renewal.WaitAsync(options.SettleTimeout, time).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        // Half the budget at most, so the call itself still has the other half.
+        await renewal.WaitAsync(options.SettleTimeout / 2, time).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         ValueTask started;
         try
         {
