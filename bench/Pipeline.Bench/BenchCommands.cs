@@ -40,22 +40,11 @@ internal static class BenchCommands
         Attempts = command.Attempts,
     };
 
-    /// <summary>The options of the <c>noop</c> throughput runs: queues wide enough that Dispatch is what is measured.</summary>
+    /// <summary>The options of the <c>noop</c> throughput runs: the engine at its defaults but for dispatch parallelism and one pull.</summary>
     public static PipelineOptions NoopOptions(int dispatchParallelism) => new()
     {
         Dispatch = new BlockOptions { Parallelism = dispatchParallelism },
         MaxInFlight = 1024,
-        PullParallelism = 1,
-        WorkerId = "bench",
-    };
-
-    /// <summary>The same for today's channel engine: each queue 1024 deep (about 3,000 held, as above).</summary>
-    public static Legacy.PipelineOptions LegacyNoopOptions(int dispatchParallelism) => new()
-    {
-        Dispatch = new Legacy.BlockOptions { Parallelism = dispatchParallelism, Capacity = 1024 },
-        Claim = new Legacy.BlockOptions { Capacity = 1024 },
-        AckDecision = new Legacy.BlockOptions { Capacity = 1024 },
-        Emit = new Legacy.BlockOptions { Capacity = 8192 },
         PullParallelism = 1,
         WorkerId = "bench",
     };

@@ -33,20 +33,6 @@ public class DelayBenchmarks() : InMemoryBenchmark(Count, "delay", """{"ms": 10}
         Check(pipeline.Stats.Completed == Count && Source.Acked == Count);
     }
 
-    [Benchmark(OperationsPerInvoke = Count, Description = "Baseline: today's channel engine, delay 10 ms, parallelism 256")]
-    public async Task ChannelEngine()
-    {
-        var options = new Legacy.PipelineOptions
-        {
-            Dispatch = new Legacy.BlockOptions { Parallelism = Parallelism, Capacity = 512 },
-            PullParallelism = 1,
-            WorkerId = "bench",
-        };
-        var pipeline = new Legacy.CommandPipeline<DeliveryHandle>(Source, _tools, Sink, options);
-        await pipeline.RunAsync(CancellationToken.None);
-        Check(pipeline.Stats.Completed == Count && Source.Acked == Count);
-    }
-
     [Benchmark(OperationsPerInvoke = Count, Description = "Baseline: 256 loops of bare Task.Delay(10 ms) (the timer floor)")]
     public async Task BareDelayLoops()
     {

@@ -7,7 +7,7 @@ using Pipeline.Tools;
 namespace Pipeline.Bench;
 
 /// <summary>
-/// <c>--quick [count] [parallelism] [legacy]</c>: one timed end-to-end run outside BenchmarkDotNet, for a
+/// <c>--quick [count] [parallelism]</c>: one timed end-to-end run outside BenchmarkDotNet, for a
 /// fast look while tuning. The recorded figures come from the BenchmarkDotNet classes.
 /// </summary>
 internal static class QuickRun
@@ -16,7 +16,7 @@ internal static class QuickRun
     {
         var count = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1_000_000;
         var parallelism = args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 16;
-        var legacy = args.Length > 3 && args[3] == "legacy";
+
         var commands = BenchCommands.Make(count, "noop", "{}");
         var tools = new ToolRegistry([new NoopTool()]);
         for (var round = 0; round < 5; round++)
@@ -25,14 +25,7 @@ internal static class QuickRun
             var sink = new CountingSink();
             var allocated = GC.GetTotalAllocatedBytes(precise: true);
             var clock = Stopwatch.StartNew();
-            if (legacy)
-            {
-                await new Legacy.CommandPipeline<DeliveryHandle>(source, tools, sink, BenchCommands.LegacyNoopOptions(parallelism)).RunAsync(CancellationToken.None);
-            }
-            else
-            {
-                await new CommandPipeline<DeliveryHandle>(source, tools, sink, BenchCommands.NoopOptions(parallelism)).RunAsync(CancellationToken.None);
-            }
+            await new CommandPipeline<DeliveryHandle>(source, tools, sink, BenchCommands.NoopOptions(parallelism)).RunAsync(CancellationToken.None);
 
             clock.Stop();
             allocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;

@@ -32,14 +32,6 @@ public class ThroughputBenchmarks() : InMemoryBenchmark(Count, "noop", "{}")
         Check(pipeline.Stats.Completed == Count && Sink.Count == 3L * Count && Source.Acked == Count);
     }
 
-    [Benchmark(OperationsPerInvoke = Count, Description = "Baseline: today's channel engine (bounded channels + worker loops)")]
-    public async Task ChannelEngine()
-    {
-        var pipeline = new Legacy.CommandPipeline<DeliveryHandle>(Source, _tools, Sink, BenchCommands.LegacyNoopOptions(DispatchParallelism));
-        await pipeline.RunAsync(CancellationToken.None);
-        Check(pipeline.Stats.Completed == Count && Sink.Count == 3L * Count && Source.Acked == Count);
-    }
-
     [Benchmark(OperationsPerInvoke = Count, Description = "Baseline: naive loop (SemaphoreSlim + task per command, ack after)")]
     public async Task NaiveLoop()
     {
