@@ -49,9 +49,6 @@ internal sealed class StageBlock<T>
     /// <summary>Ends when the block has completed and its last item is done, or faults with the block.</summary>
     public Task Completion => _drained.Task;
 
-    /// <summary>Items waiting for a slot after the block handed them over.</summary>
-    public int Parked => _parked.Count;
-
     /// <summary>Offers an item; false when the block no longer accepts (completed or faulted).</summary>
     public bool Post(T item) => _block.Post(item);
 
