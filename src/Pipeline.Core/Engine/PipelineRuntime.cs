@@ -177,10 +177,9 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     public Task SettleOpenAsync(string reason)
     {
         List<Task>? pending = null;
-        var created = Math.Min(Volatile.Read(ref _created), _deliveries.Length);
-        for (var i = 0; i < created; i++)
+        foreach (var delivery in Created())
         {
-            if (Volatile.Read(ref _deliveries[i]) is not { IsOpen: true } delivery)
+            if (!delivery.IsOpen)
             {
                 continue;
             }
@@ -206,17 +205,7 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     /// <summary>How many deliveries are open now.</summary>
     public int CountOpen()
     {
-        var open = 0;
-        var created = Math.Min(Volatile.Read(ref _created), _deliveries.Length);
-        for (var i = 0; i < created; i++)
-        {
-            if (Volatile.Read(ref _deliveries[i]) is { IsOpen: true })
-            {
-                open++;
-            }
-        }
-
-        return open;
+        return Created().Count(delivery => delivery.IsOpen);
     }
 
     /// <summary>Where each delivery is, counted by block (a poll for progress displays and gauges, not the hot path).</summary>
@@ -225,13 +214,11 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
         get
         {
             Span<int> counts = stackalloc int[(int)DeliveryPosition.Emitting + 1];
-            var created = Math.Min(Volatile.Read(ref _created), _deliveries.Length);
-            for (var i = 0; i < created; i++)
+            var created = 0;
+            foreach (var delivery in Created())
             {
-                if (Volatile.Read(ref _deliveries[i]) is { } delivery)
-                {
-                    counts[(int)delivery.Position]++;
-                }
+                counts[(int)delivery.Position]++;
+                created++;
             }
 
             counts[(int)DeliveryPosition.Free] += Options.MaxInFlight - created;
@@ -241,6 +228,19 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
                 new BlockLoad(counts[(int)DeliveryPosition.DecideQueued], counts[(int)DeliveryPosition.Deciding]),
                 new BlockLoad(counts[(int)DeliveryPosition.DispatchQueued], counts[(int)DeliveryPosition.Dispatching]),
                 new BlockLoad(counts[(int)DeliveryPosition.EmitQueued], counts[(int)DeliveryPosition.Emitting]));
+        }
+    }
+
+    /// <summary>The deliveries made so far (the pool's slots fill in order; a slot being made may still read null).</summary>
+    private IEnumerable<Delivery<THandle>> Created()
+    {
+        var created = Math.Min(Volatile.Read(ref _created), _deliveries.Length);
+        for (var i = 0; i < created; i++)
+        {
+            if (Volatile.Read(ref _deliveries[i]) is { } delivery)
+            {
+                yield return delivery;
+            }
         }
     }
 
@@ -273,14 +273,10 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     /// </summary>
     public void Dispose()
     {
-        var created = Math.Min(Volatile.Read(ref _created), _deliveries.Length);
-        for (var i = 0; i < created; i++)
+        foreach (var delivery in Created())
         {
-            if (Volatile.Read(ref _deliveries[i]) is { } delivery)
-            {
-                delivery.KeepAlive?.Dispose();
-                delivery.Tools?.Dispose();
-            }
+            delivery.KeepAlive?.Dispose();
+            delivery.Tools?.Dispose();
         }
     }
 }
