@@ -1,0 +1,210 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Pipeline.Cli.Tests.Support;
+
+/// <summary>
+/// The real <c>pipeline</c> binary (the apphost next to the tests) run as a child process: its
+/// output captured, signals sent to it, its peak resident memory sampled from /proc.
+/// </summary>
+internal sealed partial class PipelineProcess : IDisposable
+{
+    public const int SigInt = 2;
+    public const int SigQuit = 3;
+    public const int SigKill = 9;
+    public const int SigTerm = 15;
+
+    private readonly Process _process;
+    private readonly StringBuilder _stdout = new();
+    private readonly StringBuilder _stderr = new();
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly Task _sampler;
+    private readonly CancellationTokenSource _stopSampling = new();
+    private long _peakRssBytes;
+
+    private PipelineProcess(Process process)
+    {
+        _process = process;
+        _process.OutputDataReceived += (_, e) => Append(_stdout, e.Data);
+        _process.ErrorDataReceived += (_, e) => Append(_stderr, e.Data);
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+        _sampler = Task.Run(SampleMemoryAsync);
+    }
+
+    public int Id => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    public int ExitCode => _process.ExitCode;
+
+    public TimeSpan Elapsed => _clock.Elapsed;
+
+    /// <summary>The highest resident set size seen (VmHWM), sampled every 20 ms while the process ran.</summary>
+    public long PeakRssBytes => Interlocked.Read(ref _peakRssBytes);
+
+    public string Stdout
+    {
+        get
+        {
+            lock (_stdout)
+            {
+                return _stdout.ToString();
+            }
+        }
+    }
+
+    public string Stderr
+    {
+        get
+        {
+            lock (_stderr)
+            {
+                return _stderr.ToString();
+            }
+        }
+    }
+
+    /// <summary>Starts <c>pipeline</c> with <paramref name="args"/>; <paramref name="stdin"/>, when given, is written and closed.</summary>
+    public static PipelineProcess Start(IEnumerable<string> args, string? stdin = null, string? workingDirectory = null)
+    {
+        var binary = Path.Combine(AppContext.BaseDirectory, OperatingSystem.IsWindows() ? "pipeline.exe" : "pipeline");
+        var startInfo = new ProcessStartInfo(binary)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? AppContext.BaseDirectory,
+        };
+        foreach (var arg in args)
+        {
+            startInfo.ArgumentList.Add(arg);
+        }
+
+        // No terminal, no colours: the output is what a pipe would get.
+        startInfo.Environment["NO_COLOR"] = "1";
+        startInfo.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        var process = Process.Start(startInfo) ?? throw new InvalidOperationException("pipeline did not start");
+        if (stdin is not null)
+        {
+            process.StandardInput.Write(stdin);
+        }
+
+        process.StandardInput.Close();
+        return new PipelineProcess(process);
+    }
+
+    /// <summary>Sends <paramref name="signal"/> to the process (a real POSIX signal, as a terminal or an orchestrator would).</summary>
+    public void Signal(int signal)
+    {
+        if (Kill(_process.Id, signal) != 0)
+        {
+            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    /// <summary>Waits until stdout or stderr contains <paramref name="text"/>.</summary>
+    public async Task WaitForOutputAsync(string text, TimeSpan timeout)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!Stdout.Contains(text, StringComparison.Ordinal) && !Stderr.Contains(text, StringComparison.Ordinal))
+        {
+            if (deadline.Elapsed > timeout || _process.HasExited)
+            {
+                throw new TimeoutException($"'{text}' not seen within {timeout}. exited={_process.HasExited}\nstdout:\n{Stdout}\nstderr:\n{Stderr}");
+            }
+
+            await Task.Delay(20);
+        }
+    }
+
+    /// <summary>Waits for the process to exit (killing it past <paramref name="timeout"/>) and for its output to be read.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+            throw new TimeoutException($"pipeline did not exit within {timeout}.\nstdout:\n{Stdout}\nstderr:\n{Stderr}");
+        }
+
+        // The parameterless wait also drains the redirected output.
+        await _process.WaitForExitAsync();
+        _clock.Stop();
+        await _stopSampling.CancelAsync();
+        await _sampler;
+        return _process.ExitCode;
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+
+        _stopSampling.Cancel();
+        _process.Dispose();
+        _stopSampling.Dispose();
+    }
+
+    private static void Append(StringBuilder target, string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (target)
+        {
+            target.Append(line).Append('\n');
+        }
+    }
+
+    private async Task SampleMemoryAsync()
+    {
+        var status = $"/proc/{_process.Id}/status";
+        while (!_stopSampling.IsCancellationRequested)
+        {
+            try
+            {
+                foreach (var line in await File.ReadAllLinesAsync(status))
+                {
+                    if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                    {
+                        var kb = long.Parse(line["VmHWM:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+                        var bytes = kb * 1024;
+                        if (bytes > Interlocked.Read(ref _peakRssBytes))
+                        {
+                            Interlocked.Exchange(ref _peakRssBytes, bytes);
+                        }
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                return; // the process is gone
+            }
+
+            try
+            {
+                await Task.Delay(20, _stopSampling.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
+}
