@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
 using Pipeline.Engine;
 
 namespace Pipeline.Cli;
@@ -6,37 +8,46 @@ namespace Pipeline.Cli;
 /// <summary>The command-line surface: <c>pipeline run &lt;commands.jsonl&gt;</c> and its knobs.</summary>
 public static class PipelineCli
 {
+    /// <summary>The longest timeout an option takes: one day, in milliseconds.</summary>
+    public const int MaxTimeoutMs = 86_400_000;
+
+    /// <summary>The most attempts <c>--max-attempts</c> takes.</summary>
+    public const int MaxAttempts = 1000;
+
     /// <summary>Parses <paramref name="args"/> and runs the command.</summary>
     /// <param name="args">The arguments.</param>
     /// <param name="stdout">Where the summary (and events, with <c>--events -</c>) go.</param>
     /// <param name="stderr">Where errors go.</param>
     /// <param name="interactive">Live progress when true, plain lines when false; null decides from the terminal.</param>
-    /// <param name="cancellationToken">Stops the run gracefully (Ctrl+C does the same).</param>
-    public static async Task<int> InvokeAsync(string[] args, TextWriter stdout, TextWriter stderr, bool? interactive, CancellationToken cancellationToken = default)
+    /// <param name="stop">Stop requests (signals); none when null.</param>
+    /// <param name="stdin">What <c>-</c> as the commands file reads; the process's standard input when null.</param>
+    public static async Task<int> InvokeAsync(string[] args, TextWriter stdout, TextWriter stderr, bool? interactive, StopSignals? stop = null, Func<Stream>? stdin = null)
     {
-        var root = BuildRoot(stdout, stderr, interactive);
+        using var owned = stop is null ? new StopSignals() : null;
+        stop ??= owned!;
+        var root = BuildRoot(stdout, stderr, interactive, stop, stdin ?? Console.OpenStandardInput);
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
             foreach (var error in parsed.Errors)
             {
-                await stderr.WriteLineAsync($"error: {error.Message}");
+                await stderr.WriteLineAsync($"error: {TerminalText.Escape(error.Message)}");
             }
 
             await stderr.WriteLineAsync("Try 'pipeline run --help'.");
             return ExitCodes.UsageError;
         }
 
-        // System.CommandLine 2.0.0 left ProcessTerminationTimeout null here (no Ctrl+C/SIGTERM handler of its own);
-        // from 2.0.x/3.0 it defaults to 2 s, which would exit with 130 mid-shutdown. Keep the 2.0.0 behaviour.
+        // Signals are handled by StopSignals (a drain, then the summary). System.CommandLine's own
+        // handler (ProcessTerminationTimeout, 2 s by default) would end the process mid-drain.
         var invocation = new InvocationConfiguration { Output = stdout, Error = stderr, ProcessTerminationTimeout = null };
-        return await parsed.InvokeAsync(invocation, cancellationToken);
+        return await parsed.InvokeAsync(invocation, stop.Graceful);
     }
 
-    private static RootCommand BuildRoot(TextWriter stdout, TextWriter stderr, bool? interactive)
+    private static RootCommand BuildRoot(TextWriter stdout, TextWriter stderr, bool? interactive, StopSignals stop, Func<Stream> stdin)
     {
         var defaults = new PipelineOptions();
-        var file = new Argument<FileInfo>("commands") { Description = "A JSON Lines file, one command per line." };
+        var file = new Argument<string>("commands") { Description = "A JSON Lines file, one command per line ('-' reads standard input)." };
         var events = new Option<string?>("--events") { Description = "Write events as JSON Lines to this file ('-' for stdout). Default: no event file." };
         var ackMode = new Option<string>("--ack-mode")
         {
@@ -45,19 +56,16 @@ public static class PipelineCli
         };
         ackMode.AcceptOnlyFromAmong("before-dispatch", "after-dispatch");
 
-        Option<int> Int(string name, string description, int fallback) =>
-            new(name) { Description = $"{description} Default: {fallback}.", DefaultValueFactory = _ => fallback };
-
-        var pull = Int("--pull-parallelism", "Concurrent pulls from the source.", defaults.PullParallelism);
-        var claimParallelism = Int("--claim-parallelism", "Claim block workers.", defaults.Claim.Parallelism);
-        var ackParallelism = Int("--ack-parallelism", "Ack-decision block workers.", defaults.AckDecision.Parallelism);
-        var dispatchParallelism = Int("--dispatch-parallelism", "Tools running at once.", defaults.Dispatch.Parallelism);
-        var emitParallelism = Int("--emit-parallelism", "Emit block workers.", defaults.Emit.Parallelism);
-        var maxInFlight = Int("--max-in-flight", "Most items the pipeline holds at once (pulls wait for a free slot).", defaults.MaxInFlight);
-        var emitBatch = Int("--emit-batch", "Most events per sink write.", defaults.EmitBatchSize);
-        var maxAttempts = Int("--max-attempts", "With after-dispatch: attempts before a failing command is given up on.", defaults.MaxAttempts);
-        var toolTimeout = Int("--tool-timeout-ms", "Longest one tool attempt may take, in milliseconds (each retry gets its own).", (int)defaults.ToolTimeout.TotalMilliseconds);
-        var shutdownTimeout = Int("--shutdown-timeout-ms", "After Ctrl+C, how long in-flight work may finish, in milliseconds.", (int)defaults.ShutdownTimeout.TotalMilliseconds);
+        var pull = Int("--pull-parallelism", "Concurrent pulls from the source.", defaults.PullParallelism, 1, BlockOptions.MaxParallelism);
+        var claimParallelism = Int("--claim-parallelism", "Claim block workers.", defaults.Claim.Parallelism, 1, BlockOptions.MaxParallelism);
+        var ackParallelism = Int("--ack-parallelism", "Ack-decision block workers.", defaults.AckDecision.Parallelism, 1, BlockOptions.MaxParallelism);
+        var dispatchParallelism = Int("--dispatch-parallelism", "Tools running at once.", defaults.Dispatch.Parallelism, 1, BlockOptions.MaxParallelism);
+        var emitParallelism = Int("--emit-parallelism", "Emit block workers.", defaults.Emit.Parallelism, 1, BlockOptions.MaxParallelism);
+        var maxInFlight = Int("--max-in-flight", "Most items the pipeline holds at once (pulls wait for a free slot); at least --pull-parallelism.", defaults.MaxInFlight, 1, PipelineOptions.MaxInFlightLimit);
+        var emitBatch = Int("--emit-batch", "Most events per sink write.", defaults.EmitBatchSize, 1, 65_536);
+        var maxAttempts = Int("--max-attempts", "With after-dispatch: attempts before a failing command is given up on.", defaults.MaxAttempts, 1, MaxAttempts);
+        var toolTimeout = Int("--tool-timeout-ms", "Longest one tool attempt may take, in milliseconds (each retry gets its own).", (int)defaults.ToolTimeout.TotalMilliseconds, 1, MaxTimeoutMs);
+        var shutdownTimeout = Int("--shutdown-timeout-ms", "After Ctrl+C or SIGTERM, how long in-flight work may finish, in milliseconds.", (int)defaults.ShutdownTimeout.TotalMilliseconds, 0, MaxTimeoutMs);
         var enableShell = new Option<bool>("--enable-shell") { Description = "Register the shell tool (runs programs on this machine). Default: off." };
         var workerId = new Option<string?>("--worker-id") { Description = "The worker id on events. Default: host name and process id." };
         var plain = new Option<bool>("--plain") { Description = "Plain progress lines even on a terminal." };
@@ -68,9 +76,22 @@ public static class PipelineCli
             dispatchParallelism, emitParallelism, maxInFlight, emitBatch, maxAttempts,
             toolTimeout, shutdownTimeout, enableShell, workerId, plain,
         };
-
         run.SetAction(async (result, token) =>
         {
+            var inFlight = result.GetValue(maxInFlight);
+            var pulls = result.GetValue(pull);
+            if (inFlight < pulls)
+            {
+                await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"error: --max-in-flight ({inFlight}) must be at least --pull-parallelism ({pulls})."));
+                return ExitCodes.UsageError;
+            }
+
+            if (result.GetValue(workerId) is { } id && string.IsNullOrWhiteSpace(id))
+            {
+                await stderr.WriteLineAsync("error: --worker-id must not be empty.");
+                return ExitCodes.UsageError;
+            }
+
             PipelineOptions options;
             try
             {
@@ -93,21 +114,43 @@ public static class PipelineCli
             }
             catch (ArgumentException ex)
             {
-                var message = ex.Message;
-                var parameter = message.IndexOf(" (Parameter", StringComparison.Ordinal);
-                await stderr.WriteLineAsync($"error: {(parameter < 0 ? message : message[..parameter])}");
+                // The options above are range-checked per option; this is a last line of defence.
+                await stderr.WriteLineAsync($"error: {TerminalText.Escape(ex.Message)}");
                 return ExitCodes.UsageError;
             }
 
             var request = new RunRequest(
-                result.GetValue(file)!.FullName,
+                result.GetValue(file)!,
                 result.GetValue(events),
                 options,
                 result.GetValue(enableShell),
                 result.GetValue(plain) ? false : interactive);
-            return await RunCommand.ExecuteAsync(request, stdout, stderr, token);
+            return await RunCommand.ExecuteAsync(request, new RunConsole(stdout, stderr, stdin, stop), token);
         });
 
         return new RootCommand("Pipeline: a high-throughput command worker. Pull, Claim, Ack-decision, Dispatch, Emit.") { run };
+    }
+
+    /// <summary>An integer option with a default and an inclusive range; a value outside it is a usage error naming the option.</summary>
+    private static Option<int> Int(string name, string description, int fallback, int min, int max)
+    {
+        var option = new Option<int>(name)
+        {
+            Description = string.Create(CultureInfo.InvariantCulture, $"{description} From {min} to {max}. Default: {fallback}."),
+            DefaultValueFactory = _ => fallback,
+        };
+        option.CustomParser = result =>
+        {
+            // One message for a value that is not a number, too big for one, or out of range.
+            var token = result.Tokens.Count > 0 ? result.Tokens[^1].Value : string.Empty;
+            if (!long.TryParse(token, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value) || value < min || value > max)
+            {
+                result.AddError(string.Create(CultureInfo.InvariantCulture, $"{name} must be a whole number from {min} to {max}, not '{TerminalText.Escape(token, 40)}'."));
+                return fallback;
+            }
+
+            return (int)value;
+        };
+        return option;
     }
 }

@@ -1,3 +1,4 @@
 using Pipeline.Cli;
 
-return await PipelineCli.InvokeAsync(args, Console.Out, Console.Error, interactive: null);
+using var stop = StopSignals.Listen();
+return await PipelineCli.InvokeAsync(args, Console.Out, Console.Error, interactive: null, stop);

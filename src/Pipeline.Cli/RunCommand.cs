@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Pipeline.Dispatch;
 using Pipeline.Engine;
@@ -8,18 +9,23 @@ using Pipeline.Sources;
 namespace Pipeline.Cli;
 
 /// <summary>What <c>pipeline run</c> was asked to do.</summary>
-/// <param name="CommandsPath">The JSON Lines file.</param>
+/// <param name="CommandsPath">The JSON Lines file, or '-' for standard input.</param>
 /// <param name="EventsPath">The events file, '-' for stdout, or null for none.</param>
 /// <param name="Options">The pipeline's options.</param>
 /// <param name="EnableShell">Whether the shell tool is registered.</param>
 /// <param name="Interactive">Live progress, plain lines, or null to decide from the terminal.</param>
 internal sealed record RunRequest(string CommandsPath, string? EventsPath, PipelineOptions Options, bool EnableShell, bool? Interactive);
 
+/// <summary>What a run talks to: its output, its error stream, standard input, and stop requests.</summary>
+internal sealed record RunConsole(TextWriter Out, TextWriter Error, Func<Stream> OpenStandardInput, StopSignals Stop);
+
 /// <summary><c>pipeline run</c>: the file source, the built-in tools, a JSON Lines event sink, progress and a summary.</summary>
 internal static class RunCommand
 {
-    public static async Task<int> ExecuteAsync(RunRequest request, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    public static async Task<int> ExecuteAsync(RunRequest request, RunConsole console, CancellationToken cancellationToken)
     {
+        var (stdout, stderr) = (console.Out, console.Error);
+        var inputName = request.CommandsPath == "-" ? "stdin" : request.CommandsPath;
         JsonLinesFileSource source;
         try
         {
@@ -27,11 +33,17 @@ internal static class RunCommand
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            await stderr.WriteLineAsync($"error: cannot read {request.CommandsPath}: {ex.Message}");
+            await stderr.WriteLineAsync($"error: cannot read {TerminalText.Escape(inputName)}: {TerminalText.Escape(ex.Message)}");
             return ExitCodes.UsageError;
         }
 
         await using var sourceScope = source;
+        if (request.EventsPath is { } eventsPath and not "-" && request.CommandsPath != "-" && FileIdentity.Same(request.CommandsPath, eventsPath))
+        {
+            await stderr.WriteLineAsync($"error: --events names the commands file {TerminalText.Escape(request.CommandsPath)}; writing events there would overwrite the commands.");
+            return ExitCodes.UsageError;
+        }
+
         JsonLinesEventSink? eventSink;
         try
         {
@@ -44,7 +56,7 @@ internal static class RunCommand
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            await stderr.WriteLineAsync($"error: cannot write events to {request.EventsPath}: {ex.Message}");
+            await stderr.WriteLineAsync($"error: cannot write events to {TerminalText.Escape(request.EventsPath)}: {TerminalText.Escape(ex.Message)}");
             return ExitCodes.UsageError;
         }
 
@@ -54,15 +66,29 @@ internal static class RunCommand
         using var http = Pipeline.Tools.HttpTool.CreateDefaultClient();
         var tools = ToolRegistry.CreateBuiltIn(new BuiltInToolOptions { EnableShell = request.EnableShell, HttpClient = http });
         var recorder = new FailureRecorder((IEventSink?)eventSink ?? NullEventSink.Instance, keep: RunSummary.MaxListed);
-        // The engine's warnings and errors (sink retries, settle failures, a block fault) go to stderr.
+        // The engine's warnings and errors (sink retries, settle failures, a block fault) go to
+        // stderr, one escaped line each: they carry command ids and tool errors from the input.
         using var logging = LoggerFactory.Create(builder => builder
             .SetMinimumLevel(LogLevel.Warning)
-            .AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace)
-            .AddSimpleConsole(console => console.SingleLine = true));
+            .AddConsole(console => (console.LogToStandardErrorThreshold, console.FormatterName) = (LogLevel.Trace, TerminalLogFormatter.FormatterName))
+            .AddConsoleFormatter<TerminalLogFormatter, Microsoft.Extensions.Logging.Console.ConsoleFormatterOptions>());
         var pipeline = new CommandPipeline<DeliveryHandle>(source, tools, recorder, request.Options, logger: logging.CreateLogger("pipeline"));
 
+        var stop = console.Stop;
         var clock = Stopwatch.StartNew();
         var run = pipeline.RunAsync(cancellationToken);
+        await using var onStop = stop.Graceful.Register(() =>
+        {
+            if (!stop.Now.IsCancellationRequested && stop.First is { } first)
+            {
+                stderr.WriteLine(string.Create(CultureInfo.InvariantCulture, $"pipeline: {first.Name}: stopping; commands in flight have {request.Options.ShutdownTimeout.TotalMilliseconds:0} ms to finish (again to stop now)"));
+            }
+        });
+        await using var onStopNow = stop.Now.Register(() =>
+        {
+            stderr.WriteLine("pipeline: stopping now; commands still open are nacked");
+            pipeline.StopNow();
+        });
         var interactive = request.Interactive ?? (ReferenceEquals(human, Console.Out) && !Console.IsOutputRedirected);
         await ProgressDisplay.ShowAsync(run, pipeline.Stats, clock, interactive, human);
         var faulted = false;
@@ -74,13 +100,21 @@ internal static class RunCommand
         {
             // Everything that could be settled was; the summary below says what was done.
             faulted = true;
-            await stderr.WriteLineAsync($"error: {ex.Message} {ex.InnerException?.GetType().Name}: {ex.InnerException?.Message}");
+            await stderr.WriteLineAsync(TerminalText.Escape($"error: {ex.Message} {ex.InnerException?.GetType().Name}: {ex.InnerException?.Message}", 2000));
         }
 
         clock.Stop();
 
         var summary = RunSummary.From(pipeline.Stats, recorder.Failures, clock.Elapsed);
-        await summary.WriteAsync(human, request.CommandsPath, eventSink is null ? null : request.EventsPath);
-        return summary.AllSucceeded && !faulted ? ExitCodes.Success : ExitCodes.SomeFailed;
+        // A stop cut the run short unless every command was read and succeeded anyway.
+        if (stop.First is { } stopRequest && !(source.Exhausted && summary.AllSucceeded && !faulted))
+        {
+            summary = summary with { StoppedBy = stopRequest };
+        }
+
+        await summary.WriteAsync(human, inputName, eventSink is null ? null : request.EventsPath);
+        return summary.StoppedBy is { } stoppedBy ? stoppedBy.ExitCode
+            : summary.AllSucceeded && !faulted ? ExitCodes.Success
+            : ExitCodes.SomeFailed;
     }
 }

@@ -22,7 +22,8 @@ internal sealed record RunSummary(
     TimeSpan Elapsed,
     TimeSpan P50,
     TimeSpan P95,
-    TimeSpan P99)
+    TimeSpan P99,
+    StopRequest? StoppedBy)
 {
     /// <summary>How many failures the summary lists.</summary>
     public const int MaxListed = 10;
@@ -33,13 +34,13 @@ internal sealed record RunSummary(
     public static RunSummary From(PipelineStats stats, IReadOnlyCollection<PipelineEvent> failures, TimeSpan elapsed) => new(
         stats.Pulled, stats.Completed, stats.Failed, stats.Skipped, stats.ClaimRetries, stats.ClaimFailures,
         stats.Acked, stats.Nacked, stats.Terminated, stats.SettleErrors, stats.EventsEmitted, stats.EventsDropped, [.. failures],
-        elapsed, stats.Latency.Percentile(50), stats.Latency.Percentile(95), stats.Latency.Percentile(99));
+        elapsed, stats.Latency.Percentile(50), stats.Latency.Percentile(95), stats.Latency.Percentile(99), StoppedBy: null);
 
     public async Task WriteAsync(TextWriter output, string commandsPath, string? eventsPath)
     {
         var c = CultureInfo.InvariantCulture;
         var seconds = Math.Max(Elapsed.TotalSeconds, 1e-9);
-        await output.WriteLineAsync($"pipeline run {commandsPath}");
+        await output.WriteLineAsync($"pipeline run {TerminalText.Escape(commandsPath)}");
         await output.WriteLineAsync(string.Create(c, $"  completed      {Completed}"));
         await output.WriteLineAsync(string.Create(c, $"  failed         {Failed}"));
         await output.WriteLineAsync(string.Create(c, $"  skipped        {Skipped}"));
@@ -50,12 +51,14 @@ internal sealed record RunSummary(
         await output.WriteLineAsync(string.Create(c, $"  latency        p50 {Format(P50)}  p95 {Format(P95)}  p99 {Format(P99)}"));
         if (eventsPath is not null)
         {
-            await output.WriteLineAsync(string.Create(c, $"  events         {EventsEmitted} written to {eventsPath}, {EventsDropped} dropped"));
+            await output.WriteLineAsync(string.Create(c, $"  events         {EventsEmitted} written to {TerminalText.Escape(eventsPath)}, {EventsDropped} dropped"));
         }
 
         foreach (var failure in Failures)
         {
-            await output.WriteLineAsync($"  {failure.EventType,-15}{failure.CommandId ?? "(no command)"}: {failure.Error}");
+            // Ids and errors come from the input and from remote peers: escaped, never raw.
+            var id = failure.CommandId is null ? "(no command)" : TerminalText.Escape(failure.CommandId, 100);
+            await output.WriteLineAsync($"  {failure.EventType,-15}{id}: {TerminalText.Escape(failure.Error)}");
         }
 
         var unlisted = Failed + ClaimFailures - Failures.Count;
@@ -64,7 +67,10 @@ internal sealed record RunSummary(
             await output.WriteLineAsync(string.Create(c, $"  ... and {unlisted} more failures (see --events)"));
         }
 
-        await output.WriteLineAsync(AllSucceeded ? "  result         all commands succeeded" : "  result         some commands failed");
+        await output.WriteLineAsync(
+            StoppedBy is { } stop ? $"  result         stopped by {stop.Name} before every command was done"
+            : AllSucceeded ? "  result         all commands succeeded"
+            : "  result         some commands failed");
     }
 
     private static string Format(TimeSpan value) => value.TotalMilliseconds >= 1

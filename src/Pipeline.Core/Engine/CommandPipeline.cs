@@ -126,8 +126,8 @@ public sealed class CommandPipeline<THandle>
             var swept = Task.Run(() => _runtime.SettleOpenAsync("shutdown deadline"));
             var budget = _runtime.Options.SettleTimeout;
             var grace = TimeSpan.FromTicks(Math.Min(budget.Ticks, TimeSpan.FromMilliseconds(100).Ticks));
-            var sweptThenGrace = swept.ContinueWith(_ => Task.WhenAny(drained, Task.Delay(grace, _runtime.Time)), TaskScheduler.Default).Unwrap();
-            await Task.WhenAny(sweptThenGrace, Task.Delay(budget, _runtime.Time)).ConfigureAwait(false);
+            var sweptThenQuiet = swept.ContinueWith(_ => QuietAsync(drained, grace), TaskScheduler.Default).Unwrap();
+            await Task.WhenAny(sweptThenQuiet, Task.Delay(budget, _runtime.Time)).ConfigureAwait(false);
         }
 
         // What has not ended by now is counted as a settle error, so the counters add up on return.
@@ -156,6 +156,31 @@ public sealed class CommandPipeline<THandle>
             // Close first: a pull cancelled below may complete inline, and must find no loop to go on.
             _pull.Close();
             _runtime.Stop();
+        }
+    }
+
+    /// <summary>
+    /// Stops at once: as <see cref="RequestStop"/>, with the hard deadline now instead of after
+    /// <see cref="PipelineOptions.ShutdownTimeout"/>. Tools, claimer and sink are cancelled, what
+    /// is still open is nacked, and <see cref="RunAsync"/> returns within
+    /// <see cref="PipelineOptions.SettleTimeout"/>. For a second Ctrl+C.
+    /// </summary>
+    public void StopNow()
+    {
+        RequestStop();
+        _runtime.AbortNow();
+    }
+
+    /// <summary>
+    /// After the deadline's sweep: the drain gets a moment, and longer while events are still on
+    /// their way to a healthy sink (the failures of cancelled commands get written, not dropped).
+    /// </summary>
+    private async Task QuietAsync(Task drained, TimeSpan grace)
+    {
+        await Task.WhenAny(drained, Task.Delay(grace, _runtime.Time)).ConfigureAwait(false);
+        while (!drained.IsCompleted && _runtime.EventsOnTheirWay())
+        {
+            await Task.WhenAny(drained, Task.Delay(TimeSpan.FromMilliseconds(10), _runtime.Time)).ConfigureAwait(false);
         }
     }
 

@@ -32,7 +32,7 @@ internal static partial class Log
     [LoggerMessage(9, LogLevel.Warning, "{CommandId} was still open at the end of the run ({Reason}); nacked.")]
     public static partial void SettledAtEnd(ILogger logger, string? commandId, string reason);
 
-    [LoggerMessage(10, LogLevel.Warning, "The shutdown deadline passed with {Open} deliveries open; cancelling tools, claims and the sink.")]
+    [LoggerMessage(10, LogLevel.Warning, "The shutdown deadline passed with {Open} deliveries open; cancelling tools and claims, nacking what is open.")]
     public static partial void DeadlineReached(ILogger logger, int open);
 
     [LoggerMessage(11, LogLevel.Debug, "A second {Action} of {CommandId} was refused: the handle was already settled.")]

@@ -75,6 +75,16 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
         _stopping.Cancel();
     }
 
+    /// <summary>
+    /// Fires when the settle budget after the hard deadline runs out. A healthy sink writes the
+    /// last events (those of commands cancelled at the deadline) until then; a failing one is
+    /// given up on at the deadline itself.
+    /// </summary>
+    public CancellationToken SinkDeadline => _settleBudget.Token;
+
+    /// <summary>Brings the hard deadline forward to now (a stop must already have begun).</summary>
+    public void AbortNow() => _abort.Cancel();
+
     /// <summary>From the hard deadline, the last settles get <see cref="PipelineOptions.SettleTimeout"/> before their token fires.</summary>
     public void StartSettleBudget() => _settleBudget.CancelAfter(Options.SettleTimeout);
 
@@ -229,6 +239,24 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
                 new BlockLoad(counts[(int)DeliveryPosition.DispatchQueued], counts[(int)DeliveryPosition.Dispatching]),
                 new BlockLoad(counts[(int)DeliveryPosition.EmitQueued], counts[(int)DeliveryPosition.Emitting]));
         }
+    }
+
+    /// <summary>
+    /// Whether events are still on their way to the sink after the deadline: a delivery waiting in
+    /// a queue or in Emit. One held by a callee that ignores its token does not count.
+    /// </summary>
+    public bool EventsOnTheirWay()
+    {
+        foreach (var delivery in Created())
+        {
+            if (delivery.Position is DeliveryPosition.ClaimQueued or DeliveryPosition.DecideQueued
+                or DeliveryPosition.DispatchQueued or DeliveryPosition.EmitQueued or DeliveryPosition.Emitting)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>The deliveries made so far (the pool's slots fill in order; a slot being made may still read null).</summary>

@@ -55,6 +55,9 @@ public abstract class QueuedCommandSource :
     /// <summary>Items given up on, in the order they were terminated.</summary>
     public IReadOnlyCollection<DeadLetter> DeadLetters => _deadLetters;
 
+    /// <summary>Every item was read and settled for good: nothing is left to pull, now or after a redelivery.</summary>
+    public bool Exhausted => _ready.Reader.Completion.IsCompleted;
+
     /// <summary>Whether no more new input will arrive.</summary>
     protected bool InputComplete => _inputComplete;
 

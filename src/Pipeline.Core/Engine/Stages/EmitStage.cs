@@ -153,7 +153,7 @@ internal sealed class EmitStage<THandle>
                 try
                 {
                     // Straight to the sink while it succeeds; Polly takes over from the first failure.
-                    await _sink.WriteAsync(events, _runtime.Abort).ConfigureAwait(false);
+                    await _sink.WriteAsync(events, _runtime.SinkDeadline).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (!_runtime.Abort.IsCancellationRequested)
                 {

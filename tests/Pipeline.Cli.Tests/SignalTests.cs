@@ -1,0 +1,135 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Pipeline.Cli.Tests.Support;
+
+namespace Pipeline.Cli.Tests;
+
+/// <summary>What the real <c>pipeline run</c> process does when it is sent a signal mid-run.</summary>
+public sealed class SignalTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("pipeline-signal-").FullName;
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    private string Commands(int count, int delayMs)
+    {
+        var path = Path.Combine(_directory, "commands.jsonl");
+        File.WriteAllLines(path, Enumerable.Range(1, count).Select(i =>
+            $$$"""{"command_id":"c{{{i}}}","execution_id":1,"step":"s","tool_kind":"delay","input":{"ms":{{{delayMs}}}}}"""));
+        return path;
+    }
+
+    private static async Task<List<(string Type, string Id)>> ReadEvents(string path) =>
+        [.. (await File.ReadAllLinesAsync(path)).Select(line =>
+        {
+            var e = JsonDocument.Parse(line).RootElement;
+            return (e.GetProperty("event_type").GetString()!, e.GetProperty("command_id").GetString()!);
+        })];
+
+    private static void EveryStartedHasItsEnd(List<(string Type, string Id)> events)
+    {
+        var started = events.Where(e => e.Type == "command.started").Select(e => e.Id).ToHashSet();
+        var ended = events.Where(e => e.Type is "command.completed" or "command.failed").Select(e => e.Id).ToHashSet();
+        Assert.NotEmpty(started);
+        Assert.Empty(started.Except(ended));
+    }
+
+    [Theory]
+    [InlineData(PipelineProcess.SigInt, "SIGINT", 130)]
+    [InlineData(PipelineProcess.SigTerm, "SIGTERM", 143)]
+    public async Task A_signal_drains_within_the_shutdown_timeout_then_prints_the_summary(int signal, string name, int exitCode)
+    {
+        var events = Path.Combine(_directory, "events.jsonl");
+        using var process = PipelineProcess.Start(["run", Commands(256, 30_000), "--events", events, "--shutdown-timeout-ms", "1000"]);
+        await process.WaitForOutputAsync("progress:", TimeSpan.FromSeconds(30));
+
+        var signalled = Stopwatch.StartNew();
+        process.Signal(signal);
+        var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        var took = signalled.Elapsed;
+
+        Assert.Equal(exitCode, exit);
+        // The shutdown timeout plus a second (the 30 s delays are cancelled at the deadline).
+        Assert.InRange(took, TimeSpan.FromMilliseconds(900), TimeSpan.FromMilliseconds(2000));
+        Assert.Contains($"pipeline: {name}: stopping; commands in flight have 1000 ms to finish", process.Stderr, StringComparison.Ordinal);
+        Assert.Contains("256 pulled = ", process.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"result         stopped by {name} before every command was done", process.Stdout, StringComparison.Ordinal);
+        var written = await ReadEvents(events);
+        EveryStartedHasItsEnd(written);
+        Assert.Contains("events         " + written.Count + " written", process.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Sigterm_lets_the_commands_in_flight_finish_and_stops_pulling()
+    {
+        var events = Path.Combine(_directory, "events.jsonl");
+        // 16 at a time, 1.5 s each: a stop after the first second finds the first 16 running.
+        using var process = PipelineProcess.Start(["run", Commands(64, 1500), "--events", events, "--max-in-flight", "16", "--shutdown-timeout-ms", "20000"]);
+        await process.WaitForOutputAsync("progress:", TimeSpan.FromSeconds(30));
+
+        process.Signal(PipelineProcess.SigTerm);
+        var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(143, exit);
+        var written = await ReadEvents(events);
+        EveryStartedHasItsEnd(written);
+        // Drained, not cancelled: everything that started completed, and the rest was never started.
+        Assert.DoesNotContain(written, e => e.Type == "command.failed");
+        var completed = written.Count(e => e.Type == "command.completed");
+        Assert.InRange(completed, 16, 63);
+        Assert.Contains($"completed      {completed}", process.Stdout, StringComparison.Ordinal);
+        Assert.Contains("result         stopped by SIGTERM", process.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_second_sigint_stops_at_once_and_still_settles()
+    {
+        var events = Path.Combine(_directory, "events.jsonl");
+        using var process = PipelineProcess.Start(["run", Commands(64, 30_000), "--events", events, "--shutdown-timeout-ms", "60000"]);
+        await process.WaitForOutputAsync("progress:", TimeSpan.FromSeconds(30));
+
+        process.Signal(PipelineProcess.SigInt);
+        await process.WaitForOutputAsync("pipeline: SIGINT: stopping", TimeSpan.FromSeconds(10));
+        var again = Stopwatch.StartNew();
+        process.Signal(PipelineProcess.SigInt);
+        var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(130, exit);
+        Assert.InRange(again.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(3));
+        Assert.Contains("pipeline: stopping now", process.Stderr, StringComparison.Ordinal);
+        Assert.Contains("64 pulled = 64 acked", process.Stdout, StringComparison.Ordinal);
+        EveryStartedHasItsEnd(await ReadEvents(events));
+    }
+
+    [Fact]
+    public async Task Sigquit_stops_at_once()
+    {
+        var events = Path.Combine(_directory, "events.jsonl");
+        using var process = PipelineProcess.Start(["run", Commands(32, 30_000), "--events", events, "--shutdown-timeout-ms", "60000"]);
+        await process.WaitForOutputAsync("progress:", TimeSpan.FromSeconds(30));
+
+        var signalled = Stopwatch.StartNew();
+        process.Signal(PipelineProcess.SigQuit);
+        var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(131, exit);
+        Assert.InRange(signalled.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(3));
+        Assert.Contains("result         stopped by SIGQUIT", process.Stdout, StringComparison.Ordinal);
+        EveryStartedHasItsEnd(await ReadEvents(events));
+    }
+
+    [Fact]
+    public async Task A_signal_after_the_work_is_done_changes_nothing()
+    {
+        using var process = PipelineProcess.Start(["run", Commands(4, 1500), "--shutdown-timeout-ms", "20000"]);
+        await process.WaitForOutputAsync("progress:", TimeSpan.FromSeconds(30));
+
+        // All four are running (the input is read to its end); a drain lets them finish.
+        process.Signal(PipelineProcess.SigTerm);
+        var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(0, exit);
+        Assert.Contains("completed      4", process.Stdout, StringComparison.Ordinal);
+        Assert.Contains("result         all commands succeeded", process.Stdout, StringComparison.Ordinal);
+    }
+}
