@@ -65,14 +65,16 @@ internal static class RunCommand
         var human = request.EventsPath == "-" ? stderr : stdout;
         using var http = Pipeline.Tools.HttpTool.CreateDefaultClient();
         var tools = ToolRegistry.CreateBuiltIn(new BuiltInToolOptions { EnableShell = request.EnableShell, HttpClient = http });
-        var recorder = new FailureRecorder((IEventSink?)eventSink ?? NullEventSink.Instance, keep: RunSummary.MaxListed);
+        CommandPipeline<DeliveryHandle>? pipeline = null;
+        var eventsGuard = eventSink is null ? null : new StopOnSinkFailure(eventSink, () => pipeline?.RequestStop());
+        var recorder = new FailureRecorder((IEventSink?)eventsGuard ?? NullEventSink.Instance, keep: RunSummary.MaxListed);
         // The engine's warnings and errors (sink retries, settle failures, a block fault) go to
         // stderr, one escaped line each: they carry command ids and tool errors from the input.
         using var logging = LoggerFactory.Create(builder => builder
             .SetMinimumLevel(LogLevel.Warning)
             .AddConsole(console => (console.LogToStandardErrorThreshold, console.FormatterName) = (LogLevel.Trace, TerminalLogFormatter.FormatterName))
             .AddConsoleFormatter<TerminalLogFormatter, Microsoft.Extensions.Logging.Console.ConsoleFormatterOptions>());
-        var pipeline = new CommandPipeline<DeliveryHandle>(source, tools, recorder, request.Options, logger: logging.CreateLogger("pipeline"));
+        pipeline = new CommandPipeline<DeliveryHandle>(source, tools, recorder, request.Options, logger: logging.CreateLogger("pipeline"));
 
         var stop = console.Stop;
         var clock = Stopwatch.StartNew();
@@ -106,15 +108,22 @@ internal static class RunCommand
         clock.Stop();
 
         var summary = RunSummary.From(pipeline.Stats, recorder.Failures, clock.Elapsed);
-        // A stop cut the run short unless every command was read and succeeded anyway.
-        if (stop.First is { } stopRequest && !(source.Exhausted && summary.AllSucceeded && !faulted))
+        var exitCode = summary.AllSucceeded && !faulted ? ExitCodes.Success : ExitCodes.SomeFailed;
+        if (eventsGuard?.Failure is { } eventsFailure)
         {
-            summary = summary with { StoppedBy = stopRequest };
+            var eventsName = request.EventsPath == "-" ? "stdout" : request.EventsPath;
+            await stderr.WriteLineAsync($"error: cannot write events to {TerminalText.Escape(eventsName)}: {TerminalText.Escape(eventsFailure.InnerException?.Message ?? eventsFailure.Message)}; the run stopped.");
+            summary = summary with { StoppedBecause = $"because the events file could not be written ({TerminalText.Escape(eventsFailure.InnerException?.Message ?? eventsFailure.Message)})" };
+            exitCode = ExitCodes.SomeFailed;
+        }
+        else if (stop.First is { } stopRequest && !(source.Exhausted && summary.AllSucceeded && !faulted))
+        {
+            // A stop cut the run short, unless every command was read and succeeded anyway.
+            summary = summary with { StoppedBecause = $"by {stopRequest.Name} before every command was done" };
+            exitCode = stopRequest.ExitCode;
         }
 
         await summary.WriteAsync(human, inputName, eventSink is null ? null : request.EventsPath);
-        return summary.StoppedBy is { } stoppedBy ? stoppedBy.ExitCode
-            : summary.AllSucceeded && !faulted ? ExitCodes.Success
-            : ExitCodes.SomeFailed;
+        return exitCode;
     }
 }

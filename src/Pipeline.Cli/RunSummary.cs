@@ -23,7 +23,7 @@ internal sealed record RunSummary(
     TimeSpan P50,
     TimeSpan P95,
     TimeSpan P99,
-    StopRequest? StoppedBy)
+    string? StoppedBecause)
 {
     /// <summary>How many failures the summary lists.</summary>
     public const int MaxListed = 10;
@@ -34,7 +34,7 @@ internal sealed record RunSummary(
     public static RunSummary From(PipelineStats stats, IReadOnlyCollection<PipelineEvent> failures, TimeSpan elapsed) => new(
         stats.Pulled, stats.Completed, stats.Failed, stats.Skipped, stats.ClaimRetries, stats.ClaimFailures,
         stats.Acked, stats.Nacked, stats.Terminated, stats.SettleErrors, stats.EventsEmitted, stats.EventsDropped, [.. failures],
-        elapsed, stats.Latency.Percentile(50), stats.Latency.Percentile(95), stats.Latency.Percentile(99), StoppedBy: null);
+        elapsed, stats.Latency.Percentile(50), stats.Latency.Percentile(95), stats.Latency.Percentile(99), StoppedBecause: null);
 
     public async Task WriteAsync(TextWriter output, string commandsPath, string? eventsPath)
     {
@@ -68,7 +68,7 @@ internal sealed record RunSummary(
         }
 
         await output.WriteLineAsync(
-            StoppedBy is { } stop ? $"  result         stopped by {stop.Name} before every command was done"
+            StoppedBecause is { } why ? $"  result         stopped {why}"
             : AllSucceeded ? "  result         all commands succeeded"
             : "  result         some commands failed");
     }

@@ -14,6 +14,11 @@ internal sealed class TerminalLogFormatter() : ConsoleFormatter(FormatterName)
 
     public override void Write<TState>(in LogEntry<TState> logEntry, Microsoft.Extensions.Logging.IExternalScopeProvider? scopeProvider, TextWriter textWriter)
     {
+        if (logEntry.Exception is Pipeline.Events.EventSinkClosedException)
+        {
+            return; // the run reports a failed events file itself, once, and stops
+        }
+
         var message = logEntry.Formatter(logEntry.State, logEntry.Exception);
         if (string.IsNullOrEmpty(message) && logEntry.Exception is null)
         {

@@ -35,8 +35,15 @@ public sealed class JsonLinesEventSink : IEventSink, IAsyncDisposable
         return new JsonLinesEventSink(stream, ownsStream: true);
     }
 
-    /// <summary>Writes to standard output.</summary>
-    public static JsonLinesEventSink StandardOutput() => new(Console.OpenStandardOutput(), ownsStream: true);
+    /// <summary>
+    /// Writes to standard output. On Unix through the file descriptor itself: the console stream
+    /// ignores a closed pipe (EPIPE), which would report events as written that no one read.
+    /// </summary>
+    public static JsonLinesEventSink StandardOutput() => new(
+        OperatingSystem.IsWindows()
+            ? Console.OpenStandardOutput()
+            : new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(1, ownsHandle: false), FileAccess.Write, bufferSize: 0),
+        ownsStream: true);
 
     /// <inheritdoc/>
     public async ValueTask WriteAsync(ReadOnlyMemory<PipelineEvent> batch, CancellationToken cancellationToken)

@@ -34,6 +34,7 @@ internal sealed class EmitStage<THandle>
     private readonly ConcurrentQueue<EventBatch> _spare = new();
     private EventBatch _current;
     private int _queued;
+    private int _closedReported;
 
     public EmitStage(PipelineRuntime<THandle> runtime, IEventSink sink)
     {
@@ -180,7 +181,11 @@ internal sealed class EmitStage<THandle>
         {
             // Events are freshness, never the truth: count what was lost and go on.
             _runtime.Stats.Add(StatCounter.EventsDropped, events.Length);
-            Log.EventsDropped(_runtime.Logger, ex is BrokenCircuitException ? null : ex, events.Length);
+            // A closed sink is reported once: every later batch would say the same (the counter has them all).
+            if (ex is not EventSinkClosedException || Interlocked.Exchange(ref _closedReported, 1) == 0)
+            {
+                Log.EventsDropped(_runtime.Logger, ex is BrokenCircuitException ? null : ex, events.Length);
+            }
         }
         finally
         {
