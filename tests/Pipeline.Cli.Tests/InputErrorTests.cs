@@ -4,6 +4,7 @@ using Pipeline.Cli.Tests.Support;
 namespace Pipeline.Cli.Tests;
 
 /// <summary>Inputs that must not hurt: each has an exit code and a message that names what was wrong.</summary>
+[Collection(RealProcesses.Name)]
 public sealed class InputErrorTests : IDisposable
 {
     private const string Noop = """{"command_id":"n1","execution_id":1,"step":"s","tool_kind":"noop","input":{}}""";

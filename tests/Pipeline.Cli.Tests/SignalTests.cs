@@ -5,6 +5,7 @@ using Pipeline.Cli.Tests.Support;
 namespace Pipeline.Cli.Tests;
 
 /// <summary>What the real <c>pipeline run</c> process does when it is sent a signal mid-run.</summary>
+[Collection(RealProcesses.Name)]
 public sealed class SignalTests : IDisposable
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("pipeline-signal-").FullName;

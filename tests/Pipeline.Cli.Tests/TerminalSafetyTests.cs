@@ -5,6 +5,7 @@ using Pipeline.Cli.Tests.Support;
 namespace Pipeline.Cli.Tests;
 
 /// <summary>Text from input or from a peer never drives the terminal: the real binary, piped and on a pseudo-terminal.</summary>
+[Collection(RealProcesses.Name)]
 public sealed class TerminalSafetyTests : IDisposable
 {
     // Sets the window title, rings the bell, clears the screen, homes the cursor.
@@ -113,7 +114,8 @@ public sealed class TerminalSafetyTests : IDisposable
         if (signalAfter is { } delay)
         {
             await Task.Delay(delay);
-            using var pgrep = Process.Start(new ProcessStartInfo("pgrep", ["-f", "-n", $"^{binary} run"]) { RedirectStandardOutput = true })!;
+            // Found by its arguments: other tests run the same binary at the same time.
+            using var pgrep = Process.Start(new ProcessStartInfo("pgrep", ["-f", "-n", $"^{binary} run {args[1]}"]) { RedirectStandardOutput = true })!;
             var pid = int.Parse((await pgrep.StandardOutput.ReadToEndAsync()).Trim(), System.Globalization.CultureInfo.InvariantCulture);
             using var kill = Process.Start("kill", ["-INT", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
             await kill.WaitForExitAsync();
