@@ -19,6 +19,12 @@ internal static partial class ProcessGroup
     /// Sends SIGKILL to every process in group <paramref name="processGroupId"/>. False when the
     /// group has no process left (or is not there yet: setsid has not run).
     /// </summary>
+    /// <remarks>
+    /// While any process of the group lives, its id cannot be given to a new process, so this
+    /// reaches only the command's processes. Once the group is empty and its leader reaped the id
+    /// is free again; a new group could take it only after the kernel's process ids wrapped round
+    /// in the moment between that reap and this call.
+    /// </remarks>
     public static bool Kill(int processGroupId) =>
 
         // Never -1 or 0: kill(-1) signals every process we may signal, kill(0) our own group.

@@ -74,11 +74,12 @@ public sealed class ShellTool : ITool
         }
 
         var inGroup = _setsidPath is not null;
+        string? resolved = null;
         ProcessStartInfo startInfo;
         if (inGroup)
         {
             // setsid gets the program .NET would have run, as a path, so its own PATH search never differs.
-            var resolved = ProgramPath.Resolve(program);
+            resolved = ProgramPath.Resolve(program);
             if (resolved is null || Directory.Exists(resolved))
             {
                 var reason = resolved is null ? "No such file or directory" : "it is a directory";
@@ -167,7 +168,8 @@ public sealed class ShellTool : ITool
 
         var exitCode = process.ExitCode;
         var error = stderr.Decode();
-        if (inGroup && exitCode is 126 or 127 && error.StartsWith("setsid: ", StringComparison.Ordinal))
+        if (resolved is not null && exitCode is 126 or 127
+            && error.StartsWith("setsid: ", StringComparison.Ordinal) && error.Contains(resolved, StringComparison.Ordinal))
         {
             // setsid could not exec the program (not executable, bad format): what .NET reports as a start failure.
             var reason = error.AsSpan().Trim();
