@@ -43,12 +43,12 @@ public sealed class ToolRegistry
         {
             new NoopTool(),
             new DelayTool(options.TimeProvider),
-            new EchoTool(),
-            new HttpTool(options.HttpClient ?? HttpTool.CreateDefaultClient()),
+            new EchoTool(options.MaxOutputBytes),
+            new HttpTool(options.HttpClient ?? HttpTool.CreateDefaultClient(), options.MaxOutputBytes),
         };
         if (options.EnableShell)
         {
-            tools.Add(new ShellTool());
+            tools.Add(new ShellTool(options.MaxOutputBytes));
         }
 
         if (extra is not null)
@@ -63,6 +63,30 @@ public sealed class ToolRegistry
 /// <summary>Options for the built-in tools.</summary>
 public sealed record BuiltInToolOptions
 {
+    /// <summary>The default <see cref="MaxOutputBytes"/>: 64 KiB (65,536 bytes).</summary>
+    public const int DefaultMaxOutputBytes = 64 * 1024;
+
+    /// <summary>The largest <see cref="MaxOutputBytes"/> a run may set: 16 MiB (16,777,216 bytes).</summary>
+    public const int HardMaxOutputBytes = 16 * 1024 * 1024;
+
+    private readonly int _maxOutputBytes = DefaultMaxOutputBytes;
+
+    /// <summary>
+    /// The most output a tool keeps per command, in bytes: each of <c>shell</c>'s stdout and
+    /// stderr, <c>http</c>'s response body, <c>echo</c>'s result. Past it <c>shell</c> reads on
+    /// and discards (the process still runs to its end), <c>http</c> stops reading, and the result
+    /// says <c>"truncated": true</c>; <c>echo</c> returns <c>{"truncated": true, "input_bytes": N}</c>
+    /// instead of its input. A command may lower it with <c>input.max_output_bytes</c>, never raise
+    /// it. Default <see cref="DefaultMaxOutputBytes"/> (64 KiB); from 1 to
+    /// <see cref="HardMaxOutputBytes"/> (16 MiB).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is below 1 or above <see cref="HardMaxOutputBytes"/>.</exception>
+    public int MaxOutputBytes
+    {
+        get => _maxOutputBytes;
+        init => _maxOutputBytes = ValidateMaxOutputBytes(value, nameof(MaxOutputBytes));
+    }
+
     /// <summary>Registers the <c>shell</c> tool, which runs processes on this machine. Default: false.</summary>
     public bool EnableShell { get; init; }
 
@@ -71,4 +95,9 @@ public sealed record BuiltInToolOptions
 
     /// <summary>The clock the <c>delay</c> tool waits on. Default: <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    internal static int ValidateMaxOutputBytes(int value, string name) =>
+        value is >= 1 and <= HardMaxOutputBytes
+            ? value
+            : throw new ArgumentOutOfRangeException(name, value, $"{name} must be from 1 to {HardMaxOutputBytes} bytes (16 MiB), not {value}.");
 }

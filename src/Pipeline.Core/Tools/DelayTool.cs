@@ -3,7 +3,10 @@ using Pipeline.Dispatch;
 
 namespace Pipeline.Tools;
 
-/// <summary><c>delay</c>: waits <c>{"ms": N}</c> milliseconds, then succeeds. Stands in for I/O-bound work.</summary>
+/// <summary>
+/// <c>delay</c>: waits <c>{"ms": N}</c> milliseconds (0 to <see cref="int.MaxValue"/>, about
+/// 24.8 days), then succeeds. Stands in for I/O-bound work.
+/// </summary>
 public sealed class DelayTool(TimeProvider? timeProvider = null) : ITool
 {
     private readonly TimeProvider _time = timeProvider ?? TimeProvider.System;
@@ -16,7 +19,7 @@ public sealed class DelayTool(TimeProvider? timeProvider = null) : ITool
     {
         ArgumentNullException.ThrowIfNull(command);
         var input = ToolInput.RequireObject(Kind, command.Input);
-        var ms = ToolInput.OptionalNonNegativeInteger(Kind, input, "ms")
+        var ms = ToolInput.OptionalMilliseconds(Kind, input, "ms")
             ?? throw new ToolInputException("delay: input.ms is required.");
         if (ms > 0)
         {

@@ -10,15 +10,32 @@ namespace Pipeline.Tools;
 /// <summary>
 /// <c>http</c>: sends one request. Input: <c>url</c> (absolute http/https, required),
 /// <c>method</c> (default GET), <c>headers</c> (object of strings), <c>body</c> (a string is sent
-/// as text; any other JSON value is sent as application/json), <c>timeout_ms</c> (default 30000).
-/// The result is <c>{"status": N, "body": "..."}</c>. A non-2xx status is a failure, transient
-/// for 408, 429 and 5xx; so are connection errors and timeouts.
+/// as text; any other JSON value is sent as application/json), <c>timeout_ms</c> (default 30000,
+/// at most <see cref="int.MaxValue"/>; covers the response headers and the whole body),
+/// <c>max_output_bytes</c> (1 to the run's <see cref="BuiltInToolOptions.MaxOutputBytes"/>, which
+/// is the default). The result is <c>{"status": N, "body": "...", "truncated": bool}</c>: the body
+/// is streamed and reading stops at the output limit (the connection is then dropped), so an
+/// endless body costs no more than the limit. A non-2xx status is a failure, transient for 408,
+/// 429 and 5xx; so are connection errors and timeouts.
 /// </summary>
-public sealed class HttpTool(HttpClient client) : ITool
+public sealed class HttpTool : ITool
 {
-    private const int MaxBodyCharacters = 64 * 1024;
     private static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
-    private readonly HttpClient _client = client ?? throw new ArgumentNullException(nameof(client));
+    private readonly HttpClient _client;
+    private readonly int _maxOutputBytes;
+
+    /// <summary>Creates the tool with the default output limit (64 KiB).</summary>
+    public HttpTool(HttpClient client)
+        : this(client, BuiltInToolOptions.DefaultMaxOutputBytes)
+    {
+    }
+
+    /// <summary>Creates the tool with an output limit from 1 to <see cref="BuiltInToolOptions.HardMaxOutputBytes"/>.</summary>
+    public HttpTool(HttpClient client, int maxOutputBytes)
+    {
+        _client = client ?? throw new ArgumentNullException(nameof(client));
+        _maxOutputBytes = BuiltInToolOptions.ValidateMaxOutputBytes(maxOutputBytes, nameof(maxOutputBytes));
+    }
 
     /// <inheritdoc/>
     public string Kind => "http";
@@ -41,9 +58,9 @@ public sealed class HttpTool(HttpClient client) : ITool
             throw new ToolInputException($"http: input.url must be an absolute http or https URL, not '{url}'.");
         }
 
-        var method = new HttpMethod((ToolInput.OptionalString(Kind, input, "method") ?? "GET").ToUpperInvariant());
-        var timeoutMs = ToolInput.OptionalNonNegativeInteger(Kind, input, "timeout_ms");
-        var timeout = timeoutMs is { } ms ? TimeSpan.FromMilliseconds(ms) : DefaultTimeout;
+        var method = ParseMethod(ToolInput.OptionalString(Kind, input, "method") ?? "GET");
+        var timeout = ToolInput.OptionalMilliseconds(Kind, input, "timeout_ms") is { } ms ? TimeSpan.FromMilliseconds(ms) : DefaultTimeout;
+        var maxOutput = ToolInput.OutputLimit(Kind, input, "max_output_bytes", _maxOutputBytes);
 
         using var request = new HttpRequestMessage(method, uri);
         if (input.TryGetProperty("body", out var body) && body.ValueKind != JsonValueKind.Null)
@@ -55,46 +72,48 @@ public sealed class HttpTool(HttpClient client) : ITool
 
         foreach (var (name, value) in ToolInput.OptionalStringMap(Kind, input, "headers"))
         {
-            if (!request.Headers.TryAddWithoutValidation(name, value))
-            {
-                request.Content ??= new ByteArrayContent([]);
-                if (name.Equals("Content-Type", StringComparison.OrdinalIgnoreCase))
-                {
-                    request.Content.Headers.ContentType = MediaTypeHeaderValue.Parse(value);
-                }
-                else
-                {
-                    request.Content.Headers.TryAddWithoutValidation(name, value);
-                }
-            }
+            AddHeader(request, name, value);
         }
 
         using var timeoutCts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutCts.CancelAfter(timeout);
-        HttpResponseMessage response;
-        string responseBody;
+        using var responseBody = new BoundedOutput(maxOutput);
+        HttpResponseMessage? response = null;
         try
         {
-            response = await _client.SendAsync(request, HttpCompletionOption.ResponseContentRead, timeoutCts.Token).ConfigureAwait(false);
-            responseBody = await response.Content.ReadAsStringAsync(timeoutCts.Token).ConfigureAwait(false);
+            // Headers only: the body is streamed into the bounded buffer, never buffered whole.
+            response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeoutCts.Token).ConfigureAwait(false);
+            var stream = await response.Content.ReadAsStreamAsync(timeoutCts.Token).ConfigureAwait(false);
+            await using (stream.ConfigureAwait(false))
+            {
+                await responseBody.ReadFromAsync(stream, drainPastLimit: false, timeoutCts.Token).ConfigureAwait(false);
+            }
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
+            response?.Dispose();
             return ToolResult.Failure($"http: {method} {uri} timed out after {timeout.TotalMilliseconds:0} ms.", transient: true);
         }
-        catch (HttpRequestException ex)
+        catch (Exception ex) when (ex is HttpRequestException or IOException)
         {
+            response?.Dispose();
             return ToolResult.Failure($"http: {method} {uri} failed: {ex.Message}", transient: true);
+        }
+        catch
+        {
+            response?.Dispose();
+            throw;
         }
 
         using (response)
         {
             var status = (int)response.StatusCode;
-            var result = JsonResult.Build((status, responseBody), static (w, s) =>
+            var result = JsonResult.Build((status, text: responseBody.Decode(CharsetOf(response)), responseBody.Truncated), static (w, s) =>
             {
                 w.WriteStartObject();
                 w.WriteNumber("status", s.status);
-                w.WriteString("body", JsonResult.Truncate(s.responseBody, MaxBodyCharacters));
+                w.WriteString("body", s.text);
+                w.WriteBoolean("truncated", s.Truncated);
                 w.WriteEndObject();
             });
             if (response.IsSuccessStatusCode)
@@ -104,6 +123,70 @@ public sealed class HttpTool(HttpClient client) : ITool
 
             var transient = response.StatusCode is HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests || status >= 500;
             return ToolResult.Failure($"http: {method} {uri} returned {status} {response.ReasonPhrase}.", transient, result);
+        }
+    }
+
+    private static HttpMethod ParseMethod(string method)
+    {
+        try
+        {
+            return new HttpMethod(method.ToUpperInvariant());
+        }
+        catch (Exception ex) when (ex is FormatException or ArgumentException)
+        {
+            throw new ToolInputException($"http: input.method '{method}' is not a valid HTTP method.", ex);
+        }
+    }
+
+    private static void AddHeader(HttpRequestMessage request, string name, string value)
+    {
+        // A header value may not break the request's framing; refused here rather than as a transient send failure.
+        if (value.AsSpan().IndexOfAny('\r', '\n', '\0') >= 0)
+        {
+            throw new ToolInputException($"http: input.headers.{name} must not contain CR, LF or NUL.");
+        }
+
+        if (request.Headers.TryAddWithoutValidation(name, value))
+        {
+            return;
+        }
+
+        request.Content ??= new ByteArrayContent([]);
+        try
+        {
+            if (name.Equals("Content-Type", StringComparison.OrdinalIgnoreCase))
+            {
+                request.Content.Headers.ContentType = MediaTypeHeaderValue.Parse(value);
+                return;
+            }
+        }
+        catch (FormatException ex)
+        {
+            throw new ToolInputException($"http: input.headers.Content-Type '{value}' is not a valid media type.", ex);
+        }
+
+        if (!request.Content.Headers.TryAddWithoutValidation(name, value))
+        {
+            throw new ToolInputException($"http: input.headers has '{name}', which is not a valid header name.");
+        }
+    }
+
+    // The charset the server named, as ReadAsStringAsync would use; UTF-8 when none or unknown.
+    private static Encoding? CharsetOf(HttpResponseMessage response)
+    {
+        var charset = response.Content.Headers.ContentType?.CharSet?.Trim('"');
+        if (string.IsNullOrEmpty(charset))
+        {
+            return null;
+        }
+
+        try
+        {
+            return Encoding.GetEncoding(charset);
+        }
+        catch (ArgumentException)
+        {
+            return null;
         }
     }
 }

@@ -46,16 +46,53 @@ internal static class ToolInput
             : throw new ToolInputException($"{tool}: input.{name} must be a string, not {Describe(value)}.");
     }
 
-    public static long? OptionalNonNegativeInteger(string tool, JsonElement input, string name)
+    /// <summary>The longest wait a tool accepts, in milliseconds: <see cref="int.MaxValue"/> (about 24.8 days).</summary>
+    public const long MaxMilliseconds = int.MaxValue;
+
+    /// <summary>A whole number of milliseconds from 0 to <see cref="MaxMilliseconds"/>.</summary>
+    public static long? OptionalMilliseconds(string tool, JsonElement input, string name) =>
+        OptionalInteger(tool, input, name, 0, MaxMilliseconds, " ms (about 24.8 days)");
+
+    /// <summary>
+    /// A per-command output limit from 1 to <paramref name="runLimit"/>, the run's
+    /// <c>MaxOutputBytes</c>; <paramref name="runLimit"/> when absent.
+    /// </summary>
+    public static int OutputLimit(string tool, JsonElement input, string name, int runLimit)
+    {
+        if (input.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number
+            && value.TryGetDouble(out var requested) && requested > runLimit)
+        {
+            throw new ToolInputException(
+                $"{tool}: input.{name} is {value.GetRawText()}, above this run's limit of {runLimit} bytes (MaxOutputBytes).");
+        }
+
+        return (int?)OptionalInteger(tool, input, name, 1, runLimit, " bytes") ?? runLimit;
+    }
+
+    /// <summary>An integer from <paramref name="min"/> (0 or 1) to <paramref name="max"/>, or null when absent.</summary>
+    public static long? OptionalInteger(string tool, JsonElement input, string name, long min, long max, string unit = "")
     {
         if (!input.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
         {
             return null;
         }
 
-        return value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out var n) && n >= 0
-            ? n
-            : throw new ToolInputException($"{tool}: input.{name} must be a non-negative integer, not {value.GetRawText()}.");
+        if (value.ValueKind == JsonValueKind.Number)
+        {
+            if (value.TryGetInt64(out var n) && n >= min && n <= max)
+            {
+                return n;
+            }
+
+            // Too large, whatever its notation (10^12, 1e30): say what the most is.
+            if (value.TryGetDouble(out var d) && d > max)
+            {
+                throw new ToolInputException($"{tool}: input.{name} must be at most {max}{unit}, not {value.GetRawText()}.");
+            }
+        }
+
+        var kind = min > 0 ? "a positive integer" : "a non-negative integer";
+        throw new ToolInputException($"{tool}: input.{name} must be {kind}, not {value.GetRawText()}.");
     }
 
     public static IReadOnlyList<string> OptionalStringArray(string tool, JsonElement input, string name)

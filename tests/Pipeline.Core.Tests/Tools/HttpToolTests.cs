@@ -46,10 +46,38 @@ public sealed class LoopbackHttpServer : IAsyncLifetime
             await Task.Delay(Timeout.InfiniteTimeSpan, context.RequestAborted);
             return "never";
         });
+        app.MapGet("/big/{bytes:int}", (int bytes) => Results.Text(new string('a', bytes)));
+        app.MapGet("/utf8", () => Results.Text("a\u00e9b", "text/plain; charset=utf-8"));
+        app.MapGet("/endless", WriteEndlessBodyAsync);
+        app.MapGet("/slow-body", async (HttpContext context) =>
+        {
+            await context.Response.WriteAsync("first");
+            await context.Response.Body.FlushAsync(context.RequestAborted);
+            await Task.Delay(Timeout.InfiniteTimeSpan, context.RequestAborted);
+        });
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single();
         BaseAddress = new Uri(address);
         _app = app;
+    }
+
+    /// <summary>A body that never ends: 16 KiB chunks until the client goes away.</summary>
+    public static async Task WriteEndlessBodyAsync(HttpContext context)
+    {
+        var chunk = new byte[16 * 1024];
+        chunk.AsSpan().Fill((byte)'a');
+        context.Response.ContentType = "text/plain";
+        try
+        {
+            while (!context.RequestAborted.IsCancellationRequested)
+            {
+                await context.Response.Body.WriteAsync(chunk, context.RequestAborted);
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+            // the client stopped reading and dropped the connection: what the tool should do
+        }
     }
 
     public async Task DisposeAsync()
