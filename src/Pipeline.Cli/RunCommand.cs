@@ -12,9 +12,9 @@ namespace Pipeline.Cli;
 /// <param name="CommandsPath">The JSON Lines file, or '-' for standard input.</param>
 /// <param name="EventsPath">The events file, '-' for stdout, or null for none.</param>
 /// <param name="Options">The pipeline's options.</param>
-/// <param name="EnableShell">Whether the shell tool is registered.</param>
+/// <param name="Tools">The built-in tools' options (shell on or off, the output cap); the HTTP client is the run's own.</param>
 /// <param name="Interactive">Live progress, plain lines, or null to decide from the terminal.</param>
-internal sealed record RunRequest(string CommandsPath, string? EventsPath, PipelineOptions Options, bool EnableShell, bool? Interactive);
+internal sealed record RunRequest(string CommandsPath, string? EventsPath, PipelineOptions Options, BuiltInToolOptions Tools, bool? Interactive);
 
 /// <summary>What a run talks to: its output, its error stream, standard input, and stop requests.</summary>
 internal sealed record RunConsole(TextWriter Out, TextWriter Error, Func<Stream> OpenStandardInput, StopSignals Stop);
@@ -64,7 +64,7 @@ internal static class RunCommand
         // With events on stdout, the human-facing output moves to stderr.
         var human = request.EventsPath == "-" ? stderr : stdout;
         using var http = Pipeline.Tools.HttpTool.CreateDefaultClient();
-        var tools = ToolRegistry.CreateBuiltIn(new BuiltInToolOptions { EnableShell = request.EnableShell, HttpClient = http });
+        var tools = ToolRegistry.CreateBuiltIn(request.Tools with { HttpClient = http });
         CommandPipeline<DeliveryHandle>? pipeline = null;
         var eventsGuard = eventSink is null ? null : new StopOnSinkFailure(eventSink, () => pipeline?.RequestStop());
         var recorder = new FailureRecorder((IEventSink?)eventsGuard ?? NullEventSink.Instance, keep: RunSummary.MaxListed);

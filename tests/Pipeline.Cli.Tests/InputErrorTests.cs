@@ -75,6 +75,8 @@ public sealed class InputErrorTests : IDisposable
     [InlineData("--tool-timeout-ms", "86400001")]
     [InlineData("--shutdown-timeout-ms", "-1")]
     [InlineData("--shutdown-timeout-ms", "many")]
+    [InlineData("--max-output-bytes", "0")]
+    [InlineData("--max-output-bytes", "16777217")]
     public async Task A_number_out_of_range_is_a_usage_error_naming_the_option(string option, string value)
     {
         var (exit, output, error) = await Run("run", Commands(), option, value);

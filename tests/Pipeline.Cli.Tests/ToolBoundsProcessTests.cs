@@ -66,6 +66,7 @@ public sealed class EndlessBodyServer : IAsyncLifetime
 /// runtime's heap growth on another machine while failing any unbounded read long before the
 /// gigabytes it would reach.
 /// </remarks>
+[Collection(RealProcesses.Name)]
 public sealed class ToolBoundsProcessTests(EndlessBodyServer server, ITestOutputHelper output) : IClassFixture<EndlessBodyServer>, IDisposable
 {
     private const long PeakRssBound = 256L * 1024 * 1024;

@@ -63,7 +63,7 @@ internal static class ToolInput
             && value.TryGetDouble(out var requested) && requested > runLimit)
         {
             throw new ToolInputException(
-                $"{tool}: input.{name} is {value.GetRawText()}, above this run's limit of {runLimit} bytes (MaxOutputBytes).");
+                $"{tool}: input.{name} is {value.GetRawText()}, above this run's output limit of {runLimit} bytes.");
         }
 
         return (int?)OptionalInteger(tool, input, name, 1, runLimit, " bytes") ?? runLimit;

@@ -89,7 +89,7 @@ public sealed class HttpToolBoundsTests(LoopbackHttpServer server) : IClassFixtu
     }
 
     [Theory]
-    [InlineData("""{"url": "http://127.0.0.1/", "max_output_bytes": 65537}""", "http: input.max_output_bytes is 65537, above this run's limit of 65536 bytes (MaxOutputBytes).")]
+    [InlineData("""{"url": "http://127.0.0.1/", "max_output_bytes": 65537}""", "http: input.max_output_bytes is 65537, above this run's output limit of 65536 bytes.")]
     [InlineData("""{"url": "http://127.0.0.1/", "max_output_bytes": -1}""", "http: input.max_output_bytes must be a positive integer, not -1.")]
     [InlineData("""{"url": "http://127.0.0.1/", "timeout_ms": 4294967295}""", "http: input.timeout_ms must be at most 2147483647 ms (about 24.8 days), not 4294967295.")]
     [InlineData("""{"url": "http://127.0.0.1/", "timeout_ms": true}""", "http: input.timeout_ms must be a non-negative integer, not true.")]

@@ -232,7 +232,7 @@ public sealed class ShellToolBoundsTests
     }
 
     [Theory]
-    [InlineData("""{"command": "sh", "max_output_bytes": 65537}""", "shell: input.max_output_bytes is 65537, above this run's limit of 65536 bytes (MaxOutputBytes).")]
+    [InlineData("""{"command": "sh", "max_output_bytes": 65537}""", "shell: input.max_output_bytes is 65537, above this run's output limit of 65536 bytes.")]
     [InlineData("""{"command": "sh", "max_output_bytes": 0}""", "shell: input.max_output_bytes must be a positive integer, not 0.")]
     [InlineData("""{"command": "sh", "max_output_bytes": "big"}""", "shell: input.max_output_bytes must be a positive integer, not \"big\".")]
     [InlineData("""{"command": "sh", "timeout_ms": 1000000000000}""", "shell: input.timeout_ms must be at most 2147483647 ms (about 24.8 days), not 1000000000000.")]
