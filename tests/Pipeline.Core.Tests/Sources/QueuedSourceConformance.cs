@@ -207,7 +207,7 @@ public sealed class JsonLinesFileSourceConformanceTests : QueuedSourceConformanc
     {
         var path = Path.Combine(_directory, $"{Guid.NewGuid():N}.jsonl");
         File.WriteAllLines(path, commands.Select(c => c.ToJson()));
-        return Track(JsonLinesFileSource.Open(path, time));
+        return Track(JsonLinesFileSource.Open(path, time is null ? null : new JsonLinesSourceOptions { TimeProvider = time }));
     }
 
     [Fact]
