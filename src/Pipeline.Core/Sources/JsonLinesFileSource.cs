@@ -32,6 +32,10 @@ public sealed class JsonLinesFileSource : QueuedCommandSource, IAsyncDisposable
     private bool _skippingLine;
     private bool _ended;
 
+    // Bytes at the front of the unconsumed input already searched for '\n', so a long line is
+    // searched once, not again from its start after every read.
+    private long _searched;
+
     // A stream read that outlived the call that started it (its token fired first); the next
     // call awaits it rather than starting a second read, which a PipeReader does not allow.
     private Task<ReadResult>? _pendingRead;
@@ -188,10 +192,11 @@ public sealed class JsonLinesFileSource : QueuedCommandSource, IAsyncDisposable
             _startChecked = true;
         }
 
-        while (buffer.PositionOf((byte)'\n') is { } newline)
+        while (buffer.Slice(_searched).PositionOf((byte)'\n') is { } newline)
         {
             var line = buffer.Slice(0, newline);
             buffer = buffer.Slice(buffer.GetPosition(1, newline));
+            _searched = 0;
             ClaimOutcome? outcome;
             if (_skippingLine)
             {
@@ -230,10 +235,12 @@ public sealed class JsonLinesFileSource : QueuedCommandSource, IAsyncDisposable
 
         if (_skippingLine)
         {
+            _searched = 0;
             _reader.AdvanceTo(buffer.End);
         }
         else
         {
+            _searched = buffer.Length;
             _reader.AdvanceTo(buffer.Start, buffer.End);
         }
 
