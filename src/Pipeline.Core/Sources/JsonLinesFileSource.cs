@@ -221,6 +221,7 @@ public sealed class JsonLinesFileSource : QueuedCommandSource, IAsyncDisposable
             // The last line has no newline; it still counts.
             var last = _skippingLine ? TooLong(_lineNumber) : buffer.IsEmpty ? null : Parse(buffer, ++_lineNumber);
             _skippingLine = false;
+            _searched = 0;
             _reader.AdvanceTo(buffer.End);
             _ended = last is null;
             return last;
