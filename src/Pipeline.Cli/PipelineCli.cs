@@ -3,6 +3,7 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using Pipeline.Dispatch;
 using Pipeline.Engine;
+using Pipeline.Sources;
 
 namespace Pipeline.Cli;
 
@@ -68,6 +69,7 @@ public static class PipelineCli
         var toolTimeout = Int("--tool-timeout-ms", "Longest one tool attempt may take, in milliseconds (each retry gets its own).", (int)defaults.ToolTimeout.TotalMilliseconds, 1, MaxTimeoutMs);
         var shutdownTimeout = Int("--shutdown-timeout-ms", "After Ctrl+C or SIGTERM, how long in-flight work may finish, in milliseconds.", (int)defaults.ShutdownTimeout.TotalMilliseconds, 0, MaxTimeoutMs);
         var maxOutput = Int("--max-output-bytes", "Most bytes of output a tool keeps (shell stdout and stderr each, an http body, echo's result); more is read and dropped, and the result says truncated.", BuiltInToolOptions.DefaultMaxOutputBytes, 1, BuiltInToolOptions.HardMaxOutputBytes);
+        var maxLine = Int("--max-line-bytes", "Longest command line; a longer one is a claim.failed naming its line, skipped without being held in memory.", JsonLinesSourceOptions.DefaultMaxLineBytes, 1, JsonLinesSourceOptions.HardMaxLineBytes);
         var enableShell = new Option<bool>("--enable-shell") { Description = "Register the shell tool (runs programs on this machine). Default: off." };
         var workerId = new Option<string?>("--worker-id") { Description = "The worker id on events. Default: host name and process id." };
         var plain = new Option<bool>("--plain") { Description = "Plain progress lines even on a terminal." };
@@ -76,7 +78,7 @@ public static class PipelineCli
         {
             file, events, ackMode, pull, claimParallelism, ackParallelism,
             dispatchParallelism, emitParallelism, maxInFlight, emitBatch, maxAttempts,
-            toolTimeout, shutdownTimeout, maxOutput, enableShell, workerId, plain,
+            toolTimeout, shutdownTimeout, maxOutput, maxLine, enableShell, workerId, plain,
         };
         run.SetAction(async (result, token) =>
         {
@@ -125,6 +127,7 @@ public static class PipelineCli
                 result.GetValue(file)!,
                 result.GetValue(events),
                 options,
+                new JsonLinesSourceOptions { MaxLineBytes = result.GetValue(maxLine) },
                 new BuiltInToolOptions { EnableShell = result.GetValue(enableShell), MaxOutputBytes = result.GetValue(maxOutput) },
                 result.GetValue(plain) ? false : interactive);
             return await RunCommand.ExecuteAsync(request, new RunConsole(stdout, stderr, stdin, stop), token);

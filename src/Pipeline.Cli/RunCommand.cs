@@ -12,9 +12,10 @@ namespace Pipeline.Cli;
 /// <param name="CommandsPath">The JSON Lines file, or '-' for standard input.</param>
 /// <param name="EventsPath">The events file, '-' for stdout, or null for none.</param>
 /// <param name="Options">The pipeline's options.</param>
+/// <param name="Source">The commands reader's options (the line limit).</param>
 /// <param name="Tools">The built-in tools' options (shell on or off, the output cap); the HTTP client is the run's own.</param>
 /// <param name="Interactive">Live progress, plain lines, or null to decide from the terminal.</param>
-internal sealed record RunRequest(string CommandsPath, string? EventsPath, PipelineOptions Options, BuiltInToolOptions Tools, bool? Interactive);
+internal sealed record RunRequest(string CommandsPath, string? EventsPath, PipelineOptions Options, JsonLinesSourceOptions Source, BuiltInToolOptions Tools, bool? Interactive);
 
 /// <summary>What a run talks to: its output, its error stream, standard input, and stop requests.</summary>
 internal sealed record RunConsole(TextWriter Out, TextWriter Error, Func<Stream> OpenStandardInput, StopSignals Stop);
@@ -29,7 +30,9 @@ internal static class RunCommand
         JsonLinesFileSource source;
         try
         {
-            source = JsonLinesFileSource.Open(request.CommandsPath);
+            source = request.CommandsPath == "-"
+                ? JsonLinesFileSource.Open(console.OpenStandardInput(), inputName, request.Source)
+                : JsonLinesFileSource.Open(request.CommandsPath, request.Source);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

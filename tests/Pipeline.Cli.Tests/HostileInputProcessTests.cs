@@ -6,6 +6,7 @@ using Xunit.Abstractions;
 namespace Pipeline.Cli.Tests;
 
 /// <summary>Inputs an attacker controls, fed to the real <c>pipeline</c> process, whose memory is measured.</summary>
+[Collection(RealProcesses.Name)]
 public sealed class HostileInputProcessTests(ITestOutputHelper output) : IDisposable
 {
     private const long HugeLineBytes = 300_000_000;
