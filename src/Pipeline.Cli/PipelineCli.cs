@@ -82,6 +82,18 @@ public static class PipelineCli
         };
         run.SetAction(async (result, token) =>
         {
+            if (string.IsNullOrEmpty(result.GetValue(file)))
+            {
+                await stderr.WriteLineAsync("error: the commands file must be named ('-' reads standard input), not ''.");
+                return ExitCodes.UsageError;
+            }
+
+            if (result.GetValue(events) is { Length: 0 })
+            {
+                await stderr.WriteLineAsync("error: --events must name a file ('-' for stdout), not ''.");
+                return ExitCodes.UsageError;
+            }
+
             var inFlight = result.GetValue(maxInFlight);
             var pulls = result.GetValue(pull);
             if (inFlight < pulls)

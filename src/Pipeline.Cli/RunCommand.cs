@@ -28,10 +28,11 @@ internal static class RunCommand
         var (stdout, stderr) = (console.Out, console.Error);
         var inputName = request.CommandsPath == "-" ? "stdin" : request.CommandsPath;
         JsonLinesFileSource source;
+        Stream? standardInput = null;
         try
         {
             source = request.CommandsPath == "-"
-                ? JsonLinesFileSource.Open(console.OpenStandardInput(), inputName, request.Source)
+                ? JsonLinesFileSource.Open(standardInput = console.OpenStandardInput(), inputName, request.Source)
                 : JsonLinesFileSource.Open(request.CommandsPath, request.Source);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
@@ -41,9 +42,9 @@ internal static class RunCommand
         }
 
         await using var sourceScope = source;
-        if (request.EventsPath is { } eventsPath and not "-" && request.CommandsPath != "-" && FileIdentity.Same(request.CommandsPath, eventsPath))
+        if (request.EventsPath is { } eventsPath and not "-" && OverwritesInput(request.CommandsPath, standardInput, eventsPath))
         {
-            await stderr.WriteLineAsync($"error: --events names the commands file {TerminalText.Escape(request.CommandsPath)}; writing events there would overwrite the commands.");
+            await stderr.WriteLineAsync($"error: --events names the commands file {TerminalText.Escape(inputName)}; writing events there would overwrite the commands.");
             return ExitCodes.UsageError;
         }
 
@@ -128,5 +129,23 @@ internal static class RunCommand
 
         await summary.WriteAsync(human, inputName, eventSink is null ? null : request.EventsPath);
         return exitCode;
+    }
+
+    // Whether creating the events file would truncate the commands being read: the commands file,
+    // or the file standard input is redirected from ('pipeline run - --events f < f').
+    private static bool OverwritesInput(string commandsPath, Stream? standardInput, string eventsPath)
+    {
+        if (commandsPath != "-")
+        {
+            return FileIdentity.Same(commandsPath, eventsPath);
+        }
+
+        if (standardInput is FileStream file)
+        {
+            return FileIdentity.Same(file.SafeFileHandle, eventsPath);
+        }
+
+        using var descriptor = new Microsoft.Win32.SafeHandles.SafeFileHandle(0, ownsHandle: false);
+        return FileIdentity.Same(descriptor, eventsPath);
     }
 }

@@ -123,9 +123,14 @@ public sealed class CommandPipeline<THandle>
             // drain that may yet finish) get the settle budget, not a moment more.
             // Once every open delivery is settled, a drain still held by a callee that ignores its
             // token is given a moment, not the whole budget: its deliveries are settled already.
-            var swept = Task.Run(() => _runtime.SettleOpenAsync("shutdown deadline"));
             var budget = _runtime.Options.SettleTimeout;
             var grace = TimeSpan.FromTicks(Math.Min(budget.Ticks, TimeSpan.FromMilliseconds(100).Ticks));
+
+            // The sink's token fires with a fifth of the budget left: a sink that honours its
+            // token has returned by the time this does, so no write outlives the run (the caller
+            // disposes the sink next).
+            _runtime.StartSinkDeadline(budget - (budget / 5));
+            var swept = Task.Run(() => _runtime.SettleOpenAsync("shutdown deadline"));
             var sweptThenQuiet = swept.ContinueWith(_ => QuietAsync(drained, grace), TaskScheduler.Default).Unwrap();
             await Task.WhenAny(sweptThenQuiet, Task.Delay(budget, _runtime.Time)).ConfigureAwait(false);
         }
