@@ -28,7 +28,8 @@ public static class PipelineCli
         using var owned = stop is null ? new StopSignals() : null;
         stop ??= owned!;
         var root = BuildRoot(stdout, stderr, interactive, stop, stdin ?? Console.OpenStandardInput);
-        var parsed = root.Parse(args);
+        // No response files: '@x.jsonl' is a file name, not a list of options to read.
+        var parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         if (parsed.Errors.Count > 0)
         {
             foreach (var error in parsed.Errors)
@@ -67,6 +68,7 @@ public static class PipelineCli
         var emitBatch = Int("--emit-batch", "Most events per sink write.", defaults.EmitBatchSize, 1, 65_536);
         var maxAttempts = Int("--max-attempts", "With after-dispatch: attempts before a failing command is given up on.", defaults.MaxAttempts, 1, MaxAttempts);
         var toolTimeout = Int("--tool-timeout-ms", "Longest one tool attempt may take, in milliseconds (each retry gets its own).", (int)defaults.ToolTimeout.TotalMilliseconds, 1, MaxTimeoutMs);
+        var toolRetries = Int("--tool-retries", "In-process retries of a transient tool failure (a timeout, a 5xx, a dropped connection) before the attempt counts as failed; each runs the tool again.", defaults.ToolRetries, 0, 10);
         var shutdownTimeout = Int("--shutdown-timeout-ms", "After Ctrl+C or SIGTERM, how long in-flight work may finish, in milliseconds.", (int)defaults.ShutdownTimeout.TotalMilliseconds, 0, MaxTimeoutMs);
         var maxOutput = Int("--max-output-bytes", "Most bytes of output a tool keeps (shell stdout and stderr each, an http body, echo's result); more is read and dropped, and the result says truncated.", BuiltInToolOptions.DefaultMaxOutputBytes, 1, BuiltInToolOptions.HardMaxOutputBytes);
         var maxLine = Int("--max-line-bytes", "Longest command line; a longer one is a claim.failed naming its line, skipped without being held in memory.", JsonLinesSourceOptions.DefaultMaxLineBytes, 1, JsonLinesSourceOptions.HardMaxLineBytes);
@@ -78,7 +80,7 @@ public static class PipelineCli
         {
             file, events, ackMode, pull, claimParallelism, ackParallelism,
             dispatchParallelism, emitParallelism, maxInFlight, emitBatch, maxAttempts,
-            toolTimeout, shutdownTimeout, maxOutput, maxLine, enableShell, workerId, plain,
+            toolTimeout, toolRetries, shutdownTimeout, maxOutput, maxLine, enableShell, workerId, plain,
         };
         run.SetAction(async (result, token) =>
         {
@@ -123,6 +125,7 @@ public static class PipelineCli
                     AckMode = result.GetValue(ackMode) == "after-dispatch" ? AckMode.AckAfterDispatch : AckMode.AckBeforeDispatch,
                     MaxAttempts = result.GetValue(maxAttempts),
                     ToolTimeout = TimeSpan.FromMilliseconds(result.GetValue(toolTimeout)),
+                    ToolRetries = result.GetValue(toolRetries),
                     ShutdownTimeout = TimeSpan.FromMilliseconds(result.GetValue(shutdownTimeout)),
                     WorkerId = result.GetValue(workerId) ?? defaults.WorkerId,
                 };

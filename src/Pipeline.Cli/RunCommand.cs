@@ -111,7 +111,7 @@ internal static class RunCommand
 
         clock.Stop();
 
-        var summary = RunSummary.From(pipeline.Stats, recorder.Failures, clock.Elapsed);
+        var summary = RunSummary.From(pipeline.Stats, recorder.Failures, clock.Elapsed) with { Unfinished = recorder.Unfinished };
         var exitCode = summary.AllSucceeded && !faulted ? ExitCodes.Success : ExitCodes.SomeFailed;
         if (eventsGuard?.Failure is { } eventsFailure)
         {
@@ -120,14 +120,24 @@ internal static class RunCommand
             summary = summary with { StoppedBecause = $"because the events file could not be written ({TerminalText.Escape(eventsFailure.InnerException?.Message ?? eventsFailure.Message)})" };
             exitCode = ExitCodes.SomeFailed;
         }
-        else if (stop.First is { } stopRequest && !(source.Exhausted && summary.AllSucceeded && !faulted))
+        else if (stop.First is { } stopRequest && (!source.Exhausted || summary.Unfinished > 0 || pipeline.DeadlineReached))
         {
-            // A stop cut the run short, unless every command was read and succeeded anyway.
+            // A stop cut the run short (input left unread, tools cancelled at the deadline), unless
+            // every command was read and drained in time, when the results say how it went.
             summary = summary with { StoppedBecause = $"by {stopRequest.Name} before every command was done" };
             exitCode = stopRequest.ExitCode;
         }
 
-        await summary.WriteAsync(human, inputName, eventSink is null ? null : request.EventsPath);
+        try
+        {
+            await summary.WriteAsync(human, inputName, eventSink is null ? null : request.EventsPath == "-" ? "stdout" : request.EventsPath);
+        }
+        catch (IOException ex)
+        {
+            // Output to a full disk or a closed pipe: the exit code still says how the run went.
+            await stderr.WriteLineAsync($"error: cannot write the summary: {TerminalText.Escape(ex.Message)}");
+        }
+
         return exitCode;
     }
 

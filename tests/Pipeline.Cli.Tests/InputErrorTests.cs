@@ -177,10 +177,20 @@ public sealed class InputErrorTests : IDisposable
             UseShellExecute = false,
         };
         using var process = Process.Start(startInfo)!;
-        var output = process.StandardOutput.ReadToEndAsync();
         await process.StandardInput.WriteLineAsync(Noop);
         await process.StandardInput.FlushAsync();
-        await Task.Delay(1500);
+        // Signalled once the command is done (the progress line says so), however loaded the machine.
+        var seen = new System.Text.StringBuilder();
+        while (await process.StandardOutput.ReadLineAsync() is { } line)
+        {
+            seen.AppendLine(line);
+            if (line.Contains("done 1", StringComparison.Ordinal))
+            {
+                break;
+            }
+        }
+
+        var output = process.StandardOutput.ReadToEndAsync();
         using (var kill = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!)
         {
             await kill.WaitForExitAsync();
@@ -189,6 +199,6 @@ public sealed class InputErrorTests : IDisposable
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         await process.WaitForExitAsync(timeout.Token);
         Assert.Equal(130, process.ExitCode);
-        Assert.Contains("completed      1", await output, StringComparison.Ordinal);
+        Assert.Contains("completed      1", seen + await output, StringComparison.Ordinal);
     }
 }

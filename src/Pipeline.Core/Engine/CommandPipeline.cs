@@ -77,6 +77,12 @@ public sealed class CommandPipeline<THandle>
     /// <summary>Live counters and per-block load.</summary>
     public PipelineStats Stats => _runtime.Stats;
 
+    /// <summary>
+    /// Whether the hard deadline came before the run drained: tools still running were cancelled
+    /// and open deliveries nacked. False when everything drained in time.
+    /// </summary>
+    public bool DeadlineReached => _deadline.Task.IsCompleted;
+
     /// <summary>The options in force.</summary>
     public PipelineOptions Options => _runtime.Options;
 
