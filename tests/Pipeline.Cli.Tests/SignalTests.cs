@@ -123,10 +123,10 @@ public sealed class SignalTests : IDisposable
     [Fact]
     public async Task A_signal_after_the_work_is_done_changes_nothing()
     {
-        using var process = PipelineProcess.Start(["run", Commands(4, 1500), "--shutdown-timeout-ms", "20000"]);
-        await process.WaitForOutputAsync("progress:", TimeSpan.FromSeconds(30));
-
+        using var process = PipelineProcess.Start(["run", Commands(4, 3000), "--shutdown-timeout-ms", "20000"]);
         // All four are running (the input is read to its end); a drain lets them finish.
+        await process.WaitForOutputAsync("dispatch 0/4", TimeSpan.FromSeconds(30));
+
         process.Signal(PipelineProcess.SigTerm);
         var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
 

@@ -188,8 +188,12 @@ public sealed class CommandPipeline<THandle>
     /// </summary>
     private async Task QuietAsync(Task drained, TimeSpan grace)
     {
+        // Tools cancelled at the deadline get up to a quarter of the budget (at most 1 s) to end and
+        // report; one that ignores its token is not waited for past that.
+        var budget = _runtime.Options.SettleTimeout;
+        var toolGrace = Task.Delay(TimeSpan.FromTicks(Math.Min(budget.Ticks / 4, TimeSpan.TicksPerSecond)), _runtime.Time);
         await Task.WhenAny(drained, Task.Delay(grace, _runtime.Time)).ConfigureAwait(false);
-        while (!drained.IsCompleted && _runtime.EventsOnTheirWay())
+        while (!drained.IsCompleted && _runtime.EventsOnTheirWay(includeRunningTools: !toolGrace.IsCompleted))
         {
             await Task.WhenAny(drained, Task.Delay(TimeSpan.FromMilliseconds(10), _runtime.Time)).ConfigureAwait(false);
         }

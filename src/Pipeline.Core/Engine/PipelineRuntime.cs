@@ -260,9 +260,10 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     /// <summary>
     /// Whether events are still on their way to the sink after the deadline: a delivery waiting in
     /// a queue or in Emit, or a batch being written. One held by a callee that ignores its token
-    /// does not count.
+    /// does not count, unless <paramref name="includeRunningTools"/>: a tool cancelled at the deadline
+    /// is given a moment to end and report (a shell tool killing its process group).
     /// </summary>
-    public bool EventsOnTheirWay()
+    public bool EventsOnTheirWay(bool includeRunningTools = false)
     {
         // A batch being written: its deliveries were freed when it was made.
         if (Volatile.Read(ref _sinkWrites) > 0)
@@ -273,7 +274,8 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
         foreach (var delivery in Created())
         {
             if (delivery.Position is DeliveryPosition.ClaimQueued or DeliveryPosition.DecideQueued
-                or DeliveryPosition.DispatchQueued or DeliveryPosition.EmitQueued or DeliveryPosition.Emitting)
+                or DeliveryPosition.DispatchQueued or DeliveryPosition.EmitQueued or DeliveryPosition.Emitting
+                || (includeRunningTools && delivery.Position is DeliveryPosition.Dispatching))
             {
                 return true;
             }
