@@ -113,11 +113,12 @@ internal static class RunCommand
 
         var summary = RunSummary.From(pipeline.Stats, recorder.Failures, clock.Elapsed) with { Unfinished = recorder.Unfinished };
         var exitCode = summary.AllSucceeded && !faulted ? ExitCodes.Success : ExitCodes.SomeFailed;
+        var eventsName = request.EventsPath == "-" ? "stdout" : request.EventsPath;
         if (eventsGuard?.Failure is { } eventsFailure)
         {
-            var eventsName = request.EventsPath == "-" ? "stdout" : request.EventsPath;
-            await stderr.WriteLineAsync($"error: cannot write events to {TerminalText.Escape(eventsName)}: {TerminalText.Escape(eventsFailure.InnerException?.Message ?? eventsFailure.Message)}; the run stopped.");
-            summary = summary with { StoppedBecause = $"because the events file could not be written ({TerminalText.Escape(eventsFailure.InnerException?.Message ?? eventsFailure.Message)})" };
+            var why = TerminalText.Escape(eventsFailure.InnerException?.Message ?? eventsFailure.Message);
+            await stderr.WriteLineAsync($"error: cannot write events to {TerminalText.Escape(eventsName)}: {why}; the run stopped.");
+            summary = summary with { StoppedBecause = $"because the events file could not be written ({why})" };
             exitCode = ExitCodes.SomeFailed;
         }
         else if (stop.First is { } stopRequest && (!source.Exhausted || summary.Unfinished > 0 || pipeline.DeadlineReached))
@@ -130,7 +131,7 @@ internal static class RunCommand
 
         try
         {
-            await summary.WriteAsync(human, inputName, eventSink is null ? null : request.EventsPath == "-" ? "stdout" : request.EventsPath);
+            await summary.WriteAsync(human, inputName, eventSink is null ? null : eventsName);
         }
         catch (IOException ex)
         {
