@@ -3,6 +3,7 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using Pipeline.Dispatch;
 using Pipeline.Engine;
+using Pipeline.Sources;
 
 namespace Pipeline.Cli;
 
@@ -27,7 +28,8 @@ public static class PipelineCli
         using var owned = stop is null ? new StopSignals() : null;
         stop ??= owned!;
         var root = BuildRoot(stdout, stderr, interactive, stop, stdin ?? Console.OpenStandardInput);
-        var parsed = root.Parse(args);
+        // No response files: '@x.jsonl' is a file name, not a list of options to read.
+        var parsed = root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
         if (parsed.Errors.Count > 0)
         {
             foreach (var error in parsed.Errors)
@@ -66,8 +68,10 @@ public static class PipelineCli
         var emitBatch = Int("--emit-batch", "Most events per sink write.", defaults.EmitBatchSize, 1, 65_536);
         var maxAttempts = Int("--max-attempts", "With after-dispatch: attempts before a failing command is given up on.", defaults.MaxAttempts, 1, MaxAttempts);
         var toolTimeout = Int("--tool-timeout-ms", "Longest one tool attempt may take, in milliseconds (each retry gets its own).", (int)defaults.ToolTimeout.TotalMilliseconds, 1, MaxTimeoutMs);
+        var toolRetries = Int("--tool-retries", "In-process retries of a transient tool failure (a timeout, a 5xx, a dropped connection) before the attempt counts as failed; each runs the tool again.", defaults.ToolRetries, 0, 10);
         var shutdownTimeout = Int("--shutdown-timeout-ms", "After Ctrl+C or SIGTERM, how long in-flight work may finish, in milliseconds.", (int)defaults.ShutdownTimeout.TotalMilliseconds, 0, MaxTimeoutMs);
         var maxOutput = Int("--max-output-bytes", "Most bytes of output a tool keeps (shell stdout and stderr each, an http body, echo's result); more is read and dropped, and the result says truncated.", BuiltInToolOptions.DefaultMaxOutputBytes, 1, BuiltInToolOptions.HardMaxOutputBytes);
+        var maxLine = Int("--max-line-bytes", "Longest command line; a longer one is a claim.failed naming its line, skipped without being held in memory.", JsonLinesSourceOptions.DefaultMaxLineBytes, 1, JsonLinesSourceOptions.HardMaxLineBytes);
         var enableShell = new Option<bool>("--enable-shell") { Description = "Register the shell tool (runs programs on this machine). Default: off." };
         var workerId = new Option<string?>("--worker-id") { Description = "The worker id on events. Default: host name and process id." };
         var plain = new Option<bool>("--plain") { Description = "Plain progress lines even on a terminal." };
@@ -76,10 +80,22 @@ public static class PipelineCli
         {
             file, events, ackMode, pull, claimParallelism, ackParallelism,
             dispatchParallelism, emitParallelism, maxInFlight, emitBatch, maxAttempts,
-            toolTimeout, shutdownTimeout, maxOutput, enableShell, workerId, plain,
+            toolTimeout, toolRetries, shutdownTimeout, maxOutput, maxLine, enableShell, workerId, plain,
         };
         run.SetAction(async (result, token) =>
         {
+            if (string.IsNullOrEmpty(result.GetValue(file)))
+            {
+                await stderr.WriteLineAsync("error: the commands file must be named ('-' reads standard input), not ''.");
+                return ExitCodes.UsageError;
+            }
+
+            if (result.GetValue(events) is { Length: 0 })
+            {
+                await stderr.WriteLineAsync("error: --events must name a file ('-' for stdout), not ''.");
+                return ExitCodes.UsageError;
+            }
+
             var inFlight = result.GetValue(maxInFlight);
             var pulls = result.GetValue(pull);
             if (inFlight < pulls)
@@ -109,6 +125,7 @@ public static class PipelineCli
                     AckMode = result.GetValue(ackMode) == "after-dispatch" ? AckMode.AckAfterDispatch : AckMode.AckBeforeDispatch,
                     MaxAttempts = result.GetValue(maxAttempts),
                     ToolTimeout = TimeSpan.FromMilliseconds(result.GetValue(toolTimeout)),
+                    ToolRetries = result.GetValue(toolRetries),
                     ShutdownTimeout = TimeSpan.FromMilliseconds(result.GetValue(shutdownTimeout)),
                     WorkerId = result.GetValue(workerId) ?? defaults.WorkerId,
                 };
@@ -125,6 +142,7 @@ public static class PipelineCli
                 result.GetValue(file)!,
                 result.GetValue(events),
                 options,
+                new JsonLinesSourceOptions { MaxLineBytes = result.GetValue(maxLine) },
                 new BuiltInToolOptions { EnableShell = result.GetValue(enableShell), MaxOutputBytes = result.GetValue(maxOutput) },
                 result.GetValue(plain) ? false : interactive);
             return await RunCommand.ExecuteAsync(request, new RunConsole(stdout, stderr, stdin, stop), token);

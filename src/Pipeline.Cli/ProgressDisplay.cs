@@ -38,7 +38,7 @@ internal static class ProgressDisplay
     internal static string PlainLine(PipelineStats stats, Stopwatch clock)
     {
         var b = stats.Blocks;
-        return $"progress: done {stats.Completed}, failed {stats.Failed + stats.ClaimFailures}, skipped {stats.Skipped}, in flight {stats.InFlight}, "
+        return $"progress: done {stats.Completed}, failed {stats.Failed + stats.ClaimFailures}, skipped {stats.Skipped}, unsettled {stats.InFlight}, "
             + $"rate {Rate(stats, clock):0}/s, queued/running claim {Load(b.Claim)} ack {Load(b.AckDecision)} dispatch {Load(b.Dispatch)} emit {Load(b.Emit)}";
     }
 
@@ -51,7 +51,7 @@ internal static class ProgressDisplay
     {
         var b = stats.Blocks;
         var table = new Table().Border(TableBorder.Rounded).Title("[bold]pipeline run[/]");
-        table.AddColumns("done", "failed", "skipped", "in flight", "rate", "claim q/run", "ack q/run", "dispatch q/run", "emit q/run");
+        table.AddColumns("done", "failed", "skipped", "unsettled", "rate", "claim q/run", "ack q/run", "dispatch q/run", "emit q/run");
         table.AddRow(
             $"[green]{stats.Completed}[/]",
             $"[red]{stats.Failed + stats.ClaimFailures}[/]",

@@ -12,9 +12,10 @@ namespace Pipeline.Cli;
 /// <param name="CommandsPath">The JSON Lines file, or '-' for standard input.</param>
 /// <param name="EventsPath">The events file, '-' for stdout, or null for none.</param>
 /// <param name="Options">The pipeline's options.</param>
+/// <param name="Source">The commands reader's options (the line limit).</param>
 /// <param name="Tools">The built-in tools' options (shell on or off, the output cap); the HTTP client is the run's own.</param>
 /// <param name="Interactive">Live progress, plain lines, or null to decide from the terminal.</param>
-internal sealed record RunRequest(string CommandsPath, string? EventsPath, PipelineOptions Options, BuiltInToolOptions Tools, bool? Interactive);
+internal sealed record RunRequest(string CommandsPath, string? EventsPath, PipelineOptions Options, JsonLinesSourceOptions Source, BuiltInToolOptions Tools, bool? Interactive);
 
 /// <summary>What a run talks to: its output, its error stream, standard input, and stop requests.</summary>
 internal sealed record RunConsole(TextWriter Out, TextWriter Error, Func<Stream> OpenStandardInput, StopSignals Stop);
@@ -27,9 +28,12 @@ internal static class RunCommand
         var (stdout, stderr) = (console.Out, console.Error);
         var inputName = request.CommandsPath == "-" ? "stdin" : request.CommandsPath;
         JsonLinesFileSource source;
+        Stream? standardInput = null;
         try
         {
-            source = JsonLinesFileSource.Open(request.CommandsPath);
+            source = request.CommandsPath == "-"
+                ? JsonLinesFileSource.Open(standardInput = console.OpenStandardInput(), inputName, request.Source)
+                : JsonLinesFileSource.Open(request.CommandsPath, request.Source);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -38,9 +42,9 @@ internal static class RunCommand
         }
 
         await using var sourceScope = source;
-        if (request.EventsPath is { } eventsPath and not "-" && request.CommandsPath != "-" && FileIdentity.Same(request.CommandsPath, eventsPath))
+        if (request.EventsPath is { } eventsPath and not "-" && OverwritesInput(request.CommandsPath, standardInput, eventsPath))
         {
-            await stderr.WriteLineAsync($"error: --events names the commands file {TerminalText.Escape(request.CommandsPath)}; writing events there would overwrite the commands.");
+            await stderr.WriteLineAsync($"error: --events names the commands file {TerminalText.Escape(inputName)}; writing events there would overwrite the commands.");
             return ExitCodes.UsageError;
         }
 
@@ -107,7 +111,7 @@ internal static class RunCommand
 
         clock.Stop();
 
-        var summary = RunSummary.From(pipeline.Stats, recorder.Failures, clock.Elapsed);
+        var summary = RunSummary.From(pipeline.Stats, recorder.Failures, clock.Elapsed) with { Unfinished = recorder.Unfinished };
         var exitCode = summary.AllSucceeded && !faulted ? ExitCodes.Success : ExitCodes.SomeFailed;
         if (eventsGuard?.Failure is { } eventsFailure)
         {
@@ -116,14 +120,42 @@ internal static class RunCommand
             summary = summary with { StoppedBecause = $"because the events file could not be written ({TerminalText.Escape(eventsFailure.InnerException?.Message ?? eventsFailure.Message)})" };
             exitCode = ExitCodes.SomeFailed;
         }
-        else if (stop.First is { } stopRequest && !(source.Exhausted && summary.AllSucceeded && !faulted))
+        else if (stop.First is { } stopRequest && (!source.Exhausted || summary.Unfinished > 0 || pipeline.DeadlineReached))
         {
-            // A stop cut the run short, unless every command was read and succeeded anyway.
+            // A stop cut the run short (input left unread, tools cancelled at the deadline), unless
+            // every command was read and drained in time, when the results say how it went.
             summary = summary with { StoppedBecause = $"by {stopRequest.Name} before every command was done" };
             exitCode = stopRequest.ExitCode;
         }
 
-        await summary.WriteAsync(human, inputName, eventSink is null ? null : request.EventsPath);
+        try
+        {
+            await summary.WriteAsync(human, inputName, eventSink is null ? null : request.EventsPath == "-" ? "stdout" : request.EventsPath);
+        }
+        catch (IOException ex)
+        {
+            // Output to a full disk or a closed pipe: the exit code still says how the run went.
+            await stderr.WriteLineAsync($"error: cannot write the summary: {TerminalText.Escape(ex.Message)}");
+        }
+
         return exitCode;
+    }
+
+    // Whether creating the events file would truncate the commands being read: the commands file,
+    // or the file standard input is redirected from ('pipeline run - --events f < f').
+    private static bool OverwritesInput(string commandsPath, Stream? standardInput, string eventsPath)
+    {
+        if (commandsPath != "-")
+        {
+            return FileIdentity.Same(commandsPath, eventsPath);
+        }
+
+        if (standardInput is FileStream file)
+        {
+            return FileIdentity.Same(file.SafeFileHandle, eventsPath);
+        }
+
+        using var descriptor = new Microsoft.Win32.SafeHandles.SafeFileHandle(0, ownsHandle: false);
+        return FileIdentity.Same(descriptor, eventsPath);
     }
 }

@@ -25,11 +25,14 @@ internal sealed record RunSummary(
     TimeSpan P99,
     string? StoppedBecause)
 {
+    /// <summary>Tool runs that started and never ended: a stop cut them off.</summary>
+    public long Unfinished { get; init; }
+
     /// <summary>How many failures the summary lists.</summary>
     public const int MaxListed = 10;
 
     /// <summary>Nothing failed, nothing was given up on, no settle failed, no event was dropped.</summary>
-    public bool AllSucceeded => Failed == 0 && ClaimFailures == 0 && EventsDropped == 0 && Terminated == 0 && SettleErrors == 0;
+    public bool AllSucceeded => Unfinished == 0 && Failed == 0 && ClaimFailures == 0 && EventsDropped == 0 && Terminated == 0 && SettleErrors == 0;
 
     public static RunSummary From(PipelineStats stats, IReadOnlyCollection<PipelineEvent> failures, TimeSpan elapsed) => new(
         stats.Pulled, stats.Completed, stats.Failed, stats.Skipped, stats.ClaimRetries, stats.ClaimFailures,
@@ -49,6 +52,11 @@ internal sealed record RunSummary(
         await output.WriteLineAsync(string.Create(c, $"  handles        {Pulled} pulled = {Acked} acked + {Nacked} nacked + {Terminated} terminated + {SettleErrors} settle errors"));
         await output.WriteLineAsync(string.Create(c, $"  throughput     {(Completed + Failed) / seconds:0} commands/s over {Elapsed.TotalSeconds:0.000} s"));
         await output.WriteLineAsync(string.Create(c, $"  latency        p50 {Format(P50)}  p95 {Format(P95)}  p99 {Format(P99)}"));
+        if (Unfinished > 0)
+        {
+            await output.WriteLineAsync(string.Create(c, $"  unfinished     {Unfinished} started and cut off by the stop (no result)"));
+        }
+
         if (eventsPath is not null)
         {
             await output.WriteLineAsync(string.Create(c, $"  events         {EventsEmitted} written to {TerminalText.Escape(eventsPath)}, {EventsDropped} dropped"));

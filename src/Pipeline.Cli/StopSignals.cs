@@ -25,13 +25,15 @@ public sealed class StopSignals : IDisposable
     /// <summary>The first request, or null while none came.</summary>
     public StopRequest? First => Volatile.Read(ref _first);
 
-    /// <summary>Listens for SIGINT, SIGTERM and SIGQUIT (on Windows: Ctrl+C and Ctrl+Break, and closing the console).</summary>
+    /// <summary>Listens for SIGINT, SIGTERM, SIGHUP and SIGQUIT (on Windows: Ctrl+C and Ctrl+Break, and closing the console).</summary>
     public static StopSignals Listen()
     {
         var signals = new StopSignals();
         signals.Register(PosixSignal.SIGINT, "SIGINT", 2, immediately: false);
         signals.Register(PosixSignal.SIGTERM, "SIGTERM", 15, immediately: false);
         signals.Register(PosixSignal.SIGQUIT, "SIGQUIT", 3, immediately: true);
+        // The terminal closed (an ssh session dropped): drain as for SIGTERM rather than vanish.
+        signals.Register(PosixSignal.SIGHUP, "SIGHUP", 1, immediately: false);
         return signals;
     }
 

@@ -75,6 +75,8 @@ public sealed class InputErrorTests : IDisposable
     [InlineData("--tool-timeout-ms", "86400001")]
     [InlineData("--shutdown-timeout-ms", "-1")]
     [InlineData("--shutdown-timeout-ms", "many")]
+    [InlineData("--max-line-bytes", "0")]
+    [InlineData("--max-line-bytes", "67108865")]
     [InlineData("--max-output-bytes", "0")]
     [InlineData("--max-output-bytes", "16777217")]
     public async Task A_number_out_of_range_is_a_usage_error_naming_the_option(string option, string value)
@@ -148,5 +150,55 @@ public sealed class InputErrorTests : IDisposable
         var error = await stderr;
         Assert.Contains("error: cannot write events to stdout: Broken pipe; the run stopped.", error, StringComparison.Ordinal);
         Assert.Contains("result         stopped because the events file could not be written (Broken pipe)", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_dash_reads_the_commands_from_standard_input()
+    {
+        var input = string.Join('\n', Enumerable.Range(1, 5).Select(i => Noop.Replace("n1", $"n{i}", StringComparison.Ordinal))) + "\n"
+            + "{\"command_id\": \"long" + new string('x', 200) + "\"}\n";
+        using var process = PipelineProcess.Start(["run", "-", "--max-line-bytes", "100"], stdin: input);
+        var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(1, exit);
+        Assert.Contains("pipeline run stdin", process.Stdout, StringComparison.Ordinal);
+        Assert.Contains("completed      5", process.Stdout, StringComparison.Ordinal);
+        Assert.Contains("claim.failed   (no command): stdin line 6: line is longer than the limit of 100 bytes (--max-line-bytes)", process.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_stdin_that_never_ends_does_not_hold_a_stop()
+    {
+        // Standard input left open and silent: Ctrl+C must still end the run promptly.
+        var startInfo = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "pipeline"), ["run", "-"])
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        using var process = Process.Start(startInfo)!;
+        await process.StandardInput.WriteLineAsync(Noop);
+        await process.StandardInput.FlushAsync();
+        // Signalled once the command is done (the progress line says so), however loaded the machine.
+        var seen = new System.Text.StringBuilder();
+        while (await process.StandardOutput.ReadLineAsync() is { } line)
+        {
+            seen.AppendLine(line);
+            if (line.Contains("done 1", StringComparison.Ordinal))
+            {
+                break;
+            }
+        }
+
+        var output = process.StandardOutput.ReadToEndAsync();
+        using (var kill = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!)
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await process.WaitForExitAsync(timeout.Token);
+        Assert.Equal(130, process.ExitCode);
+        Assert.Contains("completed      1", seen + await output, StringComparison.Ordinal);
     }
 }

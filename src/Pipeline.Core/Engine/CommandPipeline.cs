@@ -77,6 +77,12 @@ public sealed class CommandPipeline<THandle>
     /// <summary>Live counters and per-block load.</summary>
     public PipelineStats Stats => _runtime.Stats;
 
+    /// <summary>
+    /// Whether the hard deadline came before the run drained: tools still running were cancelled
+    /// and open deliveries nacked. False when everything drained in time.
+    /// </summary>
+    public bool DeadlineReached => _deadline.Task.IsCompleted;
+
     /// <summary>The options in force.</summary>
     public PipelineOptions Options => _runtime.Options;
 
@@ -123,9 +129,14 @@ public sealed class CommandPipeline<THandle>
             // drain that may yet finish) get the settle budget, not a moment more.
             // Once every open delivery is settled, a drain still held by a callee that ignores its
             // token is given a moment, not the whole budget: its deliveries are settled already.
-            var swept = Task.Run(() => _runtime.SettleOpenAsync("shutdown deadline"));
             var budget = _runtime.Options.SettleTimeout;
             var grace = TimeSpan.FromTicks(Math.Min(budget.Ticks, TimeSpan.FromMilliseconds(100).Ticks));
+
+            // The sink's token fires with a fifth of the budget left: a sink that honours its
+            // token has returned by the time this does, so no write outlives the run (the caller
+            // disposes the sink next).
+            _runtime.StartSinkDeadline(budget - (budget / 5));
+            var swept = Task.Run(() => _runtime.SettleOpenAsync("shutdown deadline"));
             var sweptThenQuiet = swept.ContinueWith(_ => QuietAsync(drained, grace), TaskScheduler.Default).Unwrap();
             await Task.WhenAny(sweptThenQuiet, Task.Delay(budget, _runtime.Time)).ConfigureAwait(false);
         }
@@ -177,8 +188,12 @@ public sealed class CommandPipeline<THandle>
     /// </summary>
     private async Task QuietAsync(Task drained, TimeSpan grace)
     {
+        // Tools cancelled at the deadline get up to a quarter of the budget (at most 1 s) to end and
+        // report; one that ignores its token is not waited for past that.
+        var budget = _runtime.Options.SettleTimeout;
+        var toolGrace = Task.Delay(TimeSpan.FromTicks(Math.Min(budget.Ticks / 4, TimeSpan.TicksPerSecond)), _runtime.Time);
         await Task.WhenAny(drained, Task.Delay(grace, _runtime.Time)).ConfigureAwait(false);
-        while (!drained.IsCompleted && _runtime.EventsOnTheirWay())
+        while (!drained.IsCompleted && _runtime.EventsOnTheirWay(includeRunningTools: !toolGrace.IsCompleted))
         {
             await Task.WhenAny(drained, Task.Delay(TimeSpan.FromMilliseconds(10), _runtime.Time)).ConfigureAwait(false);
         }

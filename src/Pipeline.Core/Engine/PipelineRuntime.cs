@@ -17,8 +17,10 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _abort;
     private readonly CancellationTokenSource _settleBudget;
+    private readonly CancellationTokenSource _sinkDeadline;
     private readonly Delivery<THandle>?[] _deliveries;
     private int _created;
+    private int _sinkWrites;
     private int _stopRequested;
 
     public PipelineRuntime(SourceCapabilities<THandle> source, PipelineOptions options, TimeProvider time, ILogger logger)
@@ -29,6 +31,7 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
         Logger = logger;
         _abort = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
         _settleBudget = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
+        _sinkDeadline = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
         _deliveries = new Delivery<THandle>?[options.MaxInFlight];
         Recent = options.RecentCommandIds > 0 ? new RecentCommandIds(options.RecentCommandIds, options.MaxInFlight) : null;
         Stats = new PipelineStats(() => Blocks);
@@ -76,11 +79,24 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     }
 
     /// <summary>
-    /// Fires when the settle budget after the hard deadline runs out. A healthy sink writes the
-    /// last events (those of commands cancelled at the deadline) until then; a failing one is
-    /// given up on at the deadline itself.
+    /// Fires a moment before the settle budget after the hard deadline runs out (see
+    /// <see cref="StartSinkDeadline"/>). A healthy sink writes the last events (those of commands
+    /// cancelled at the deadline) until then; a failing one is given up on at the deadline itself.
     /// </summary>
-    public CancellationToken SinkDeadline => _settleBudget.Token;
+    public CancellationToken SinkDeadline => _sinkDeadline.Token;
+
+    /// <summary>
+    /// Arms <see cref="SinkDeadline"/> to fire after <paramref name="after"/>: short of the settle
+    /// budget, so a sink that honours its token has returned before <c>RunAsync</c> does (its
+    /// caller disposes the sink next; a write still running would meet a disposed stream).
+    /// </summary>
+    public void StartSinkDeadline(TimeSpan after) => _sinkDeadline.CancelAfter(after);
+
+    /// <summary>A sink write begins (Emit): see <see cref="EventsOnTheirWay"/>.</summary>
+    public void SinkWriteBegun() => Interlocked.Increment(ref _sinkWrites);
+
+    /// <summary>A sink write has ended, however it ended.</summary>
+    public void SinkWriteEnded() => Interlocked.Decrement(ref _sinkWrites);
 
     /// <summary>Brings the hard deadline forward to now (a stop must already have begun).</summary>
     public void AbortNow() => _abort.Cancel();
@@ -243,14 +259,23 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
 
     /// <summary>
     /// Whether events are still on their way to the sink after the deadline: a delivery waiting in
-    /// a queue or in Emit. One held by a callee that ignores its token does not count.
+    /// a queue or in Emit, or a batch being written. One held by a callee that ignores its token
+    /// does not count, unless <paramref name="includeRunningTools"/>: a tool cancelled at the deadline
+    /// is given a moment to end and report (a shell tool killing its process group).
     /// </summary>
-    public bool EventsOnTheirWay()
+    public bool EventsOnTheirWay(bool includeRunningTools = false)
     {
+        // A batch being written: its deliveries were freed when it was made.
+        if (Volatile.Read(ref _sinkWrites) > 0)
+        {
+            return true;
+        }
+
         foreach (var delivery in Created())
         {
             if (delivery.Position is DeliveryPosition.ClaimQueued or DeliveryPosition.DecideQueued
-                or DeliveryPosition.DispatchQueued or DeliveryPosition.EmitQueued or DeliveryPosition.Emitting)
+                or DeliveryPosition.DispatchQueued or DeliveryPosition.EmitQueued or DeliveryPosition.Emitting
+                || (includeRunningTools && delivery.Position is DeliveryPosition.Dispatching))
             {
                 return true;
             }

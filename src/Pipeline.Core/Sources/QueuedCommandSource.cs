@@ -52,7 +52,14 @@ public abstract class QueuedCommandSource :
     /// <summary>Items ready to be pulled now.</summary>
     public int Ready => _ready.Reader.Count;
 
-    /// <summary>Items given up on, in the order they were terminated.</summary>
+    /// <summary>How many dead letters <see cref="DeadLetters"/> keeps: the latest 1024.</summary>
+    public const int MaxDeadLetters = 1024;
+
+    /// <summary>
+    /// The latest items given up on (at most <see cref="MaxDeadLetters"/>; <see cref="Terminated"/>
+    /// counts them all), in the order they were terminated: a long run of poison input costs a
+    /// bounded amount of memory.
+    /// </summary>
     public IReadOnlyCollection<DeadLetter> DeadLetters => _deadLetters;
 
     /// <summary>Every item was read and settled for good: nothing is left to pull, now or after a redelivery.</summary>
@@ -148,6 +155,9 @@ public abstract class QueuedCommandSource :
     {
         Interlocked.Increment(ref _terminated);
         _deadLetters.Enqueue(new DeadLetter(handle.Outcome, reason));
+        while (_deadLetters.Count > MaxDeadLetters && _deadLetters.TryDequeue(out _))
+        {
+        }
         Release();
         return ValueTask.CompletedTask;
     }

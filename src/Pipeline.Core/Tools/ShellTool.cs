@@ -184,20 +184,21 @@ public sealed class ShellTool : ITool
 
     private static async Task KillAsync(Process process, bool inGroup)
     {
-        // The tree first: it reaches a child that left the group while its parent still lives.
-        // Then the group: a double-forked child whose parent is gone, or one forked meanwhile.
+        // The group first, in one signal: a program forking in a loop stops at once (walking the
+        // tree first let a fork loop outrun the kill for minutes). Then the tree: it reaches a
+        // child that left the group (its own session) while its parent still lives.
+        if (inGroup)
+        {
+            ProcessGroup.Kill(process.Id);
+        }
+
         try
         {
             process.Kill(entireProcessTree: true);
         }
         catch (Exception ex) when (ex is InvalidOperationException or AggregateException or Win32Exception)
         {
-            // Already exited, or a child that could not be signalled: the group kill below still runs.
-        }
-
-        if (inGroup)
-        {
-            ProcessGroup.Kill(process.Id);
+            // Already exited, or a child that could not be signalled.
         }
 
         await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);

@@ -11,6 +11,7 @@ namespace Pipeline.Cli.Tests.Support;
 /// </summary>
 internal sealed partial class PipelineProcess : IDisposable
 {
+    public const int SigHup = 1;
     public const int SigInt = 2;
     public const int SigQuit = 3;
     public const int SigKill = 9;

@@ -207,7 +207,7 @@ public sealed class JsonLinesFileSourceConformanceTests : QueuedSourceConformanc
     {
         var path = Path.Combine(_directory, $"{Guid.NewGuid():N}.jsonl");
         File.WriteAllLines(path, commands.Select(c => c.ToJson()));
-        return Track(JsonLinesFileSource.Open(path, time));
+        return Track(JsonLinesFileSource.Open(path, time is null ? null : new JsonLinesSourceOptions { TimeProvider = time }));
     }
 
     [Fact]
@@ -242,5 +242,16 @@ public sealed class JsonLinesFileSourceConformanceTests : QueuedSourceConformanc
     {
         var error = Assert.Throws<FileNotFoundException>(() => JsonLinesFileSource.Open(Path.Combine(_directory, "absent.jsonl")));
         Assert.Contains("absent.jsonl", error.Message, StringComparison.Ordinal);
+    }
+}
+
+/// <summary>The same source over a stream handing out a few bytes per read, so lines straddle reads.</summary>
+public sealed class JsonLinesStreamSourceConformanceTests : QueuedSourceConformance
+{
+    private protected override QueuedCommandSource Create(IReadOnlyList<Command> commands, TimeProvider? time = null)
+    {
+        var content = System.Text.Encoding.UTF8.GetBytes(string.Concat(commands.Select(c => c.ToJson() + "\r\n")));
+        var options = new JsonLinesSourceOptions { TimeProvider = time ?? TimeProvider.System };
+        return Track(JsonLinesFileSource.Open(Pipeline.Tests.Sources.Support.GeneratedStream.Of(content, chunk: 5), "stream", options));
     }
 }

@@ -132,12 +132,14 @@ internal sealed class EmitStage<THandle>
 
     private async ValueTask WriteAndReturnAsync(EventBatch batch)
     {
+        _runtime.SinkWriteBegun();
         try
         {
             await WriteAsync(batch).ConfigureAwait(false);
         }
         finally
         {
+            _runtime.SinkWriteEnded();
             _spare.Enqueue(batch);
         }
     }
