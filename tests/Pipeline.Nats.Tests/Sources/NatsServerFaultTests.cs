@@ -30,8 +30,15 @@ public sealed class NatsServerFaultTests(NatsServerFixture server) : IAsyncLifet
         var ids = Enumerable.Range(0, count).Select(i => $"k-{i}").ToArray();
         await using (var publisher = server.Connect("publisher"))
         {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", ids.Select(id => Harness.Make(id, tool: "delay", input: """{"ms": 2}""")));
+            // The first quarter runs freely; the rest is held until the server is down, so the
+            // fault always lands mid-run (unheld, the whole run can finish before a SIGTERM'd
+            // server has exited) with deliveries in flight and messages still on the server.
+            await Harness.PublishAsync(publisher, $"{_stream}.c", ids.Select((id, i) => i < count / 4
+                ? Harness.Make(id, tool: "delay", input: """{"ms": 2}""")
+                : Harness.Make(id, tool: "gated")));
         }
+
+        var gated = new GatedTool(TimeSpan.FromMilliseconds(2));
 
         await using var consumer = server.Connect("consumer");
         await using var source = new NatsCommandSource(consumer, new NatsSourceOptions
@@ -43,7 +50,7 @@ public sealed class NatsServerFaultTests(NatsServerFixture server) : IAsyncLifet
             SettleTimeout = TimeSpan.FromSeconds(1),
         });
         var sink = new CountingSink();
-        var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(), sink, new PipelineOptions
+        var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [gated]), sink, new PipelineOptions
         {
             MaxInFlight = 1024,
             Dispatch = new BlockOptions { Parallelism = 256 },
@@ -63,6 +70,7 @@ public sealed class NatsServerFaultTests(NatsServerFixture server) : IAsyncLifet
         }
 
         var doneAtFault = sink.CompletedIds;
+        gated.Open(); // the held work finishes while the server is down: its acks wait for the reconnect, or time out and come back
         await Task.Delay(TimeSpan.FromSeconds(1.5));
         await server.StartAsync();
 

@@ -170,3 +170,66 @@ internal sealed class SlowTool(TimeSpan duration) : ITool
         return ToolResult.Success();
     }
 }
+
+/// <summary>Holds every run until <see cref="Open"/>, then takes <paramref name="duration"/>: work that cannot finish before the test says so.</summary>
+internal sealed class GatedTool(TimeSpan duration) : ITool
+{
+    private readonly TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public string Kind => "gated";
+
+    public void Open() => _gate.TrySetResult();
+
+    public async ValueTask<ToolResult> InvokeAsync(Command command, CancellationToken cancellationToken)
+    {
+        await _gate.Task.WaitAsync(cancellationToken);
+        await Task.Delay(duration, cancellationToken);
+        return ToolResult.Success();
+    }
+}
+
+/// <summary>The source as it is, noting when each renewal was sent: a failure can then say how long the renewals stalled.</summary>
+internal sealed class RenewalClock(Pipeline.Nats.Sources.NatsCommandSource source) :
+    Pipeline.Sources.ICommandSource<Pipeline.Nats.Sources.NatsHandle>,
+    Pipeline.Sources.ISupportsDelayedNack<Pipeline.Nats.Sources.NatsHandle>,
+    Pipeline.Sources.ISupportsTerminate<Pipeline.Nats.Sources.NatsHandle>,
+    Pipeline.Sources.ISupportsKeepAlive<Pipeline.Nats.Sources.NatsHandle>
+{
+    private readonly long _start = System.Diagnostics.Stopwatch.GetTimestamp();
+    private readonly ConcurrentQueue<long> _renewals = new();
+
+    public TimeSpan KeepAliveInterval => source.KeepAliveInterval;
+
+    /// <summary>The longest stretch without a renewal sent, from the start to the last renewal.</summary>
+    public TimeSpan LongestGap
+    {
+        get
+        {
+            var previous = _start;
+            var longest = 0L;
+            foreach (var at in _renewals)
+            {
+                longest = Math.Max(longest, at - previous);
+                previous = at;
+            }
+
+            return TimeSpan.FromSeconds((double)longest / System.Diagnostics.Stopwatch.Frequency);
+        }
+    }
+
+    public ValueTask<Pipeline.Commands.Pulled<Pipeline.Nats.Sources.NatsHandle>?> NextAsync(CancellationToken cancellationToken) => source.NextAsync(cancellationToken);
+
+    public ValueTask AckAsync(Pipeline.Nats.Sources.NatsHandle handle, CancellationToken cancellationToken) => source.AckAsync(handle, cancellationToken);
+
+    public ValueTask NackAsync(Pipeline.Nats.Sources.NatsHandle handle, CancellationToken cancellationToken) => source.NackAsync(handle, cancellationToken);
+
+    public ValueTask NackAsync(Pipeline.Nats.Sources.NatsHandle handle, TimeSpan delay, CancellationToken cancellationToken) => source.NackAsync(handle, delay, cancellationToken);
+
+    public ValueTask TerminateAsync(Pipeline.Nats.Sources.NatsHandle handle, string reason, CancellationToken cancellationToken) => source.TerminateAsync(handle, reason, cancellationToken);
+
+    public async ValueTask KeepAliveAsync(Pipeline.Nats.Sources.NatsHandle handle, CancellationToken cancellationToken)
+    {
+        await source.KeepAliveAsync(handle, cancellationToken);
+        _renewals.Enqueue(System.Diagnostics.Stopwatch.GetTimestamp());
+    }
+}
