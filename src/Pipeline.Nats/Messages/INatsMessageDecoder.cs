@@ -1,0 +1,16 @@
+using Pipeline.Commands;
+
+namespace Pipeline.Nats.Messages;
+
+/// <summary>
+/// Turns one delivered message into what the pipeline claims: the message shape lives here, not in
+/// the source, so another shape (a notification claimed over HTTP) is another decoder beside
+/// <see cref="CommandDecoder"/>. A decoder never throws: a body it cannot read is a
+/// <see cref="ClaimOutcomeKind.Failed"/> outcome naming the stream sequence (the pipeline then
+/// terminates it).
+/// </summary>
+public interface INatsMessageDecoder
+{
+    /// <summary>Decodes <paramref name="message"/>.</summary>
+    ClaimOutcome Decode(in NatsDeliveredMessage message);
+}

@@ -1,0 +1,285 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using Polly;
+using Polly.Retry;
+
+namespace Pipeline.Nats.Sources;
+
+/// <summary>
+/// The one fetch loop of a source: keeps at most <see cref="NatsSourceOptions.FetchBatch"/>
+/// messages fetched ahead, asking for more when half of them are taken (one pull request at a
+/// time, expiring after <see cref="NatsSourceOptions.FetchExpires"/>). Failures back off through
+/// Polly and never end the loop; a reconnect restarts the pull at once (the server forgot the old
+/// request). Messages waiting here are renewed on the keep-alive interval, since their ack-wait
+/// clock is already running.
+/// </summary>
+internal sealed class Fetcher : IAsyncDisposable
+{
+    private const int EmptyFetchesBeforeRebind = 3;
+
+    private readonly INatsConnection _connection;
+    private readonly NatsTopology _topology;
+    private readonly NatsSourceOptions _options;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly DeadlineTokens _deadlines;
+    private readonly Channel<Fetched> _ready = Channel.CreateUnbounded<Fetched>(new UnboundedChannelOptions { SingleWriter = true });
+    private readonly ConcurrentDictionary<Fetched, byte> _waiting = new();
+    private readonly SemaphoreSlim _room = new(0, 1);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ResiliencePipeline _retry;
+    private readonly NatsJSFetchOpts _fetchOptions;
+    private readonly int _lowWater;
+    private readonly ITimer _renewals;
+    private readonly object _startGate = new();
+    private Task? _loop;
+    private INatsJSConsumer? _consumer;
+    private CancellationTokenSource? _currentFetch;
+    private int _emptyFetches;
+    private long _lastArrival;
+    private long _fetched;
+    private long _fetchErrors;
+
+    public Fetcher(INatsConnection connection, NatsSourceOptions options, ILogger logger, TimeProvider time, DeadlineTokens deadlines)
+    {
+        _connection = connection;
+        _topology = new NatsTopology(new NatsJSContext(connection), options);
+        _options = options;
+        _logger = logger;
+        _time = time;
+        _deadlines = deadlines;
+        _lowWater = options.FetchBatch / 2;
+        _lastArrival = time.GetTimestamp();
+        _fetchOptions = new NatsJSFetchOpts
+        {
+            MaxMsgs = options.FetchBatch,
+            Expires = options.FetchExpires,
+            IdleHeartbeat = options.FetchExpires / 4 < TimeSpan.FromSeconds(1) ? null : options.FetchExpires / 4,
+        };
+        _retry = new ResiliencePipelineBuilder { TimeProvider = time }
+            .AddRetry(new RetryStrategyOptions
+            {
+                MaxRetryAttempts = int.MaxValue,
+                BackoffType = DelayBackoffType.Exponential,
+                Delay = options.ReconnectBackoff.Base,
+                MaxDelay = options.ReconnectBackoff.Max,
+                UseJitter = true,
+                ShouldHandle = args => new ValueTask<bool>(args.Outcome.Exception is not null && !_stop.IsCancellationRequested),
+                OnRetry = args =>
+                {
+                    Interlocked.Increment(ref _fetchErrors);
+                    _consumer = null; // look the consumer up again (it may have been deleted, or the server restarted)
+                    Log.FetchFailed(_logger, args.Outcome.Exception!, args.RetryDelay);
+                    return ValueTask.CompletedTask;
+                },
+            })
+            .Build();
+        _renewals = time.CreateTimer(static state => ((Fetcher)state!).RenewWaiting(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        _connection.ConnectionOpened += OnConnectionOpened;
+    }
+
+    /// <summary>Messages fetched so far.</summary>
+    public long Fetched => Volatile.Read(ref _fetched);
+
+    /// <summary>Fetch failures (each backed off).</summary>
+    public long FetchErrors => Volatile.Read(ref _fetchErrors);
+
+    /// <summary>Messages fetched and not yet taken.</summary>
+    public int Buffered => _ready.Reader.Count;
+
+    /// <summary>When the last message arrived (a <see cref="TimeProvider"/> timestamp).</summary>
+    public long LastArrival => Volatile.Read(ref _lastArrival);
+
+    /// <summary>Binds (creating what is missing when allowed) now, so a bad setting fails here rather than in the loop.</summary>
+    public async ValueTask BindAsync(CancellationToken cancellationToken) =>
+        _consumer = await _topology.BindAsync(cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Starts the loop once.</summary>
+    public void EnsureStarted()
+    {
+        if (_loop is not null)
+        {
+            return;
+        }
+
+        lock (_startGate)
+        {
+            if (_loop is null && !_stop.IsCancellationRequested)
+            {
+                var interval = _options.EffectiveKeepAliveInterval;
+                _renewals.Change(interval, interval);
+                _loop = Task.Run(LoopAsync);
+            }
+        }
+    }
+
+    public bool TryTake(out Fetched fetched)
+    {
+        if (_ready.Reader.TryRead(out fetched!))
+        {
+            Taken(fetched);
+            return true;
+        }
+
+        return false;
+    }
+
+    public async ValueTask<Fetched> TakeAsync(CancellationToken cancellationToken)
+    {
+        var fetched = await _ready.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        Taken(fetched);
+        return fetched;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _connection.ConnectionOpened -= OnConnectionOpened;
+        await _stop.CancelAsync().ConfigureAwait(false);
+        _renewals.Dispose();
+        if (_loop is { } loop)
+        {
+            await loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        // What was fetched and never handed out goes back at once, not after the ack wait.
+        while (_ready.Reader.TryRead(out var left))
+        {
+            try
+            {
+                await left.Message.NakAsync(cancellationToken: _deadlines.Next()).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // The server redelivers it after the ack wait anyway.
+            }
+        }
+
+        _stop.Dispose();
+        _room.Dispose();
+    }
+
+    private void Taken(Fetched fetched)
+    {
+        _waiting.TryRemove(fetched, out _);
+        if (_ready.Reader.Count <= _lowWater && _room.CurrentCount == 0)
+        {
+            try
+            {
+                _room.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+                // Another taker woke the loop first.
+            }
+        }
+    }
+
+    private async Task LoopAsync()
+    {
+        var stop = _stop.Token;
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                await _retry.ExecuteAsync(static (self, token) => self.FetchOnceAsync(token), this, stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+        }
+    }
+
+    private async ValueTask FetchOnceAsync(CancellationToken stop)
+    {
+        while (_ready.Reader.Count > _lowWater)
+        {
+            await _room.WaitAsync(stop).ConfigureAwait(false);
+        }
+
+        var consumer = _consumer ??= await _topology.BindAsync(stop).ConfigureAwait(false);
+        var want = _options.FetchBatch - _ready.Reader.Count;
+        using var fetch = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        Volatile.Write(ref _currentFetch, fetch);
+        var received = 0;
+        try
+        {
+            var options = want == _fetchOptions.MaxMsgs ? _fetchOptions : _fetchOptions with { MaxMsgs = want };
+            await foreach (var message in consumer.FetchAsync(options, NatsRawSerializer<byte[]>.Default, fetch.Token).ConfigureAwait(false))
+            {
+                received++;
+                Add(message);
+            }
+        }
+        catch (OperationCanceledException) when (!stop.IsCancellationRequested)
+        {
+            // The connection reopened: the server forgot this pull request, so ask again now.
+        }
+        finally
+        {
+            Interlocked.CompareExchange(ref _currentFetch, null, fetch);
+        }
+
+        // A deleted consumer gives no error, only empty fetches: look it up again now and then.
+        _emptyFetches = received == 0 ? _emptyFetches + 1 : 0;
+        if (_emptyFetches >= EmptyFetchesBeforeRebind)
+        {
+            _emptyFetches = 0;
+            _consumer = null;
+        }
+    }
+
+    private void Add(INatsJSMsg<byte[]> message)
+    {
+        var fetched = new Fetched(message, _time.GetTimestamp());
+        _waiting.TryAdd(fetched, 0);
+        Interlocked.Increment(ref _fetched);
+        Volatile.Write(ref _lastArrival, fetched.Since);
+        _ready.Writer.TryWrite(fetched);
+    }
+
+    private ValueTask OnConnectionOpened(object? sender, NatsEventArgs args)
+    {
+        Log.Reconnected(_logger);
+        Volatile.Read(ref _currentFetch)?.Cancel();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>Renews fetched messages that have waited an interval (a full pipeline takes none).</summary>
+    private void RenewWaiting()
+    {
+        var now = _time.GetTimestamp();
+        var interval = _options.EffectiveKeepAliveInterval;
+        foreach (var fetched in _waiting.Keys)
+        {
+            if (_time.GetElapsedTime(fetched.Since, now) >= interval)
+            {
+                fetched.Since = now;
+                _ = RenewAsync(fetched);
+            }
+        }
+    }
+
+    private async Task RenewAsync(Fetched fetched)
+    {
+        try
+        {
+            await fetched.Message.AckProgressAsync(cancellationToken: _deadlines.Next()).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            Log.BufferRenewalFailed(_logger, ex, fetched.Message.Metadata?.Sequence.Stream ?? 0);
+        }
+    }
+}
+
+/// <summary>A fetched message waiting to be taken, and since when it has waited unrenewed.</summary>
+internal sealed class Fetched(INatsJSMsg<byte[]> message, long since)
+{
+    public INatsJSMsg<byte[]> Message { get; } = message;
+
+    public long Since { get; set; } = since;
+}

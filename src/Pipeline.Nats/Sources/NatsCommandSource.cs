@@ -1,0 +1,269 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using Pipeline.Commands;
+using Pipeline.Nats.Messages;
+using Pipeline.Sources;
+
+namespace Pipeline.Nats.Sources;
+
+/// <summary>
+/// A JetStream durable pull consumer as a pipeline source. Concurrent <see cref="NextAsync"/>
+/// calls each get their own message from one bounded fetch buffer (see <see cref="NatsSourceOptions"/>
+/// for how it relates to the pipeline's bound). It offers delayed nack (<c>-NAK {"delay"}</c>),
+/// terminate (plain <c>+TERM</c>: nats-server 2.9 ignores a reason, so the reason is logged) and
+/// keep-alive (<c>+WPI</c>). A server restart or a network drop never ends the run: the fetch loop
+/// reconnects with backoff, and a settle waits for the connection at most
+/// <see cref="NatsSourceOptions.SettleTimeout"/>.
+/// </summary>
+public sealed class NatsCommandSource :
+    ICommandSource<NatsHandle>,
+    ISupportsDelayedNack<NatsHandle>,
+    ISupportsTerminate<NatsHandle>,
+    ISupportsKeepAlive<NatsHandle>,
+    IAsyncDisposable
+{
+    private static readonly AckOpts PlainAck = new() { DoubleAck = false };
+    private static readonly AckOpts ConfirmedAck = new() { DoubleAck = true };
+
+    private readonly NatsSourceOptions _options;
+    private readonly INatsMessageDecoder _decoder;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly DeadlineTokens _deadlines;
+    private readonly Fetcher _fetcher;
+    private readonly AckOpts _ackOptions;
+    private readonly long _idleTicks;
+
+    // Open deliveries by their command, for a claimer that needs the stream sequence (see OriginOf).
+    private readonly ConcurrentDictionary<Command, ulong>? _origins;
+    private readonly Counter _acked = new();
+    private readonly Counter _nacked = new();
+    private readonly Counter _terminated = new();
+    private readonly Counter _renewals = new();
+    private volatile bool _exhausted;
+
+    /// <summary>Creates the source; nothing is fetched until the first <see cref="NextAsync"/> (or <see cref="InitializeAsync"/>).</summary>
+    /// <param name="connection">The connection to consume on (events and claims are best kept on another).</param>
+    /// <param name="options">Settings; defaults when null. Validated here.</param>
+    /// <param name="decoder">The message shape; <see cref="CommandDecoder"/> when null.</param>
+    /// <param name="logger">Diagnostics.</param>
+    /// <param name="timeProvider">The clock; the system clock when null.</param>
+    /// <param name="trackOrigins">Remember each open delivery's stream sequence by its command, for <see cref="OriginOf"/>.</param>
+    public NatsCommandSource(
+        INatsConnection connection,
+        NatsSourceOptions? options = null,
+        INatsMessageDecoder? decoder = null,
+        ILogger? logger = null,
+        TimeProvider? timeProvider = null,
+        bool trackOrigins = false)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        _options = options ?? new NatsSourceOptions();
+        _options.Validate();
+        _decoder = decoder ?? CommandDecoder.Instance;
+        _logger = logger ?? NullLogger.Instance;
+        _time = timeProvider ?? TimeProvider.System;
+        _deadlines = new DeadlineTokens(_options.SettleTimeout, _time);
+        _fetcher = new Fetcher(connection, _options, _logger, _time, _deadlines);
+        _ackOptions = _options.DoubleAck ? ConfirmedAck : PlainAck;
+        _idleTicks = _options.IdleTimeout is { } idle ? (long)(idle.TotalSeconds * _time.TimestampFrequency) : 0;
+        _origins = trackOrigins ? new ConcurrentDictionary<Command, ulong>(ReferenceEqualityComparer.Instance) : null;
+    }
+
+    /// <summary>The settings in force.</summary>
+    public NatsSourceOptions Options => _options;
+
+    /// <inheritdoc/>
+    public TimeSpan KeepAliveInterval => _options.EffectiveKeepAliveInterval;
+
+    /// <summary>Acks the server took (sent, or confirmed with <see cref="NatsSourceOptions.DoubleAck"/>).</summary>
+    public long Acked => _acked.Value;
+
+    /// <summary>Naks sent.</summary>
+    public long Nacked => _nacked.Value;
+
+    /// <summary>Terminates sent.</summary>
+    public long Terminated => _terminated.Value;
+
+    /// <summary>Renewals sent for handed-out deliveries.</summary>
+    public long Renewals => _renewals.Value;
+
+    /// <summary>Messages fetched from the server, redeliveries included.</summary>
+    public long Fetched => _fetcher.Fetched;
+
+    /// <summary>Failed fetch cycles (each backed off, none fatal).</summary>
+    public long FetchErrors => _fetcher.FetchErrors;
+
+    /// <summary>Binds to (or creates) the stream and consumer now: a missing stream with <see cref="NatsSourceOptions.CreateIfMissing"/> off fails here.</summary>
+    public ValueTask InitializeAsync(CancellationToken cancellationToken) => _fetcher.BindAsync(cancellationToken);
+
+    /// <summary>
+    /// The stream sequence of the open delivery that carried <paramref name="command"/> (the very
+    /// instance this source decoded), when the source tracks origins; null otherwise.
+    /// </summary>
+    public ulong? OriginOf(Command command) =>
+        _origins is not null && command is not null && _origins.TryGetValue(command, out var sequence) ? sequence : null;
+
+    /// <summary>This source without keep-alive: the pipeline then never renews, and a delivery held past the ack wait is redelivered.</summary>
+    public ICommandSource<NatsHandle> WithoutKeepAlive() => new NoKeepAlive(this);
+
+    /// <inheritdoc/>
+    public ValueTask<Pulled<NatsHandle>?> NextAsync(CancellationToken cancellationToken)
+    {
+        if (_exhausted)
+        {
+            return new((Pulled<NatsHandle>?)null);
+        }
+
+        _fetcher.EnsureStarted();
+        return _fetcher.TryTake(out var fetched) ? new(Deliver(fetched)) : WaitAsync(cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public ValueTask AckAsync(NatsHandle handle, CancellationToken cancellationToken)
+    {
+        Forget(handle);
+        return Count(handle.Message.AckAsync(_ackOptions, _deadlines.Next()), _acked);
+    }
+
+    /// <inheritdoc/>
+    public ValueTask NackAsync(NatsHandle handle, CancellationToken cancellationToken)
+    {
+        Forget(handle);
+        return Count(handle.Message.NakAsync(_ackOptions, _deadlines.Next()), _nacked);
+    }
+
+    /// <inheritdoc/>
+    public ValueTask NackAsync(NatsHandle handle, TimeSpan delay, CancellationToken cancellationToken)
+    {
+        Forget(handle);
+        var options = delay > TimeSpan.Zero ? _ackOptions with { NakDelay = delay } : _ackOptions;
+        return Count(handle.Message.NakAsync(options, _deadlines.Next()), _nacked);
+    }
+
+    /// <inheritdoc/>
+    public ValueTask TerminateAsync(NatsHandle handle, string reason, CancellationToken cancellationToken)
+    {
+        Forget(handle);
+        // nats-server 2.9 compares the payload to exactly "+TERM": a reason would make it ignore the terminate.
+        Log.Terminated(_logger, handle.StreamSequence, handle.NumDelivered, reason);
+        return Count(handle.Message.AckTerminateAsync(_ackOptions, _deadlines.Next()), _terminated);
+    }
+
+    /// <inheritdoc/>
+    public ValueTask KeepAliveAsync(NatsHandle handle, CancellationToken cancellationToken) =>
+        Count(handle.Message.AckProgressAsync(cancellationToken: _deadlines.Next()), _renewals);
+
+    /// <summary>Stops fetching and gives back (naks) what was fetched and never handed out.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _fetcher.DisposeAsync().ConfigureAwait(false);
+        _deadlines.Dispose();
+    }
+
+    private async ValueTask<Pulled<NatsHandle>?> WaitAsync(CancellationToken cancellationToken)
+    {
+        if (_idleTicks == 0)
+        {
+            return Deliver(await _fetcher.TakeAsync(cancellationToken).ConfigureAwait(false));
+        }
+
+        while (!_exhausted)
+        {
+            var idleFor = _time.GetElapsedTime(_fetcher.LastArrival);
+            var left = _options.IdleTimeout!.Value - idleFor;
+            if (left <= TimeSpan.Zero)
+            {
+                if (!_exhausted)
+                {
+                    _exhausted = true;
+                    Log.Idle(_logger, _options.IdleTimeout.Value);
+                }
+
+                break;
+            }
+
+            using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            wait.CancelAfter(left);
+            try
+            {
+                return Deliver(await _fetcher.TakeAsync(wait.Token).ConfigureAwait(false));
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // Idle for a while: look again how long.
+            }
+        }
+
+        return null;
+    }
+
+    private Pulled<NatsHandle> Deliver(Fetched fetched)
+    {
+        var message = fetched.Message;
+        var metadata = message.Metadata;
+        var sequence = metadata?.Sequence.Stream ?? 0;
+        var delivered = metadata?.NumDelivered ?? 1;
+        var outcome = _decoder.Decode(new NatsDeliveredMessage(message.Subject, message.Data ?? [], message.Headers, sequence, delivered));
+        if (_origins is not null && outcome.Command is { } command)
+        {
+            _origins[command] = sequence;
+        }
+
+        return new Pulled<NatsHandle>(outcome, new NatsHandle(message, sequence, delivered, _origins is null ? null : outcome.Command));
+    }
+
+    private void Forget(in NatsHandle handle)
+    {
+        if (_origins is not null && handle.Command is { } command)
+        {
+            _origins.TryRemove(command, out _);
+        }
+    }
+
+    private static ValueTask Count(ValueTask call, Counter counter)
+    {
+        if (call.IsCompletedSuccessfully)
+        {
+            counter.Increment();
+            return ValueTask.CompletedTask;
+        }
+
+        return call.IsCompleted ? call : CountWhenDoneAsync(call, counter);
+
+        static async ValueTask CountWhenDoneAsync(ValueTask call, Counter counter)
+        {
+            await call.ConfigureAwait(false);
+            counter.Increment();
+        }
+    }
+
+    private sealed class Counter
+    {
+        private long _value;
+
+        public long Value => Volatile.Read(ref _value);
+
+        public void Increment() => Interlocked.Increment(ref _value);
+    }
+
+    /// <summary>The source's pull and settle calls, without <see cref="ISupportsKeepAlive{THandle}"/> (the pipeline looks for capabilities by interface).</summary>
+    private sealed class NoKeepAlive(NatsCommandSource source) :
+        ICommandSource<NatsHandle>,
+        ISupportsDelayedNack<NatsHandle>,
+        ISupportsTerminate<NatsHandle>
+    {
+        public ValueTask<Pulled<NatsHandle>?> NextAsync(CancellationToken cancellationToken) => source.NextAsync(cancellationToken);
+
+        public ValueTask AckAsync(NatsHandle handle, CancellationToken cancellationToken) => source.AckAsync(handle, cancellationToken);
+
+        public ValueTask NackAsync(NatsHandle handle, CancellationToken cancellationToken) => source.NackAsync(handle, cancellationToken);
+
+        public ValueTask NackAsync(NatsHandle handle, TimeSpan delay, CancellationToken cancellationToken) => source.NackAsync(handle, delay, cancellationToken);
+
+        public ValueTask TerminateAsync(NatsHandle handle, string reason, CancellationToken cancellationToken) => source.TerminateAsync(handle, reason, cancellationToken);
+    }
+}

@@ -1,0 +1,182 @@
+using Pipeline.Engine;
+
+namespace Pipeline.Nats.Sources;
+
+/// <summary>
+/// How the JetStream source finds (or creates) its stream and durable pull consumer, and how it
+/// pulls. Immutable; every property has a documented default; <see cref="Validate"/> names the
+/// first setting out of range and <see cref="ValidateFor"/> the settings that do not fit a pipeline.
+/// </summary>
+/// <remarks>
+/// <para><b>How the bounds relate.</b> The pipeline holds at most
+/// <see cref="PipelineOptions.MaxInFlight"/> deliveries; this source holds at most
+/// <see cref="FetchBatch"/> more, fetched ahead and not yet handed to <c>NextAsync</c>. So one
+/// worker has at most <c>MaxInFlight + FetchBatch</c> messages unacknowledged, and the consumer's
+/// <see cref="MaxAckPending"/> (shared by every worker on the consumer) must be at least that, or
+/// the server stops delivering before the pipeline can fill.</para>
+/// <para><b>Why prefetch stays small.</b> A fetched message's ack-wait clock runs from the moment
+/// the server sends it. The pipeline renews what it holds (keep-alive from pull to settle); this
+/// source renews what it holds in its fetch buffer on the same interval, so a message waiting in a
+/// full pipeline is not redelivered, but it is still kept from the other workers of the pool.</para>
+/// </remarks>
+public sealed record NatsSourceOptions
+{
+    /// <summary>The stream. Default <c>pipeline_commands</c>.</summary>
+    public string Stream { get; init; } = "pipeline_commands";
+
+    /// <summary>The stream's subjects, used when the stream is created. Default <c>pipeline.commands.&gt;</c>.</summary>
+    public IReadOnlyList<string> Subjects { get; init; } = ["pipeline.commands.>"];
+
+    /// <summary>The durable pull consumer every worker of a pool shares. Default <c>pipeline-workers</c>.</summary>
+    public string Consumer { get; init; } = "pipeline-workers";
+
+    /// <summary>The consumer's filter subject; null takes every subject of the stream. Default null.</summary>
+    public string? FilterSubject { get; init; }
+
+    /// <summary>
+    /// Create the stream and the consumer when missing (and update the consumer's settings). When
+    /// false, only bind to existing ones. Default true, so a first run needs only a server URL.
+    /// </summary>
+    public bool CreateIfMissing { get; init; } = true;
+
+    /// <summary>Most messages delivered and not yet acked, across every worker on the consumer. Default 4096.</summary>
+    public int MaxAckPending { get; init; } = 4096;
+
+    /// <summary>How long the server waits for an ack before redelivering. Default 30 s.</summary>
+    public TimeSpan AckWait { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Most deliveries of one message; the server then stops delivering it (it stays in the stream).
+    /// -1 for no limit. Default 20: above the pipeline's <c>MaxAttempts</c>, so the pipeline
+    /// terminates a failing command before the server silently stops delivering it.
+    /// </summary>
+    public long MaxDeliver { get; init; } = 20;
+
+    /// <summary>Most messages one fetch asks for, and so most held in the fetch buffer. Default 128.</summary>
+    public int FetchBatch { get; init; } = 128;
+
+    /// <summary>How long one pull request waits on the server for messages. Default 5 s (short: a lost request after a restart is replaced quickly).</summary>
+    public TimeSpan FetchExpires { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How often a held message is renewed (<c>+WPI</c>). Null: a third of <see cref="AckWait"/>.</summary>
+    public TimeSpan? KeepAliveInterval { get; init; }
+
+    /// <summary>Longest one ack, nak, terminate or renewal may wait (e.g. while disconnected). Default 5 s.</summary>
+    public TimeSpan SettleTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Ack as a request the server confirms (slower, surer). Default false: fire-and-forget, as the notes measured.</summary>
+    public bool DoubleAck { get; init; }
+
+    /// <summary>
+    /// When set, <c>NextAsync</c> returns null (the source is exhausted) once no message has arrived
+    /// for this long: for batch jobs and tests. Default null: a worker runs until stopped.
+    /// </summary>
+    public TimeSpan? IdleTimeout { get; init; }
+
+    /// <summary>Backoff of the fetch loop after a failure (a restart, a missing stream): 250 ms doubling to 10 s, forever.</summary>
+    public Backoff ReconnectBackoff { get; init; } = new() { Base = TimeSpan.FromMilliseconds(250), Max = TimeSpan.FromSeconds(10) };
+
+    /// <summary>The keep-alive interval in force.</summary>
+    public TimeSpan EffectiveKeepAliveInterval => KeepAliveInterval ?? AckWait / 3;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first setting out of range.</summary>
+    public void Validate()
+    {
+        RequireName(Stream, nameof(Stream));
+        RequireName(Consumer, nameof(Consumer));
+        if (Subjects is null || Subjects.Count == 0 || Subjects.Any(string.IsNullOrWhiteSpace))
+        {
+            throw new ArgumentException("Subjects must list at least one non-empty subject.", nameof(Subjects));
+        }
+
+        if (FilterSubject is { } filter && string.IsNullOrWhiteSpace(filter))
+        {
+            throw new ArgumentException("FilterSubject must be null (every subject) or a subject.", nameof(FilterSubject));
+        }
+
+        if (MaxAckPending < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxAckPending), MaxAckPending, "MaxAckPending must be at least 1.");
+        }
+
+        if (AckWait < TimeSpan.FromSeconds(1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(AckWait), AckWait, "AckWait must be at least 1 s.");
+        }
+
+        if (MaxDeliver is 0 or < -1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxDeliver), MaxDeliver, "MaxDeliver must be -1 (no limit) or at least 1.");
+        }
+
+        if (FetchBatch is < 1 or > 10_000)
+        {
+            throw new ArgumentOutOfRangeException(nameof(FetchBatch), FetchBatch, "FetchBatch must be from 1 to 10000.");
+        }
+
+        if (FetchBatch > MaxAckPending)
+        {
+            throw new ArgumentOutOfRangeException(nameof(FetchBatch), FetchBatch, $"FetchBatch ({FetchBatch}) must not exceed MaxAckPending ({MaxAckPending}): a fetch could never be filled.");
+        }
+
+        if (FetchExpires < TimeSpan.FromMilliseconds(100) || FetchExpires > TimeSpan.FromMinutes(5))
+        {
+            throw new ArgumentOutOfRangeException(nameof(FetchExpires), FetchExpires, "FetchExpires must be from 100 ms to 5 min.");
+        }
+
+        var keepAlive = EffectiveKeepAliveInterval;
+        if (keepAlive <= TimeSpan.Zero || keepAlive > AckWait / 2)
+        {
+            throw new ArgumentOutOfRangeException(nameof(KeepAliveInterval), keepAlive, $"KeepAliveInterval must be positive and at most half of AckWait ({AckWait}), so a renewal lands before the server gives up.");
+        }
+
+        if (SettleTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(SettleTimeout), SettleTimeout, "SettleTimeout must be positive.");
+        }
+
+        if (IdleTimeout is { } idle && idle <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(IdleTimeout), idle, "IdleTimeout must be positive (or null: never).");
+        }
+
+        if (ReconnectBackoff is null || ReconnectBackoff.Base <= TimeSpan.Zero || ReconnectBackoff.Max < ReconnectBackoff.Base)
+        {
+            throw new ArgumentException("ReconnectBackoff must have 0 < Base <= Max.", nameof(ReconnectBackoff));
+        }
+    }
+
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> when these settings and <paramref name="pipeline"/>'s
+    /// cannot work together: a pipeline that could never fill, or a failing command the server
+    /// would stop delivering before the pipeline gives up on it.
+    /// </summary>
+    public void ValidateFor(PipelineOptions pipeline)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        Validate();
+        if (MaxAckPending < (long)pipeline.MaxInFlight + FetchBatch)
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(MaxAckPending),
+                MaxAckPending,
+                $"MaxAckPending ({MaxAckPending}) must be at least MaxInFlight ({pipeline.MaxInFlight}) + FetchBatch ({FetchBatch}): the server stops delivering at MaxAckPending, so the pipeline could never fill.");
+        }
+
+        if (pipeline.AckMode == AckMode.AckAfterDispatch && MaxDeliver != -1 && MaxDeliver < pipeline.MaxAttempts)
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(MaxDeliver),
+                MaxDeliver,
+                $"MaxDeliver ({MaxDeliver}) must be at least MaxAttempts ({pipeline.MaxAttempts}) (or -1): the server would stop delivering a failing command before the pipeline terminates it, leaving it pending for good.");
+        }
+    }
+
+    private static void RequireName(string value, string name)
+    {
+        if (string.IsNullOrWhiteSpace(value) || value.AsSpan().IndexOfAny(" \t\r\n.*>") >= 0)
+        {
+            throw new ArgumentException($"{name} must be a non-empty name without spaces, '.', '*' or '>' (it is \"{value}\").", name);
+        }
+    }
+}

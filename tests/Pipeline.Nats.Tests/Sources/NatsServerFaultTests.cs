@@ -1,0 +1,113 @@
+using NATS.Client.Core;
+using Pipeline.Dispatch;
+using Pipeline.Engine;
+using Pipeline.Nats.Sources;
+using Pipeline.Nats.Tests.Support;
+
+namespace Pipeline.Nats.Tests.Sources;
+
+/// <summary>The server dies under a running pipeline: the run goes on, nothing is lost, nothing stays stuck.</summary>
+[Collection(NatsCollection.Name)]
+public sealed class NatsServerFaultTests(NatsServerFixture server) : IAsyncLifetime
+{
+    private readonly string _stream = NatsServerFixture.UniqueName("fault");
+
+    public async Task InitializeAsync()
+    {
+        await server.StartAsync();
+        await using var setup = server.Connect("setup");
+        await Harness.CreateStreamAsync(setup, _stream, $"{_stream}.>");
+    }
+
+    public async Task DisposeAsync() => await server.StartAsync(); // leave it running for the next test
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Killed_and_restarted_mid_run_the_run_finishes_with_every_command_completed_and_none_pending(bool kill)
+    {
+        const int count = 4000;
+        var ids = Enumerable.Range(0, count).Select(i => $"k-{i}").ToArray();
+        await using (var publisher = server.Connect("publisher"))
+        {
+            // The first quarter runs freely; the rest is held until the server is down, so the
+            // fault always lands mid-run (unheld, the whole run can finish before a SIGTERM'd
+            // server has exited) with deliveries in flight and messages still on the server.
+            await Harness.PublishAsync(publisher, $"{_stream}.c", ids.Select((id, i) => i < count / 4
+                ? Harness.Make(id, tool: "delay", input: """{"ms": 2}""")
+                : Harness.Make(id, tool: "gated")));
+        }
+
+        var gated = new GatedTool(TimeSpan.FromMilliseconds(2));
+
+        await using var consumer = server.Connect("consumer");
+        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions
+        {
+            Stream = _stream,
+            Consumer = "workers",
+            AckWait = TimeSpan.FromSeconds(3),
+            FetchExpires = TimeSpan.FromSeconds(1),
+            SettleTimeout = TimeSpan.FromSeconds(1),
+        });
+        var sink = new CountingSink();
+        var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [gated]), sink, new PipelineOptions
+        {
+            MaxInFlight = 1024,
+            Dispatch = new BlockOptions { Parallelism = 256 },
+            PullParallelism = 4,
+            SettleTimeout = TimeSpan.FromSeconds(2),
+        });
+        var run = pipeline.RunAsync(CancellationToken.None);
+
+        await Harness.EventuallyAsync(() => Task.FromResult(sink.CompletedIds >= count / 4), TimeSpan.FromSeconds(30), "a quarter done before the fault");
+        if (kill)
+        {
+            await server.KillAsync();
+        }
+        else
+        {
+            await server.StopAsync();
+        }
+
+        var doneAtFault = sink.CompletedIds;
+        gated.Open(); // the held work finishes while the server is down: its acks wait for the reconnect, or time out and come back
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        await server.StartAsync();
+
+        await using var observer = server.Connect("observer");
+        await Harness.EventuallyAsync(
+            async () => sink.CompletedIds == count && (await Harness.ConsumerInfoAsync(observer, _stream, "workers")) is { NumAckPending: 0, NumPending: 0 },
+            TimeSpan.FromSeconds(60),
+            "every command completed and nothing pending on the server",
+            () => $"{sink.CompletedIds} of {count} completed ({doneAtFault} at the fault), fetched {source.Fetched}, fetch errors {source.FetchErrors}, settle errors {pipeline.Stats.SettleErrors}");
+        pipeline.RequestStop();
+        await run.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.True(doneAtFault < count, "the fault came mid-run");
+        Assert.Equal(ids.Order(StringComparer.Ordinal), sink.CompletedById.Keys.Order(StringComparer.Ordinal)); // none lost
+        Assert.Equal(0, pipeline.Stats.InFlight);
+        Assert.Equal(0, pipeline.Stats.BlockFaults);
+    }
+
+    [Fact]
+    public async Task An_ack_while_the_server_is_down_gives_up_at_its_deadline()
+    {
+        await using (var publisher = server.Connect("publisher"))
+        {
+            await Harness.PublishAsync(publisher, $"{_stream}.c", [Harness.Make("one")]);
+        }
+
+        await using var consumer = server.Connect("consumer");
+        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = _stream, Consumer = "workers", SettleTimeout = TimeSpan.FromSeconds(1) });
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var item = (await source.NextAsync(bound.Token))!.Value;
+        await server.KillAsync();
+        await Harness.EventuallyAsync(() => Task.FromResult(consumer.ConnectionState != NatsConnectionState.Open), TimeSpan.FromSeconds(10), "the client saw the server go");
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        // Bounded here, so a missing deadline fails the test instead of hanging it.
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => source.AckAsync(item.Handle, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(0.5), TimeSpan.FromSeconds(3));
+    }
+}

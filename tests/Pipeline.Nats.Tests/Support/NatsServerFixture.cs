@@ -1,0 +1,198 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using NATS.Client.Core;
+
+namespace Pipeline.Nats.Tests.Support;
+
+/// <summary>
+/// One real <c>nats-server -js</c> shared by every test in <see cref="NatsCollection"/>: its store
+/// in a temporary folder, on a free loopback port. It can be killed (-9) or stopped gracefully
+/// and started again on the same port and store. Tests use their own stream names.
+/// </summary>
+public sealed class NatsServerFixture : IAsyncLifetime
+{
+    private readonly string _root = Path.Combine(Path.GetTempPath(), $"pipeline-nats-{Guid.NewGuid():N}");
+    private Process? _server;
+    private int _started;
+
+    /// <summary>The loopback port, fixed for the fixture's life.</summary>
+    public int Port { get; } = FreePort();
+
+    /// <summary>The server's URL.</summary>
+    public string Url => $"nats://127.0.0.1:{Port}";
+
+    /// <summary>Whether the server process is running.</summary>
+    public bool Running => _server is { HasExited: false };
+
+    private string StoreDirectory => Path.Combine(_root, "store");
+
+    private string LogFile => Path.Combine(_root, "server.log");
+
+    public async Task InitializeAsync()
+    {
+        Directory.CreateDirectory(StoreDirectory);
+        await StartAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await KillAsync();
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A file still being closed; the temp folder is cleaned by the OS eventually.
+        }
+    }
+
+    /// <summary>Starts the server (again) on the same port and store, and waits until it accepts connections.</summary>
+    public async Task StartAsync()
+    {
+        if (Running)
+        {
+            return;
+        }
+
+        var info = new ProcessStartInfo("nats-server")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in new[] { "-js", "-a", "127.0.0.1", "-p", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-sd", StoreDirectory, "-l", LogFile })
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        try
+        {
+            _server = Process.Start(info) ?? throw new InvalidOperationException("nats-server did not start.");
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            throw new InvalidOperationException("nats-server is not installed: .ci/run installs it (apt-get install nats-server).", ex);
+        }
+
+        _server.OutputDataReceived += static (_, _) => { };
+        _server.ErrorDataReceived += static (_, _) => { };
+        _server.BeginOutputReadLine();
+        _server.BeginErrorReadLine();
+        _started++;
+        await WaitUntilReadyAsync(TimeSpan.FromSeconds(20));
+    }
+
+    /// <summary>kill -9: no chance to flush or say goodbye.</summary>
+    public async Task KillAsync()
+    {
+        if (_server is not { } server)
+        {
+            return;
+        }
+
+        if (!server.HasExited)
+        {
+            server.Kill(entireProcessTree: false); // SIGKILL on Unix
+        }
+
+        await server.WaitForExitAsync();
+        server.Dispose();
+        _server = null;
+    }
+
+    /// <summary>SIGTERM: the server shuts down cleanly.</summary>
+    public async Task StopAsync()
+    {
+        if (_server is not { } server)
+        {
+            return;
+        }
+
+        if (!server.HasExited)
+        {
+            using var kill = Process.Start("kill", ["-TERM", server.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            await kill!.WaitForExitAsync();
+        }
+
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        await server.WaitForExitAsync(bound.Token);
+        server.Dispose();
+        _server = null;
+    }
+
+    /// <summary>A client connection that reconnects forever, quickly (the tests restart the server).</summary>
+    public NatsConnection Connect(string name = "test") => new(Options(name));
+
+    /// <summary>The options <see cref="Connect"/> uses.</summary>
+    public NatsOpts Options(string name = "test") => NatsOpts.Default with
+    {
+        Url = Url,
+        Name = name,
+        MaxReconnectRetry = -1,
+        ReconnectWaitMin = TimeSpan.FromMilliseconds(100),
+        ReconnectWaitMax = TimeSpan.FromSeconds(1),
+        ReconnectJitter = TimeSpan.FromMilliseconds(50),
+    };
+
+    /// <summary>A name no other test uses (streams, consumers, buckets, subjects).</summary>
+    public static string UniqueName(string prefix) => $"{prefix}_{Guid.NewGuid().ToString("N")[..12]}";
+
+    private async Task WaitUntilReadyAsync(TimeSpan bound)
+    {
+        var deadline = DateTime.UtcNow + bound;
+        while (true)
+        {
+            if (_server is { HasExited: true } exited)
+            {
+                throw new InvalidOperationException($"nats-server exited with {exited.ExitCode}: {Tail()}");
+            }
+
+            try
+            {
+                await using var probe = new NatsConnection(NatsOpts.Default with { Url = Url, MaxReconnectRetry = 0, ConnectTimeout = TimeSpan.FromSeconds(1) });
+                await probe.ConnectAsync();
+                await probe.PingAsync();
+                return;
+            }
+            catch (Exception) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(50);
+            }
+            catch (Exception ex)
+            {
+                throw new InvalidOperationException($"nats-server not ready on {Url} after {bound.TotalSeconds} s: {Tail()}", ex);
+            }
+        }
+    }
+
+    private string Tail()
+    {
+        try
+        {
+            var lines = File.ReadAllLines(LogFile);
+            return string.Join(" | ", lines.TakeLast(5));
+        }
+        catch (IOException)
+        {
+            return "(no log)";
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
+    }
+}
+
+/// <summary>Every test that needs the real server is in this collection: they share one server and take turns.</summary>
+[CollectionDefinition(Name)]
+public sealed class NatsCollection : ICollectionFixture<NatsServerFixture>
+{
+    public const string Name = "nats-server";
+}
