@@ -1,0 +1,136 @@
+using NATS.Client.Core;
+
+namespace Pipeline.Nats.Connection;
+
+/// <summary>
+/// How a worker or <c>pipeline enqueue</c> reaches NATS: the server URL, credentials and TLS,
+/// passed through to NATS.Net. Immutable; every property has a documented default.
+/// </summary>
+/// <remarks>
+/// Secrets (password, token, credentials inside the URL) never leave this record in text:
+/// <see cref="ToString"/> and <see cref="DisplayUrl"/> show the URL without its user info, and
+/// error messages built from this record use those.
+/// </remarks>
+public sealed record NatsConnectionOptions
+{
+    /// <summary>The server URL (several comma-separated for a cluster). Default <c>nats://127.0.0.1:4222</c>.</summary>
+    public string Url { get; init; } = "nats://127.0.0.1:4222";
+
+    /// <summary>The connection name the server shows. Default <c>pipeline</c>.</summary>
+    public string Name { get; init; } = "pipeline";
+
+    /// <summary>User name for user/password authentication. Default none.</summary>
+    public string? User { get; init; }
+
+    /// <summary>Password for user/password authentication. Default none. Never logged.</summary>
+    public string? Password { get; init; }
+
+    /// <summary>Token authentication. Default none. Never logged.</summary>
+    public string? Token { get; init; }
+
+    /// <summary>A <c>.creds</c> file (JWT and NKey seed). Default none.</summary>
+    public string? CredsFile { get; init; }
+
+    /// <summary>An NKey seed file. Default none.</summary>
+    public string? NKeyFile { get; init; }
+
+    /// <summary>Require TLS. Default false: TLS when the server offers it (<c>tls://</c> URLs always).</summary>
+    public bool RequireTls { get; init; }
+
+    /// <summary>A PEM file of the certificate authorities to trust. Default: the system's.</summary>
+    public string? TlsCaFile { get; init; }
+
+    /// <summary>A PEM client certificate (mutual TLS), with <see cref="TlsKeyFile"/>. Default none.</summary>
+    public string? TlsCertFile { get; init; }
+
+    /// <summary>The PEM key of <see cref="TlsCertFile"/>. Default none.</summary>
+    public string? TlsKeyFile { get; init; }
+
+    /// <summary>How long one connect attempt may take. Default 5 s.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The URL with any user info replaced by <c>***</c>: safe to print.</summary>
+    public string DisplayUrl => Redact(Url);
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first setting that cannot work.</summary>
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Url))
+        {
+            throw new ArgumentException("Url must name a NATS server, e.g. nats://127.0.0.1:4222.", nameof(Url));
+        }
+
+        foreach (var part in Url.Split(',', StringSplitOptions.TrimEntries))
+        {
+            var withScheme = part.Contains("://", StringComparison.Ordinal) ? part : "nats://" + part;
+            if (!Uri.TryCreate(withScheme, UriKind.Absolute, out var uri) || uri.Scheme is not ("nats" or "tls" or "ws" or "wss") || string.IsNullOrEmpty(uri.Host))
+            {
+                throw new ArgumentException($"Url '{Redact(part)}' is not a NATS server URL (nats://host:port, tls://host:port, ws:// or wss://).", nameof(Url));
+            }
+        }
+
+        if (Password is not null && User is null)
+        {
+            throw new ArgumentException("Password needs User.", nameof(Password));
+        }
+
+        if ((TlsCertFile is null) != (TlsKeyFile is null))
+        {
+            throw new ArgumentException("TlsCertFile and TlsKeyFile go together (mutual TLS needs both).", TlsCertFile is null ? nameof(TlsCertFile) : nameof(TlsKeyFile));
+        }
+
+        if (ConnectTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ConnectTimeout), ConnectTimeout, "ConnectTimeout must be positive.");
+        }
+
+        foreach (var (file, name) in new[] { (CredsFile, nameof(CredsFile)), (NKeyFile, nameof(NKeyFile)), (TlsCaFile, nameof(TlsCaFile)), (TlsCertFile, nameof(TlsCertFile)), (TlsKeyFile, nameof(TlsKeyFile)) })
+        {
+            if (file is not null && !File.Exists(file))
+            {
+                throw new ArgumentException($"{name} '{file}' does not exist.", name);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The NATS.Net options: reconnects forever (a restarted server is waited for, never a crash)
+    /// and retries the first connect too.
+    /// </summary>
+    public NatsOpts ToNatsOpts() => NatsOpts.Default with
+    {
+        Url = Url,
+        Name = Name,
+        ConnectTimeout = ConnectTimeout,
+        RetryOnInitialConnect = true,
+        MaxReconnectRetry = -1,
+        AuthOpts = NatsAuthOpts.Default with
+        {
+            Username = User,
+            Password = Password,
+            Token = Token,
+            CredsFile = CredsFile,
+            NKeyFile = NKeyFile,
+        },
+        TlsOpts = NatsTlsOpts.Default with
+        {
+            Mode = RequireTls ? TlsMode.Require : TlsMode.Auto,
+            CaFile = TlsCaFile,
+            CertFile = TlsCertFile,
+            KeyFile = TlsKeyFile,
+        },
+    };
+
+    /// <summary>The URL, credentials left out.</summary>
+    public override string ToString() => DisplayUrl;
+
+    /// <summary>Replaces the user info of every URL in <paramref name="url"/> with <c>***</c>.</summary>
+    public static string Redact(string url) =>
+        string.Join(',', url.Split(',').Select(static part =>
+        {
+            var scheme = part.IndexOf("://", StringComparison.Ordinal);
+            var start = scheme < 0 ? 0 : scheme + 3;
+            var at = part.IndexOf('@', start);
+            return at < 0 ? part : string.Concat(part.AsSpan(0, start), "***", part.AsSpan(at));
+        }));
+}
