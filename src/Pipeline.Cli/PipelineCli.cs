@@ -37,7 +37,9 @@ public static class PipelineCli
                 await stderr.WriteLineAsync($"error: {TerminalText.Escape(error.Message)}");
             }
 
-            await stderr.WriteLineAsync("Try 'pipeline run --help'.");
+            // The help of the command the error is in ('pipeline worker --help'), or of 'run' at the root.
+            var help = parsed.CommandResult.Command is RootCommand ? "run" : parsed.CommandResult.Command.Name;
+            await stderr.WriteLineAsync($"Try 'pipeline {help} --help'.");
             return ExitCodes.UsageError;
         }
 
@@ -148,11 +150,11 @@ public static class PipelineCli
             return await RunCommand.ExecuteAsync(request, new RunConsole(stdout, stderr, stdin, stop), token);
         });
 
-        return new RootCommand("Pipeline: a high-throughput command worker. Pull, Claim, Ack-decision, Dispatch, Emit.") { run };
+        return new RootCommand("Pipeline: a high-throughput command worker. Pull, Claim, Ack-decision, Dispatch, Emit.") { run, WorkerCommand.Build(stdout, stderr, interactive, stop) };
     }
 
     /// <summary>An integer option with a default and an inclusive range; a value outside it is a usage error naming the option.</summary>
-    private static Option<int> Int(string name, string description, int fallback, int min, int max)
+    internal static Option<int> Int(string name, string description, int fallback, int min, int max)
     {
         var option = new Option<int>(name)
         {

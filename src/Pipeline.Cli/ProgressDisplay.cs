@@ -10,16 +10,16 @@ internal static class ProgressDisplay
     private static readonly TimeSpan LiveRefresh = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan PlainRefresh = TimeSpan.FromSeconds(1);
 
-    public static async Task ShowAsync(Task run, PipelineStats stats, Stopwatch clock, bool interactive, TextWriter plainOutput)
+    public static async Task ShowAsync(Task run, PipelineStats stats, Stopwatch clock, bool interactive, TextWriter plainOutput, TimeSpan? plainEvery = null, string title = "pipeline run")
     {
         if (interactive)
         {
-            await AnsiConsole.Live(Render(stats, clock)).AutoClear(false).StartAsync(async context =>
+            await AnsiConsole.Live(Render(stats, clock, title)).AutoClear(false).StartAsync(async context =>
             {
                 while (!run.IsCompleted)
                 {
                     await Task.WhenAny(run, Task.Delay(LiveRefresh));
-                    context.UpdateTarget(Render(stats, clock));
+                    context.UpdateTarget(Render(stats, clock, title));
                 }
             });
             return;
@@ -27,7 +27,7 @@ internal static class ProgressDisplay
 
         while (!run.IsCompleted)
         {
-            await Task.WhenAny(run, Task.Delay(PlainRefresh));
+            await Task.WhenAny(run, Task.Delay(plainEvery ?? PlainRefresh));
             if (!run.IsCompleted)
             {
                 await plainOutput.WriteLineAsync(PlainLine(stats, clock));
@@ -47,10 +47,10 @@ internal static class ProgressDisplay
     private static double Rate(PipelineStats stats, Stopwatch clock) =>
         clock.Elapsed.TotalSeconds > 0 ? (stats.Completed + stats.Failed) / clock.Elapsed.TotalSeconds : 0;
 
-    private static Table Render(PipelineStats stats, Stopwatch clock)
+    private static Table Render(PipelineStats stats, Stopwatch clock, string title)
     {
         var b = stats.Blocks;
-        var table = new Table().Border(TableBorder.Rounded).Title("[bold]pipeline run[/]");
+        var table = new Table().Border(TableBorder.Rounded).Title($"[bold]{Markup.Escape(title)}[/]");
         table.AddColumns("done", "failed", "skipped", "unsettled", "rate", "claim q/run", "ack q/run", "dispatch q/run", "emit q/run");
         table.AddRow(
             $"[green]{stats.Completed}[/]",

@@ -39,11 +39,11 @@ internal sealed record RunSummary(
         stats.Acked, stats.Nacked, stats.Terminated, stats.SettleErrors, stats.EventsEmitted, stats.EventsDropped, [.. failures],
         elapsed, stats.Latency.Percentile(50), stats.Latency.Percentile(95), stats.Latency.Percentile(99), StoppedBecause: null);
 
-    public async Task WriteAsync(TextWriter output, string commandsPath, string? eventsPath)
+    public async Task WriteAsync(TextWriter output, string commandsPath, string? eventsPath, string verb = "run")
     {
         var c = CultureInfo.InvariantCulture;
         var seconds = Math.Max(Elapsed.TotalSeconds, 1e-9);
-        await output.WriteLineAsync($"pipeline run {TerminalText.Escape(commandsPath)}");
+        await output.WriteLineAsync($"pipeline {verb} {TerminalText.Escape(commandsPath)}");
         await output.WriteLineAsync(string.Create(c, $"  completed      {Completed}"));
         await output.WriteLineAsync(string.Create(c, $"  failed         {Failed}"));
         await output.WriteLineAsync(string.Create(c, $"  skipped        {Skipped}"));

@@ -1,0 +1,265 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Pipeline.Engine;
+using Pipeline.Hosting;
+using Pipeline.Nats.Connection;
+using Pipeline.Nats.Sources;
+
+namespace Pipeline.Cli;
+
+/// <summary>
+/// <c>pipeline worker --nats &lt;url&gt;</c>: the hosted worker (<see cref="PipelineWorkerServiceCollectionExtensions"/>)
+/// on a JetStream durable consumer, until stopped, or until nothing arrived for
+/// <c>--exit-when-idle</c> seconds; then the same summary as <c>run</c>.
+/// </summary>
+/// <remarks>
+/// Stops follow <see cref="StopSignals"/>, not the host's console lifetime (which would end the
+/// process on a second Ctrl+C and print its own lines): the first signal stops the host, which is
+/// the pipeline's drain; a second one, or SIGQUIT, is <see cref="PipelineWorkerState.StopNow"/>.
+/// Exit codes: 0 stopped (a signal, or idle) with every command done and none failed; 1 some
+/// failed (a tool, a malformed message, a dropped event) or the worker faulted; 2 a usage or
+/// configuration error; 128 + the signal when a stop cut work off (a second signal, SIGQUIT, or
+/// the shutdown timeout): that work was nacked and is redelivered to the pool.
+/// </remarks>
+internal static class WorkerCommand
+{
+    /// <summary>The longest <c>--exit-when-idle</c>: one day, in seconds.</summary>
+    public const int MaxIdleSeconds = 86_400;
+
+    public static Command Build(TextWriter stdout, TextWriter stderr, bool? interactive, StopSignals stop)
+    {
+        var engine = new PipelineOptions();
+        var nats = new NatsSourceOptions();
+        var url = new Option<string>("--nats") { Description = "The NATS server URL (several comma-separated for a cluster), e.g. nats://127.0.0.1:4222.", Required = true };
+        var stream = new Option<string>("--stream") { Description = $"The JetStream stream of commands. Default: {nats.Stream}.", DefaultValueFactory = _ => nats.Stream };
+        var subject = new Option<string>("--subjects") { Description = $"The stream's subjects when it is created, comma-separated. Default: {string.Join(',', nats.Subjects)}.", DefaultValueFactory = _ => string.Join(',', nats.Subjects) };
+        var consumer = new Option<string>("--consumer") { Description = $"The durable pull consumer the pool of workers shares. Default: {nats.Consumer}.", DefaultValueFactory = _ => nats.Consumer };
+        var bindOnly = new Option<bool>("--bind-only") { Description = "Only bind to an existing stream and consumer; never create or update them. Default: create when missing." };
+        var maxAckPending = PipelineCli.Int("--max-ack-pending", "The consumer's most unacked messages across the pool; at least --max-in-flight + --fetch-batch.", nats.MaxAckPending, 1, 1_000_000);
+        var ackWait = PipelineCli.Int("--ack-wait-ms", "How long the server waits for an ack before redelivering, in milliseconds (held messages are renewed at a third of it).", (int)nats.AckWait.TotalMilliseconds, 1000, PipelineCli.MaxTimeoutMs);
+        var maxDeliver = PipelineCli.Int("--max-deliver", "Most deliveries of one message (-1: no limit); at least --max-attempts with after-dispatch.", (int)nats.MaxDeliver, -1, 1_000_000);
+        var fetchBatch = PipelineCli.Int("--fetch-batch", "Most messages one fetch asks for (held ahead of the pipeline).", nats.FetchBatch, 1, 10_000);
+        var kvClaimer = new Option<bool>("--kv-claimer") { Description = "Claim each command_id in a NATS KV bucket, so a command published twice runs once. Default: off." };
+        var kvBucket = new Option<string>("--kv-bucket") { Description = "The claim bucket, with --kv-claimer. Default: pipeline_claims.", DefaultValueFactory = _ => "pipeline_claims" };
+        var events = new Option<string?>("--events") { Description = "Where events go: 'nats' (a JetStream subject per execution), a JSON Lines file, or '-' for stdout. Default: none." };
+        var exitWhenIdle = PipelineCli.Int("--exit-when-idle", "End once nothing has arrived for this many seconds, and print the summary (batch jobs, tests). Default: run until stopped.", 0, 1, MaxIdleSeconds);
+        exitWhenIdle.DefaultValueFactory = null;
+        var ackMode = new Option<string>("--ack-mode") { Description = "before-dispatch (ack when claimed) or after-dispatch (ack on success, redeliver on failure).", DefaultValueFactory = _ => "before-dispatch" };
+        ackMode.AcceptOnlyFromAmong("before-dispatch", "after-dispatch");
+        var sinkFailure = new Option<string>("--sink-failure") { Description = "While the event sink fails: backpressure (hold work until it takes events) or drop (retry, then drop and count).", DefaultValueFactory = _ => "backpressure" };
+        sinkFailure.AcceptOnlyFromAmong("backpressure", "drop");
+        var pull = PipelineCli.Int("--pull-parallelism", "Concurrent pulls from the source.", engine.PullParallelism, 1, BlockOptions.MaxParallelism);
+        var claimParallelism = PipelineCli.Int("--claim-parallelism", "Claim block workers.", engine.Claim.Parallelism, 1, BlockOptions.MaxParallelism);
+        var ackParallelism = PipelineCli.Int("--ack-parallelism", "Ack-decision block workers.", engine.AckDecision.Parallelism, 1, BlockOptions.MaxParallelism);
+        var dispatchParallelism = PipelineCli.Int("--dispatch-parallelism", "Tools running at once.", engine.Dispatch.Parallelism, 1, BlockOptions.MaxParallelism);
+        var emitParallelism = PipelineCli.Int("--emit-parallelism", "Emit block workers.", engine.Emit.Parallelism, 1, BlockOptions.MaxParallelism);
+        var maxInFlight = PipelineCli.Int("--max-in-flight", "Most items the pipeline holds at once; at least --pull-parallelism.", engine.MaxInFlight, 1, PipelineOptions.MaxInFlightLimit);
+        var emitBatch = PipelineCli.Int("--emit-batch", "Most events per sink write.", engine.EmitBatchSize, 1, 65_536);
+        var maxAttempts = PipelineCli.Int("--max-attempts", "With after-dispatch: attempts before a failing command is given up on.", engine.MaxAttempts, 1, PipelineCli.MaxAttempts);
+        var toolTimeout = PipelineCli.Int("--tool-timeout-ms", "Longest one tool attempt may take, in milliseconds.", (int)engine.ToolTimeout.TotalMilliseconds, 1, PipelineCli.MaxTimeoutMs);
+        var toolRetries = PipelineCli.Int("--tool-retries", "In-process retries of a transient tool failure.", engine.ToolRetries, 0, 10);
+        var shutdownTimeout = PipelineCli.Int("--shutdown-timeout-ms", "After Ctrl+C or SIGTERM, how long in-flight work may finish, in milliseconds; what cannot is nacked.", (int)engine.ShutdownTimeout.TotalMilliseconds, 0, PipelineCli.MaxTimeoutMs);
+        var maxOutput = PipelineCli.Int("--max-output-bytes", "Most bytes of output a tool keeps.", Dispatch.BuiltInToolOptions.DefaultMaxOutputBytes, 1, Dispatch.BuiltInToolOptions.HardMaxOutputBytes);
+        var enableShell = new Option<bool>("--enable-shell") { Description = "Register the shell tool (runs programs on this machine). Default: off." };
+        var workerId = new Option<string?>("--worker-id") { Description = "The worker id on events and claims. Default: host name and process id." };
+        var otlp = new Option<Uri?>("--otlp-endpoint") { Description = "Export the pipeline's traces and metrics over OTLP to this endpoint, e.g. http://127.0.0.1:4317. Default: no export." };
+        var otelConsole = new Option<bool>("--otel-console") { Description = "Write the pipeline's spans and metrics to stdout. Default: off." };
+        var plain = new Option<bool>("--plain") { Description = "Plain progress lines (every 10 s) even on a terminal." };
+
+        var worker = new Command("worker", "Run the worker on a NATS JetStream durable consumer until stopped (Ctrl+C or SIGTERM drains), then print a summary.")
+        {
+            url, stream, subject, consumer, bindOnly, maxAckPending, ackWait, maxDeliver, fetchBatch, kvClaimer, kvBucket, events, exitWhenIdle,
+            ackMode, sinkFailure, pull, claimParallelism, ackParallelism, dispatchParallelism, emitParallelism, maxInFlight, emitBatch,
+            maxAttempts, toolTimeout, toolRetries, shutdownTimeout, maxOutput, enableShell, workerId, otlp, otelConsole, plain,
+        };
+        worker.SetAction(async (result, _) =>
+        {
+            if (result.GetValue(events) is { Length: 0 })
+            {
+                await stderr.WriteLineAsync("error: --events must be 'nats', a file or '-', not ''.");
+                return ExitCodes.UsageError;
+            }
+
+            if (result.GetValue(workerId) is { } id && string.IsNullOrWhiteSpace(id))
+            {
+                await stderr.WriteLineAsync("error: --worker-id must not be empty.");
+                return ExitCodes.UsageError;
+            }
+
+            var idle = result.GetResult(exitWhenIdle) is { Implicit: false } ? result.GetValue(exitWhenIdle) : (int?)null;
+            var connection = new NatsConnectionOptions { Url = result.GetValue(url)! };
+            var options = new PipelineWorkerOptions
+            {
+                Source = SourceKinds.Nats,
+                Events = result.GetValue(events),
+                Engine = new PipelineOptions
+                {
+                    PullParallelism = result.GetValue(pull),
+                    Claim = new BlockOptions { Parallelism = result.GetValue(claimParallelism) },
+                    AckDecision = new BlockOptions { Parallelism = result.GetValue(ackParallelism) },
+                    Dispatch = new BlockOptions { Parallelism = result.GetValue(dispatchParallelism) },
+                    Emit = new BlockOptions { Parallelism = result.GetValue(emitParallelism) },
+                    MaxInFlight = result.GetValue(maxInFlight),
+                    EmitBatchSize = result.GetValue(emitBatch),
+                    AckMode = result.GetValue(ackMode) == "after-dispatch" ? AckMode.AckAfterDispatch : AckMode.AckBeforeDispatch,
+                    SinkFailure = result.GetValue(sinkFailure) == "drop" ? SinkFailureAction.Drop : SinkFailureAction.Backpressure,
+                    MaxAttempts = result.GetValue(maxAttempts),
+                    ToolTimeout = TimeSpan.FromMilliseconds(result.GetValue(toolTimeout)),
+                    ToolRetries = result.GetValue(toolRetries),
+                    ShutdownTimeout = TimeSpan.FromMilliseconds(result.GetValue(shutdownTimeout)),
+                    WorkerId = result.GetValue(workerId) ?? engine.WorkerId,
+                },
+                Tools = new ToolOptions { EnableShell = result.GetValue(enableShell), MaxOutputBytes = result.GetValue(maxOutput) },
+                Nats = new NatsWorkerOptions
+                {
+                    Connection = connection,
+                    Source = nats with
+                    {
+                        Stream = result.GetValue(stream)!,
+                        Subjects = [.. result.GetValue(subject)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)],
+                        Consumer = result.GetValue(consumer)!,
+                        CreateIfMissing = !result.GetValue(bindOnly),
+                        MaxAckPending = result.GetValue(maxAckPending),
+                        AckWait = TimeSpan.FromMilliseconds(result.GetValue(ackWait)),
+                        MaxDeliver = result.GetValue(maxDeliver),
+                        FetchBatch = result.GetValue(fetchBatch),
+                        IdleTimeout = idle is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
+                    },
+                    KvClaimer = result.GetValue(kvClaimer),
+                    Claimer = new Nats.Claiming.NatsKvClaimerOptions { Bucket = result.GetValue(kvBucket)! },
+                },
+                Telemetry = new TelemetryOptions { OtlpEndpoint = result.GetValue(otlp), Console = result.GetValue(otelConsole) },
+            };
+            return await ExecuteAsync(options, new RunConsole(stdout, stderr, Console.OpenStandardInput, stop), result.GetValue(plain) ? false : interactive);
+        });
+        return worker;
+    }
+
+    public static async Task<int> ExecuteAsync(PipelineWorkerOptions options, RunConsole console, bool? interactive)
+    {
+        var (stdout, stderr, stop) = (console.Out, console.Error, console.Stop);
+        var where = options.Nats.Connection?.DisplayUrl ?? "(no server)";
+        // Validated here too, so a bad combination is a usage error before any connection is made.
+        var invalid = new PipelineWorkerOptionsValidator().Validate(null, options);
+        if (invalid.Failed)
+        {
+            foreach (var failure in invalid.Failures)
+            {
+                await stderr.WriteLineAsync($"error: {TerminalText.Escape(failure)}");
+            }
+
+            return ExitCodes.UsageError;
+        }
+
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        // StopSignals own the signals; the host's console lifetime would fight them.
+        builder.Services.AddSingleton<IHostLifetime, SignalLifetime>();
+        builder.Logging.SetMinimumLevel(LogLevel.Warning)
+            .AddConsole(o => (o.LogToStandardErrorThreshold, o.FormatterName) = (LogLevel.Trace, TerminalLogFormatter.FormatterName))
+            .AddConsoleFormatter<TerminalLogFormatter, Microsoft.Extensions.Logging.Console.ConsoleFormatterOptions>();
+        FailureRecorder? recorder = null;
+        builder.Services.AddSingleton(new PipelineWorkerHooks { WrapSink = sink => recorder = new FailureRecorder(sink, keep: RunSummary.MaxListed) });
+        builder.Services.AddPipelineWorker(_ => options);
+        using var host = builder.Build();
+        var state = host.Services.GetRequiredService<PipelineWorkerState>();
+        var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
+        var human = options.Events == "-" ? stderr : stdout;
+        var shutdownMs = options.Engine.ShutdownTimeout.TotalMilliseconds;
+
+        await using var onStop = stop.Graceful.Register(() =>
+        {
+            if (!stop.Now.IsCancellationRequested && stop.First is { } first)
+            {
+                stderr.WriteLine(string.Create(CultureInfo.InvariantCulture, $"pipeline: {first.Name}: stopping; commands in flight have {shutdownMs:0} ms to finish (again to stop now)"));
+            }
+
+            lifetime.StopApplication();
+        });
+        await using var onStopNow = stop.Now.Register(() =>
+        {
+            stderr.WriteLine("pipeline: stopping now; commands still open are nacked");
+            state.StopNow();
+        });
+
+        try
+        {
+            await host.StartAsync(CancellationToken.None);
+        }
+        catch (OptionsValidationException ex)
+        {
+            foreach (var failure in ex.Failures)
+            {
+                await stderr.WriteLineAsync($"error: {TerminalText.Escape(failure)}");
+            }
+
+            return ExitCodes.UsageError;
+        }
+
+        var idle = options.Nats.Source.IdleTimeout is { } t ? string.Create(CultureInfo.InvariantCulture, $", ending after {t.TotalSeconds:0} s idle") : string.Empty;
+        await stderr.WriteLineAsync($"pipeline worker: consuming {TerminalText.Escape(where)} stream {options.Nats.Source.Stream} consumer {options.Nats.Source.Consumer}{idle} (Ctrl+C or SIGTERM drains)");
+        var clock = Stopwatch.StartNew();
+        // Started now: a stop (StopApplication) becomes the host's StopAsync, the pipeline's drain.
+        var shutdown = host.WaitForShutdownAsync();
+        PipelineStats? stats = null;
+        try
+        {
+            stats = await state.Started;
+            var showInteractive = interactive ?? (ReferenceEquals(human, Console.Out) && !Console.IsOutputRedirected);
+            await ProgressDisplay.ShowAsync(state.Completion, stats, clock, showInteractive, human, TimeSpan.FromSeconds(10), "pipeline worker");
+        }
+        catch (Exception)
+        {
+            // The worker failed to build its pipeline; the fault is reported below.
+        }
+
+        await shutdown;
+        clock.Stop();
+        if (state.Fault is { } fault)
+        {
+            await stderr.WriteLineAsync(TerminalText.Escape($"error: the worker stopped: {fault.GetType().Name}: {fault.Message} {fault.InnerException?.Message}", 2000));
+        }
+
+        if (stats is null)
+        {
+            return ExitCodes.SomeFailed;
+        }
+
+        var summary = RunSummary.From(stats, recorder?.Failures ?? [], clock.Elapsed) with { Unfinished = recorder?.Unfinished ?? 0 };
+        var exitCode = summary.AllSucceeded && state.Fault is null ? ExitCodes.Success : ExitCodes.SomeFailed;
+        if (stop.First is { } request && (stop.Now.IsCancellationRequested || state.DeadlineReached || summary.Unfinished > 0))
+        {
+            // Work was cut off (nacked, to be redelivered to the pool), not drained.
+            summary = summary with { StoppedBecause = $"by {request.Name} before the commands in flight were done (they were nacked for redelivery)" };
+            exitCode = request.ExitCode;
+        }
+        else if (stop.First is { } drained)
+        {
+            summary = summary with { StoppedBecause = summary.AllSucceeded ? $"by {drained.Name}; every command in flight finished" : null };
+        }
+
+        var eventsName = options.Events switch { null => null, "-" => "stdout", "nats" => $"NATS subjects {options.Nats.Events.SubjectTemplate}", var path => path };
+        try
+        {
+            await summary.WriteAsync(human, where, eventsName, verb: "worker");
+        }
+        catch (IOException ex)
+        {
+            await stderr.WriteLineAsync($"error: cannot write the summary: {TerminalText.Escape(ex.Message)}");
+        }
+
+        return exitCode;
+    }
+
+    /// <summary>A host lifetime that only waits: start and stop come from <see cref="StopSignals"/> and the worker.</summary>
+    private sealed class SignalLifetime : IHostLifetime
+    {
+        public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}

@@ -1,0 +1,220 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using NATS.Client.Core;
+using Pipeline.Claiming;
+using Pipeline.Dispatch;
+using Pipeline.Engine;
+using Pipeline.Events;
+using Pipeline.Nats.Claiming;
+using Pipeline.Nats.Connection;
+using Pipeline.Nats.Events;
+using Pipeline.Nats.Sources;
+using Pipeline.Sources;
+
+namespace Pipeline.Hosting;
+
+/// <summary>
+/// Runs one <see cref="CommandPipeline{THandle}"/> over the configured source for the host's
+/// life. The host's stop (SIGTERM, Ctrl+C, <c>StopApplication</c>) is the pipeline's graceful
+/// stop: no more pulls, in-flight commands get <see cref="PipelineOptions.ShutdownTimeout"/> to
+/// finish while keep-alives go on, what cannot finish is nacked, events are flushed.
+/// </summary>
+internal sealed class PipelineWorker(
+    IOptions<PipelineWorkerOptions> options,
+    PipelineWorkerState state,
+    IHostApplicationLifetime lifetime,
+    ILoggerFactory loggers,
+    IEnumerable<PipelineWorkerHooks> hooks) : BackgroundService
+{
+    private readonly ILogger _logger = loggers.CreateLogger("Pipeline.Hosting");
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        // Off the host's start path: StartAsync returns while the pipeline runs.
+        await Task.Yield();
+        var settings = options.Value;
+        try
+        {
+            await RunAsync(settings, stoppingToken).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // Never let it escape: the host would log it and stop with no summary.
+            state.Fail(ex);
+            Log.Faulted(_logger, ex);
+        }
+        finally
+        {
+            state.Complete();
+            if (settings.StopHostWhenDone || state.Fault is not null)
+            {
+                lifetime.StopApplication();
+            }
+        }
+    }
+
+    private async Task RunAsync(PipelineWorkerOptions settings, CancellationToken stoppingToken)
+    {
+        using var http = Pipeline.Tools.HttpTool.CreateDefaultClient();
+        var tools = ToolRegistry.CreateBuiltIn(new BuiltInToolOptions
+        {
+            EnableShell = settings.Tools.EnableShell,
+            MaxOutputBytes = settings.Tools.MaxOutputBytes,
+            HttpClient = http,
+        });
+        await using var owned = new Owned();
+        var kind = settings.Source.Trim().ToLowerInvariant();
+        var connection = settings.Nats.Connection;
+        NatsConnection? side = null;
+        if (kind == SourceKinds.Nats || settings.Events == "nats")
+        {
+            // Claims and event publishes on their own connection: a busy consumer's socket
+            // must not hold them up (nats-notes.md, "Faults").
+            side = owned.Add(Connect(connection!, "events"));
+        }
+
+        IEventSink sink = settings.Events switch
+        {
+            null => NullEventSink.Instance,
+            "nats" => owned.AddDisposable(new NatsEventSink(side!, settings.Nats.Events)),
+            "-" => owned.Add(JsonLinesEventSink.StandardOutput()),
+            var path => owned.Add(JsonLinesEventSink.CreateFile(path)),
+        };
+        foreach (var hook in hooks)
+        {
+            sink = hook.WrapSink?.Invoke(sink) ?? sink;
+        }
+
+        var engine = settings.Engine;
+        var logger = loggers.CreateLogger("pipeline");
+        Log.Starting(_logger, engine.WorkerId, kind == SourceKinds.Nats ? $"nats {connection!.DisplayUrl} stream {settings.Nats.Source.Stream} consumer {settings.Nats.Source.Consumer}" : $"file {settings.CommandsFile}", settings.Events ?? "none");
+        if (kind == SourceKinds.Nats)
+        {
+            var consumer = owned.Add(Connect(connection!, "consumer"));
+            // One connection reports the server's state; the other would say the same twice.
+            using var watching = new CancellationTokenSource();
+            var watch = new ConnectionWatch(consumer, connection!.DisplayUrl, _logger).WatchAsync(watching.Token);
+            var source = owned.Add(new NatsCommandSource(consumer, settings.Nats.Source, logger: logger, trackOrigins: settings.Nats.KvClaimer));
+            IClaimer? claimer = settings.Nats.KvClaimer
+                ? new NatsKvClaimer(side!, settings.Nats.Claimer with { WorkerId = engine.WorkerId }, source.OriginOf)
+                : null;
+            var pipeline = new CommandPipeline<NatsHandle>(source, tools, sink, engine, claimer, logger: logger);
+            try
+            {
+                await RunPipelineAsync(pipeline, () => false, stoppingToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                await watching.CancelAsync().ConfigureAwait(false);
+                await watch.ConfigureAwait(false);
+            }
+        }
+        else
+        {
+            var source = owned.Add(JsonLinesFileSource.Open(settings.CommandsFile!));
+            var pipeline = new CommandPipeline<DeliveryHandle>(source, tools, sink, engine, logger: logger);
+            await RunPipelineAsync(pipeline, () => source.Exhausted, stoppingToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task RunPipelineAsync<THandle>(CommandPipeline<THandle> pipeline, Func<bool> exhausted, CancellationToken stoppingToken)
+    {
+        state.Attach(pipeline);
+        await pipeline.RunAsync(stoppingToken).ConfigureAwait(false);
+        // Ended without a stop: the source ran out (a read file, an idle NATS source).
+        var ranOut = !stoppingToken.IsCancellationRequested || exhausted();
+        state.Ended(pipeline.DeadlineReached, ranOut);
+        if (ranOut && !stoppingToken.IsCancellationRequested)
+        {
+            Log.Exhausted(_logger);
+        }
+    }
+
+    private static NatsConnection Connect(NatsConnectionOptions connection, string role) =>
+        new(connection.ToNatsOpts() with { Name = $"{connection.Name}-{role}" });
+
+    /// <summary>
+    /// Says on the log when the server cannot be reached (for 2 s: a blip is not news), every 10 s
+    /// while it stays away, and when it is back. Polled: NATS.Net raises no event for a first
+    /// connect that keeps failing, and a dead server at start is the case users meet first.
+    /// </summary>
+    private sealed class ConnectionWatch(NatsConnection connection, string url, ILogger logger)
+    {
+        private static readonly TimeSpan Quiet = TimeSpan.FromSeconds(2);
+        private static readonly TimeSpan Every = TimeSpan.FromSeconds(10);
+
+        public async Task WatchAsync(CancellationToken stop)
+        {
+            using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(500));
+            var down = new Stopwatch();
+            var said = TimeSpan.MinValue;
+            try
+            {
+                while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
+                {
+                    if (connection.ConnectionState == NatsConnectionState.Open)
+                    {
+                        if (said != TimeSpan.MinValue)
+                        {
+                            Log.NatsReconnected(logger, url);
+                        }
+
+                        down.Reset();
+                        said = TimeSpan.MinValue;
+                        continue;
+                    }
+
+                    down.Start();
+                    if (said == TimeSpan.MinValue && down.Elapsed >= Quiet)
+                    {
+                        said = down.Elapsed;
+                        Log.NatsDisconnected(logger, url, connection.ConnectionState.ToString().ToLowerInvariant());
+                    }
+                    else if (said != TimeSpan.MinValue && down.Elapsed - said >= Every)
+                    {
+                        said = down.Elapsed;
+                        Log.NatsStillDown(logger, url, down.Elapsed.TotalSeconds);
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                // The run ended.
+            }
+        }
+    }
+
+    /// <summary>What the run opened, closed in reverse order when it ends (the sink's flush included).</summary>
+    private sealed class Owned : IAsyncDisposable
+    {
+        private readonly Stack<object> _items = new();
+
+        public T Add<T>(T item)
+            where T : IAsyncDisposable
+        {
+            _items.Push(item);
+            return item;
+        }
+
+        public T AddDisposable<T>(T item)
+            where T : IDisposable
+        {
+            _items.Push(item);
+            return item;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            while (_items.TryPop(out var item))
+            {
+                switch (item)
+                {
+                    case IAsyncDisposable a: await a.DisposeAsync().ConfigureAwait(false); break;
+                    case IDisposable d: d.Dispose(); break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using OpenTelemetry.Exporter;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+using Pipeline.Telemetry;
+
+namespace Pipeline.Hosting;
+
+/// <summary>Registers the hosted pipeline worker.</summary>
+public static class PipelineWorkerServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds the worker configured by the builder's <c>Pipeline</c> section: appsettings.json,
+    /// environment variables (<c>PIPELINE__SOURCE=nats</c>, <c>PIPELINE__NATS__CONNECTION__URL=...</c>)
+    /// and the command line (<c>--Pipeline:Source=nats</c>), as the default host builder reads them.
+    /// </summary>
+    public static IHostApplicationBuilder AddPipelineWorker(this IHostApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddPipelineWorker(builder.Configuration.GetSection(PipelineWorkerOptions.SectionName));
+        return builder;
+    }
+
+    /// <summary>Adds the worker with its options bound from <paramref name="configuration"/> (the <c>Pipeline</c> section), validated when the host starts.</summary>
+    public static IServiceCollection AddPipelineWorker(this IServiceCollection services, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configuration);
+        services.AddOptions<PipelineWorkerOptions>().Bind(configuration);
+        // Telemetry is decided at registration (exporters are built with the providers); the
+        // rest is bound again, and validated, when the host starts.
+        var telemetry = configuration.GetSection(nameof(PipelineWorkerOptions.Telemetry)).Get<TelemetryOptions>() ?? new TelemetryOptions();
+        return services.AddWorkerCore(telemetry);
+    }
+
+    /// <summary>
+    /// Adds the worker with options built in code: <paramref name="configure"/> gets the defaults
+    /// and returns the options to use (<c>o => o with { Source = "nats", ... }</c>: the records are
+    /// init-only, so they are replaced rather than changed in place). Validated when the host starts.
+    /// </summary>
+    public static IServiceCollection AddPipelineWorker(this IServiceCollection services, Func<PipelineWorkerOptions, PipelineWorkerOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configure);
+        var options = configure(new PipelineWorkerOptions()) ?? throw new ArgumentException("configure returned null.", nameof(configure));
+        services.AddOptions<PipelineWorkerOptions>();
+        services.AddSingleton<IOptionsFactory<PipelineWorkerOptions>>(sp => new FixedOptionsFactory(
+            options, sp.GetServices<IConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IPostConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IValidateOptions<PipelineWorkerOptions>>()));
+        return services.AddWorkerCore(options.Telemetry);
+    }
+
+    private static IServiceCollection AddWorkerCore(this IServiceCollection services, TelemetryOptions telemetry)
+    {
+        services.AddOptions<PipelineWorkerOptions>().ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PipelineWorkerOptions>, PipelineWorkerOptionsValidator>());
+        services.TryAddSingleton<PipelineWorkerState>();
+        services.AddHostedService<PipelineWorker>();
+
+        // The host waits HostOptions.ShutdownTimeout (30 s by default) for the worker, then walks
+        // away; the pipeline may need its whole drain plus the last settles. Raise it, never lower it.
+        services.AddOptions<HostOptions>().PostConfigure<IOptions<PipelineWorkerOptions>>((host, worker) =>
+        {
+            var needed = worker.Value.RequiredHostShutdownTimeout;
+            if (host.ShutdownTimeout < needed)
+            {
+                host.ShutdownTimeout = needed;
+            }
+        });
+
+        if (telemetry.Enabled)
+        {
+            services.AddPipelineTelemetry(telemetry);
+        }
+
+        return services;
+    }
+
+    /// <summary>
+    /// The OpenTelemetry SDK for the pipeline's <c>Pipeline</c> activity source and meter, exported
+    /// over OTLP when <see cref="TelemetryOptions.OtlpEndpoint"/> is set and to the console when
+    /// <see cref="TelemetryOptions.Console"/> is. Other exporters can be added to the same providers
+    /// with <c>services.ConfigureOpenTelemetryTracerProvider</c> / <c>ConfigureOpenTelemetryMeterProvider</c>.
+    /// </summary>
+    public static IServiceCollection AddPipelineTelemetry(this IServiceCollection services, TelemetryOptions telemetry)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(telemetry);
+        var protocol = telemetry.OtlpProtocol == "http/protobuf" ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc;
+        void Otlp(OtlpExporterOptions o)
+        {
+            o.Endpoint = telemetry.OtlpEndpoint!;
+            o.Protocol = protocol;
+        }
+
+        services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService(telemetry.ServiceName))
+            .WithTracing(tracing =>
+            {
+                tracing.AddSource(PipelineTelemetry.Name);
+                if (telemetry.OtlpEndpoint is not null)
+                {
+                    tracing.AddOtlpExporter(Otlp);
+                }
+
+                if (telemetry.Console)
+                {
+                    tracing.AddConsoleExporter();
+                }
+            })
+            .WithMetrics(metrics =>
+            {
+                metrics.AddMeter(PipelineTelemetry.Name);
+                if (telemetry.OtlpEndpoint is not null)
+                {
+                    metrics.AddOtlpExporter((exporter, reader) =>
+                    {
+                        Otlp(exporter);
+                        reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds = (int)telemetry.MetricInterval.TotalMilliseconds;
+                    });
+                }
+
+                if (telemetry.Console)
+                {
+                    metrics.AddConsoleExporter((_, reader) =>
+                        reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds = (int)telemetry.MetricInterval.TotalMilliseconds);
+                }
+            });
+        return services;
+    }
+
+    /// <summary>The default factory, starting from the options built in code instead of <c>new()</c>.</summary>
+    private sealed class FixedOptionsFactory(
+        PipelineWorkerOptions options,
+        IEnumerable<IConfigureOptions<PipelineWorkerOptions>> setups,
+        IEnumerable<IPostConfigureOptions<PipelineWorkerOptions>> postConfigures,
+        IEnumerable<IValidateOptions<PipelineWorkerOptions>> validations)
+        : OptionsFactory<PipelineWorkerOptions>(setups, postConfigures, validations)
+    {
+        protected override PipelineWorkerOptions CreateInstance(string name) => options;
+    }
+}
