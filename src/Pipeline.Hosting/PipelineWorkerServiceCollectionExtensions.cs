@@ -31,11 +31,35 @@ public static class PipelineWorkerServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configuration);
-        services.AddOptions<PipelineWorkerOptions>().Bind(configuration);
+        services.AddOptions<PipelineWorkerOptions>();
+        services.AddSingleton<IOptionsFactory<PipelineWorkerOptions>>(sp => new FixedOptionsFactory(
+            () => Bind(configuration), sp.GetServices<IConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IPostConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IValidateOptions<PipelineWorkerOptions>>()));
         // Telemetry is decided at registration (exporters are built with the providers); the
-        // rest is bound again, and validated, when the host starts.
+        // rest is bound, and validated, when the host starts.
         var telemetry = configuration.GetSection(nameof(PipelineWorkerOptions.Telemetry)).Get<TelemetryOptions>() ?? new TelemetryOptions();
         return services.AddWorkerCore(telemetry);
+    }
+
+    /// <summary>
+    /// Binds the section; a list that is configured replaces its default. (The binder adds
+    /// configured items to a list that already has a value, so <c>Subjects:0=orders.&gt;</c> would
+    /// otherwise also keep <c>pipeline.commands.&gt;</c>.)
+    /// </summary>
+    internal static PipelineWorkerOptions Bind(IConfiguration configuration)
+    {
+        var options = configuration.Get<PipelineWorkerOptions>() ?? new PipelineWorkerOptions();
+        var nats = options.Nats;
+        if (configuration.GetSection("Nats:Source:Subjects").Get<string[]>() is { Length: > 0 } subjects)
+        {
+            nats = nats with { Source = nats.Source with { Subjects = subjects } };
+        }
+
+        if (configuration.GetSection("Nats:Events:Subjects").Get<string[]>() is { Length: > 0 } eventSubjects)
+        {
+            nats = nats with { Events = nats.Events with { Subjects = eventSubjects } };
+        }
+
+        return options with { Nats = nats };
     }
 
     /// <summary>
@@ -50,7 +74,7 @@ public static class PipelineWorkerServiceCollectionExtensions
         var options = configure(new PipelineWorkerOptions()) ?? throw new ArgumentException("configure returned null.", nameof(configure));
         services.AddOptions<PipelineWorkerOptions>();
         services.AddSingleton<IOptionsFactory<PipelineWorkerOptions>>(sp => new FixedOptionsFactory(
-            options, sp.GetServices<IConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IPostConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IValidateOptions<PipelineWorkerOptions>>()));
+            () => options, sp.GetServices<IConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IPostConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IValidateOptions<PipelineWorkerOptions>>()));
         return services.AddWorkerCore(options.Telemetry);
     }
 
@@ -65,7 +89,18 @@ public static class PipelineWorkerServiceCollectionExtensions
         // away; the pipeline may need its whole drain plus the last settles. Raise it, never lower it.
         services.AddOptions<HostOptions>().PostConfigure<IOptions<PipelineWorkerOptions>>((host, worker) =>
         {
-            var needed = worker.Value.RequiredHostShutdownTimeout;
+            TimeSpan needed;
+            try
+            {
+                needed = worker.Value.RequiredHostShutdownTimeout;
+            }
+            catch (OptionsValidationException)
+            {
+                // Invalid options fail the start (ValidateOnStart) with every message; failing
+                // here, while the host is built, would hide them behind a resolution error.
+                return;
+            }
+
             if (host.ShutdownTimeout < needed)
             {
                 host.ShutdownTimeout = needed;
@@ -133,14 +168,14 @@ public static class PipelineWorkerServiceCollectionExtensions
         return services;
     }
 
-    /// <summary>The default factory, starting from the options built in code instead of <c>new()</c>.</summary>
+    /// <summary>The default factory, starting from the given options instead of <c>new()</c> (init-only records are replaced, not filled in).</summary>
     private sealed class FixedOptionsFactory(
-        PipelineWorkerOptions options,
+        Func<PipelineWorkerOptions> options,
         IEnumerable<IConfigureOptions<PipelineWorkerOptions>> setups,
         IEnumerable<IPostConfigureOptions<PipelineWorkerOptions>> postConfigures,
         IEnumerable<IValidateOptions<PipelineWorkerOptions>> validations)
         : OptionsFactory<PipelineWorkerOptions>(setups, postConfigures, validations)
     {
-        protected override PipelineWorkerOptions CreateInstance(string name) => options;
+        protected override PipelineWorkerOptions CreateInstance(string name) => options();
     }
 }
