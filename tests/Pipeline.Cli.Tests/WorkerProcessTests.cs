@@ -1,0 +1,163 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
+using Pipeline.Cli.Tests.Support;
+using Pipeline.Nats.Tests.Support;
+
+namespace Pipeline.Cli.Tests;
+
+/// <summary>The real <c>pipeline worker</c> process against a real nats-server: signals, a pool of two, the idle end.</summary>
+[Collection(RealProcesses.Name)]
+public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<NatsServerFixture>, IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("pipeline-worker-").FullName;
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    /// <summary>A stream of its own for one test, and the worker arguments that consume it.</summary>
+    private async Task<(string Subject, List<string> Args)> StreamAsync(string prefix)
+    {
+        var stream = NatsServerFixture.UniqueName(prefix);
+        await using var connection = nats.Connect();
+        await new NatsJSContext(connection).CreateStreamAsync(new StreamConfig(stream, [$"{stream}.>"]));
+        return ($"{stream}.cmd", ["worker", "--nats", nats.Url, "--stream", stream, "--subjects", $"{stream}.>", "--consumer", $"{stream}_workers"]);
+    }
+
+    private async Task PublishAsync(string subject, IReadOnlyList<string> bodies)
+    {
+        await using var connection = nats.Connect();
+        var js = new NatsJSContext(connection);
+        for (var start = 0; start < bodies.Count; start += 256)
+        {
+            await Task.WhenAll(Enumerable.Range(start, Math.Min(256, bodies.Count - start)).Select(async i =>
+            {
+                var ack = await js.PublishAsync(subject, Encoding.UTF8.GetBytes(bodies[i]));
+                ack.EnsureSuccess();
+            }));
+        }
+    }
+
+    private static string Delay(string id, int ms) =>
+        $$$"""{"command_id":"{{{id}}}","execution_id":1,"step":"s","tool_kind":"delay","input":{"ms":{{{ms}}}}}""";
+
+    private static string Noop(string id) =>
+        $$$"""{"command_id":"{{{id}}}","execution_id":2,"step":"s","tool_kind":"noop","input":{}}""";
+
+    private static List<(string Type, string? Id)> ReadEvents(string path) =>
+        [.. File.ReadAllLines(path).Where(l => l.Length > 0).Select(line =>
+        {
+            var e = JsonDocument.Parse(line).RootElement;
+            return (e.GetProperty("event_type").GetString()!, e.TryGetProperty("command_id", out var id) ? id.GetString() : null);
+        })];
+
+    private static void EveryStartedHasItsEnd(List<(string Type, string? Id)> events)
+    {
+        var started = events.Where(e => e.Type == "command.started").Select(e => e.Id).ToHashSet();
+        var ended = events.Where(e => e.Type is "command.completed" or "command.failed").Select(e => e.Id).ToHashSet();
+        Assert.Empty(started.Except(ended));
+    }
+
+    [Fact]
+    public async Task Exit_when_idle_after_the_samples_are_published_exits_0_with_every_sample_completed()
+    {
+        var (subject, args) = await StreamAsync("idle");
+        var samples = File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "samples", "commands.jsonl")).Where(l => l.Trim().Length > 0).ToList();
+        await PublishAsync(subject, samples);
+        var events = Path.Combine(_directory, "events.jsonl");
+
+        using var worker = PipelineProcess.Start([.. args, "--exit-when-idle", "2", "--events", events]);
+        var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(exit == 0, $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}");
+        var ids = samples.Select(l => JsonDocument.Parse(l).RootElement.GetProperty("command_id").GetString()).ToHashSet();
+        var completed = ReadEvents(events).Where(e => e.Type == "command.completed").Select(e => e.Id).ToList();
+        Assert.Equal(ids.Order(), completed.Order());
+        Assert.Contains($"pipeline worker {nats.Url}", worker.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"completed      {ids.Count}", worker.Stdout, StringComparison.Ordinal);
+        Assert.Contains("result         all commands succeeded", worker.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Sigterm_mid_run_drains_exits_0_and_a_second_worker_completes_the_rest()
+    {
+        var (subject, args) = await StreamAsync("sigterm");
+        var ids = Enumerable.Range(1, 64).Select(i => $"t{i}").ToList();
+        await PublishAsync(subject, [.. ids.Select(id => Delay(id, 1000))]);
+        var first = Path.Combine(_directory, "first.jsonl");
+        string[] knobs = ["--dispatch-parallelism", "16", "--max-in-flight", "16", "--fetch-batch", "8", "--shutdown-timeout-ms", "20000"];
+
+        using (var worker = PipelineProcess.Start([.. args, .. knobs, "--events", first]))
+        {
+            // Mid-run: some commands are running (their command.started is written), most are not yet pulled.
+            var seen = Stopwatch.StartNew();
+            while (!File.Exists(first) || !File.ReadAllText(first).Contains("command.started", StringComparison.Ordinal))
+            {
+                Assert.True(seen.Elapsed < TimeSpan.FromSeconds(30) && !worker.HasExited, $"no command started\nstderr:\n{worker.Stderr}");
+                await Task.Delay(20);
+            }
+
+            worker.Signal(PipelineProcess.SigTerm);
+            var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(40));
+            Assert.True(exit == 0, $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}");
+            Assert.Contains("pipeline: SIGTERM: stopping", worker.Stderr, StringComparison.Ordinal);
+            Assert.Contains("result         stopped by SIGTERM; every command in flight finished", worker.Stdout, StringComparison.Ordinal);
+        }
+
+        var before = ReadEvents(first);
+        EveryStartedHasItsEnd(before);
+        Assert.DoesNotContain(before, e => e.Type == "command.failed");
+        var doneFirst = before.Where(e => e.Type == "command.completed").Select(e => e.Id!).ToList();
+        Assert.InRange(doneFirst.Count, 1, ids.Count - 1);
+
+        var second = Path.Combine(_directory, "second.jsonl");
+        using (var worker = PipelineProcess.Start([.. args, .. knobs, "--exit-when-idle", "2", "--events", second]))
+        {
+            var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+            Assert.True(exit == 0, $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}");
+        }
+
+        var doneSecond = ReadEvents(second).Where(e => e.Type == "command.completed").Select(e => e.Id!).ToList();
+        // Every command completed once between the two: none lost to the stop, none run twice.
+        Assert.Equal(ids.Order(), doneFirst.Concat(doneSecond).Order());
+    }
+
+    [Fact]
+    public async Task Two_workers_on_one_consumer_with_the_kv_claimer_run_10000_commands_published_twice_exactly_once()
+    {
+        var (subject, args) = await StreamAsync("pool");
+        var ids = Enumerable.Range(1, 10_000).Select(i => $"p{i}").ToList();
+        // Every command twice, the copies far apart (the second round after the first).
+        await PublishAsync(subject, [.. ids.Select(Noop), .. ids.Select(Noop)]);
+        var bucket = NatsServerFixture.UniqueName("claims");
+        var files = new[] { Path.Combine(_directory, "a.jsonl"), Path.Combine(_directory, "b.jsonl") };
+
+        var workers = files.Select(f => PipelineProcess.Start([.. args, "--kv-claimer", "--kv-bucket", bucket, "--exit-when-idle", "3", "--events", f, "--emit-batch", "1024"])).ToList();
+        try
+        {
+            foreach (var worker in workers)
+            {
+                var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(120));
+                Assert.True(exit == 0, $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}");
+            }
+        }
+        finally
+        {
+            workers.ForEach(w => w.Dispose());
+        }
+
+        var summaries = string.Join("\n", workers.Select(w => w.Stdout + w.Stderr));
+
+        var perWorker = files.Select(f => ReadEvents(f).Where(e => e.Type == "command.completed").Select(e => e.Id!).ToList()).ToList();
+        var completed = perWorker.SelectMany(c => c).ToList();
+        var twice = completed.GroupBy(id => id).Where(g => g.Count() > 1).Select(g => g.Key).Take(5).ToList();
+        Assert.True(twice.Count == 0, $"ran more than once: {string.Join(", ", twice)} ({completed.Count} completions)");
+        var missing = ids.Except(completed).ToList();
+        Assert.True(missing.Count == 0, $"never completed: {missing.Count}, e.g. {string.Join(", ", missing.Take(5))}\n{summaries}");
+        Assert.Equal(ids.Count, completed.Count);
+        // Both took part: a pool, not one worker and a bystander.
+        Assert.All(perWorker, c => Assert.NotEmpty(c));
+    }
+}
