@@ -226,6 +226,12 @@ internal static class WorkerCommand
 
         if (stats is null)
         {
+            if (state.Fault is null)
+            {
+                await stderr.WriteLineAsync($"pipeline worker: stopped before {TerminalText.Escape(where)} was reached; nothing was pulled");
+                return ExitCodes.Success;
+            }
+
             return ExitCodes.SomeFailed;
         }
 

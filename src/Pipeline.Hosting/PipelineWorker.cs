@@ -96,6 +96,19 @@ internal sealed class PipelineWorker(
             // One connection reports the server's state; the other would say the same twice.
             using var watching = new CancellationTokenSource();
             var watch = new ConnectionWatch(consumer, connection!.DisplayUrl, _logger).WatchAsync(watching.Token);
+            try
+            {
+                // Connected before the source exists: its idle clock (exit-when-idle) starts when it
+                // is built, and a slow first connect must not count as a quiet stream.
+                await consumer.ConnectAsync().AsTask().WaitAsync(stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                await watching.CancelAsync().ConfigureAwait(false);
+                await watch.ConfigureAwait(false);
+                return; // stopped before the server was reached: nothing was pulled
+            }
+
             var source = owned.Add(new NatsCommandSource(consumer, settings.Nats.Source, logger: logger, trackOrigins: settings.Nats.KvClaimer));
             IClaimer? claimer = settings.Nats.KvClaimer
                 ? new NatsKvClaimer(side!, settings.Nats.Claimer with { WorkerId = engine.WorkerId }, source.OriginOf)

@@ -87,7 +87,9 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
         var ids = Enumerable.Range(1, 64).Select(i => $"t{i}").ToList();
         await PublishAsync(subject, [.. ids.Select(id => Delay(id, 1000))]);
         var first = Path.Combine(_directory, "first.jsonl");
-        string[] knobs = ["--dispatch-parallelism", "16", "--max-in-flight", "16", "--fetch-batch", "8", "--shutdown-timeout-ms", "20000"];
+        // A 3 s ack wait: a message the first worker had on its way when it stopped (a fetch in
+        // flight) is back within the second worker's idle time (5 s), not after the default 30 s.
+        string[] knobs = ["--dispatch-parallelism", "16", "--max-in-flight", "16", "--fetch-batch", "8", "--shutdown-timeout-ms", "20000", "--ack-wait-ms", "3000"];
 
         using (var worker = PipelineProcess.Start([.. args, .. knobs, "--events", first]))
         {
@@ -113,7 +115,7 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
         Assert.InRange(doneFirst.Count, 1, ids.Count - 1);
 
         var second = Path.Combine(_directory, "second.jsonl");
-        using (var worker = PipelineProcess.Start([.. args, .. knobs, "--exit-when-idle", "2", "--events", second]))
+        using (var worker = PipelineProcess.Start([.. args, .. knobs, "--exit-when-idle", "5", "--events", second]))
         {
             var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
             Assert.True(exit == 0, $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}");
