@@ -131,14 +131,20 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
     {
         var (subject, args) = await StreamAsync("pool");
         var ids = Enumerable.Range(1, 10_000).Select(i => $"p{i}").ToList();
-        // Every command twice, the copies far apart (the second round after the first).
-        await PublishAsync(subject, [.. ids.Select(Noop), .. ids.Select(Noop)]);
         var bucket = NatsServerFixture.UniqueName("claims");
         var files = new[] { Path.Combine(_directory, "a.jsonl"), Path.Combine(_directory, "b.jsonl") };
 
-        var workers = files.Select(f => PipelineProcess.Start([.. args, "--kv-claimer", "--kv-bucket", bucket, "--exit-when-idle", "3", "--events", f, "--emit-batch", "1024"])).ToList();
+        var workers = files.Select(f => PipelineProcess.Start([.. args, "--kv-claimer", "--kv-bucket", bucket, "--exit-when-idle", "5", "--events", f, "--emit-batch", "1024"])).ToList();
         try
         {
+            // Published once both are consuming, so both take part (one started first could
+            // otherwise run all of it alone). Every command twice, the copies far apart.
+            foreach (var worker in workers)
+            {
+                await worker.WaitForOutputAsync("pipeline worker: consuming", TimeSpan.FromSeconds(30));
+            }
+
+            await PublishAsync(subject, [.. ids.Select(Noop), .. ids.Select(Noop)]);
             foreach (var worker in workers)
             {
                 var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(120));
