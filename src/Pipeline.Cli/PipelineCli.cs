@@ -148,7 +148,7 @@ public static class PipelineCli
             return await RunCommand.ExecuteAsync(request, new RunConsole(stdout, stderr, stdin, stop), token);
         });
 
-        return new RootCommand("Pipeline: a high-throughput command worker. Pull, Claim, Ack-decision, Dispatch, Emit.") { run };
+        return new RootCommand("Pipeline: a high-throughput command worker. Pull, Claim, Ack-decision, Dispatch, Emit.") { run, Nats.EnqueueCli.Build(stdout, stderr, interactive, stop, stdin) };
     }
 
     /// <summary>An integer option with a default and an inclusive range; a value outside it is a usage error naming the option.</summary>
