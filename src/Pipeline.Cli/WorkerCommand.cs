@@ -35,7 +35,8 @@ internal static class WorkerCommand
     {
         var engine = new PipelineOptions();
         var nats = new NatsSourceOptions();
-        var url = new Option<string>("--nats") { Description = "The NATS server URL (several comma-separated for a cluster), e.g. nats://127.0.0.1:4222.", Required = true };
+        // --nats, the credentials and TLS: the same options, checks and messages as 'enqueue'.
+        var connectionArguments = new Nats.NatsConnectionArguments();
         var stream = new Option<string>("--stream") { Description = $"The JetStream stream of commands. Default: {nats.Stream}.", DefaultValueFactory = _ => nats.Stream };
         var subject = new Option<string>("--subjects") { Description = $"The stream's subjects when it is created, comma-separated. Default: {string.Join(',', nats.Subjects)}.", DefaultValueFactory = _ => string.Join(',', nats.Subjects) };
         var consumer = new Option<string>("--consumer") { Description = $"The durable pull consumer the pool of workers shares. Default: {nats.Consumer}.", DefaultValueFactory = _ => nats.Consumer };
@@ -73,10 +74,11 @@ internal static class WorkerCommand
 
         var worker = new Command("worker", "Run the worker on a NATS JetStream durable consumer until stopped (Ctrl+C or SIGTERM drains), then print a summary.")
         {
-            url, stream, subject, consumer, bindOnly, maxAckPending, ackWait, maxDeliver, fetchBatch, kvClaimer, kvBucket, events, exitWhenIdle,
+            stream, subject, consumer, bindOnly, maxAckPending, ackWait, maxDeliver, fetchBatch, kvClaimer, kvBucket, events, exitWhenIdle,
             ackMode, sinkFailure, pull, claimParallelism, ackParallelism, dispatchParallelism, emitParallelism, maxInFlight, emitBatch,
             maxAttempts, toolTimeout, toolRetries, shutdownTimeout, maxOutput, enableShell, workerId, otlp, otelConsole, plain,
         };
+        connectionArguments.AddTo(worker);
         worker.SetAction(async (result, _) =>
         {
             if (result.GetValue(events) is { Length: 0 })
@@ -92,7 +94,7 @@ internal static class WorkerCommand
             }
 
             var idle = result.GetResult(exitWhenIdle) is { Implicit: false } ? result.GetValue(exitWhenIdle) : (int?)null;
-            var connection = new NatsConnectionOptions { Url = result.GetValue(url)! };
+            var connection = connectionArguments.Read(result);
             var options = new PipelineWorkerOptions
             {
                 Source = SourceKinds.Nats,
@@ -131,7 +133,7 @@ internal static class WorkerCommand
                         IdleTimeout = idle is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
                     },
                     KvClaimer = result.GetValue(kvClaimer),
-                    Claimer = new Nats.Claiming.NatsKvClaimerOptions { Bucket = result.GetValue(kvBucket)! },
+                    Claimer = new Pipeline.Nats.Claiming.NatsKvClaimerOptions { Bucket = result.GetValue(kvBucket)! },
                 },
                 Telemetry = new TelemetryOptions { OtlpEndpoint = result.GetValue(otlp), Console = result.GetValue(otelConsole) },
             };
