@@ -168,4 +168,24 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
         // Both took part: a pool, not one worker and a bystander.
         Assert.All(perWorker, c => Assert.NotEmpty(c));
     }
+
+    [Fact]
+    public async Task A_dead_server_is_retried_and_named_redacted_on_stderr_never_a_crash()
+    {
+        // A loopback port nothing listens on.
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        using var worker = PipelineProcess.Start(["worker", "--nats", $"nats://alice:s3cret-pw@127.0.0.1:{port}", "--shutdown-timeout-ms", "1000"]);
+
+        await worker.WaitForOutputAsync($"NATS at nats://***@127.0.0.1:{port} unreachable", TimeSpan.FromSeconds(30));
+        Assert.False(worker.HasExited);
+        worker.Signal(PipelineProcess.SigTerm);
+        var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.True(exit == 0, $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}");
+        Assert.DoesNotContain("s3cret-pw", worker.Stdout + worker.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Exception", worker.Stderr, StringComparison.Ordinal);
+    }
 }
