@@ -99,7 +99,7 @@ public sealed class CommandPipeline<THandle>
             throw new InvalidOperationException("A pipeline runs once; build a new one to run again.");
         }
 
-        using var telemetry = PipelineTelemetry.Track(_runtime.Stats, _runtime.Options.WorkerId);
+        using var telemetry = PipelineTelemetry.Track(_runtime.Stats, _runtime.Options.WorkerId, _runtime.Telemetry);
         await using var stop = stoppingToken.Register(static state => ((CommandPipeline<THandle>)state!).RequestStop(), this);
         await using var deadline = _runtime.Abort.UnsafeRegister(static state => ((CommandPipeline<THandle>)state!).OnDeadline(), this);
         var stages = Stages;

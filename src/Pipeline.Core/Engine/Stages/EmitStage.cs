@@ -76,6 +76,7 @@ internal sealed class EmitStage<THandle>
             delivery.ExpectEmits(1);
         }
 
+        delivery.EndSpan(); // the item's path is done: the span does not wait for the sink
         var from = delivery.EventsPosted;
         delivery.EventsPosted = delivery.EventCount;
         delivery.Position = DeliveryPosition.EmitQueued;
