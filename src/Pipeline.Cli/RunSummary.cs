@@ -28,6 +28,9 @@ internal sealed record RunSummary(
     /// <summary>Tool runs that started and never ended: a stop cut them off.</summary>
     public long Unfinished { get; init; }
 
+    /// <summary>Failed tool runs whose command was nacked for redelivery: not failures unless the command is given up on later.</summary>
+    public long Retried { get; init; }
+
     /// <summary>How many failures the summary lists.</summary>
     public const int MaxListed = 10;
 
@@ -37,7 +40,10 @@ internal sealed record RunSummary(
     public static RunSummary From(PipelineStats stats, IReadOnlyCollection<PipelineEvent> failures, TimeSpan elapsed) => new(
         stats.Pulled, stats.Completed, stats.Failed, stats.Skipped, stats.ClaimRetries, stats.ClaimFailures,
         stats.Acked, stats.Nacked, stats.Terminated, stats.SettleErrors, stats.EventsEmitted, stats.EventsDropped, [.. failures],
-        elapsed, stats.Latency.Percentile(50), stats.Latency.Percentile(95), stats.Latency.Percentile(99), StoppedBecause: null);
+        elapsed, stats.Latency.Percentile(50), stats.Latency.Percentile(95), stats.Latency.Percentile(99), StoppedBecause: null)
+    {
+        Retried = stats.Retried,
+    };
 
     public async Task WriteAsync(TextWriter output, string commandsPath, string? eventsPath, string verb = "run")
     {
@@ -46,11 +52,16 @@ internal sealed record RunSummary(
         await output.WriteLineAsync($"pipeline {verb} {TerminalText.Escape(commandsPath)}");
         await output.WriteLineAsync(string.Create(c, $"  completed      {Completed}"));
         await output.WriteLineAsync(string.Create(c, $"  failed         {Failed}"));
+        if (Retried > 0)
+        {
+            await output.WriteLineAsync(string.Create(c, $"  retried        {Retried} failed runs redelivered"));
+        }
+
         await output.WriteLineAsync(string.Create(c, $"  skipped        {Skipped}"));
         await output.WriteLineAsync(string.Create(c, $"  claim retries  {ClaimRetries}"));
         await output.WriteLineAsync(string.Create(c, $"  claim failures {ClaimFailures}"));
         await output.WriteLineAsync(string.Create(c, $"  handles        {Pulled} pulled = {Acked} acked + {Nacked} nacked + {Terminated} terminated + {SettleErrors} settle errors"));
-        await output.WriteLineAsync(string.Create(c, $"  throughput     {(Completed + Failed) / seconds:0} commands/s over {Elapsed.TotalSeconds:0.000} s"));
+        await output.WriteLineAsync(string.Create(c, $"  throughput     {(Completed + Failed + Retried) / seconds:0} commands/s over {Elapsed.TotalSeconds:0.000} s"));
         await output.WriteLineAsync(string.Create(c, $"  latency        p50 {Format(P50)}  p95 {Format(P95)}  p99 {Format(P99)}"));
         if (Unfinished > 0)
         {
@@ -69,7 +80,8 @@ internal sealed record RunSummary(
             await output.WriteLineAsync($"  {failure.EventType,-15}{id}: {TerminalText.Escape(failure.Error)}");
         }
 
-        var unlisted = Failed + ClaimFailures - Failures.Count;
+        // The list holds command.failed events, those of retried runs too.
+        var unlisted = Failed + Retried + ClaimFailures - Failures.Count;
         if (unlisted > 0)
         {
             await output.WriteLineAsync(string.Create(c, $"  ... and {unlisted} more failures (see --events)"));

@@ -66,6 +66,24 @@ public sealed class RunCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task A_command_that_fails_once_and_succeeds_on_redelivery_exits_0()
+    {
+        var marker = Path.Combine(_directory, "ran-once");
+        var commands = Path.Combine(_directory, "flaky.jsonl");
+        // Fails on its first run (leaving the marker), succeeds on the redelivery.
+        var script = JsonSerializer.Serialize($"test -e '{marker}' || {{ touch '{marker}'; exit 1; }}");
+        await File.WriteAllTextAsync(commands, $$$"""{"command_id":"flaky","execution_id":1,"step":"s","tool_kind":"shell","input":{"command":"sh","args":["-c",{{{script}}}]}}""" + "\n");
+
+        var (exit, output, _) = await Run("run", commands, "--enable-shell", "--ack-mode", "after-dispatch", "--max-attempts", "3", "--tool-retries", "0");
+
+        Assert.Equal(0, exit);
+        Assert.Contains("completed      1", output, StringComparison.Ordinal);
+        Assert.Contains("failed         0", output, StringComparison.Ordinal);
+        Assert.Contains("retried        1", output, StringComparison.Ordinal);
+        Assert.Contains("all commands succeeded", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_missing_file_exits_2()
     {
         var (exit, _, error) = await Run("run", Path.Combine(_directory, "absent.jsonl"));

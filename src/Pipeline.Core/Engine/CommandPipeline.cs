@@ -99,7 +99,7 @@ public sealed class CommandPipeline<THandle>
             throw new InvalidOperationException("A pipeline runs once; build a new one to run again.");
         }
 
-        using var telemetry = PipelineTelemetry.Track(_runtime.Stats, _runtime.Options.WorkerId);
+        using var telemetry = PipelineTelemetry.Track(_runtime.Stats, _runtime.Options.WorkerId, _runtime.Telemetry);
         await using var stop = stoppingToken.Register(static state => ((CommandPipeline<THandle>)state!).RequestStop(), this);
         await using var deadline = _runtime.Abort.UnsafeRegister(static state => ((CommandPipeline<THandle>)state!).OnDeadline(), this);
         var stages = Stages;
@@ -141,8 +141,9 @@ public sealed class CommandPipeline<THandle>
             await Task.WhenAny(sweptThenQuiet, Task.Delay(budget, _runtime.Time)).ConfigureAwait(false);
         }
 
-        // What has not ended by now is counted as a settle error, so the counters add up on return.
+        // What has not ended by now is counted as a settle error, or a dropped event, so the counters add up on return.
         _runtime.Settler.AbandonPending();
+        _emit.AbandonPendingWrites();
 
         // The watchers run asynchronously; a fault the drain already went past is still reported.
         for (var i = 0; i < stages.Length; i++)

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Pipeline.Claiming;
 using Pipeline.Commands;
 using Pipeline.Events;
@@ -79,6 +80,9 @@ internal sealed class Delivery<THandle>
 
     /// <summary>Renews the handle while the delivery is open, for sources whose deliveries expire.</summary>
     public KeepAlive<THandle>? KeepAlive;
+
+    /// <summary>The item's <c>process</c> span while someone listens (see <see cref="Telemetry.PipelineTelemetry"/>); ended when its path is done.</summary>
+    public Activity? Span;
 
     public int EventCount { get; private set; }
 
@@ -162,11 +166,21 @@ internal sealed class Delivery<THandle>
         }
     }
 
+    /// <summary>Ends the <c>process</c> span, once, whoever gets here first (the end of the path, or a strand).</summary>
+    public void EndSpan()
+    {
+        if (Span is not null)
+        {
+            Interlocked.Exchange(ref Span, null)?.Dispose();
+        }
+    }
+
     /// <summary>Back to the pool: clears what it held so the pool keeps no command, handle or result alive.</summary>
     public void Reset()
     {
         Handle = default!;
         Outcome = default;
+        Span = null;
         RecordedId = null;
         RecordedTicket = 0;
         Duplicate = RecentIdState.Recorded;

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Pipeline.Claiming;
@@ -5,6 +6,7 @@ using Pipeline.Commands;
 using Pipeline.Engine.Stages;
 using Pipeline.Events;
 using Pipeline.Sources;
+using Pipeline.Telemetry;
 
 namespace Pipeline.Engine;
 
@@ -36,6 +38,20 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
         Recent = options.RecentCommandIds > 0 ? new RecentCommandIds(options.RecentCommandIds, options.MaxInFlight) : null;
         Stats = new PipelineStats(() => Blocks);
         Settler = new Settler<THandle>(source, options, Stats, Recent, time, logger, _settleBudget.Token);
+        Telemetry = SourceTelemetry.For(source);
+    }
+
+    /// <summary>What spans and metrics say about the source.</summary>
+    public SourceTelemetry Telemetry { get; }
+
+    /// <summary>Starts <paramref name="delivery"/>'s <c>process</c> span (the caller has checked that someone listens).</summary>
+    public void StartSpan(Delivery<THandle> delivery, in ActivityContext parent)
+    {
+        if (PipelineTelemetry.StartProcess(Telemetry, parent) is { } span)
+        {
+            Telemetry.Describe(span, Source.Telemetry, delivery.Handle, delivery.Command, Options.WorkerId);
+            delivery.Span = span;
+        }
     }
 
     public SourceCapabilities<THandle> Source { get; }
@@ -127,6 +143,7 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     /// <summary>The delivery's path is done (settled, events handed to Emit): record its id as finished and free its slot.</summary>
     public void Release(Delivery<THandle> delivery)
     {
+        delivery.EndSpan(); // normally ended when its final events went to Emit; not when it was stranded
         delivery.KeepAlive?.StopAsync(); // already stopped by its settle, unless it was never opened
         if (delivery.RecordedId is not null)
         {
@@ -303,6 +320,16 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     public void AddEvent(Delivery<THandle> delivery, string eventType, string status, TimeSpan? duration = null, JsonElement result = default, string? error = null, DateTimeOffset? createdAt = null)
     {
         var command = delivery.Command;
+        if (delivery.Span is { } span)
+        {
+            // The span says how the item ended: its last event, and an error status when it failed.
+            span.SetTag("pipeline.outcome", eventType);
+            if (error is not null && status == EventStatus.Failed)
+            {
+                span.SetStatus(ActivityStatusCode.Error, error);
+            }
+        }
+
         delivery.AddEvent(new PipelineEvent
         {
             EventType = eventType,

@@ -46,8 +46,15 @@ public sealed class PipelineStats
     /// <summary>Dispatches whose tool succeeded.</summary>
     public long Completed => Read(StatCounter.Completed);
 
-    /// <summary>Dispatches whose tool failed, timed out or was unknown.</summary>
+    /// <summary>
+    /// Commands given up on: their tool failed, timed out or was unknown, and they are not
+    /// redelivered (terminated, acked, or acked before dispatch). A failed run that is nacked for
+    /// redelivery is a <see cref="Retried"/>, not a failure.
+    /// </summary>
     public long Failed => Read(StatCounter.Failed);
+
+    /// <summary>Dispatches whose tool failed and whose command was nacked for redelivery (it may yet complete).</summary>
+    public long Retried => Read(StatCounter.Retried);
 
     /// <summary>Items acked without dispatch: claimed elsewhere or a duplicate delivery.</summary>
     public long Skipped => Read(StatCounter.Skipped);
@@ -124,6 +131,7 @@ internal enum StatCounter
     DeadlineSettles,
     Completed,
     Failed,
+    Retried,
     Skipped,
     ClaimRetries,
     ClaimFailures,

@@ -47,6 +47,12 @@ internal sealed class Settler<THandle>(
             return ValueTask.CompletedTask;
         }
 
+        delivery.Span?.SetTag("pipeline.settle", action switch
+        {
+            SettleAction.Ack => "ack",
+            SettleAction.Terminate => "terminate",
+            _ => "nack",
+        });
         if (atEnd)
         {
             stats.Increment(StatCounter.DeadlineSettles);

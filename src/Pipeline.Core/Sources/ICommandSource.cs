@@ -49,3 +49,24 @@ public interface ISupportsKeepAlive<THandle>
     /// <summary>Extends the delivery (NATS in-progress, lease renewal). Does not settle the handle.</summary>
     ValueTask KeepAliveAsync(THandle handle, CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// A source that describes itself for telemetry: spans and metrics then carry the OpenTelemetry
+/// messaging attributes (<c>messaging.system</c>, <c>messaging.destination.name</c>,
+/// <c>messaging.consumer.group.name</c>, <c>messaging.message.id</c>) without the engine knowing
+/// the source.
+/// </summary>
+public interface ISupportsTelemetry<THandle>
+{
+    /// <summary>The messaging system (<c>messaging.system</c>), e.g. <c>nats</c>.</summary>
+    string MessagingSystem { get; }
+
+    /// <summary>Where messages are consumed from (<c>messaging.destination.name</c>); low cardinality: it names the spans.</summary>
+    string? DestinationName { get; }
+
+    /// <summary>The consumer group the worker consumes as (<c>messaging.consumer.group.name</c>), when any.</summary>
+    string? ConsumerGroupName { get; }
+
+    /// <summary>The message's id (<c>messaging.message.id</c>); asked only while a span records, so it may allocate.</summary>
+    string? MessageIdOf(THandle handle);
+}

@@ -13,6 +13,7 @@ public sealed class SourceCapabilities<THandle>
         DelayedNack = source as ISupportsDelayedNack<THandle>;
         Terminate = source as ISupportsTerminate<THandle>;
         KeepAlive = source as ISupportsKeepAlive<THandle>;
+        Telemetry = source as ISupportsTelemetry<THandle>;
     }
 
     /// <summary>The source itself.</summary>
@@ -26,6 +27,9 @@ public sealed class SourceCapabilities<THandle>
 
     /// <summary>Keep-alive, or null when deliveries do not expire.</summary>
     public ISupportsKeepAlive<THandle>? KeepAlive { get; }
+
+    /// <summary>How the source describes itself to telemetry, or null when it does not.</summary>
+    public ISupportsTelemetry<THandle>? Telemetry { get; }
 
     /// <summary>Discovers what <paramref name="source"/> offers.</summary>
     public static SourceCapabilities<THandle> Discover(ICommandSource<THandle> source) =>

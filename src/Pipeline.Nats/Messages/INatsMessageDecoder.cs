@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Pipeline.Commands;
 
 namespace Pipeline.Nats.Messages;
@@ -13,4 +14,12 @@ public interface INatsMessageDecoder
 {
     /// <summary>Decodes <paramref name="message"/>.</summary>
     ClaimOutcome Decode(in NatsDeliveredMessage message);
+
+    /// <summary>
+    /// The trace context <paramref name="message"/> carries, the parent of its command's spans;
+    /// <c>default</c> for none. Asked only while the pipeline's spans have listeners. Never throws.
+    /// By default the W3C <c>traceparent</c>/<c>tracestate</c> headers; a shape that carries it in
+    /// its body (a notification's <c>trace</c> field) reads it from there.
+    /// </summary>
+    ActivityContext TraceParent(in NatsDeliveredMessage message) => NatsTraceContext.FromHeaders(message.Headers);
 }

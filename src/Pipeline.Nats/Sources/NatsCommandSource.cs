@@ -18,11 +18,12 @@ namespace Pipeline.Nats.Sources;
 /// reconnects with backoff, and a settle waits for the connection at most
 /// <see cref="NatsSourceOptions.SettleTimeout"/>.
 /// </summary>
-public sealed class NatsCommandSource :
+public sealed partial class NatsCommandSource :
     ICommandSource<NatsHandle>,
     ISupportsDelayedNack<NatsHandle>,
     ISupportsTerminate<NatsHandle>,
     ISupportsKeepAlive<NatsHandle>,
+    ISupportsTelemetry<NatsHandle>,
     IAsyncDisposable
 {
     private static readonly AckOpts PlainAck = new() { DoubleAck = false };
@@ -207,13 +208,17 @@ public sealed class NatsCommandSource :
         var metadata = message.Metadata;
         var sequence = metadata?.Sequence.Stream ?? 0;
         var delivered = metadata?.NumDelivered ?? 1;
-        var outcome = _decoder.Decode(new NatsDeliveredMessage(message.Subject, message.Data ?? [], message.Headers, sequence, delivered));
+        var delivery = new NatsDeliveredMessage(message.Subject, message.Data ?? [], message.Headers, sequence, delivered);
+        var outcome = _decoder.Decode(delivery);
         if (_origins is not null && outcome.Command is { } command)
         {
             _origins[command] = sequence;
         }
 
-        return new Pulled<NatsHandle>(outcome, new NatsHandle(message, sequence, delivered, _origins is null ? null : outcome.Command));
+        return new Pulled<NatsHandle>(outcome, new NatsHandle(message, sequence, delivered, _origins is null ? null : outcome.Command))
+        {
+            Parent = TraceParentOf(delivery),
+        };
     }
 
     private void Forget(in NatsHandle handle)

@@ -30,6 +30,37 @@ public sealed class EmitTests
     }
 
     [Fact]
+    public async Task Events_stuck_in_a_write_that_ignores_its_token_are_counted_dropped_when_the_run_returns_and_only_once()
+    {
+        var source = new RecordingSource([ClaimOutcome.Claimed(TestCommands.Make("stuck"))]);
+        var sink = new BlockingSink(honourToken: false);
+        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(), sink, PipelineHarness.FastOptions() with
+        {
+            ShutdownTimeout = TimeSpan.FromMilliseconds(200),
+        });
+
+        var run = pipeline.RunAsync(CancellationToken.None);
+        try
+        {
+            await Eventually.WaitFor(() => sink.Writes == 1, TimeSpan.FromSeconds(10), "the one batch is in the sink");
+            pipeline.RequestStop();
+            await Eventually.Returns(run, TimeSpan.FromSeconds(10), "a sink that ignores its token");
+
+            // Claimed, started, completed: in the write that never returned, so dropped, not lost from the counts.
+            Assert.Equal(0, pipeline.Stats.EventsEmitted);
+            Assert.Equal(3, pipeline.Stats.EventsDropped);
+        }
+        finally
+        {
+            sink.Release();
+        }
+
+        await Task.Delay(200); // the write ends late: it is not counted again
+        Assert.Equal(0, pipeline.Stats.EventsEmitted);
+        Assert.Equal(3, pipeline.Stats.EventsDropped);
+    }
+
+    [Fact]
     public async Task A_target_block_that_declines_is_a_failing_sink_not_a_hang()
     {
         var target = new BufferBlock<PipelineEvent>();

@@ -4,11 +4,12 @@ using Pipeline.Engine;
 using Pipeline.Nats.Claiming;
 using Pipeline.Nats.Sources;
 using Pipeline.Nats.Tests.Support;
+using Xunit.Abstractions;
 
 namespace Pipeline.Nats.Tests.Claiming;
 
 [Collection(NatsCollection.Name)]
-public sealed class NatsKvClaimerTests(NatsServerFixture server) : IAsyncLifetime
+public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly string _stream = NatsServerFixture.UniqueName("kv");
     private NatsConnection _connection = null!;
@@ -22,28 +23,49 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server) : IAsyncLifetim
 
     public async Task DisposeAsync() => await _connection.DisposeAsync();
 
+    /// <summary>
+    /// Two in-process workers (each its own connections) on one durable consumer. With the KV
+    /// claimer every command runs exactly once, also when each was published twice; without it,
+    /// once published once, and the control shows the second publish running again.
+    /// </summary>
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task Each_command_published_twice_runs_once_across_two_workers_with_the_claimer(bool claimer)
+    [InlineData(true, true, 10_000)]
+    [InlineData(false, false, 10_000)]
+    [InlineData(false, true, 300)] // the control: without the claimer the duplicates run
+    public async Task Two_workers_on_one_consumer_complete_every_command_and_with_the_claimer_run_each_once_even_published_twice(bool claimer, bool twice, int count)
     {
-        const int count = 300;
-        var commands = Enumerable.Range(0, count).Select(i => Harness.Make($"dup-{i}", tool: "slow")).ToList();
-        await Harness.PublishAsync(_connection, $"{_stream}.c", commands);
-        await Harness.PublishAsync(_connection, $"{_stream}.c", commands); // every command a second time
-        var slow = new SlowTool(TimeSpan.FromMilliseconds(1));
+        var seed = Seeds.Next(output);
+        var random = new Random(seed);
+        // Tool times of 0-2 ms, and the duplicates shuffled in among the originals, from the seed.
+        var commands = Enumerable.Range(0, count).Select(i => Harness.Make($"dup-{i}", tool: "slow", input: $$"""{"ms": {{random.Next(3)}}}""")).ToList();
+        List<Pipeline.Commands.Command> published = twice ? [.. commands, .. commands] : [.. commands];
+        if (twice)
+        {
+            random.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(published)[(count / 2)..]);
+        }
+
+        await Harness.PublishAsync(_connection, $"{_stream}.c", published);
+        var slow = new SlowTool(TimeSpan.Zero);
         var bucket = NatsServerFixture.UniqueName("claims");
         var workers = new List<(NatsConnection Consumer, NatsConnection Claims, NatsCommandSource Source, CommandPipeline<NatsHandle> Pipeline, CountingSink Sink)>();
         for (var w = 0; w < 2; w++)
         {
             var consumer = server.Connect($"worker-{w}");
             var claims = server.Connect($"claims-{w}");
-            var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = _stream, Consumer = "pool", FetchExpires = TimeSpan.FromSeconds(1), FetchBatch = 16 }, trackOrigins: true);
+            var batch = random.Next(4, 65);
+            output.WriteLine($"worker {w}: fetch batch {batch}");
+            var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = _stream, Consumer = "pool", FetchExpires = TimeSpan.FromSeconds(1), FetchBatch = batch }, trackOrigins: true);
             await source.InitializeAsync(CancellationToken.None);
             var kv = new NatsKvClaimer(claims, new NatsKvClaimerOptions { Bucket = bucket, WorkerId = $"w{w}" }, source.OriginOf);
             var sink = new CountingSink();
             // RecentCommandIds 0: the engine's own duplicate cache is off, so only the claimer can stop a second run.
-            var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [slow]), sink, new PipelineOptions { RecentCommandIds = 0, Claim = new BlockOptions { Parallelism = 32 } }, claimer ? kv : null);
+            var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [slow]), sink, new PipelineOptions
+            {
+                RecentCommandIds = 0,
+                MaxInFlight = 512,
+                Claim = new BlockOptions { Parallelism = 32 },
+                Dispatch = new BlockOptions { Parallelism = 64 },
+            }, claimer ? kv : null);
             workers.Add((consumer, claims, source, pipeline, sink));
         }
 
@@ -51,10 +73,10 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server) : IAsyncLifetim
         {
             var runs = workers.Select(w => w.Pipeline.RunAsync(CancellationToken.None)).ToArray();
             await Harness.EventuallyAsync(
-                async () => (await Harness.ConsumerInfoAsync(_connection, _stream, "pool")) is { NumAckPending: 0, NumPending: 0 } && workers.Sum(w => w.Pipeline.Stats.Acked) == 2 * count,
+                async () => (await Harness.ConsumerInfoAsync(_connection, _stream, "pool")) is { NumAckPending: 0, NumPending: 0 } && workers.Sum(w => w.Pipeline.Stats.Acked) == published.Count,
                 TimeSpan.FromSeconds(60),
-                "every delivery acked",
-                () => $"acked {workers.Sum(w => w.Pipeline.Stats.Acked)}");
+                $"every delivery acked (seed {seed})",
+                () => $"acked {workers.Sum(w => w.Pipeline.Stats.Acked)} of {published.Count}, runs {slow.Runs.Count}");
             foreach (var w in workers)
             {
                 w.Pipeline.RequestStop();
@@ -72,12 +94,15 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server) : IAsyncLifetim
             }
         }
 
-        Assert.Equal(count, slow.Runs.Count);
-        if (claimer)
+        output.WriteLine($"completed per worker: {string.Join(", ", workers.Select(w => w.Pipeline.Stats.Completed))}; skipped {workers.Sum(w => w.Pipeline.Stats.Skipped)}");
+        Assert.Equal(count, slow.Runs.Count); // none lost
+        Assert.Equal(count, workers.SelectMany(w => w.Sink.CompletedById.Keys).Distinct().Count()); // each completed
+        Assert.True(workers.All(w => w.Pipeline.Stats.Completed > 0), "both workers took part");
+        Assert.All(workers, w => Assert.Equal(0, w.Pipeline.Stats.InFlight));
+        if (claimer || !twice)
         {
-            Assert.All(slow.Runs, run => Assert.Equal(1, run.Value));
-            Assert.Equal(count, workers.Sum(w => w.Pipeline.Stats.Skipped));
-            Assert.True(workers.All(w => w.Pipeline.Stats.Completed > 0), "both workers took part");
+            Assert.All(slow.Runs, run => Assert.True(run.Value == 1, $"{run.Key} ran {run.Value} times (seed {seed})"));
+            Assert.Equal(published.Count - count, workers.Sum(w => w.Pipeline.Stats.Skipped));
         }
         else
         {

@@ -3,12 +3,13 @@ using Pipeline.Dispatch;
 using Pipeline.Engine;
 using Pipeline.Nats.Sources;
 using Pipeline.Nats.Tests.Support;
+using Xunit.Abstractions;
 
 namespace Pipeline.Nats.Tests.Sources;
 
 /// <summary>The server dies under a running pipeline: the run goes on, nothing is lost, nothing stays stuck.</summary>
 [Collection(NatsCollection.Name)]
-public sealed class NatsServerFaultTests(NatsServerFixture server) : IAsyncLifetime
+public sealed class NatsServerFaultTests(NatsServerFixture server, ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly string _stream = NatsServerFixture.UniqueName("fault");
 
@@ -22,23 +23,29 @@ public sealed class NatsServerFaultTests(NatsServerFixture server) : IAsyncLifet
     public async Task DisposeAsync() => await server.StartAsync(); // leave it running for the next test
 
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task Killed_and_restarted_mid_run_the_run_finishes_with_every_command_completed_and_none_pending(bool kill)
+    [InlineData(true, 20_000)]
+    [InlineData(false, 4000)]
+    public async Task Killed_and_restarted_mid_run_the_run_finishes_with_every_command_completed_and_none_pending(bool kill, int count)
     {
-        const int count = 4000;
+        var seed = Seeds.Next(output);
+        var random = new Random(seed);
         var ids = Enumerable.Range(0, count).Select(i => $"k-{i}").ToArray();
+        // How much runs freely before the fault (an eighth to a half), and each held command's
+        // tool time (0-3 ms), from the seed: a failure names its seed, and the seed replays it.
+        var free = count / 8 + random.Next(count * 3 / 8);
+        var toolMs = ids.Select(_ => random.Next(4)).ToArray();
+        output.WriteLine($"{count} commands, {free} run before the fault");
         await using (var publisher = server.Connect("publisher"))
         {
-            // The first quarter runs freely; the rest is held until the server is down, so the
+            // The first part runs freely; the rest is held until the server is down, so the
             // fault always lands mid-run (unheld, the whole run can finish before a SIGTERM'd
             // server has exited) with deliveries in flight and messages still on the server.
-            await Harness.PublishAsync(publisher, $"{_stream}.c", ids.Select((id, i) => i < count / 4
-                ? Harness.Make(id, tool: "delay", input: """{"ms": 2}""")
-                : Harness.Make(id, tool: "gated")));
+            await Harness.PublishAsync(publisher, $"{_stream}.c", ids.Select((id, i) => i < free
+                ? Harness.Make(id, tool: "delay", input: $$"""{"ms": {{toolMs[i]}}}""")
+                : Harness.Make(id, tool: "gated", input: $$"""{"ms": {{toolMs[i]}}}""")));
         }
 
-        var gated = new GatedTool(TimeSpan.FromMilliseconds(2));
+        var gated = new GatedTool(TimeSpan.Zero);
 
         await using var consumer = server.Connect("consumer");
         await using var source = new NatsCommandSource(consumer, new NatsSourceOptions
@@ -59,7 +66,7 @@ public sealed class NatsServerFaultTests(NatsServerFixture server) : IAsyncLifet
         });
         var run = pipeline.RunAsync(CancellationToken.None);
 
-        await Harness.EventuallyAsync(() => Task.FromResult(sink.CompletedIds >= count / 4), TimeSpan.FromSeconds(30), "a quarter done before the fault");
+        await Harness.EventuallyAsync(() => Task.FromResult(sink.CompletedIds >= free), TimeSpan.FromSeconds(30), $"the free part done before the fault (seed {seed})");
         if (kill)
         {
             await server.KillAsync();
@@ -78,14 +85,16 @@ public sealed class NatsServerFaultTests(NatsServerFixture server) : IAsyncLifet
         await Harness.EventuallyAsync(
             async () => sink.CompletedIds == count && (await Harness.ConsumerInfoAsync(observer, _stream, "workers")) is { NumAckPending: 0, NumPending: 0 },
             TimeSpan.FromSeconds(60),
-            "every command completed and nothing pending on the server",
+            $"every command completed and nothing pending on the server (seed {seed})",
             () => $"{sink.CompletedIds} of {count} completed ({doneAtFault} at the fault), fetched {source.Fetched}, fetch errors {source.FetchErrors}, settle errors {pipeline.Stats.SettleErrors}");
         pipeline.RequestStop();
         await run.WaitAsync(TimeSpan.FromSeconds(30));
 
+        output.WriteLine($"{doneAtFault} done at the fault; fetched {source.Fetched}, fetch errors {source.FetchErrors}, settle errors {pipeline.Stats.SettleErrors}, skipped {pipeline.Stats.Skipped}");
         Assert.True(doneAtFault < count, "the fault came mid-run");
         Assert.Equal(ids.Order(StringComparer.Ordinal), sink.CompletedById.Keys.Order(StringComparer.Ordinal)); // none lost
-        Assert.Equal(0, pipeline.Stats.InFlight);
+        Assert.Equal(0, pipeline.Stats.InFlight); // none stuck here
+        Assert.Equal(0, pipeline.Stats.Failed);
         Assert.Equal(0, pipeline.Stats.BlockFaults);
     }
 

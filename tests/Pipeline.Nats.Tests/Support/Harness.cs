@@ -154,7 +154,7 @@ internal sealed class FailingTool : ITool
     }
 }
 
-/// <summary>A tool that takes a fixed time, counting its runs per command.</summary>
+/// <summary>A tool that takes a fixed time (or the command's <c>input.ms</c>), counting its runs per command.</summary>
 internal sealed class SlowTool(TimeSpan duration) : ITool
 {
     private readonly ConcurrentDictionary<string, int> _runs = new();
@@ -166,12 +166,20 @@ internal sealed class SlowTool(TimeSpan duration) : ITool
     public async ValueTask<ToolResult> InvokeAsync(Command command, CancellationToken cancellationToken)
     {
         _runs.AddOrUpdate(command.CommandId, 1, static (_, n) => n + 1);
-        await Task.Delay(duration, cancellationToken);
+        var ms = command.Input.ValueKind == JsonValueKind.Object && command.Input.TryGetProperty("ms", out var value) ? TimeSpan.FromMilliseconds(value.GetInt32()) : duration;
+        if (ms > TimeSpan.Zero)
+        {
+            await Task.Delay(ms, cancellationToken);
+        }
+
         return ToolResult.Success();
     }
 }
 
-/// <summary>Holds every run until <see cref="Open"/>, then takes <paramref name="duration"/>: work that cannot finish before the test says so.</summary>
+/// <summary>
+/// Holds every run until <see cref="Open"/>, then takes <paramref name="duration"/>, or the
+/// command's <c>input.ms</c> when it has one: work that cannot finish before the test says so.
+/// </summary>
 internal sealed class GatedTool(TimeSpan duration) : ITool
 {
     private readonly TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -183,7 +191,12 @@ internal sealed class GatedTool(TimeSpan duration) : ITool
     public async ValueTask<ToolResult> InvokeAsync(Command command, CancellationToken cancellationToken)
     {
         await _gate.Task.WaitAsync(cancellationToken);
-        await Task.Delay(duration, cancellationToken);
+        var ms = command.Input.ValueKind == JsonValueKind.Object && command.Input.TryGetProperty("ms", out var value) ? TimeSpan.FromMilliseconds(value.GetInt32()) : duration;
+        if (ms > TimeSpan.Zero)
+        {
+            await Task.Delay(ms, cancellationToken);
+        }
+
         return ToolResult.Success();
     }
 }
@@ -231,5 +244,21 @@ internal sealed class RenewalClock(Pipeline.Nats.Sources.NatsCommandSource sourc
     {
         await source.KeepAliveAsync(handle, cancellationToken);
         _renewals.Enqueue(System.Diagnostics.Stopwatch.GetTimestamp());
+    }
+}
+
+/// <summary>
+/// The seed of a randomized test: <c>PIPELINE_TEST_SEED</c> when set (to replay a failure), else a
+/// fresh one; printed to the test's output either way, and named in its failure messages.
+/// </summary>
+internal static class Seeds
+{
+    public static int Next(Xunit.Abstractions.ITestOutputHelper output)
+    {
+        var seed = int.TryParse(Environment.GetEnvironmentVariable("PIPELINE_TEST_SEED"), System.Globalization.CultureInfo.InvariantCulture, out var given)
+            ? given
+            : Random.Shared.Next();
+        output.WriteLine($"seed {seed} (replay with PIPELINE_TEST_SEED={seed})");
+        return seed;
     }
 }

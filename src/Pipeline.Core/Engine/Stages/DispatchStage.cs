@@ -61,21 +61,18 @@ internal sealed class DispatchStage<THandle>
 
             var started = runtime.Time.GetTimestamp();
             ToolAttempt attempt;
-            using (var activity = PipelineTelemetry.ActivitySource.StartActivity("pipeline.dispatch", ActivityKind.Consumer))
+            if (delivery.Span is { } span)
             {
-                activity?.SetTag("pipeline.command_id", command.CommandId);
-                activity?.SetTag("pipeline.execution_id", command.ExecutionId);
-                activity?.SetTag("pipeline.tool_kind", command.ToolKind);
+                attempt = await RunTracedAsync(delivery, command, span).ConfigureAwait(false);
+            }
+            else
+            {
                 attempt = await RunToolAsync(delivery, command).ConfigureAwait(false);
-                if (!attempt.Result.IsSuccess)
-                {
-                    activity?.SetStatus(ActivityStatusCode.Error, attempt.Result.Error);
-                }
             }
 
             var duration = runtime.Time.GetElapsedTime(started);
-            PipelineTelemetry.DispatchDuration.Record(duration.TotalMilliseconds);
             var result = attempt.Result;
+            runtime.Telemetry.RecordProcess(duration, !result.IsSuccess);
             if (result.IsSuccess)
             {
                 runtime.Stats.Increment(StatCounter.Completed);
@@ -88,14 +85,20 @@ internal sealed class DispatchStage<THandle>
             }
             else
             {
-                runtime.Stats.Increment(StatCounter.Failed);
                 var error = result.Error!;
+                // Counted by what becomes of the command: a nacked one comes back (a retry), one
+                // given up on (terminated, acked, or acked before dispatch) is a failure. Settled
+                // already after dispatch means nacked by the hard deadline: it comes back too.
+                var redelivered = delivery.IsOpen
+                    ? !attempt.Permanent && command.Attempts + 1 < runtime.Options.MaxAttempts
+                    : delivery.SettledAs == SettleAction.Nack;
+                runtime.Stats.Increment(redelivered ? StatCounter.Retried : StatCounter.Failed);
                 if (delivery.IsOpen)
                 {
                     var tries = command.Attempts + 1;
                     var maxAttempts = runtime.Options.MaxAttempts;
                     Settlement settlement;
-                    if (!attempt.Permanent && tries < maxAttempts)
+                    if (redelivered)
                     {
                         error = $"{error} (attempt {tries} of {maxAttempts}; redelivering)";
                         settlement = Settlement.Nack(runtime.DelayFor(command), error);
@@ -118,6 +121,25 @@ internal sealed class DispatchStage<THandle>
         }
 
         _emit.PostFinal(delivery);
+    }
+
+    /// <summary>
+    /// The tool run inside a <see cref="PipelineTelemetry.DispatchSpanName"/> span under the item's
+    /// <c>process</c> span, which is the current span meanwhile: what the tool calls (HTTP) joins the trace.
+    /// </summary>
+    private async ValueTask<ToolAttempt> RunTracedAsync(Delivery<THandle> delivery, Command command, Activity span)
+    {
+        // Restored when this method returns: the block's thread keeps no span.
+        Activity.Current = span;
+        using var activity = PipelineTelemetry.ActivitySource.StartActivity(PipelineTelemetry.DispatchSpanName, ActivityKind.Internal);
+        activity?.SetTag("pipeline.tool_kind", command.ToolKind);
+        var attempt = await RunToolAsync(delivery, command).ConfigureAwait(false);
+        if (!attempt.Result.IsSuccess)
+        {
+            activity?.SetStatus(ActivityStatusCode.Error, attempt.Result.Error);
+        }
+
+        return attempt;
     }
 
     // Pooled builders: with a slow tool every dispatch suspends here, and a fresh box each time

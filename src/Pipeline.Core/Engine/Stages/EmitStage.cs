@@ -32,6 +32,10 @@ internal sealed class EmitStage<THandle>
     // state), and the spare batches the writes give back: at most one per concurrent write.
     private readonly object _gate = new();
     private readonly ConcurrentQueue<EventBatch> _spare = new();
+
+    // Every batch made (a handful: one per concurrent write, plus the one being filled), so the
+    // end of a run can find the writes a sink never returned from.
+    private readonly ConcurrentQueue<EventBatch> _all = new();
     private EventBatch _current;
     private int _queued;
     private int _closedReported;
@@ -42,7 +46,7 @@ internal sealed class EmitStage<THandle>
         _sink = sink;
         _batchSize = runtime.Options.EmitBatchSize;
         _resilience = BuildResilience(runtime, _breaker);
-        _current = new EventBatch(_batchSize + Delivery<THandle>.MaxEvents);
+        _current = NewBatch();
 
         _block = new StageBlock<EmitRequest<THandle>>(EmitAsync, runtime.Options.Emit.Parallelism);
         runtime.Finish = PostFinal;
@@ -76,6 +80,7 @@ internal sealed class EmitStage<THandle>
             delivery.ExpectEmits(1);
         }
 
+        delivery.EndSpan(); // the item's path is done: the span does not wait for the sink
         var from = delivery.EventsPosted;
         delivery.EventsPosted = delivery.EventCount;
         delivery.Position = DeliveryPosition.EmitQueued;
@@ -115,7 +120,7 @@ internal sealed class EmitStage<THandle>
                 if (Interlocked.Decrement(ref _queued) == 0 || _current.Count >= _batchSize)
                 {
                     full = _current;
-                    _current = _spare.TryDequeue(out var spare) ? spare : new EventBatch(_batchSize + Delivery<THandle>.MaxEvents);
+                    _current = _spare.TryDequeue(out var spare) ? spare : NewBatch();
                 }
             }
         }
@@ -128,6 +133,30 @@ internal sealed class EmitStage<THandle>
         }
 
         return full is null ? ValueTask.CompletedTask : WriteAndReturnAsync(full);
+    }
+
+    /// <summary>
+    /// The run is ending (its settle budget spent) with writes still in the sink: a sink that
+    /// ignores its token. Their events are counted as dropped now, so emitted + dropped add up when
+    /// <c>RunAsync</c> returns; a write that ends later is not counted again.
+    /// </summary>
+    public void AbandonPendingWrites()
+    {
+        foreach (var batch in _all)
+        {
+            if (batch.TryEndWrite() is { } count)
+            {
+                _runtime.Stats.Add(StatCounter.EventsDropped, count);
+                Log.EventsDropped(_runtime.Logger, null, count);
+            }
+        }
+    }
+
+    private EventBatch NewBatch()
+    {
+        var batch = new EventBatch(_batchSize + Delivery<THandle>.MaxEvents);
+        _all.Enqueue(batch);
+        return batch;
     }
 
     private async ValueTask WriteAndReturnAsync(EventBatch batch)
@@ -147,6 +176,7 @@ internal sealed class EmitStage<THandle>
     private async ValueTask WriteAsync(EventBatch batch)
     {
         var events = batch.Memory;
+        batch.BeginWrite();
         try
         {
             var direct = _breaker.CircuitState is CircuitState.Closed;
@@ -177,10 +207,18 @@ internal sealed class EmitStage<THandle>
                 await _resilience.ExecuteAsync(static async (state, token) => await state.NextAsync(token).ConfigureAwait(false), replay, _runtime.Abort).ConfigureAwait(false);
             }
 
-            _runtime.Stats.Add(StatCounter.EventsEmitted, events.Length);
+            if (batch.TryEndWrite() is not null)
+            {
+                _runtime.Stats.Add(StatCounter.EventsEmitted, events.Length);
+            }
         }
         catch (Exception ex)
         {
+            if (batch.TryEndWrite() is null)
+            {
+                return; // counted as dropped when the run ended without it
+            }
+
             // Events are freshness, never the truth: count what was lost and go on.
             _runtime.Stats.Add(StatCounter.EventsDropped, events.Length);
             // A closed sink is reported once: every later batch would say the same (the counter has them all).
@@ -250,6 +288,8 @@ internal sealed class EventBatch(int capacity)
 {
     private PipelineEvent[] _events = new PipelineEvent[capacity];
 
+    private int _writing;
+
     public int Count { get; private set; }
 
     public ReadOnlyMemory<PipelineEvent> Memory => _events.AsMemory(0, Count);
@@ -263,6 +303,16 @@ internal sealed class EventBatch(int capacity)
 
         events.CopyTo(_events.AsSpan(Count));
         Count += events.Length;
+    }
+
+    /// <summary>A write of this batch begins.</summary>
+    public void BeginWrite() => Volatile.Write(ref _writing, Count + 1);
+
+    /// <summary>Ends the write once, for whoever comes first (its end, or the end of the run): the events it held; null when already ended.</summary>
+    public int? TryEndWrite()
+    {
+        var writing = Interlocked.Exchange(ref _writing, 0);
+        return writing == 0 ? null : writing - 1;
     }
 
     /// <summary>Empties the batch, dropping its references so it keeps no results or strings alive.</summary>

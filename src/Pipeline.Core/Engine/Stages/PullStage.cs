@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Pipeline.Commands;
 using Pipeline.Sources;
+using Pipeline.Telemetry;
 using Polly;
 using Polly.Retry;
 
@@ -156,6 +157,11 @@ internal sealed class PullStage<THandle>
         // a settle stops the renewals, so none can start after it.
         delivery.KeepAlive?.Start(item.Handle);
         delivery.Open(item, _runtime.Time.GetTimestamp());
+        if (PipelineTelemetry.ActivitySource.HasListeners())
+        {
+            _runtime.StartSpan(delivery, item.Parent);
+        }
+
         try
         {
             if (_runtime.Abort.IsCancellationRequested)

@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using System.Text;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using OpenTelemetry;
+using OpenTelemetry.Trace;
+using Pipeline.Dispatch;
+using Pipeline.Engine;
+using Pipeline.Nats.Messages;
+using Pipeline.Nats.Sources;
+using Pipeline.Nats.Tests.Support;
+using Pipeline.Telemetry;
+
+namespace Pipeline.Nats.Tests.Messages;
+
+/// <summary>The W3C trace context a producer put in the message headers parents the command's spans (OpenTelemetry SDK, in-memory exporter).</summary>
+[Collection(NatsCollection.Name)]
+public sealed class TraceContextTests(NatsServerFixture server) : IAsyncLifetime
+{
+    private const string TraceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    private const string ParentSpanId = "00f067aa0ba902b7";
+    private readonly string _stream = NatsServerFixture.UniqueName("trace");
+    private NatsConnection _connection = null!;
+
+    public async Task InitializeAsync()
+    {
+        await server.StartAsync();
+        _connection = server.Connect("trace");
+        await Harness.CreateStreamAsync(_connection, _stream, $"{_stream}.>");
+    }
+
+    public async Task DisposeAsync() => await _connection.DisposeAsync();
+
+    [Fact]
+    public async Task A_traceparent_header_parents_the_commands_spans_and_none_or_garbage_starts_a_new_trace()
+    {
+        var spans = new List<Activity>();
+        using (var tracing = Sdk.CreateTracerProviderBuilder().AddSource(PipelineTelemetry.Name).AddInMemoryExporter(spans).Build())
+        {
+            var js = new NatsJSContext(_connection);
+            await Publish(js, "traced", new NatsHeaders { ["traceparent"] = $"00-{TraceId}-{ParentSpanId}-01", ["tracestate"] = "congo=t61rcWkgMzE" });
+            await Publish(js, "plain", null);
+            await Publish(js, "garbage", new NatsHeaders { ["traceparent"] = "00-not-a-trace-parent-at-all-zz" });
+            await Publish(js, "zeros", new NatsHeaders { ["traceparent"] = "00-00000000000000000000000000000000-0000000000000000-01" });
+
+            await using var consumer = server.Connect("consumer");
+            await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = _stream, Consumer = "tracers", FetchExpires = TimeSpan.FromSeconds(1) });
+            var sink = new CountingSink();
+            var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(), sink, new PipelineOptions { AckMode = AckMode.AckAfterDispatch });
+            await Harness.RunUntilAsync(pipeline, () => sink.CompletedIds == 4, TimeSpan.FromSeconds(30), "all four completed", () => $"{sink.CompletedIds} completed");
+            tracing.ForceFlush();
+        }
+
+        var process = spans.Where(s => s.OperationName == $"process {_stream}").ToDictionary(s => (string)s.GetTagItem("pipeline.command_id")!);
+        Assert.Equal(["garbage", "plain", "traced", "zeros"], process.Keys.Order(StringComparer.Ordinal));
+
+        var traced = process["traced"];
+        Assert.Equal(TraceId, traced.TraceId.ToHexString());
+        Assert.Equal(ParentSpanId, traced.ParentSpanId.ToHexString());
+        Assert.Equal("congo=t61rcWkgMzE", traced.TraceStateString);
+        Assert.Equal(ActivityKind.Consumer, traced.Kind);
+        Assert.Equal("nats", traced.GetTagItem("messaging.system"));
+        Assert.Equal(_stream, traced.GetTagItem("messaging.destination.name"));
+        Assert.Equal("tracers", traced.GetTagItem("messaging.consumer.group.name"));
+        Assert.Equal("1", traced.GetTagItem("messaging.message.id")); // the stream sequence
+        Assert.Equal("process", traced.GetTagItem("messaging.operation.type"));
+        var dispatch = Assert.Single(spans, s => s.OperationName == PipelineTelemetry.DispatchSpanName && s.ParentSpanId == traced.SpanId);
+        Assert.Equal(TraceId, dispatch.TraceId.ToHexString());
+
+        foreach (var id in new[] { "plain", "garbage", "zeros" })
+        {
+            Assert.Equal(default, process[id].ParentSpanId); // a root: the command still ran, in a trace of its own
+            Assert.NotEqual(TraceId, process[id].TraceId.ToHexString());
+        }
+    }
+
+    [Theory]
+    [InlineData(null, false)]
+    [InlineData("", false)]
+    [InlineData("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", false)]
+    [InlineData("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", true)]
+    [InlineData("zz-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", false)]
+    [InlineData("\u00ff\u0000garbage", false)]
+    public void Headers_are_read_without_throwing(string? traceparent, bool parsed)
+    {
+        var headers = traceparent is null ? new NatsHeaders { ["other"] = "x" } : new NatsHeaders { ["traceparent"] = traceparent };
+
+        var context = NatsTraceContext.FromHeaders(headers);
+
+        Assert.Equal(parsed, context != default);
+        if (parsed)
+        {
+            Assert.True(context.IsRemote);
+            Assert.Equal(TraceId, context.TraceId.ToHexString());
+        }
+    }
+
+    private async Task Publish(NatsJSContext js, string id, NatsHeaders? headers)
+    {
+        var ack = await js.PublishAsync($"{_stream}.c", Encoding.UTF8.GetBytes(Harness.Make(id).ToJson()), headers: headers);
+        ack.EnsureSuccess();
+    }
+}
