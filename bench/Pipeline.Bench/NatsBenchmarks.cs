@@ -21,10 +21,12 @@ namespace Pipeline.Bench;
 /// </summary>
 public class NatsBenchmarks
 {
-    private const int Count = 50_000;
+    internal const int Count = 50_000;
     private readonly ToolRegistry _tools = new([new NoopTool()]);
     private string _root = null!;
     private Process _server = null!;
+
+    internal Process Server => _server;
     private NatsConnection _connection = null!;
     private string _stream = null!;
     private int _round;
@@ -113,6 +115,61 @@ public class NatsBenchmarks
             {
                 break;
             }
+        }
+    }
+
+    /// <summary>The source alone: one loop of NextAsync + AckAsync, no engine (for tuning).</summary>
+    internal async Task RawFetch()
+    {
+        var js = new NatsJSContext(_connection);
+        var consumer = await js.CreateOrUpdateConsumerAsync(_stream, new ConsumerConfig("rawfetch") { MaxAckPending = 8192 });
+        var seen = 0;
+        while (seen < Count)
+        {
+            await foreach (var msg in consumer.FetchAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = 1000, Expires = TimeSpan.FromSeconds(5) }))
+            {
+                _ = msg.Metadata;
+                await msg.AckAsync();
+                seen++;
+            }
+        }
+    }
+
+    internal async Task RawMeta()
+    {
+        var js = new NatsJSContext(_connection);
+        var consumer = await js.CreateOrUpdateConsumerAsync(_stream, new ConsumerConfig("rawmeta") { MaxAckPending = 8192 });
+        var seen = 0;
+        await foreach (var msg in consumer.ConsumeAsync<byte[]>(opts: new NatsJSConsumeOpts { MaxMsgs = 1000 }))
+        {
+            _ = msg.Metadata;
+            await msg.AckAsync();
+            if (++seen == Count)
+            {
+                break;
+            }
+        }
+    }
+
+    internal Task SourceLoop() => SourceLoop(null);
+
+    internal Task SourceLoopNoDecode() => SourceLoop(new FixedDecoder());
+
+    private sealed class FixedDecoder : global::Pipeline.Nats.Messages.INatsMessageDecoder
+    {
+        private readonly global::Pipeline.Commands.ClaimOutcome _outcome = global::Pipeline.Commands.ClaimOutcome.Claimed(BenchCommands.Make(1, "noop", "{}")[0]);
+
+        public global::Pipeline.Commands.ClaimOutcome Decode(in global::Pipeline.Nats.Messages.NatsDeliveredMessage message) => _outcome;
+    }
+
+    private async Task SourceLoop(global::Pipeline.Nats.Messages.INatsMessageDecoder? decoder)
+    {
+        var options = new NatsSourceOptions { Stream = _stream, Consumer = "bench", FetchBatch = 1000, MaxAckPending = 8192 };
+        await using var source = new NatsCommandSource(_connection, options, decoder);
+        for (var i = 0; i < Count; i++)
+        {
+            var pulled = (await source.NextAsync(CancellationToken.None))!.Value;
+            await source.AckAsync(pulled.Handle, CancellationToken.None);
         }
     }
 

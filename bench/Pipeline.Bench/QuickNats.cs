@@ -1,0 +1,81 @@
+using System.Diagnostics;
+
+namespace Pipeline.Bench;
+
+/// <summary>
+/// <c>--quick-nats [rounds]</c>: the NATS benchmark's two methods, interleaved and timed outside
+/// BenchmarkDotNet, for a fast look while tuning. The recorded figures come from <see cref="NatsBenchmarks"/>.
+/// </summary>
+internal static class QuickNats
+{
+    public static async Task RunAsync(string[] args)
+    {
+        var rounds = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 3;
+        var only = args.Length > 2 ? args[2] : null;
+        if (args.Length > 2 && args[2] == "parse")
+        {
+            var bodies = BenchCommands.Make(NatsBenchmarks.Count, "noop", "{}").Select(c => System.Text.Encoding.UTF8.GetBytes(c.ToJson())).ToArray();
+            Console.WriteLine(System.Text.Encoding.UTF8.GetString(bodies[7]));
+            for (var r = 0; r < rounds; r++)
+            {
+                var allocated = GC.GetTotalAllocatedBytes(precise: true);
+                var clock = Stopwatch.StartNew();
+                foreach (var body in bodies)
+                {
+                    _ = Pipeline.Nats.Messages.CommandDecoder.Instance.Decode(new Pipeline.Nats.Messages.NatsDeliveredMessage("s", body, null, 1, 1));
+                }
+
+                Console.WriteLine($"fast   {clock.Elapsed.TotalMicroseconds / bodies.Length:0.000} us/msg {(double)(GC.GetTotalAllocatedBytes(precise: true) - allocated) / bodies.Length:0} B/msg");
+                allocated = GC.GetTotalAllocatedBytes(precise: true);
+                clock.Restart();
+                foreach (var body in bodies)
+                {
+                    _ = global::Pipeline.Commands.Command.ParseWithSerializer(body);
+                }
+
+                Console.WriteLine($"serial {clock.Elapsed.TotalMicroseconds / bodies.Length:0.000} us/msg {(double)(GC.GetTotalAllocatedBytes(precise: true) - allocated) / bodies.Length:0} B/msg");
+            }
+
+            return;
+        }
+
+        var bench = new NatsBenchmarks();
+        bench.Setup();
+        try
+        {
+            for (var round = 0; round < rounds; round++)
+            {
+                foreach (var (name, run) in new (string, Func<Task>)[] { ("pipeline", bench.Pipeline), ("raw", bench.RawConsume), ("source", bench.SourceLoop), ("nodecode", bench.SourceLoopNoDecode), ("rawfetch", bench.RawFetch), ("rawmeta", bench.RawMeta) })
+                {
+                    if (only is not null ? !only.Split(',').Contains(name) : name is not ("pipeline" or "raw"))
+                    {
+                        continue;
+                    }
+
+                    bench.Publish();
+                    var self = Process.GetCurrentProcess();
+                    self.Refresh();
+                    bench.Server.Refresh();
+                    var cpu = self.TotalProcessorTime;
+                    var serverCpu = bench.Server.TotalProcessorTime;
+                    var gcs = GC.CollectionCount(0);
+                    var allocated = GC.GetTotalAllocatedBytes(precise: true);
+                    var clock = Stopwatch.StartNew();
+                    await run();
+                    clock.Stop();
+                    allocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;
+                    self.Refresh();
+                    bench.Server.Refresh();
+                    cpu = self.TotalProcessorTime - cpu;
+                    serverCpu = bench.Server.TotalProcessorTime - serverCpu;
+                    bench.DeleteStream();
+                    Console.WriteLine($"{name,-10} {NatsBenchmarks.Count / clock.Elapsed.TotalSeconds,12:N0} msg/s  cpu {cpu.TotalMicroseconds / NatsBenchmarks.Count,6:0.00} us/msg  server {serverCpu.TotalMicroseconds / NatsBenchmarks.Count,6:0.00} us/msg  {(double)allocated / NatsBenchmarks.Count,7:0} B/msg  gen0 {GC.CollectionCount(0) - gcs}");
+                }
+            }
+        }
+        finally
+        {
+            bench.Cleanup();
+        }
+    }
+}
