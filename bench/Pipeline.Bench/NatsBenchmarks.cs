@@ -31,6 +31,9 @@ public class NatsBenchmarks
     private string _stream = null!;
     private int _round;
 
+    /// <summary>The durable consumer the Pipeline benchmark reads with (the profile mode reads one stream many times).</summary>
+    internal string ConsumerName { get; set; } = "bench";
+
     [GlobalSetup]
     public void Setup()
     {
@@ -89,14 +92,20 @@ public class NatsBenchmarks
         new NatsJSContext(_connection).DeleteStreamAsync(_stream).AsTask().GetAwaiter().GetResult();
 
     [Benchmark(OperationsPerInvoke = Count, Description = "Pipeline NATS source (noop, ack, events counted)")]
-    public async Task Pipeline()
+    public Task Pipeline() => RunPipeline(4, keepAlive: true);
+
+    internal Task PipelineNoKeepAlive() => RunPipeline(4, keepAlive: false);
+
+    internal Task PipelineOnePull() => RunPipeline(1, keepAlive: true);
+
+    private async Task RunPipeline(int pulls, bool keepAlive)
     {
-        var pipelineOptions = new PipelineOptions { MaxInFlight = 2048, PullParallelism = 4, Dispatch = new BlockOptions { Parallelism = 16 } };
-        var options = new NatsSourceOptions { Stream = _stream, Consumer = "bench", FetchBatch = 1000, MaxAckPending = 8192 };
+        var pipelineOptions = new PipelineOptions { MaxInFlight = 2048, PullParallelism = pulls, Dispatch = new BlockOptions { Parallelism = 16 } };
+        var options = new NatsSourceOptions { Stream = _stream, Consumer = ConsumerName, FetchBatch = 1000, MaxAckPending = 8192 };
         options.ValidateFor(pipelineOptions);
         await using var source = new NatsCommandSource(_connection, options);
         var sink = new StoppingSink(3L * Count);
-        var pipeline = new CommandPipeline<NatsHandle>(source, _tools, sink, pipelineOptions);
+        var pipeline = new CommandPipeline<NatsHandle>(keepAlive ? source : source.WithoutKeepAlive(), _tools, sink, pipelineOptions);
         sink.Pipeline = pipeline;
         await pipeline.RunAsync(CancellationToken.None);
         Check(pipeline.Stats.Completed == Count && source.Acked == Count);
@@ -164,7 +173,7 @@ public class NatsBenchmarks
 
     private async Task SourceLoop(global::Pipeline.Nats.Messages.INatsMessageDecoder? decoder)
     {
-        var options = new NatsSourceOptions { Stream = _stream, Consumer = "bench", FetchBatch = 1000, MaxAckPending = 8192 };
+        var options = new NatsSourceOptions { Stream = _stream, Consumer = ConsumerName, FetchBatch = 1000, MaxAckPending = 8192 };
         await using var source = new NatsCommandSource(_connection, options, decoder);
         for (var i = 0; i < Count; i++)
         {

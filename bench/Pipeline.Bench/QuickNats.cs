@@ -41,11 +41,27 @@ internal static class QuickNats
 
         var bench = new NatsBenchmarks();
         bench.Setup();
+        if (args.Length > 2 && args[2] == "profile")
+        {
+            // One stream, read again and again by fresh consumers: a profiler sees the pipeline, not the publishing.
+            bench.Publish();
+            for (var r = 0; r < rounds; r++)
+            {
+                bench.ConsumerName = $"profile{r}";
+                var clock = Stopwatch.StartNew();
+                await bench.Pipeline();
+                Console.WriteLine($"pipeline {NatsBenchmarks.Count / clock.Elapsed.TotalSeconds,12:N0} msg/s");
+            }
+
+            bench.Cleanup();
+            return;
+        }
+
         try
         {
             for (var round = 0; round < rounds; round++)
             {
-                foreach (var (name, run) in new (string, Func<Task>)[] { ("pipeline", bench.Pipeline), ("raw", bench.RawConsume), ("source", bench.SourceLoop), ("nodecode", bench.SourceLoopNoDecode), ("rawfetch", bench.RawFetch), ("rawmeta", bench.RawMeta) })
+                foreach (var (name, run) in new (string, Func<Task>)[] { ("pipeline", bench.Pipeline), ("raw", bench.RawConsume), ("source", bench.SourceLoop), ("nodecode", bench.SourceLoopNoDecode), ("rawfetch", bench.RawFetch), ("rawmeta", bench.RawMeta), ("noka", bench.PipelineNoKeepAlive), ("pull1", bench.PipelineOnePull) })
                 {
                     if (only is not null ? !only.Split(',').Contains(name) : name is not ("pipeline" or "raw"))
                     {
