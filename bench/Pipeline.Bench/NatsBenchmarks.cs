@@ -17,17 +17,27 @@ namespace Pipeline.Bench;
 /// The Pipeline NATS source end to end (noop tool, ack before dispatch, every event to a counting
 /// sink) against a raw NATS.Net <c>ConsumeAsync</c> + <c>AckAsync</c> loop, over the same number
 /// of messages from a fresh stream each iteration, on one local nats-server started here (loopback).
-/// Target: Pipeline at least 85% of the raw loop's messages/s.
+/// Target: Pipeline at least 85% of the raw loop's messages/s. A third benchmark publishes at a fixed
+/// rate (about half the Pipeline's peak here) into a running pipeline and reports the time from each
+/// publish to its <c>command.completed</c> event reaching the sink (p50 and p99 columns).
 /// </summary>
 public class NatsBenchmarks
 {
     internal const int Count = 50_000;
+
+    /// <summary>Messages one latency iteration publishes.</summary>
+    internal const int LatencyCount = 30_000;
+
+    /// <summary>The latency benchmark's publish rate (messages/s): about half the Pipeline row's peak on the 2-core machine; <c>PIPELINE_BENCH_RATE</c> overrides it.</summary>
+    internal static readonly int LatencyRate = int.TryParse(Environment.GetEnvironmentVariable("PIPELINE_BENCH_RATE"), out var rate) && rate > 0 ? rate : 30_000;
+
     private readonly ToolRegistry _tools = new([new NoopTool()]);
     private string _root = null!;
     private Process _server = null!;
 
     internal Process Server => _server;
     private NatsConnection _connection = null!;
+    private NatsConnection _publisher = null!;
     private string _stream = null!;
     private int _round;
 
@@ -49,23 +59,25 @@ public class NatsBenchmarks
         _server = Process.Start(info)!;
         _connection = new NatsConnection(NatsOpts.Default with { Url = $"nats://127.0.0.1:{port}", RetryOnInitialConnect = true });
         _connection.ConnectAsync().AsTask().GetAwaiter().GetResult();
+        // The latency benchmark publishes on its own connection, as `pipeline enqueue` would.
+        _publisher = new NatsConnection(NatsOpts.Default with { Url = $"nats://127.0.0.1:{port}" });
+        _publisher.ConnectAsync().AsTask().GetAwaiter().GetResult();
     }
 
     [GlobalCleanup]
     public void Cleanup()
     {
         _connection.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        _publisher.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _server.Kill();
         _server.WaitForExit();
         Directory.Delete(_root, recursive: true);
     }
 
-    [IterationSetup]
+    [IterationSetup(Targets = [nameof(Pipeline), nameof(RawConsume)])]
     public void Publish()
     {
-        _stream = $"bench_{_round++}";
-        var js = new NatsJSContext(_connection);
-        js.CreateStreamAsync(new StreamConfig(_stream, [$"{_stream}.>"])).AsTask().GetAwaiter().GetResult();
+        var js = CreateStream();
         // Distinct command ids: the engine skips a repeated id as a duplicate.
         var bodies = BenchCommands.Make(Count, "noop", "{}").Select(c => System.Text.Encoding.UTF8.GetBytes(c.ToJson())).ToArray();
         Task.Run(async () =>
@@ -85,6 +97,17 @@ public class NatsBenchmarks
         }).GetAwaiter().GetResult();
 
         static async Task Ack(ValueTask<PubAckResponse> publish) => (await publish).EnsureSuccess();
+    }
+
+    [IterationSetup(Target = nameof(PipelineLatency))]
+    public void CreateEmptyStream() => CreateStream();
+
+    private NatsJSContext CreateStream()
+    {
+        _stream = $"bench_{_round++}";
+        var js = new NatsJSContext(_connection);
+        js.CreateStreamAsync(new StreamConfig(_stream, [$"{_stream}.>"])).AsTask().GetAwaiter().GetResult();
+        return js;
     }
 
     [IterationCleanup]
@@ -109,6 +132,51 @@ public class NatsBenchmarks
         sink.Pipeline = pipeline;
         await pipeline.RunAsync(CancellationToken.None);
         Check(pipeline.Stats.Completed == Count && source.Acked == Count);
+    }
+
+    [Benchmark(OperationsPerInvoke = LatencyCount, Description = "Pipeline at a fixed rate: publish → command.completed")]
+    public async Task PipelineLatency()
+    {
+        var pipelineOptions = new PipelineOptions { MaxInFlight = 2048, PullParallelism = 4, Dispatch = new BlockOptions { Parallelism = 16 } };
+        var options = new NatsSourceOptions { Stream = _stream, Consumer = ConsumerName, FetchBatch = 1000, MaxAckPending = 8192 };
+        await using var source = new NatsCommandSource(_connection, options);
+        await source.InitializeAsync(CancellationToken.None);
+        var sent = new long[LatencyCount];
+        var sink = new LatencySink(sent);
+        var pipeline = new CommandPipeline<NatsHandle>(source, _tools, sink, pipelineOptions);
+        sink.Pipeline = pipeline;
+        var run = pipeline.RunAsync(CancellationToken.None);
+        await Task.Delay(200); // the first pull request is waiting on the server
+        var subject = $"{_stream}.c";
+        var bodies = BenchCommands.Make(LatencyCount, "noop", "{}")
+            .Select((c, i) => System.Text.Encoding.UTF8.GetBytes((c with { ExecutionId = i }).ToJson())) // the sink finds the publish time by execution id
+            .ToArray();
+        await Task.Factory.StartNew(() => PublishAtRate(subject, bodies, sent), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        await run;
+        Check(pipeline.Stats.Completed == LatencyCount && sink.Recorded == LatencyCount);
+        LatencyResults.Add(nameof(PipelineLatency), sink.Latencies);
+    }
+
+    /// <summary>Publishes each millisecond the messages due by then (core publish: the stream captures it; no ack awaited), stamping each one's send time.</summary>
+    private void PublishAtRate(string subject, byte[][] bodies, long[] sent)
+    {
+        var start = Stopwatch.GetTimestamp();
+        var next = 0;
+        while (next < bodies.Length)
+        {
+            var due = (int)Math.Min(bodies.Length, (Stopwatch.GetTimestamp() - start) * LatencyRate / Stopwatch.Frequency + 1);
+            for (; next < due; next++)
+            {
+                Volatile.Write(ref sent[next], Stopwatch.GetTimestamp());
+                var publish = _publisher.PublishAsync(subject, bodies[next]);
+                if (!publish.IsCompletedSuccessfully)
+                {
+                    publish.AsTask().GetAwaiter().GetResult();
+                }
+            }
+
+            Thread.Sleep(1);
+        }
     }
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Count, Description = "Baseline: raw ConsumeAsync + AckAsync")]
@@ -197,6 +265,41 @@ public class NatsBenchmarks
         var port = ((IPEndPoint)listener.LocalEndpoint).Port;
         listener.Stop();
         return port;
+    }
+
+    /// <summary>Records, for each command.completed, the time since its publish; stops the pipeline once every command completed.</summary>
+    private sealed class LatencySink(long[] sent) : IEventSink
+    {
+        private readonly long[] _latencies = new long[sent.Length];
+        private int _recorded;
+
+        public CommandPipeline<NatsHandle>? Pipeline { get; set; }
+
+        public int Recorded => Volatile.Read(ref _recorded);
+
+        /// <summary>Publish → completion times, in <see cref="Stopwatch"/> ticks.</summary>
+        public long[] Latencies => _latencies;
+
+        public ValueTask WriteAsync(ReadOnlyMemory<PipelineEvent> batch, CancellationToken cancellationToken)
+        {
+            var now = Stopwatch.GetTimestamp();
+            var done = 0;
+            foreach (var e in batch.Span)
+            {
+                if (string.Equals(e.EventType, EventTypes.CommandCompleted, StringComparison.Ordinal))
+                {
+                    _latencies[e.ExecutionId] = now - Volatile.Read(ref sent[e.ExecutionId]);
+                    done++;
+                }
+            }
+
+            if (Interlocked.Add(ref _recorded, done) >= sent.Length)
+            {
+                Pipeline?.RequestStop();
+            }
+
+            return ValueTask.CompletedTask;
+        }
     }
 
     /// <summary>Counts events; stops the pipeline once every command's three events are in (the NATS source never runs dry by itself).</summary>

@@ -61,14 +61,22 @@ internal static class QuickNats
         {
             for (var round = 0; round < rounds; round++)
             {
-                foreach (var (name, run) in new (string, Func<Task>)[] { ("pipeline", bench.Pipeline), ("raw", bench.RawConsume), ("source", bench.SourceLoop), ("nodecode", bench.SourceLoopNoDecode), ("rawfetch", bench.RawFetch), ("rawmeta", bench.RawMeta), ("noka", bench.PipelineNoKeepAlive), ("pull1", bench.PipelineOnePull) })
+                foreach (var (name, run) in new (string, Func<Task>)[] { ("pipeline", bench.Pipeline), ("raw", bench.RawConsume), ("source", bench.SourceLoop), ("nodecode", bench.SourceLoopNoDecode), ("rawfetch", bench.RawFetch), ("rawmeta", bench.RawMeta), ("noka", bench.PipelineNoKeepAlive), ("pull1", bench.PipelineOnePull), ("latency", bench.PipelineLatency) })
                 {
                     if (only is not null ? !only.Split(',').Contains(name) : name is not ("pipeline" or "raw"))
                     {
                         continue;
                     }
 
-                    bench.Publish();
+                    if (name == "latency")
+                    {
+                        bench.CreateEmptyStream();
+                    }
+                    else
+                    {
+                        bench.Publish();
+                    }
+
                     var self = Process.GetCurrentProcess();
                     self.Refresh();
                     bench.Server.Refresh();
@@ -85,6 +93,12 @@ internal static class QuickNats
                     cpu = self.TotalProcessorTime - cpu;
                     serverCpu = bench.Server.TotalProcessorTime - serverCpu;
                     bench.DeleteStream();
+                    if (name == "latency")
+                    {
+                        Console.WriteLine($"latency    p50 {LatencyResults.Quantile("PipelineLatency", 0.5, 1):0.00} ms  p99 {LatencyResults.Quantile("PipelineLatency", 0.99, 1):0.00} ms  max {LatencyResults.Quantile("PipelineLatency", 1, 1):0.00} ms");
+                        continue;
+                    }
+
                     Console.WriteLine($"{name,-10} {NatsBenchmarks.Count / clock.Elapsed.TotalSeconds,12:N0} msg/s  cpu {cpu.TotalMicroseconds / NatsBenchmarks.Count,6:0.00} us/msg  server {serverCpu.TotalMicroseconds / NatsBenchmarks.Count,6:0.00} us/msg  {(double)allocated / NatsBenchmarks.Count,7:0} B/msg  gen0 {GC.CollectionCount(0) - gcs}");
                 }
             }
