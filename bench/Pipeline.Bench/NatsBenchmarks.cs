@@ -29,7 +29,7 @@ public class NatsBenchmarks
     internal const int LatencyCount = 30_000;
 
     /// <summary>The latency benchmark's publish rate (messages/s): about half the Pipeline row's peak on the 2-core machine; <c>PIPELINE_BENCH_RATE</c> overrides it.</summary>
-    internal static readonly int LatencyRate = int.TryParse(Environment.GetEnvironmentVariable("PIPELINE_BENCH_RATE"), out var rate) && rate > 0 ? rate : 30_000;
+    internal static readonly int LatencyRate = int.TryParse(Environment.GetEnvironmentVariable("PIPELINE_BENCH_RATE"), out var rate) && rate > 0 ? rate : 25_000;
 
     private readonly ToolRegistry _tools = new([new NoopTool()]);
     private string _root = null!;
