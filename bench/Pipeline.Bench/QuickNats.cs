@@ -3,8 +3,12 @@ using System.Diagnostics;
 namespace Pipeline.Bench;
 
 /// <summary>
-/// <c>--quick-nats [rounds]</c>: the NATS benchmark's two methods, interleaved and timed outside
-/// BenchmarkDotNet, for a fast look while tuning. The recorded figures come from <see cref="NatsBenchmarks"/>.
+/// <c>--quick-nats [rounds] [names]</c>: the NATS benchmark's methods and some variants (comma
+/// separated: pipeline, raw, source, nodecode, rawfetch, rawmeta, noka, pull1, latency; default
+/// pipeline,raw), interleaved and timed outside BenchmarkDotNet with process and server CPU and
+/// bytes per message, for a fast look while tuning; <c>parse</c> times the command decoders and
+/// <c>profile</c> reads one stream again and again for a profiler. The recorded figures come from
+/// <see cref="NatsBenchmarks"/>.
 /// </summary>
 internal static class QuickNats
 {
