@@ -15,17 +15,20 @@ namespace Pipeline.Bench;
 /// </summary>
 public sealed class BenchConfig : ManualConfig
 {
+    private const int Iterations = 8;
+
     public BenchConfig()
     {
         AddJob(Job.Default
             .WithToolchain(InProcessEmitToolchain.Instance)
             .WithLaunchCount(1)
             .WithWarmupCount(2)
-            .WithIterationCount(8)
+            .WithIterationCount(Iterations)
             .WithId("short"));
         AddDiagnoser(MemoryDiagnoser.Default);
         AddColumnProvider(DefaultColumnProviders.Instance);
         AddColumn(new CommandsPerSecondColumn());
+        AddColumn(new LatencyColumn("p50", 0.50, Iterations), new LatencyColumn("p99", 0.99, Iterations));
         AddLogger(BenchmarkDotNet.Loggers.ConsoleLogger.Default);
         AddExporter(BenchmarkDotNet.Exporters.MarkdownExporter.GitHub);
         WithOptions(ConfigOptions.DisableOptimizationsValidator);

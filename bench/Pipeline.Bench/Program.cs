@@ -7,4 +7,10 @@ if (args.Length > 0 && args[0] == "--quick")
     return;
 }
 
+if (args.Length > 0 && args[0] == "--quick-nats")
+{
+    await QuickNats.RunAsync(args);
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(BenchConfig).Assembly).Run(args, new BenchConfig());

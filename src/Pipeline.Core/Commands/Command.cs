@@ -42,7 +42,11 @@ public sealed record Command
     public int Attempts { get; init; }
 
     /// <summary>Parses one command from UTF-8 JSON; throws <see cref="JsonException"/> with a clear message when malformed.</summary>
-    public static Command Parse(ReadOnlySpan<byte> utf8Json)
+    public static Command Parse(ReadOnlySpan<byte> utf8Json) =>
+        CommandReader.TryRead(utf8Json, EmptyContext) ?? ParseWithSerializer(utf8Json);
+
+    /// <summary>The serializer's parse: every error and edge case of <see cref="Parse(ReadOnlySpan{byte})"/> is decided here.</summary>
+    internal static Command ParseWithSerializer(ReadOnlySpan<byte> utf8Json)
     {
         var command = JsonSerializer.Deserialize(utf8Json, CommandJsonContext.Default.Command)
             ?? throw new JsonException("A command must be a JSON object, not null.");

@@ -1,10 +1,13 @@
 namespace Pipeline.Nats.Sources;
 
 /// <summary>
-/// Cheap deadlines for settle calls: one token per period, each cancelled between
-/// <c>deadline</c> and <c>deadline × 1.25</c> after a call takes it. NATS.Net waits for a reconnect
-/// before it sends an ack; a deadline keeps such a call from outliving the settle that made it
-/// (a late ack would win over a later delivery's outcome). One source per token, not one per call.
+/// Cheap deadlines for settle calls: one token per period (a quarter of the deadline), each
+/// cancelled between <c>deadline × 0.75</c> and <c>deadline</c> after a call takes it. NATS.Net
+/// waits for a reconnect before it sends an ack; a deadline keeps such a call from outliving the
+/// settle that made it (a late ack would win over a later delivery's outcome). So the deadline is
+/// an upper bound, never exceeded: a call may be cut up to a quarter early, which only shortens a
+/// wait for a reconnect, but never runs past <see cref="NatsSourceOptions.SettleTimeout"/>, as
+/// that option promises. One source per period, not one per call.
 /// </summary>
 internal sealed class DeadlineTokens : IDisposable
 {

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using NATS.Client.Core;
@@ -27,7 +26,11 @@ internal sealed class Fetcher : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly DeadlineTokens _deadlines;
     private readonly Channel<Fetched> _ready = Channel.CreateUnbounded<Fetched>(new UnboundedChannelOptions { SingleWriter = true });
-    private readonly ConcurrentDictionary<Fetched, byte> _waiting = new();
+    // The fetched messages not yet taken, in fetch order, for the renewal sweep. Takers only mark a
+    // message taken (the channel hands them out in this same order), and the taken ones are trimmed
+    // from the head under the lock: cheaper per message than a concurrent set's add and remove.
+    private readonly Queue<Fetched> _waiting = new();
+    private readonly object _waitingGate = new();
     private readonly SemaphoreSlim _room = new(0, 1);
     private readonly CancellationTokenSource _stop = new();
     private readonly ResiliencePipeline _retry;
@@ -163,7 +166,7 @@ internal sealed class Fetcher : IAsyncDisposable
 
     private void Taken(Fetched fetched)
     {
-        _waiting.TryRemove(fetched, out _);
+        fetched.MarkTaken();
         if (_ready.Reader.Count <= _lowWater && _room.CurrentCount == 0)
         {
             try
@@ -235,7 +238,12 @@ internal sealed class Fetcher : IAsyncDisposable
     private void Add(INatsJSMsg<byte[]> message)
     {
         var fetched = new Fetched(message, _time.GetTimestamp());
-        _waiting.TryAdd(fetched, 0);
+        lock (_waitingGate)
+        {
+            TrimTaken();
+            _waiting.Enqueue(fetched);
+        }
+
         Interlocked.Increment(ref _fetched);
         Volatile.Write(ref _lastArrival, fetched.Since);
         _ready.Writer.TryWrite(fetched);
@@ -253,13 +261,32 @@ internal sealed class Fetcher : IAsyncDisposable
     {
         var now = _time.GetTimestamp();
         var interval = _options.EffectiveKeepAliveInterval;
-        foreach (var fetched in _waiting.Keys)
+        List<Fetched>? due = null;
+        lock (_waitingGate)
         {
-            if (_time.GetElapsedTime(fetched.Since, now) >= interval)
+            TrimTaken();
+            foreach (var fetched in _waiting)
             {
-                fetched.Since = now;
-                _ = RenewAsync(fetched);
+                if (!fetched.IsTaken && _time.GetElapsedTime(fetched.Since, now) >= interval)
+                {
+                    fetched.Since = now;
+                    (due ??= []).Add(fetched);
+                }
             }
+        }
+
+        // The calls go out after the lock: the fetch loop adds under it.
+        foreach (var fetched in due ?? [])
+        {
+            _ = RenewAsync(fetched);
+        }
+    }
+
+    private void TrimTaken()
+    {
+        while (_waiting.TryPeek(out var head) && head.IsTaken)
+        {
+            _waiting.Dequeue();
         }
     }
 
@@ -281,5 +308,12 @@ internal sealed class Fetched(INatsJSMsg<byte[]> message, long since)
 {
     public INatsJSMsg<byte[]> Message { get; } = message;
 
+    private volatile bool _taken;
+
     public long Since { get; set; } = since;
+
+    /// <summary>Handed to a <c>NextAsync</c>: the pipeline renews it from now on.</summary>
+    public bool IsTaken => _taken;
+
+    public void MarkTaken() => _taken = true;
 }

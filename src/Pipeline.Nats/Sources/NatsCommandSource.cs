@@ -205,9 +205,13 @@ public sealed partial class NatsCommandSource :
     private Pulled<NatsHandle> Deliver(Fetched fetched)
     {
         var message = fetched.Message;
-        var metadata = message.Metadata;
-        var sequence = metadata?.Sequence.Stream ?? 0;
-        var delivered = metadata?.NumDelivered ?? 1;
+        if (!AckSubject.TryParse(message.ReplyTo, out var sequence, out var delivered))
+        {
+            var metadata = message.Metadata;
+            sequence = metadata?.Sequence.Stream ?? 0;
+            delivered = metadata?.NumDelivered ?? 1;
+        }
+
         var delivery = new NatsDeliveredMessage(message.Subject, message.Data ?? [], message.Headers, sequence, delivered);
         var outcome = _decoder.Decode(delivery);
         if (_origins is not null && outcome.Command is { } command)
