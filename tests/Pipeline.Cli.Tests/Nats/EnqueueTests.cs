@@ -166,6 +166,37 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
     }
 
     [Fact]
+    public async Task A_server_killed_mid_run_stops_the_enqueue_in_bounded_time_with_one_clear_error()
+    {
+        // Its own server: killing the shared one would disturb the other tests.
+        var server = new NatsServerFixture();
+        await server.InitializeAsync();
+        try
+        {
+            var (stream, prefix) = Names();
+            var file = Write("k.jsonl", Enumerable.Range(0, 2_000_000).Select(i => Line($"k{i}", i)));
+            using var process = PipelineProcess.Start(["enqueue", "--nats", server.Url, "--stream", stream, "--subject", prefix + ".{execution_id}", file]);
+            await process.WaitForOutputAsync("progress: published", TimeSpan.FromSeconds(60));
+            await server.KillAsync();
+            var killedAt = process.Elapsed;
+
+            var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(60));
+            output.WriteLine($"exit {exit} {(process.Elapsed - killedAt).TotalSeconds:F1} s after the kill\n{process.Stdout[^Math.Min(400, process.Stdout.Length)..]}\n{process.Stderr}");
+
+            Assert.True(exit == 1, $"exit {exit}\n{process.Stderr}");
+            Assert.True(process.Elapsed - killedAt < TimeSpan.FromSeconds(30), $"took {process.Elapsed - killedAt} after the kill");
+            Assert.Contains($"error: publishing to {server.Url} stopped: ", process.Stderr, StringComparison.Ordinal);
+            // One line for the failure that stopped it, not one per publish in flight.
+            Assert.True(process.Stderr.Split('\n').Count(l => l.Contains("not published:", StringComparison.Ordinal)) <= 1, process.Stderr);
+            Assert.DoesNotContain("enqueued 2000000 commands", process.Stdout, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await server.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task User_and_password_work_from_the_environment_and_wrong_ones_are_an_error_without_the_secret()
     {
         var server = new NatsServerFixture { ExtraArguments = ["--user", "alice", "--pass", "right-pa55word"], Auth = NatsAuthOpts.Default with { Username = "alice", Password = "right-pa55word" } };
