@@ -261,6 +261,39 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
     }
 
     [Fact]
+    public async Task Tls_with_the_servers_ca_works_and_without_it_or_against_a_plain_server_is_a_clear_error()
+    {
+        var (cert, key) = SelfSignedLoopbackCertificate();
+        var server = new NatsServerFixture
+        {
+            ExtraArguments = ["--tls", "--tlscert", cert, "--tlskey", key],
+            Tls = NatsTlsOpts.Default with { Mode = TlsMode.Require, CaFile = cert },
+        };
+        await server.InitializeAsync();
+        try
+        {
+            var (stream, prefix) = Names();
+            var file = Write("tls.jsonl", [Line("tls1")]);
+            var tlsUrl = server.Url.Replace("nats://", "tls://", StringComparison.Ordinal);
+
+            var (exit, stdout, stderr) = await InvokeAsync(["enqueue", "--nats", tlsUrl, "--tls-ca", cert, "--stream", stream, "--subject", prefix + ".x", file]);
+            Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}");
+
+            (exit, _, stderr) = await InvokeAsync(["enqueue", "--nats", tlsUrl, "--stream", stream, "--subject", prefix + ".x", file]);
+            Assert.Equal(1, exit);
+            Assert.Contains("certificate", stderr, StringComparison.OrdinalIgnoreCase);
+
+            (exit, _, stderr) = await InvokeAsync(["enqueue", "--nats", nats.Url, "--tls-require", "--stream", stream, "--subject", prefix + ".x", file]);
+            Assert.Equal(1, exit);
+            Assert.Contains("does not support TLS", stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await server.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task A_big_file_is_published_in_bounded_memory()
     {
         // Measured on a 2-core VM: ~85 MB peak RSS for 300,000 commands, whatever the count (the
@@ -315,6 +348,21 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
         }
 
         return messages;
+    }
+
+    private (string Cert, string Key) SelfSignedLoopbackCertificate()
+    {
+        using var rsa = System.Security.Cryptography.RSA.Create(2048);
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=127.0.0.1", rsa, System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.RSASignaturePadding.Pkcs1);
+        var names = new System.Security.Cryptography.X509Certificates.SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(names.Build());
+        request.CertificateExtensions.Add(new System.Security.Cryptography.X509Certificates.X509BasicConstraintsExtension(true, false, 0, true));
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1));
+        var (cert, key) = (Path.Combine(_directory, "server-cert.pem"), Path.Combine(_directory, "server-key.pem"));
+        File.WriteAllText(cert, certificate.ExportCertificatePem());
+        File.WriteAllText(key, rsa.ExportPkcs8PrivateKeyPem());
+        return (cert, key);
     }
 
     private static int FreePort()

@@ -28,6 +28,9 @@ public sealed class NatsServerFixture : IAsyncLifetime
     /// <summary>The credentials the readiness probe and <see cref="Options"/> use, to match <see cref="ExtraArguments"/>. Default none.</summary>
     public NatsAuthOpts Auth { get; init; } = NatsAuthOpts.Default;
 
+    /// <summary>The TLS settings of the readiness probe and <see cref="Options"/>, for a server started with <c>--tls</c>. Default NATS.Net's.</summary>
+    public NatsTlsOpts Tls { get; init; } = NatsTlsOpts.Default;
+
     /// <summary>Whether the server process is running.</summary>
     public bool Running => _server is { HasExited: false };
 
@@ -137,6 +140,7 @@ public sealed class NatsServerFixture : IAsyncLifetime
         Url = Url,
         Name = name,
         AuthOpts = Auth,
+        TlsOpts = Tls,
         MaxReconnectRetry = -1,
         ReconnectWaitMin = TimeSpan.FromMilliseconds(100),
         ReconnectWaitMax = TimeSpan.FromSeconds(1),
@@ -158,7 +162,7 @@ public sealed class NatsServerFixture : IAsyncLifetime
 
             try
             {
-                await using var probe = new NatsConnection(NatsOpts.Default with { Url = Url, AuthOpts = Auth, MaxReconnectRetry = 0, ConnectTimeout = TimeSpan.FromSeconds(1) });
+                await using var probe = new NatsConnection(NatsOpts.Default with { Url = Url, AuthOpts = Auth, TlsOpts = Tls, MaxReconnectRetry = 0, ConnectTimeout = TimeSpan.FromSeconds(1) });
                 await probe.ConnectAsync();
                 await probe.PingAsync();
                 return;
