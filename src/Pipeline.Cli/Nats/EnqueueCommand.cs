@@ -103,7 +103,7 @@ internal static class EnqueueCommand
 
         if (publisher.FatalError is { } fatal)
         {
-            await stderr.WriteLineAsync($"error: publishing to {TerminalText.Escape(request.Connection.DisplayUrl)} stopped: {TerminalText.Escape(secrets.Redact(fatal))}; the lines after the last acknowledged one were not published.");
+            await stderr.WriteLineAsync($"error: publishing to {TerminalText.Escape(request.Connection.DisplayUrl)} stopped: {TerminalText.Escape(secrets.Redact(fatal))}; the rest of the input was not published (run it again: commands already stored are dropped as duplicates within the stream's duplicate window).");
             return ExitCodes.SomeFailed;
         }
 

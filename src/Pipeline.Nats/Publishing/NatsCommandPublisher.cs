@@ -47,6 +47,7 @@ public readonly record struct PublishFailure(long Tag, string CommandId, string 
 /// </summary>
 public sealed class NatsCommandPublisher
 {
+    private readonly INatsConnection _connection;
     private readonly NatsJSContext _js;
     private readonly NatsCommandPublisherOptions _options;
     private readonly Action<PublishFailure> _onFailure;
@@ -71,6 +72,7 @@ public sealed class NatsCommandPublisher
             throw new ArgumentOutOfRangeException(nameof(options), options.MaxPending, "MaxPending must be at least 1.");
         }
 
+        _connection = connection;
         _js = new NatsJSContext(connection);
         _options = options;
         _onFailure = onFailure;
@@ -250,12 +252,16 @@ public sealed class NatsCommandPublisher
             Interlocked.Increment(ref _failed);
             pending.Activity?.SetStatus(ActivityStatusCode.Error, ex.GetType().Name);
             var reason = Describe(ex, out var fatal);
+            // After a fatal error every publish still pending fails the same way: report the first only.
+            if (!fatal || FatalError is null)
+            {
+                _onFailure(new PublishFailure(pending.Tag, pending.CommandId, reason));
+            }
+
             if (fatal)
             {
                 FatalError ??= reason;
             }
-
-            _onFailure(new PublishFailure(pending.Tag, pending.CommandId, reason));
         }
         finally
         {
@@ -268,6 +274,12 @@ public sealed class NatsCommandPublisher
     // a plain phrase for a timeout or the connection. Never the URL: it may hold credentials.
     private string Describe(Exception ex, out bool fatal)
     {
+        if (ex is not NatsJSApiException && _connection.ConnectionState != NatsConnectionState.Open)
+        {
+            fatal = true;
+            return "the connection to the server was lost before the publish was acknowledged";
+        }
+
         switch (ex)
         {
             case NatsJSApiException api:

@@ -69,7 +69,7 @@ internal sealed partial class PipelineProcess : IDisposable
     }
 
     /// <summary>Starts <c>pipeline</c> with <paramref name="args"/>; <paramref name="stdin"/>, when given, is written and closed.</summary>
-    public static PipelineProcess Start(IEnumerable<string> args, string? stdin = null, string? workingDirectory = null)
+    public static PipelineProcess Start(IEnumerable<string> args, string? stdin = null, string? workingDirectory = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var binary = Path.Combine(AppContext.BaseDirectory, OperatingSystem.IsWindows() ? "pipeline.exe" : "pipeline");
         var startInfo = new ProcessStartInfo(binary)
@@ -88,6 +88,11 @@ internal sealed partial class PipelineProcess : IDisposable
         // No terminal, no colours: the output is what a pipe would get.
         startInfo.Environment["NO_COLOR"] = "1";
         startInfo.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            startInfo.Environment[name] = value;
+        }
+
         var process = Process.Start(startInfo) ?? throw new InvalidOperationException("pipeline did not start");
         if (stdin is not null)
         {

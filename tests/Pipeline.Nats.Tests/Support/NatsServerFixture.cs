@@ -22,6 +22,15 @@ public sealed class NatsServerFixture : IAsyncLifetime
     /// <summary>The server's URL.</summary>
     public string Url => $"nats://127.0.0.1:{Port}";
 
+    /// <summary>Arguments added to the server's command line (e.g. <c>--user u --pass p</c> for a server that requires auth). Default none.</summary>
+    public IReadOnlyList<string> ExtraArguments { get; init; } = [];
+
+    /// <summary>The credentials the readiness probe and <see cref="Options"/> use, to match <see cref="ExtraArguments"/>. Default none.</summary>
+    public NatsAuthOpts Auth { get; init; } = NatsAuthOpts.Default;
+
+    /// <summary>The TLS settings of the readiness probe and <see cref="Options"/>, for a server started with <c>--tls</c>. Default NATS.Net's.</summary>
+    public NatsTlsOpts Tls { get; init; } = NatsTlsOpts.Default;
+
     /// <summary>Whether the server process is running.</summary>
     public bool Running => _server is { HasExited: false };
 
@@ -62,7 +71,7 @@ public sealed class NatsServerFixture : IAsyncLifetime
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var argument in new[] { "-js", "-a", "127.0.0.1", "-p", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-sd", StoreDirectory, "-l", LogFile })
+        foreach (var argument in new[] { "-js", "-a", "127.0.0.1", "-p", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-sd", StoreDirectory, "-l", LogFile }.Concat(ExtraArguments))
         {
             info.ArgumentList.Add(argument);
         }
@@ -130,6 +139,8 @@ public sealed class NatsServerFixture : IAsyncLifetime
     {
         Url = Url,
         Name = name,
+        AuthOpts = Auth,
+        TlsOpts = Tls,
         MaxReconnectRetry = -1,
         ReconnectWaitMin = TimeSpan.FromMilliseconds(100),
         ReconnectWaitMax = TimeSpan.FromSeconds(1),
@@ -151,7 +162,7 @@ public sealed class NatsServerFixture : IAsyncLifetime
 
             try
             {
-                await using var probe = new NatsConnection(NatsOpts.Default with { Url = Url, MaxReconnectRetry = 0, ConnectTimeout = TimeSpan.FromSeconds(1) });
+                await using var probe = new NatsConnection(NatsOpts.Default with { Url = Url, AuthOpts = Auth, TlsOpts = Tls, MaxReconnectRetry = 0, ConnectTimeout = TimeSpan.FromSeconds(1) });
                 await probe.ConnectAsync();
                 await probe.PingAsync();
                 return;
