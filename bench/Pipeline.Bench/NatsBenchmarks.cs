@@ -132,8 +132,8 @@ public class NatsBenchmarks
 
     private async Task RunPipeline(int pulls, bool keepAlive)
     {
-        var pipelineOptions = new PipelineOptions { MaxInFlight = 2048, PullParallelism = pulls, Dispatch = new BlockOptions { Parallelism = 16 } };
-        var options = new NatsSourceOptions { Stream = _stream, Consumer = ConsumerName, FetchBatch = 1000, MaxAckPending = 8192 };
+        var pipelineOptions = new PipelineOptions { MaxInFlight = 2048, PullParallelism = Knob("PULLS", pulls), Dispatch = new BlockOptions { Parallelism = Knob("DISPATCH", 16) } };
+        var options = new NatsSourceOptions { Stream = _stream, Consumer = ConsumerName, FetchBatch = Knob("FETCH", 1000), MaxAckPending = 8192 };
         options.ValidateFor(pipelineOptions);
         await using var source = new NatsCommandSource(_connection, options);
         var sink = new StoppingSink(3L * Count);
@@ -255,6 +255,10 @@ public class NatsBenchmarks
             await source.AckAsync(pulled.Handle, CancellationToken.None);
         }
     }
+
+    /// <summary>A tuning override for the quick mode (<c>PIPELINE_BENCH_PULLS</c>, <c>_DISPATCH</c>, <c>_FETCH</c>); the recorded runs use the defaults.</summary>
+    private static int Knob(string name, int fallback) =>
+        int.TryParse(Environment.GetEnvironmentVariable($"PIPELINE_BENCH_{name}"), out var value) && value > 0 ? value : fallback;
 
     private static void Check(bool ok)
     {

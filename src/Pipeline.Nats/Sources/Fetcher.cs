@@ -112,8 +112,12 @@ internal sealed class Fetcher : IAsyncDisposable
         {
             if (_loop is null && !_stop.IsCancellationRequested)
             {
-                var interval = _options.EffectiveKeepAliveInterval;
-                _renewals.Change(interval, interval);
+                // Swept twice an interval, renewing what waited half of one: a buffered message is
+                // renewed at most an interval apart, and when the pipeline takes it, its own
+                // keep-alive renews within one more interval, so it is never silent for more than
+                // two intervals, which Validate keeps within the ack wait.
+                var sweep = _options.EffectiveKeepAliveInterval / 2;
+                _renewals.Change(sweep, sweep);
                 _loop = Task.Run(LoopAsync);
             }
         }
@@ -147,26 +151,39 @@ internal sealed class Fetcher : IAsyncDisposable
             await loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
 
-        // What was fetched and never handed out goes back at once, not after the ack wait.
+        // What was fetched and never handed out goes back at once, not after the ack wait. The naks
+        // go out together: with the server away each waits up to the settle deadline, and one
+        // after another they would hold the stop up for FetchBatch deadlines.
+        var giveBack = new List<Task>(_ready.Reader.Count);
         while (_ready.Reader.TryRead(out var left))
         {
-            try
-            {
-                await left.Message.NakAsync(cancellationToken: _deadlines.Next()).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is not OutOfMemoryException)
-            {
-                // The server redelivers it after the ack wait anyway.
-            }
+            giveBack.Add(GiveBackAsync(left.Message, _deadlines.Next()));
         }
+
+        await Task.WhenAll(giveBack).ConfigureAwait(false);
 
         _stop.Dispose();
         _room.Dispose();
     }
 
+    private static async Task GiveBackAsync(INatsJSMsg<byte[]> message, CancellationToken deadline)
+    {
+        try
+        {
+            await message.NakAsync(cancellationToken: deadline).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // The server redelivers it after the ack wait anyway.
+        }
+    }
+
     private void Taken(Fetched fetched)
     {
         fetched.MarkTaken();
+        // A take is activity too: a pipeline busy past the idle timeout took nothing and so let
+        // nothing arrive, and the stream is not idle for that (the idle clock restarts here).
+        Volatile.Write(ref _lastArrival, _time.GetTimestamp());
         if (_ready.Reader.Count <= _lowWater && _room.CurrentCount == 0)
         {
             try
@@ -256,11 +273,11 @@ internal sealed class Fetcher : IAsyncDisposable
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>Renews fetched messages that have waited an interval (a full pipeline takes none).</summary>
+    /// <summary>Renews fetched messages that have waited half an interval (a full pipeline takes none).</summary>
     private void RenewWaiting()
     {
         var now = _time.GetTimestamp();
-        var interval = _options.EffectiveKeepAliveInterval;
+        var interval = _options.EffectiveKeepAliveInterval / 2;
         List<Fetched>? due = null;
         lock (_waitingGate)
         {

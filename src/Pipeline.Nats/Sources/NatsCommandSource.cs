@@ -155,8 +155,24 @@ public sealed partial class NatsCommandSource :
     }
 
     /// <inheritdoc/>
-    public ValueTask KeepAliveAsync(NatsHandle handle, CancellationToken cancellationToken) =>
-        Count(handle.Message.AckProgressAsync(cancellationToken: _deadlines.Next()), _renewals);
+    public ValueTask KeepAliveAsync(NatsHandle handle, CancellationToken cancellationToken)
+    {
+        if (!cancellationToken.CanBeCanceled)
+        {
+            return Count(handle.Message.AckProgressAsync(cancellationToken: _deadlines.Next()), _renewals);
+        }
+
+        return RenewAsync(handle, cancellationToken);
+
+        // The pipeline cancels a renewal when it settles: one waiting for a reconnect must end
+        // then, not at the settle deadline (renewals are an interval apart, so the link is cheap).
+        async ValueTask RenewAsync(NatsHandle handle, CancellationToken cancellationToken)
+        {
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _deadlines.Next());
+            await handle.Message.AckProgressAsync(cancellationToken: linked.Token).ConfigureAwait(false);
+            _renewals.Increment();
+        }
+    }
 
     /// <summary>Stops fetching and gives back (naks) what was fetched and never handed out.</summary>
     public async ValueTask DisposeAsync()

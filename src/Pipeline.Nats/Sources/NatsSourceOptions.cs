@@ -58,7 +58,7 @@ public sealed record NatsSourceOptions
     /// <summary>How long one pull request waits on the server for messages. Default 5 s (short: a lost request after a restart is replaced quickly).</summary>
     public TimeSpan FetchExpires { get; init; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>How often a held message is renewed (<c>+WPI</c>). Null: a third of <see cref="AckWait"/>.</summary>
+    /// <summary>How often a held message is renewed (<c>+WPI</c>); at most a third of <see cref="AckWait"/>. Null: a third of <see cref="AckWait"/>.</summary>
     public TimeSpan? KeepAliveInterval { get; init; }
 
     /// <summary>Longest one ack, nak, terminate or renewal may wait (e.g. while disconnected). Default 5 s.</summary>
@@ -125,9 +125,11 @@ public sealed record NatsSourceOptions
         }
 
         var keepAlive = EffectiveKeepAliveInterval;
-        if (keepAlive <= TimeSpan.Zero || keepAlive > AckWait / 2)
+        // A message handed from the fetch buffer to the pipeline can go two intervals unrenewed
+        // (the buffer's last renewal, then the pipeline's first); a third keeps that inside the ack wait with room.
+        if (keepAlive <= TimeSpan.Zero || keepAlive > AckWait / 3)
         {
-            throw new ArgumentOutOfRangeException(nameof(KeepAliveInterval), keepAlive, $"KeepAliveInterval must be positive and at most half of AckWait ({AckWait}), so a renewal lands before the server gives up.");
+            throw new ArgumentOutOfRangeException(nameof(KeepAliveInterval), keepAlive, $"KeepAliveInterval must be positive and at most a third of AckWait ({AckWait}), so a renewal always lands before the server gives up.");
         }
 
         if (SettleTimeout <= TimeSpan.Zero)
