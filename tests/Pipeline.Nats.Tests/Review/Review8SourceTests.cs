@@ -28,7 +28,7 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
     /// arrived either (the buffer was full): that is not a quiet stream. The next pull after a slot
     /// frees finds the buffer momentarily empty while the refill is on its way, and must not end the source.
     /// </summary>
-    [Fact(Skip = "review8: NatsCommandSource.WaitAsync measures idle from the last arrival, so a pull after a busy spell ends the source at once (fix in NatsCommandSource.cs, under rework)")]
+    [Fact]
     public async Task Idle_timeout_does_not_count_time_the_pipeline_was_busy_and_took_nothing()
     {
         await using (var publisher = server.Connect("publisher"))
@@ -64,7 +64,7 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
     /// Dispose naks what waits in the fetch buffer; with the server away each nak waits for its
     /// deadline, one after the other: FetchBatch x SettleTimeout instead of one SettleTimeout.
     /// </summary>
-    [Fact(Skip = "review8: Fetcher.DisposeAsync naks the buffer one by one, each waiting up to SettleTimeout while disconnected (fix in Fetcher.cs, under rework)")]
+    [Fact]
     public async Task Dispose_with_a_full_buffer_while_the_server_is_down_ends_within_one_settle_timeout()
     {
         await using (var publisher = server.Connect("publisher"))
@@ -106,7 +106,7 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
     /// for it; a renewal that ignores the token holds the settle up for SettleTimeout / 2 per
     /// message while disconnected, and its +WPI may still go out after the settle.
     /// </summary>
-    [Fact(Skip = "review8: NatsCommandSource.KeepAliveAsync ignores the caller token (fix in NatsCommandSource.cs, under rework)")]
+    [Fact]
     public async Task A_renewal_waiting_for_a_reconnect_ends_when_its_token_is_cancelled()
     {
         await using (var publisher = server.Connect("publisher"))
@@ -153,7 +153,7 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
     /// of half the ack wait, where that is 1.5 ack waits: the server redelivers a message the worker
     /// is holding. (At the default third it is exactly one ack wait: a race at the edge.)
     /// </summary>
-    [Fact(Skip = "review8: buffer sweep + pipeline keep-alive leave up to 3 intervals unrenewed; Validate allows AckWait/2 (fix in Fetcher.cs, under rework, and NatsSourceOptions.Validate)")]
+    [Fact]
     public async Task A_message_handed_over_from_the_buffer_is_not_redelivered_with_an_allowed_keep_alive_interval()
     {
         await using (var publisher = server.Connect("publisher"))
