@@ -41,6 +41,32 @@ public sealed class NatsSourceEndToEndTests(NatsServerFixture server) : IAsyncLi
         FetchExpires = TimeSpan.FromSeconds(1),
     };
 
+    /// <summary>docs/nats.md advises a work-queue stream for a queue that shrinks as work is done: the worker binds to one as it is, and every acked command leaves it.</summary>
+    [Fact]
+    public async Task On_a_work_queue_stream_every_command_completes_and_the_stream_ends_empty()
+    {
+        const int count = 300;
+        var stream = NatsServerFixture.UniqueName("wq");
+        var js = new NATS.Client.JetStream.NatsJSContext(_publisher);
+        await js.CreateStreamAsync(new NATS.Client.JetStream.Models.StreamConfig(stream, [$"{stream}.>"])
+        {
+            Retention = NATS.Client.JetStream.Models.StreamConfigRetention.Workqueue,
+        });
+        await Harness.PublishAsync(_publisher, $"{stream}.c", Enumerable.Range(0, count).Select(i => Harness.Make($"wq-{i}")));
+        var options = Options() with { Stream = stream, Subjects = [$"{stream}.>"] };
+        await using var source = new NatsCommandSource(_consumerConnection, options);
+        var sink = new CountingSink();
+        var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(), sink, new PipelineOptions { MaxInFlight = 64, AckMode = AckMode.AckAfterDispatch });
+
+        await Harness.RunUntilAsync(pipeline, () => sink.CompletedIds == count, TimeSpan.FromSeconds(60), "all completed", () => $"{sink.CompletedIds} completed");
+
+        Assert.All(sink.CompletedById, pair => Assert.Equal(1, pair.Value));
+        await Harness.EventuallyAsync(
+            async () => (await js.GetStreamAsync(stream)).Info.State.Messages == 0,
+            TimeSpan.FromSeconds(10),
+            "the stream emptied by the acks");
+    }
+
     [Fact]
     public async Task Every_published_command_completes_exactly_once_and_is_acked()
     {
