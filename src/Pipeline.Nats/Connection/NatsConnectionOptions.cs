@@ -124,13 +124,17 @@ public sealed record NatsConnectionOptions
     /// <summary>The URL, credentials left out.</summary>
     public override string ToString() => DisplayUrl;
 
-    /// <summary>Replaces the user info of every URL in <paramref name="url"/> with <c>***</c>.</summary>
+    /// <summary>
+    /// Replaces the user info of every URL in <paramref name="url"/> with <c>***</c>: everything up
+    /// to the <i>last</i> '@', since a password may hold an unescaped '@' (the host never does).
+    /// </summary>
     public static string Redact(string url) =>
         string.Join(',', url.Split(',').Select(static part =>
         {
             var scheme = part.IndexOf("://", StringComparison.Ordinal);
             var start = scheme < 0 ? 0 : scheme + 3;
-            var at = part.IndexOf('@', start);
+            var at = part.LastIndexOf('@');
+            at = at < start ? -1 : at;
             return at < 0 ? part : string.Concat(part.AsSpan(0, start), "***", part.AsSpan(at));
         }));
 }

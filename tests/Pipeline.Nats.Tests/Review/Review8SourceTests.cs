@@ -1,0 +1,202 @@
+using System.Diagnostics;
+using NATS.Client.Core;
+using Pipeline.Dispatch;
+using Pipeline.Engine;
+using Pipeline.Nats.Sources;
+using Pipeline.Nats.Tests.Support;
+
+namespace Pipeline.Nats.Tests.Review;
+
+/// <summary>review8: the JetStream source against a real server, at the edges of its invariants.</summary>
+[Collection(NatsCollection.Name)]
+public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetime
+{
+    private readonly string _stream = NatsServerFixture.UniqueName("review8");
+
+    public async Task InitializeAsync()
+    {
+        await server.StartAsync();
+        await using var setup = server.Connect("setup");
+        await Harness.CreateStreamAsync(setup, _stream, $"{_stream}.>");
+    }
+
+    public async Task DisposeAsync() => await server.StartAsync(); // leave it running for the next test
+
+    /// <summary>
+    /// A pipeline whose slots were all busy longer than the idle timeout took nothing, so nothing
+    /// arrived either (the buffer was full): that is not a quiet stream. The next pull after a slot
+    /// frees finds the buffer momentarily empty while the refill is on its way, and must not end the source.
+    /// </summary>
+    [Fact(Skip = "review8: NatsCommandSource.WaitAsync measures idle from the last arrival, so a pull after a busy spell ends the source at once (fix in NatsCommandSource.cs, under rework)")]
+    public async Task Idle_timeout_does_not_count_time_the_pipeline_was_busy_and_took_nothing()
+    {
+        await using (var publisher = server.Connect("publisher"))
+        {
+            await Harness.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 6).Select(i => Harness.Make($"idle-{i}")));
+        }
+
+        await using var consumer = server.Connect("consumer");
+        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions
+        {
+            Stream = _stream,
+            Consumer = "workers",
+            FetchBatch = 1,
+            AckWait = TimeSpan.FromSeconds(30),
+            FetchExpires = TimeSpan.FromSeconds(1),
+            IdleTimeout = TimeSpan.FromSeconds(1),
+        });
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var first = await source.NextAsync(bound.Token);
+        Assert.NotNull(first);
+        await Harness.EventuallyAsync(() => Task.FromResult(source.Fetched >= 2), TimeSpan.FromSeconds(10), "the second message fetched ahead");
+
+        // Two slots busy for 1.5 s: the buffer is full, nothing is taken, nothing arrives.
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+
+        var second = await source.NextAsync(bound.Token); // from the buffer; its take starts the refill
+        var third = await source.NextAsync(bound.Token); // four more are in the stream
+        Assert.NotNull(second);
+        Assert.NotNull(third);
+    }
+
+    /// <summary>
+    /// Dispose naks what waits in the fetch buffer; with the server away each nak waits for its
+    /// deadline, one after the other: FetchBatch x SettleTimeout instead of one SettleTimeout.
+    /// </summary>
+    [Fact(Skip = "review8: Fetcher.DisposeAsync naks the buffer one by one, each waiting up to SettleTimeout while disconnected (fix in Fetcher.cs, under rework)")]
+    public async Task Dispose_with_a_full_buffer_while_the_server_is_down_ends_within_one_settle_timeout()
+    {
+        await using (var publisher = server.Connect("publisher"))
+        {
+            await Harness.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 8).Select(i => Harness.Make($"dispose-{i}")));
+        }
+
+        await using var consumer = server.Connect("consumer");
+        var source = new NatsCommandSource(consumer, new NatsSourceOptions
+        {
+            Stream = _stream,
+            Consumer = "workers",
+            FetchBatch = 8,
+            AckWait = TimeSpan.FromSeconds(30),
+            FetchExpires = TimeSpan.FromSeconds(1),
+            SettleTimeout = TimeSpan.FromSeconds(1),
+        });
+        try
+        {
+            using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            Assert.NotNull(await source.NextAsync(bound.Token));
+            await Harness.EventuallyAsync(() => Task.FromResult(source.Fetched >= 8), TimeSpan.FromSeconds(10), "eight fetched, seven waiting");
+
+            await server.KillAsync();
+            await Harness.EventuallyAsync(() => Task.FromResult(consumer.ConnectionState != NatsConnectionState.Open), TimeSpan.FromSeconds(10), "the client sees the server gone");
+        }
+        finally
+        {
+            var clock = Stopwatch.StartNew();
+            await source.DisposeAsync();
+            clock.Stop();
+            // One SettleTimeout (1 s) plus the loop's own stop; seven naks in a row take ~7 s.
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(3), $"DisposeAsync took {clock.Elapsed.TotalSeconds:0.0} s with the server down");
+        }
+    }
+
+    /// <summary>
+    /// The pipeline cancels a renewal in progress when it settles (KeepAlive.StopAsync) and waits
+    /// for it; a renewal that ignores the token holds the settle up for SettleTimeout / 2 per
+    /// message while disconnected, and its +WPI may still go out after the settle.
+    /// </summary>
+    [Fact(Skip = "review8: NatsCommandSource.KeepAliveAsync ignores the caller token (fix in NatsCommandSource.cs, under rework)")]
+    public async Task A_renewal_waiting_for_a_reconnect_ends_when_its_token_is_cancelled()
+    {
+        await using (var publisher = server.Connect("publisher"))
+        {
+            await Harness.PublishAsync(publisher, $"{_stream}.c", [Harness.Make("renew-1")]);
+        }
+
+        await using var consumer = server.Connect("consumer");
+        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions
+        {
+            Stream = _stream,
+            Consumer = "workers",
+            AckWait = TimeSpan.FromSeconds(30),
+            FetchExpires = TimeSpan.FromSeconds(1),
+            SettleTimeout = TimeSpan.FromSeconds(4),
+        });
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var pulled = await source.NextAsync(bound.Token);
+        Assert.NotNull(pulled);
+
+        await server.KillAsync();
+        await Harness.EventuallyAsync(() => Task.FromResult(consumer.ConnectionState != NatsConnectionState.Open), TimeSpan.FromSeconds(10), "the client sees the server gone");
+
+        using var settle = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            await source.KeepAliveAsync(pulled.Value.Handle, settle.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // Expected: cancelled by the settle.
+        }
+
+        clock.Stop();
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1.5), $"the renewal ran {clock.Elapsed.TotalSeconds:0.0} s after its token was cancelled at 0.2 s");
+    }
+
+    /// <summary>
+    /// A message waits in the fetch buffer while the pipeline is full. The buffer renews only what
+    /// has waited a whole interval, on ticks an interval apart, so it can hand a message over
+    /// almost two intervals after its last renewal; the pipeline's keep-alive then renews it one
+    /// interval after the pull: up to three intervals without a renewal. Validate allows an interval
+    /// of half the ack wait, where that is 1.5 ack waits: the server redelivers a message the worker
+    /// is holding. (At the default third it is exactly one ack wait: a race at the edge.)
+    /// </summary>
+    [Fact(Skip = "review8: buffer sweep + pipeline keep-alive leave up to 3 intervals unrenewed; Validate allows AckWait/2 (fix in Fetcher.cs, under rework, and NatsSourceOptions.Validate)")]
+    public async Task A_message_handed_over_from_the_buffer_is_not_redelivered_with_an_allowed_keep_alive_interval()
+    {
+        await using (var publisher = server.Connect("publisher"))
+        {
+            await Harness.PublishAsync(publisher, $"{_stream}.c", [
+                Harness.Make("handover-1", tool: "slow", input: """{"ms": 1500}"""),
+                Harness.Make("handover-2", tool: "slow", input: """{"ms": 1500}"""),
+            ]);
+        }
+
+        var options = new NatsSourceOptions
+        {
+            Stream = _stream,
+            Consumer = "workers",
+            FetchBatch = 2,
+            MaxAckPending = 16,
+            AckWait = TimeSpan.FromSeconds(2),
+            KeepAliveInterval = TimeSpan.FromSeconds(1),
+            FetchExpires = TimeSpan.FromSeconds(1),
+        };
+        var pipelineOptions = new PipelineOptions
+        {
+            MaxInFlight = 1,
+            PullParallelism = 1,
+            Dispatch = new BlockOptions { Parallelism = 1 },
+            AckMode = AckMode.AckAfterDispatch,
+        };
+        try
+        {
+            options.ValidateFor(pipelineOptions);
+        }
+        catch (ArgumentOutOfRangeException ex) when (ex.ParamName == nameof(NatsSourceOptions.KeepAliveInterval))
+        {
+            return; // refused up front: one form of the fix
+        }
+
+        await using var consumer = server.Connect("consumer");
+        await using var source = new NatsCommandSource(consumer, options);
+        var slow = new SlowTool(TimeSpan.Zero);
+        var sink = new CountingSink();
+        var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [slow]), sink, pipelineOptions);
+
+        await Harness.RunUntilAsync(pipeline, () => sink.CompletedIds == 2, TimeSpan.FromSeconds(30), "both completed");
+
+        Assert.True(source.Fetched == 2, $"fetched {source.Fetched}: the server redelivered a message the worker held (renewals: buffer+pipeline {source.Renewals}, pipeline {pipeline.Stats.Renewals})");
+    }
+}
