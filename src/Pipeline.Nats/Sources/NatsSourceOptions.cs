@@ -119,9 +119,10 @@ public sealed record NatsSourceOptions
             throw new ArgumentOutOfRangeException(nameof(FetchBatch), FetchBatch, $"FetchBatch ({FetchBatch}) must not exceed MaxAckPending ({MaxAckPending}): a fetch could never be filled.");
         }
 
-        if (FetchExpires < TimeSpan.FromMilliseconds(100) || FetchExpires > TimeSpan.FromMinutes(5))
+        // NATS.Net refuses a pull that expires in less than a second: every fetch would fail, and be retried, forever.
+        if (FetchExpires < TimeSpan.FromSeconds(1) || FetchExpires > TimeSpan.FromMinutes(5))
         {
-            throw new ArgumentOutOfRangeException(nameof(FetchExpires), FetchExpires, "FetchExpires must be from 100 ms to 5 min.");
+            throw new ArgumentOutOfRangeException(nameof(FetchExpires), FetchExpires, "FetchExpires must be from 1 s to 5 min.");
         }
 
         var keepAlive = EffectiveKeepAliveInterval;

@@ -89,7 +89,7 @@ public sealed class NatsSourceBindTests(NatsServerFixture server)
         await server.StartAsync();
         await using var connection = server.Connect();
         var stream = NatsServerFixture.UniqueName("idle");
-        await using var source = new NatsCommandSource(connection, new NatsSourceOptions { Stream = stream, Subjects = [$"{stream}.>"], IdleTimeout = TimeSpan.FromMilliseconds(500), FetchExpires = TimeSpan.FromMilliseconds(200) });
+        await using var source = new NatsCommandSource(connection, new NatsSourceOptions { Stream = stream, Subjects = [$"{stream}.>"], IdleTimeout = TimeSpan.FromMilliseconds(500), FetchExpires = TimeSpan.FromSeconds(1) });
         var clock = System.Diagnostics.Stopwatch.StartNew();
 
         Assert.Null(await source.NextAsync(CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
