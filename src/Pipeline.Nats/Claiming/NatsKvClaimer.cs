@@ -20,6 +20,9 @@ namespace Pipeline.Nats.Claiming;
 /// </summary>
 public sealed class NatsKvClaimer : IClaimer
 {
+    // Longer ids are hashed: well inside the server's control line, with the bucket's prefix.
+    private const int MaxVerbatimKey = 256;
+
     private readonly INatsKVContext _kv;
     private readonly NatsKvClaimerOptions _options;
     private readonly Func<Command, ulong?>? _originOf;
@@ -39,11 +42,13 @@ public sealed class NatsKvClaimer : IClaimer
         _originOf = originOf;
     }
 
-    /// <summary>The key a command id is claimed under: the id itself when it is a valid KV key, else a hash of it.</summary>
+    /// <summary>The key a command id is claimed under: the id itself when it is a valid KV key of at most 256 characters, else a hash of it.</summary>
     public static string KeyFor(string commandId)
     {
         ArgumentException.ThrowIfNullOrEmpty(commandId);
-        var valid = commandId[0] != '.' && commandId[^1] != '.'
+        // A KV key is a subject's tail: no empty token (a leading, trailing or doubled '.'), and
+        // short (a subject past the server's 4 KB control line closes the connection).
+        var valid = commandId.Length <= MaxVerbatimKey && commandId[0] != '.' && commandId[^1] != '.' && !commandId.Contains("..", StringComparison.Ordinal)
             && commandId.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '/' or '_' or '=' or '.');
         return valid ? commandId : "sha256." + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(commandId)));
     }
