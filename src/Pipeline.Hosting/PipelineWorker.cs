@@ -218,16 +218,27 @@ internal sealed class PipelineWorker(
             return item;
         }
 
+        /// <summary>Disposes everything, newest first; one that throws does not keep the rest (a connection, a file) open. The first error is rethrown.</summary>
         public async ValueTask DisposeAsync()
         {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo? first = null;
             while (_items.TryPop(out var item))
             {
-                switch (item)
+                try
                 {
-                    case IAsyncDisposable a: await a.DisposeAsync().ConfigureAwait(false); break;
-                    case IDisposable d: d.Dispose(); break;
+                    switch (item)
+                    {
+                        case IAsyncDisposable a: await a.DisposeAsync().ConfigureAwait(false); break;
+                        case IDisposable d: d.Dispose(); break;
+                    }
+                }
+                catch (Exception ex)
+                {
+                    first ??= System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex);
                 }
             }
+
+            first?.Throw();
         }
     }
 }

@@ -39,6 +39,7 @@ internal sealed class Fetcher : IAsyncDisposable
     private readonly ITimer _renewals;
     private readonly object _startGate = new();
     private Task? _loop;
+    private Task? _stopped;
     private INatsJSConsumer? _consumer;
     private CancellationTokenSource? _currentFetch;
     private int _emptyFetches;
@@ -141,11 +142,31 @@ internal sealed class Fetcher : IAsyncDisposable
         return fetched;
     }
 
+    /// <summary>
+    /// Ends the fetch loop and the renewals and gives back (naks) what waits in the buffer, once:
+    /// an idle source calls it so what arrives later goes to the rest of the pool, not to a
+    /// worker that is only draining.
+    /// </summary>
+    public Task StopFetchingAsync()
+    {
+        lock (_startGate)
+        {
+            return _stopped ??= StopOnceAsync();
+        }
+    }
+
     public async ValueTask DisposeAsync()
+    {
+        await StopFetchingAsync().ConfigureAwait(false);
+        _stop.Dispose();
+        _room.Dispose();
+    }
+
+    private async Task StopOnceAsync()
     {
         _connection.ConnectionOpened -= OnConnectionOpened;
         await _stop.CancelAsync().ConfigureAwait(false);
-        _renewals.Dispose();
+        await _renewals.DisposeAsync().ConfigureAwait(false);
         if (_loop is { } loop)
         {
             await loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
@@ -161,9 +182,6 @@ internal sealed class Fetcher : IAsyncDisposable
         }
 
         await Task.WhenAll(giveBack).ConfigureAwait(false);
-
-        _stop.Dispose();
-        _room.Dispose();
     }
 
     private static async Task GiveBackAsync(INatsJSMsg<byte[]> message, CancellationToken deadline)

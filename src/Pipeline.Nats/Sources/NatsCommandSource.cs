@@ -198,6 +198,8 @@ public sealed partial class NatsCommandSource :
                 {
                     _exhausted = true;
                     Log.Idle(_logger, _options.IdleTimeout.Value);
+                    // Nothing more is handed out: stop pulling now, not at dispose after the drain.
+                    _ = _fetcher.StopFetchingAsync();
                 }
 
                 break;
@@ -229,7 +231,18 @@ public sealed partial class NatsCommandSource :
         }
 
         var delivery = new NatsDeliveredMessage(message.Subject, message.Data ?? [], message.Headers, sequence, delivered);
-        var outcome = _decoder.Decode(delivery);
+        ClaimOutcome outcome;
+        try
+        {
+            outcome = _decoder.Decode(delivery);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // A decoder must not throw; if a custom one does, the message still gets its handle
+            // (and so its settle): a claim failure, like any body that cannot be read.
+            outcome = ClaimOutcome.Failed($"stream sequence {sequence}: the decoder threw {ex.GetType().Name}: {ex.Message}");
+        }
+
         if (_origins is not null && outcome.Command is { } command)
         {
             _origins[command] = sequence;

@@ -351,7 +351,7 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
     /// until it is disposed (after the pipeline's drain, which may be long): what arrives meanwhile
     /// is held from the rest of the pool.
     /// </summary>
-    [Fact(Skip = "review8: an exhausted (idle) source keeps fetching and renewing until disposed (fix in NatsCommandSource.cs / Fetcher.cs, under rework)")]
+    [Fact]
     public async Task An_idle_source_does_not_keep_what_arrives_after_it_went_idle()
     {
         var options = new NatsSourceOptions

@@ -207,4 +207,29 @@ public sealed class NatsSourceEndToEndTests(NatsServerFixture server) : IAsyncLi
         var info = await Harness.ConsumerInfoAsync(_publisher, _stream, "workers");
         Assert.Equal(0, info.NumAckPending);
     }
+
+    /// <summary>A decoder must not throw; one that does still leaves every message a settled handle: a claim failure, terminated.</summary>
+    [Fact]
+    public async Task A_decoder_that_throws_is_a_claim_failed_and_the_message_is_terminated()
+    {
+        var sequences = await Harness.PublishAsync(_publisher, Subject, [Encoding.UTF8.GetBytes(Harness.Make("thrown").ToJson())]);
+        await using var source = new NatsCommandSource(_consumerConnection, Options(TimeSpan.FromSeconds(1)), new ThrowingDecoder());
+        var sink = new CountingSink();
+        var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(), sink, new PipelineOptions { AckMode = AckMode.AckAfterDispatch });
+
+        await Harness.RunUntilAsync(pipeline, () => source.Terminated == 1, TimeSpan.FromSeconds(20), "terminated");
+        await Task.Delay(TimeSpan.FromSeconds(2.5)); // twice the ack wait
+
+        var failed = Assert.Single(sink.OfType(EventTypes.ClaimFailed));
+        Assert.Contains($"stream sequence {sequences[0]}", failed.Error, StringComparison.Ordinal);
+        Assert.Contains("decoder exploded", failed.Error, StringComparison.Ordinal);
+        Assert.Equal(1, source.Fetched);
+        var info = await Harness.ConsumerInfoAsync(_publisher, _stream, "workers");
+        Assert.Equal(0, info.NumAckPending);
+    }
+
+    private sealed class ThrowingDecoder : Pipeline.Nats.Messages.INatsMessageDecoder
+    {
+        public Pipeline.Commands.ClaimOutcome Decode(in Pipeline.Nats.Messages.NatsDeliveredMessage message) => throw new InvalidOperationException("decoder exploded");
+    }
 }
