@@ -33,7 +33,6 @@ internal static class WorkerCommand
 
     public static Command Build(TextWriter stdout, TextWriter stderr, bool? interactive, StopSignals stop)
     {
-        var engine = new PipelineOptions();
         var nats = new NatsSourceOptions();
         // --nats, the credentials and TLS: the same options, checks and messages as 'enqueue'.
         var connectionArguments = new Nats.NatsConnectionArguments();
@@ -50,24 +49,9 @@ internal static class WorkerCommand
         var events = new Option<string?>("--events") { Description = "Where events go: 'nats' (a JetStream subject per execution), a JSON Lines file, or '-' for stdout. Default: none." };
         var exitWhenIdle = PipelineCli.Int("--exit-when-idle", "End once nothing has arrived for this many seconds, and print the summary (batch jobs, tests). Default: run until stopped.", 0, 1, MaxIdleSeconds);
         exitWhenIdle.DefaultValueFactory = null;
-        var ackMode = new Option<string>("--ack-mode") { Description = "before-dispatch (ack when claimed) or after-dispatch (ack on success, redeliver on failure).", DefaultValueFactory = _ => "before-dispatch" };
-        ackMode.AcceptOnlyFromAmong("before-dispatch", "after-dispatch");
+        var engine = new EngineArguments(worker: true);
         var sinkFailure = new Option<string>("--sink-failure") { Description = "While the event sink fails: backpressure (hold work until it takes events) or drop (retry, then drop and count).", DefaultValueFactory = _ => "backpressure" };
         sinkFailure.AcceptOnlyFromAmong("backpressure", "drop");
-        var pull = PipelineCli.Int("--pull-parallelism", "Concurrent pulls from the source.", engine.PullParallelism, 1, BlockOptions.MaxParallelism);
-        var claimParallelism = PipelineCli.Int("--claim-parallelism", "Claim block workers.", engine.Claim.Parallelism, 1, BlockOptions.MaxParallelism);
-        var ackParallelism = PipelineCli.Int("--ack-parallelism", "Ack-decision block workers.", engine.AckDecision.Parallelism, 1, BlockOptions.MaxParallelism);
-        var dispatchParallelism = PipelineCli.Int("--dispatch-parallelism", "Tools running at once.", engine.Dispatch.Parallelism, 1, BlockOptions.MaxParallelism);
-        var emitParallelism = PipelineCli.Int("--emit-parallelism", "Emit block workers.", engine.Emit.Parallelism, 1, BlockOptions.MaxParallelism);
-        var maxInFlight = PipelineCli.Int("--max-in-flight", "Most items the pipeline holds at once; at least --pull-parallelism.", engine.MaxInFlight, 1, PipelineOptions.MaxInFlightLimit);
-        var emitBatch = PipelineCli.Int("--emit-batch", "Most events per sink write.", engine.EmitBatchSize, 1, 65_536);
-        var maxAttempts = PipelineCli.Int("--max-attempts", "With after-dispatch: attempts before a failing command is given up on.", engine.MaxAttempts, 1, PipelineCli.MaxAttempts);
-        var toolTimeout = PipelineCli.Int("--tool-timeout-ms", "Longest one tool attempt may take, in milliseconds.", (int)engine.ToolTimeout.TotalMilliseconds, 1, PipelineCli.MaxTimeoutMs);
-        var toolRetries = PipelineCli.Int("--tool-retries", "In-process retries of a transient tool failure.", engine.ToolRetries, 0, 10);
-        var shutdownTimeout = PipelineCli.Int("--shutdown-timeout-ms", "After Ctrl+C or SIGTERM, how long in-flight work may finish, in milliseconds; what cannot is nacked.", (int)engine.ShutdownTimeout.TotalMilliseconds, 0, PipelineCli.MaxTimeoutMs);
-        var maxOutput = PipelineCli.Int("--max-output-bytes", "Most bytes of output a tool keeps.", Dispatch.BuiltInToolOptions.DefaultMaxOutputBytes, 1, Dispatch.BuiltInToolOptions.HardMaxOutputBytes);
-        var enableShell = new Option<bool>("--enable-shell") { Description = "Register the shell tool (runs programs on this machine). Default: off." };
-        var workerId = new Option<string?>("--worker-id") { Description = "The worker id on events and claims. Default: host name and process id." };
         var otlp = new Option<Uri?>("--otlp-endpoint") { Description = "Export the pipeline's traces and metrics over OTLP to this endpoint, e.g. http://127.0.0.1:4317. Default: no export." };
         var otelConsole = new Option<bool>("--otel-console") { Description = "Write the pipeline's spans and metrics to stdout. Default: off." };
         var plain = new Option<bool>("--plain") { Description = "Plain progress lines (every 10 s) even on a terminal." };
@@ -75,9 +59,13 @@ internal static class WorkerCommand
         var worker = new Command("worker", "Run the worker on a NATS JetStream durable consumer until stopped (Ctrl+C or SIGTERM drains), then print a summary.")
         {
             stream, subject, consumer, bindOnly, maxAckPending, ackWait, maxDeliver, fetchBatch, kvClaimer, kvBucket, events, exitWhenIdle,
-            ackMode, sinkFailure, pull, claimParallelism, ackParallelism, dispatchParallelism, emitParallelism, maxInFlight, emitBatch,
-            maxAttempts, toolTimeout, toolRetries, shutdownTimeout, maxOutput, enableShell, workerId, otlp, otelConsole, plain,
         };
+        engine.AddTo(worker);
+        // The worker's own extra, listed beside --ack-mode as help has always shown it.
+        worker.Options.Insert(worker.Options.IndexOf(engine.AckMode) + 1, sinkFailure);
+        worker.Options.Add(otlp);
+        worker.Options.Add(otelConsole);
+        worker.Options.Add(plain);
         connectionArguments.AddTo(worker);
         worker.SetAction(async (result, _) =>
         {
@@ -87,9 +75,9 @@ internal static class WorkerCommand
                 return ExitCodes.UsageError;
             }
 
-            if (result.GetValue(workerId) is { } id && string.IsNullOrWhiteSpace(id))
+            if (engine.WorkerIdError(result) is { } workerIdError)
             {
-                await stderr.WriteLineAsync("error: --worker-id must not be empty.");
+                await stderr.WriteLineAsync(workerIdError);
                 return ExitCodes.UsageError;
             }
 
@@ -99,24 +87,11 @@ internal static class WorkerCommand
             {
                 Source = SourceKinds.Nats,
                 Events = result.GetValue(events),
-                Engine = new PipelineOptions
+                Engine = engine.Read(result) with
                 {
-                    PullParallelism = result.GetValue(pull),
-                    Claim = new BlockOptions { Parallelism = result.GetValue(claimParallelism) },
-                    AckDecision = new BlockOptions { Parallelism = result.GetValue(ackParallelism) },
-                    Dispatch = new BlockOptions { Parallelism = result.GetValue(dispatchParallelism) },
-                    Emit = new BlockOptions { Parallelism = result.GetValue(emitParallelism) },
-                    MaxInFlight = result.GetValue(maxInFlight),
-                    EmitBatchSize = result.GetValue(emitBatch),
-                    AckMode = result.GetValue(ackMode) == "after-dispatch" ? AckMode.AckAfterDispatch : AckMode.AckBeforeDispatch,
                     SinkFailure = result.GetValue(sinkFailure) == "drop" ? SinkFailureAction.Drop : SinkFailureAction.Backpressure,
-                    MaxAttempts = result.GetValue(maxAttempts),
-                    ToolTimeout = TimeSpan.FromMilliseconds(result.GetValue(toolTimeout)),
-                    ToolRetries = result.GetValue(toolRetries),
-                    ShutdownTimeout = TimeSpan.FromMilliseconds(result.GetValue(shutdownTimeout)),
-                    WorkerId = result.GetValue(workerId) ?? engine.WorkerId,
                 },
-                Tools = new ToolOptions { EnableShell = result.GetValue(enableShell), MaxOutputBytes = result.GetValue(maxOutput) },
+                Tools = new ToolOptions { EnableShell = result.GetValue(engine.EnableShell), MaxOutputBytes = result.GetValue(engine.MaxOutput) },
                 Nats = new NatsWorkerOptions
                 {
                     Connection = connection,
