@@ -122,22 +122,33 @@ internal sealed class EngineArguments
     }
 
     /// <summary>The engine options from a parse result (defaults for what was not given). Not validated: the caller checks cross-field rules.</summary>
-    public PipelineOptions Read(ParseResult result) => new()
+    public PipelineOptions Read(ParseResult result) => Read(result, Defaults);
+
+    /// <summary>The engine options: what the command line gave, <paramref name="basis"/> for the rest (e.g. a settings file's).</summary>
+    public PipelineOptions Read(ParseResult result, PipelineOptions basis) => basis with
     {
-        PullParallelism = result.GetValue(Pull),
-        Claim = new BlockOptions { Parallelism = result.GetValue(ClaimParallelism) },
-        AckDecision = new BlockOptions { Parallelism = result.GetValue(AckParallelism) },
-        Dispatch = new BlockOptions { Parallelism = result.GetValue(DispatchParallelism) },
-        Emit = new BlockOptions { Parallelism = result.GetValue(EmitParallelism) },
-        MaxInFlight = result.GetValue(MaxInFlight),
-        EmitBatchSize = result.GetValue(EmitBatch),
-        AckMode = result.GetValue(AckMode) == "after-dispatch" ? Engine.AckMode.AckAfterDispatch : Engine.AckMode.AckBeforeDispatch,
-        MaxAttempts = result.GetValue(MaxAttempts),
-        ToolTimeout = TimeSpan.FromMilliseconds(result.GetValue(ToolTimeout)),
-        ToolRetries = result.GetValue(ToolRetries),
-        ShutdownTimeout = TimeSpan.FromMilliseconds(result.GetValue(ShutdownTimeout)),
-        WorkerId = result.GetValue(WorkerId) ?? Defaults.WorkerId,
+        PullParallelism = Given(result, Pull, basis.PullParallelism),
+        Claim = basis.Claim with { Parallelism = Given(result, ClaimParallelism, basis.Claim.Parallelism) },
+        AckDecision = basis.AckDecision with { Parallelism = Given(result, AckParallelism, basis.AckDecision.Parallelism) },
+        Dispatch = basis.Dispatch with { Parallelism = Given(result, DispatchParallelism, basis.Dispatch.Parallelism) },
+        Emit = basis.Emit with { Parallelism = Given(result, EmitParallelism, basis.Emit.Parallelism) },
+        MaxInFlight = Given(result, MaxInFlight, basis.MaxInFlight),
+        EmitBatchSize = Given(result, EmitBatch, basis.EmitBatchSize),
+        AckMode = IsGiven(result, AckMode)
+            ? (result.GetValue(AckMode) == "after-dispatch" ? Engine.AckMode.AckAfterDispatch : Engine.AckMode.AckBeforeDispatch)
+            : basis.AckMode,
+        MaxAttempts = Given(result, MaxAttempts, basis.MaxAttempts),
+        ToolTimeout = IsGiven(result, ToolTimeout) ? TimeSpan.FromMilliseconds(result.GetValue(ToolTimeout)) : basis.ToolTimeout,
+        ToolRetries = Given(result, ToolRetries, basis.ToolRetries),
+        ShutdownTimeout = IsGiven(result, ShutdownTimeout) ? TimeSpan.FromMilliseconds(result.GetValue(ShutdownTimeout)) : basis.ShutdownTimeout,
+        WorkerId = result.GetValue(WorkerId) ?? basis.WorkerId,
     };
+
+    /// <summary>Whether <paramref name="option"/> was on the command line (not just its default).</summary>
+    public static bool IsGiven(ParseResult result, Option option) => result.GetResult(option) is { Implicit: false };
+
+    /// <summary>The option's value when it was on the command line; <paramref name="otherwise"/> when not.</summary>
+    public static T Given<T>(ParseResult result, Option<T> option, T otherwise) => IsGiven(result, option) ? result.GetValue(option)! : otherwise;
 
     /// <summary>An error message when <c>--worker-id</c> was given empty; null otherwise.</summary>
     public string? WorkerIdError(ParseResult result) =>

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -55,6 +56,11 @@ internal static class WorkerCommand
         var otlp = new Option<Uri?>("--otlp-endpoint") { Description = "Export the pipeline's traces and metrics over OTLP to this endpoint, e.g. http://127.0.0.1:4317. Default: no export." };
         var otelConsole = new Option<bool>("--otel-console") { Description = "Write the pipeline's spans and metrics to stdout. Default: off." };
         var plain = new Option<bool>("--plain") { Description = "Plain progress lines (every 10 s) even on a terminal." };
+        var config = new Option<string?>("--config")
+        {
+            Description = "A JSON settings file: its Pipeline section configures the worker as appsettings.json does a hosted one (samples/appsettings.json lists every key). Flags given win over it; the connection is the file's unless --nats is given. Default: none.",
+            HelpName = "file",
+        };
 
         var worker = new Command("worker", "Run the worker on a NATS JetStream durable consumer until stopped (Ctrl+C or SIGTERM drains), then print a summary.")
         {
@@ -66,7 +72,8 @@ internal static class WorkerCommand
         worker.Options.Add(otlp);
         worker.Options.Add(otelConsole);
         worker.Options.Add(plain);
-        connectionArguments.AddTo(worker);
+        worker.Options.Add(config);
+        connectionArguments.AddTo(worker, settingsFile: config);
         worker.SetAction(async (result, _) =>
         {
             if (result.GetValue(events) is { Length: 0 })
@@ -81,36 +88,59 @@ internal static class WorkerCommand
                 return ExitCodes.UsageError;
             }
 
-            var idle = result.GetResult(exitWhenIdle) is { Implicit: false } ? result.GetValue(exitWhenIdle) : (int?)null;
-            var connection = connectionArguments.Read(result);
-            var options = new PipelineWorkerOptions
+            var basis = new PipelineWorkerOptions();
+            if (result.GetValue(config) is { } file)
+            {
+                if (await ReadSettingsAsync(file, stderr) is not { } read)
+                {
+                    return ExitCodes.UsageError;
+                }
+
+                basis = read;
+            }
+
+            // Each setting: the flag when given, else the settings file's, else the default.
+            var given = (Option o) => EngineArguments.IsGiven(result, o);
+            var source = basis.Nats.Source;
+            var idle = given(exitWhenIdle) ? TimeSpan.FromSeconds(result.GetValue(exitWhenIdle)) : source.IdleTimeout;
+            var options = basis with
             {
                 Source = SourceKinds.Nats,
-                Events = result.GetValue(events),
-                Engine = engine.Read(result) with
+                Events = result.GetValue(events) ?? basis.Events,
+                Engine = engine.Read(result, basis.Engine) with
                 {
-                    SinkFailure = result.GetValue(sinkFailure) == "drop" ? SinkFailureAction.Drop : SinkFailureAction.Backpressure,
+                    SinkFailure = given(sinkFailure)
+                        ? (result.GetValue(sinkFailure) == "drop" ? SinkFailureAction.Drop : SinkFailureAction.Backpressure)
+                        : basis.Engine.SinkFailure,
                 },
-                Tools = new ToolOptions { EnableShell = result.GetValue(engine.EnableShell), MaxOutputBytes = result.GetValue(engine.MaxOutput) },
-                Nats = new NatsWorkerOptions
+                Tools = new ToolOptions
                 {
-                    Connection = connection,
-                    Source = nats with
+                    EnableShell = given(engine.EnableShell) ? result.GetValue(engine.EnableShell) : basis.Tools.EnableShell,
+                    MaxOutputBytes = EngineArguments.Given(result, engine.MaxOutput, basis.Tools.MaxOutputBytes),
+                },
+                Nats = basis.Nats with
+                {
+                    Connection = connectionArguments.IsGiven(result) || basis.Nats.Connection is null ? connectionArguments.Read(result) : basis.Nats.Connection,
+                    Source = source with
                     {
-                        Stream = result.GetValue(stream)!,
-                        Subjects = [.. result.GetValue(subject)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)],
-                        Consumer = result.GetValue(consumer)!,
-                        CreateIfMissing = !result.GetValue(bindOnly),
-                        MaxAckPending = result.GetValue(maxAckPending),
-                        AckWait = TimeSpan.FromMilliseconds(result.GetValue(ackWait)),
-                        MaxDeliver = result.GetValue(maxDeliver),
-                        FetchBatch = result.GetValue(fetchBatch),
-                        IdleTimeout = idle is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
+                        Stream = EngineArguments.Given(result, stream, source.Stream),
+                        Subjects = given(subject) ? [.. result.GetValue(subject)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)] : source.Subjects,
+                        Consumer = EngineArguments.Given(result, consumer, source.Consumer),
+                        CreateIfMissing = given(bindOnly) ? !result.GetValue(bindOnly) : source.CreateIfMissing,
+                        MaxAckPending = EngineArguments.Given(result, maxAckPending, source.MaxAckPending),
+                        AckWait = given(ackWait) ? TimeSpan.FromMilliseconds(result.GetValue(ackWait)) : source.AckWait,
+                        MaxDeliver = given(maxDeliver) ? result.GetValue(maxDeliver) : source.MaxDeliver,
+                        FetchBatch = EngineArguments.Given(result, fetchBatch, source.FetchBatch),
+                        IdleTimeout = idle,
                     },
-                    KvClaimer = result.GetValue(kvClaimer),
-                    Claimer = new Pipeline.Nats.Claiming.NatsKvClaimerOptions { Bucket = result.GetValue(kvBucket)! },
+                    KvClaimer = given(kvClaimer) ? result.GetValue(kvClaimer) : basis.Nats.KvClaimer,
+                    Claimer = basis.Nats.Claimer with { Bucket = EngineArguments.Given(result, kvBucket, basis.Nats.Claimer.Bucket)! },
                 },
-                Telemetry = new TelemetryOptions { OtlpEndpoint = result.GetValue(otlp), Console = result.GetValue(otelConsole) },
+                Telemetry = basis.Telemetry with
+                {
+                    OtlpEndpoint = result.GetValue(otlp) ?? basis.Telemetry.OtlpEndpoint,
+                    Console = given(otelConsole) ? result.GetValue(otelConsole) : basis.Telemetry.Console,
+                },
             };
             return await ExecuteAsync(options, new RunConsole(stdout, stderr, Console.OpenStandardInput, stop), result.GetValue(plain) ? false : interactive);
         });
@@ -236,6 +266,28 @@ internal static class WorkerCommand
         }
 
         return exitCode;
+    }
+
+    /// <summary>The worker's settings from a JSON file's <c>Pipeline</c> section (as a hosted worker binds appsettings.json); null, having said why, when it cannot be read.</summary>
+    internal static async Task<PipelineWorkerOptions?> ReadSettingsAsync(string file, TextWriter stderr)
+    {
+        var path = Path.GetFullPath(file);
+        if (!File.Exists(path))
+        {
+            await stderr.WriteLineAsync($"error: --config '{TerminalText.Escape(file)}' does not exist.");
+            return null;
+        }
+
+        try
+        {
+            var configuration = new ConfigurationBuilder().AddJsonFile(path, optional: false, reloadOnChange: false).Build();
+            return PipelineWorkerServiceCollectionExtensions.Bind(configuration.GetSection(PipelineWorkerOptions.SectionName));
+        }
+        catch (Exception ex) when (ex is InvalidDataException or FormatException or InvalidOperationException or IOException or UnauthorizedAccessException)
+        {
+            await stderr.WriteLineAsync($"error: --config '{TerminalText.Escape(file)}' cannot be read: {TerminalText.Escape(ex.Message, 500)}");
+            return null;
+        }
     }
 
     /// <summary>A host lifetime that only waits: start and stop come from <see cref="StopSignals"/> and the worker.</summary>

@@ -173,10 +173,7 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
     public async Task A_dead_server_is_retried_and_named_redacted_on_stderr_never_a_crash()
     {
         // A loopback port nothing listens on.
-        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
+        var port = LoopbackPort.Free();
         using var worker = PipelineProcess.Start(["worker", "--nats", $"nats://alice:s3cret-pw@127.0.0.1:{port}", "--shutdown-timeout-ms", "1000"]);
 
         await worker.WaitForOutputAsync($"NATS at nats://***@127.0.0.1:{port} unreachable", TimeSpan.FromSeconds(30));
@@ -187,5 +184,37 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
         Assert.True(exit == 0, $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}");
         Assert.DoesNotContain("s3cret-pw", worker.Stdout + worker.Stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("Exception", worker.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_sample_settings_file_pointed_at_the_server_runs_the_samples_with_its_stream_and_consumer()
+    {
+        // The sample as shipped, but for the server's URL: stream, consumer, every knob from the file.
+        var settings = Path.Combine(_directory, "appsettings.json");
+        var sample = await File.ReadAllTextAsync(Path.Combine(AppContext.BaseDirectory, "samples", "appsettings.json"));
+        Assert.Contains("\"Url\": \"nats://127.0.0.1:4222\"", sample, StringComparison.Ordinal);
+        await File.WriteAllTextAsync(settings, sample.Replace("nats://127.0.0.1:4222", nats.Url, StringComparison.Ordinal));
+        var samples = File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "samples", "commands.jsonl")).Where(l => l.Trim().Length > 0).ToList();
+        await using (var connection = nats.Connect())
+        {
+            // The stream the sample names (the worker would create it; made here so the commands wait in it).
+            await new NatsJSContext(connection).CreateStreamAsync(new StreamConfig("pipeline_commands", ["pipeline.commands.>"]));
+        }
+
+        await PublishAsync("pipeline.commands.sample", samples);
+        var events = Path.Combine(_directory, "config-events.jsonl");
+
+        using var worker = PipelineProcess.Start(["worker", "--config", settings, "--exit-when-idle", "2", "--events", events]);
+        var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(exit == 0, $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}");
+        Assert.Contains($"consuming {nats.Url} stream pipeline_commands consumer pipeline-workers", worker.Stderr, StringComparison.Ordinal);
+        var ids = samples.Select(l => JsonDocument.Parse(l).RootElement.GetProperty("command_id").GetString()).ToHashSet();
+        var completed = ReadEvents(events).Where(e => e.Type == "command.completed").Select(e => e.Id).ToList();
+        Assert.Equal(ids.Order(), completed.Order());
+        await using var check = nats.Connect();
+        var consumer = await new NatsJSContext(check).GetConsumerAsync("pipeline_commands", "pipeline-workers");
+        Assert.Equal(0, consumer.Info.NumAckPending);
+        Assert.Equal(0UL, consumer.Info.NumPending);
     }
 }
