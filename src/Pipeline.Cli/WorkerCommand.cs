@@ -170,11 +170,28 @@ internal static class WorkerCommand
             .AddConsole(o => (o.LogToStandardErrorThreshold, o.FormatterName) = (LogLevel.Trace, TerminalLogFormatter.FormatterName))
             .AddConsoleFormatter<TerminalLogFormatter, Microsoft.Extensions.Logging.Console.ConsoleFormatterOptions>();
         FailureRecorder? recorder = null;
-        builder.Services.AddSingleton(new PipelineWorkerHooks { WrapSink = sink => recorder = new FailureRecorder(sink, keep: RunSummary.MaxListed) });
+        StopOnSinkFailure? eventsGuard = null;
+        IHostApplicationLifetime? stopping = null;
+        builder.Services.AddSingleton(new PipelineWorkerHooks
+        {
+            WrapSink = sink =>
+            {
+                // An events file (or stdout) that cannot be written stops the worker as it stops
+                // 'run': commands run on would leave no record, and back-pressure would hold the
+                // work forever. Events to NATS wait for the server instead (it comes back).
+                if (options.Events is not null and not "nats")
+                {
+                    sink = eventsGuard = new StopOnSinkFailure(sink, () => stopping?.StopApplication());
+                }
+
+                return recorder = new FailureRecorder(sink, keep: RunSummary.MaxListed);
+            },
+        });
         builder.Services.AddPipelineWorker(_ => options);
         using var host = builder.Build();
         var state = host.Services.GetRequiredService<PipelineWorkerState>();
         var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
+        stopping = lifetime;
         var human = options.Events == "-" ? stderr : stdout;
         var shutdownMs = options.Engine.ShutdownTimeout.TotalMilliseconds;
 
@@ -244,7 +261,15 @@ internal static class WorkerCommand
 
         var summary = RunSummary.From(stats, recorder?.Failures ?? [], clock.Elapsed) with { Unfinished = recorder?.Unfinished ?? 0 };
         var exitCode = summary.AllSucceeded && state.Fault is null ? ExitCodes.Success : ExitCodes.SomeFailed;
-        if (stop.First is { } request && (stop.Now.IsCancellationRequested || state.DeadlineReached || summary.Unfinished > 0))
+        var eventsName = options.Events switch { null => null, "-" => "stdout", "nats" => $"NATS subjects {options.Nats.Events.SubjectTemplate}", var path => path };
+        if (eventsGuard?.Failure is { } eventsFailure)
+        {
+            var why = TerminalText.Escape(eventsFailure.InnerException?.Message ?? eventsFailure.Message);
+            await stderr.WriteLineAsync($"error: cannot write events to {TerminalText.Escape(eventsName)}: {why}; the worker stopped.");
+            summary = summary with { StoppedBecause = $"because the events file could not be written ({why})" };
+            exitCode = ExitCodes.SomeFailed;
+        }
+        else if (stop.First is { } request && (stop.Now.IsCancellationRequested || state.DeadlineReached || summary.Unfinished > 0))
         {
             // Work was cut off (nacked, to be redelivered to the pool), not drained.
             summary = summary with { StoppedBecause = $"by {request.Name} before the commands in flight were done (they were nacked for redelivery)" };
@@ -255,7 +280,6 @@ internal static class WorkerCommand
             summary = summary with { StoppedBecause = summary.AllSucceeded ? $"by {drained.Name}; every command in flight finished" : null };
         }
 
-        var eventsName = options.Events switch { null => null, "-" => "stdout", "nats" => $"NATS subjects {options.Nats.Events.SubjectTemplate}", var path => path };
         try
         {
             await summary.WriteAsync(human, where, eventsName, verb: "worker");
