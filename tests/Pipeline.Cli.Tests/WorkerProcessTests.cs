@@ -247,4 +247,87 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
         // only after the ack wait), so the bound is the fetch batch, not 0.
         Assert.True(consumer.Info.NumAckPending <= 16, $"{consumer.Info.NumAckPending} ack pending\n{worker.Stdout}\n{worker.Stderr}");
     }
+
+    [Fact]
+    public async Task Events_nats_puts_a_started_and_a_completed_event_for_every_command_on_the_executions_subject()
+    {
+        var (subject, args) = await StreamAsync("evnats");
+        // An execution of this test's own: its events subject is pipeline.events.<execution_id>.
+        var execution = DateTime.UtcNow.Ticks;
+        var ids = Enumerable.Range(1, 200).Select(i => $"e{i}").ToList();
+        await PublishAsync(subject, [.. ids.Select(id => $$$"""{"command_id":"{{{id}}}","execution_id":{{{execution}}},"step":"s","tool_kind":"noop","input":{}}""")]);
+
+        using var worker = PipelineProcess.Start([.. args, "--events", "nats", "--exit-when-idle", "2"]);
+        var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(exit == 0, $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}");
+
+        // Read them back from JetStream as any consumer of the events would.
+        await using var connection = nats.Connect();
+        var js = new NatsJSContext(connection);
+        var reader = await js.CreateOrderedConsumerAsync("pipeline_events", new NatsJSOrderedConsumerOpts { FilterSubjects = [$"pipeline.events.{execution}"] });
+        var events = new List<(string Type, string? Id)>();
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await foreach (var message in reader.ConsumeAsync<byte[]>(cancellationToken: bound.Token))
+        {
+            var e = JsonDocument.Parse(message.Data).RootElement;
+            Assert.Equal(execution, e.GetProperty("execution_id").GetInt64());
+            events.Add((e.GetProperty("event_type").GetString()!, e.TryGetProperty("command_id", out var id) ? id.GetString() : null));
+            if (message.Metadata?.NumPending == 0)
+            {
+                break;
+            }
+        }
+
+        foreach (var type in new[] { "command.started", "command.completed" })
+        {
+            var seen = events.Where(e => e.Type == type).Select(e => e.Id!).ToList();
+            Assert.Equal(ids.Order(StringComparer.Ordinal), seen.Order(StringComparer.Ordinal));
+        }
+
+        Assert.Matches(@"events +\d+ written to NATS subjects pipeline\.events\.\{execution_id\}, 0 dropped", worker.Stdout);
+    }
+
+    [Fact]
+    public async Task Two_workers_on_one_consumer_without_a_claimer_run_10000_commands_published_once_exactly_once()
+    {
+        var (subject, args) = await StreamAsync("poolonce");
+        var ids = Enumerable.Range(1, 10_000).Select(i => $"o{i}").ToList();
+        var files = new[] { Path.Combine(_directory, "once-a.jsonl"), Path.Combine(_directory, "once-b.jsonl") };
+
+        // NATS is the claim authority: each message goes to one worker of the pool.
+        var workers = files.Select(f => PipelineProcess.Start([.. args, "--exit-when-idle", "5", "--events", f, "--emit-batch", "1024"])).ToList();
+        try
+        {
+            // Published once both are consuming, so both take part.
+            foreach (var worker in workers)
+            {
+                await worker.WaitForOutputAsync("pipeline worker: consuming", TimeSpan.FromSeconds(30));
+            }
+
+            await PublishAsync(subject, [.. ids.Select(Noop)]);
+            foreach (var worker in workers)
+            {
+                var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(120));
+                Assert.True(exit == 0, $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}");
+            }
+        }
+        finally
+        {
+            workers.ForEach(w => w.Dispose());
+        }
+
+        var summaries = string.Join("\n", workers.Select(w => w.Stdout + w.Stderr));
+        var perWorker = files.Select(f => ReadEvents(f).Where(e => e.Type == "command.completed").Select(e => e.Id!).ToList()).ToList();
+        var completed = perWorker.SelectMany(c => c).ToList();
+        var twice = completed.GroupBy(id => id).Where(g => g.Count() > 1).Select(g => g.Key).Take(5).ToList();
+        Assert.True(twice.Count == 0, $"ran more than once: {string.Join(", ", twice)} ({completed.Count} completions)\n{summaries}");
+        var missing = ids.Except(completed).ToList();
+        Assert.True(missing.Count == 0, $"never completed: {missing.Count}, e.g. {string.Join(", ", missing.Take(5))}\n{summaries}");
+        Assert.Equal(ids.Count, completed.Count);
+        Assert.All(perWorker, c => Assert.NotEmpty(c));
+        await using var connection = nats.Connect();
+        var consumer = await new NatsJSContext(connection).GetConsumerAsync(args[args.IndexOf("--stream") + 1], args[args.IndexOf("--consumer") + 1]);
+        Assert.Equal(0UL, consumer.Info.NumPending);
+        Assert.Equal(0, consumer.Info.NumAckPending);
+    }
 }
