@@ -242,9 +242,10 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
         await using var connection = nats.Connect();
         var stream = args[args.IndexOf("--stream") + 1];
         var consumer = await new NatsJSContext(connection).GetConsumerAsync(stream, args[args.IndexOf("--consumer") + 1]);
-        // What the pipeline held is settled (above). The fetch buffer's 16 are still counted by the
-        // server after the exit (docs say they are naked back at once; seen here, they come back
-        // only after the ack wait), so the bound is the fetch batch, not 0.
+        // What the pipeline held is settled (above). Up to a fetch batch can still be counted by the
+        // server after the exit, after a SIGTERM stop too (measured: 9 of 16 after a SIGTERM drain),
+        // though docs/nats.md says the fetch buffer is naked back at once: so the bound is the
+        // fetch batch, not 0. Those come back after the ack wait.
         Assert.True(consumer.Info.NumAckPending <= 16, $"{consumer.Info.NumAckPending} ack pending\n{worker.Stdout}\n{worker.Stderr}");
     }
 
