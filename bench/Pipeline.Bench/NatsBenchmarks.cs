@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using BenchmarkDotNet.Attributes;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
@@ -9,6 +7,7 @@ using Pipeline.Dispatch;
 using Pipeline.Engine;
 using Pipeline.Events;
 using Pipeline.Nats.Sources;
+using Pipeline.Nats.Tests.Support;
 using Pipeline.Tools;
 
 namespace Pipeline.Bench;
@@ -50,7 +49,7 @@ public class NatsBenchmarks
     {
         _root = Path.Combine(Path.GetTempPath(), $"pipeline-bench-nats-{Guid.NewGuid():N}");
         Directory.CreateDirectory(_root);
-        var port = FreePort();
+        var port = LoopbackPort.Free();
         var info = new ProcessStartInfo("nats-server") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { "-js", "-a", "127.0.0.1", "-p", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-sd", _root, "-l", Path.Combine(_root, "log") })
         {
@@ -266,15 +265,6 @@ public class NatsBenchmarks
         {
             throw new InvalidOperationException("The run did not do what it should.");
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
     }
 
     /// <summary>Records, for each command.completed, the time since its publish; stops the pipeline once every command completed.</summary>

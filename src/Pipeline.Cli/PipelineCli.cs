@@ -51,39 +51,17 @@ public static class PipelineCli
 
     private static RootCommand BuildRoot(TextWriter stdout, TextWriter stderr, bool? interactive, StopSignals stop, Func<Stream> stdin)
     {
-        var defaults = new PipelineOptions();
         var file = new Argument<string>("commands") { Description = "A JSON Lines file, one command per line ('-' reads standard input)." };
         var events = new Option<string?>("--events") { Description = "Write events as JSON Lines to this file ('-' for stdout). Default: no event file." };
-        var ackMode = new Option<string>("--ack-mode")
-        {
-            Description = "When a claimed command is acked: before-dispatch (the claim is ownership) or after-dispatch (ack on success, redeliver on failure).",
-            DefaultValueFactory = _ => "before-dispatch",
-        };
-        ackMode.AcceptOnlyFromAmong("before-dispatch", "after-dispatch");
-
-        var pull = Int("--pull-parallelism", "Concurrent pulls from the source.", defaults.PullParallelism, 1, BlockOptions.MaxParallelism);
-        var claimParallelism = Int("--claim-parallelism", "Claim block workers.", defaults.Claim.Parallelism, 1, BlockOptions.MaxParallelism);
-        var ackParallelism = Int("--ack-parallelism", "Ack-decision block workers.", defaults.AckDecision.Parallelism, 1, BlockOptions.MaxParallelism);
-        var dispatchParallelism = Int("--dispatch-parallelism", "Tools running at once.", defaults.Dispatch.Parallelism, 1, BlockOptions.MaxParallelism);
-        var emitParallelism = Int("--emit-parallelism", "Emit block workers.", defaults.Emit.Parallelism, 1, BlockOptions.MaxParallelism);
-        var maxInFlight = Int("--max-in-flight", "Most items the pipeline holds at once (pulls wait for a free slot); at least --pull-parallelism.", defaults.MaxInFlight, 1, PipelineOptions.MaxInFlightLimit);
-        var emitBatch = Int("--emit-batch", "Most events per sink write.", defaults.EmitBatchSize, 1, 65_536);
-        var maxAttempts = Int("--max-attempts", "With after-dispatch: attempts before a failing command is given up on.", defaults.MaxAttempts, 1, MaxAttempts);
-        var toolTimeout = Int("--tool-timeout-ms", "Longest one tool attempt may take, in milliseconds (each retry gets its own).", (int)defaults.ToolTimeout.TotalMilliseconds, 1, MaxTimeoutMs);
-        var toolRetries = Int("--tool-retries", "In-process retries of a transient tool failure (a timeout, a 5xx, a dropped connection) before the attempt counts as failed; each runs the tool again.", defaults.ToolRetries, 0, 10);
-        var shutdownTimeout = Int("--shutdown-timeout-ms", "After Ctrl+C or SIGTERM, how long in-flight work may finish, in milliseconds.", (int)defaults.ShutdownTimeout.TotalMilliseconds, 0, MaxTimeoutMs);
-        var maxOutput = Int("--max-output-bytes", "Most bytes of output a tool keeps (shell stdout and stderr each, an http body, echo's result); more is read and dropped, and the result says truncated.", BuiltInToolOptions.DefaultMaxOutputBytes, 1, BuiltInToolOptions.HardMaxOutputBytes);
+        var engine = new EngineArguments(worker: false);
         var maxLine = Int("--max-line-bytes", "Longest command line; a longer one is a claim.failed naming its line, skipped without being held in memory.", JsonLinesSourceOptions.DefaultMaxLineBytes, 1, JsonLinesSourceOptions.HardMaxLineBytes);
-        var enableShell = new Option<bool>("--enable-shell") { Description = "Register the shell tool (runs programs on this machine). Default: off." };
-        var workerId = new Option<string?>("--worker-id") { Description = "The worker id on events. Default: host name and process id." };
         var plain = new Option<bool>("--plain") { Description = "Plain progress lines even on a terminal." };
 
-        var run = new Command("run", "Run every command in a JSON Lines file through the pipeline, then print a summary.")
-        {
-            file, events, ackMode, pull, claimParallelism, ackParallelism,
-            dispatchParallelism, emitParallelism, maxInFlight, emitBatch, maxAttempts,
-            toolTimeout, toolRetries, shutdownTimeout, maxOutput, maxLine, enableShell, workerId, plain,
-        };
+        var run = new Command("run", "Run every command in a JSON Lines file through the pipeline, then print a summary.") { file, events };
+        engine.AddTo(run);
+        // Run's own extra sits among the engine's knobs, where help has always listed it.
+        run.Options.Insert(run.Options.IndexOf(engine.EnableShell), maxLine);
+        run.Options.Add(plain);
         run.SetAction(async (result, token) =>
         {
             if (string.IsNullOrEmpty(result.GetValue(file)))
@@ -98,39 +76,24 @@ public static class PipelineCli
                 return ExitCodes.UsageError;
             }
 
-            var inFlight = result.GetValue(maxInFlight);
-            var pulls = result.GetValue(pull);
+            var inFlight = result.GetValue(engine.MaxInFlight);
+            var pulls = result.GetValue(engine.Pull);
             if (inFlight < pulls)
             {
                 await stderr.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"error: --max-in-flight ({inFlight}) must be at least --pull-parallelism ({pulls})."));
                 return ExitCodes.UsageError;
             }
 
-            if (result.GetValue(workerId) is { } id && string.IsNullOrWhiteSpace(id))
+            if (engine.WorkerIdError(result) is { } workerIdError)
             {
-                await stderr.WriteLineAsync("error: --worker-id must not be empty.");
+                await stderr.WriteLineAsync(workerIdError);
                 return ExitCodes.UsageError;
             }
 
             PipelineOptions options;
             try
             {
-                options = new PipelineOptions
-                {
-                    PullParallelism = result.GetValue(pull),
-                    Claim = new BlockOptions { Parallelism = result.GetValue(claimParallelism) },
-                    AckDecision = new BlockOptions { Parallelism = result.GetValue(ackParallelism) },
-                    Dispatch = new BlockOptions { Parallelism = result.GetValue(dispatchParallelism) },
-                    Emit = new BlockOptions { Parallelism = result.GetValue(emitParallelism) },
-                    MaxInFlight = result.GetValue(maxInFlight),
-                    EmitBatchSize = result.GetValue(emitBatch),
-                    AckMode = result.GetValue(ackMode) == "after-dispatch" ? AckMode.AckAfterDispatch : AckMode.AckBeforeDispatch,
-                    MaxAttempts = result.GetValue(maxAttempts),
-                    ToolTimeout = TimeSpan.FromMilliseconds(result.GetValue(toolTimeout)),
-                    ToolRetries = result.GetValue(toolRetries),
-                    ShutdownTimeout = TimeSpan.FromMilliseconds(result.GetValue(shutdownTimeout)),
-                    WorkerId = result.GetValue(workerId) ?? defaults.WorkerId,
-                };
+                options = engine.Read(result);
                 options.Validate();
             }
             catch (ArgumentException ex)
@@ -145,7 +108,7 @@ public static class PipelineCli
                 result.GetValue(events),
                 options,
                 new JsonLinesSourceOptions { MaxLineBytes = result.GetValue(maxLine) },
-                new BuiltInToolOptions { EnableShell = result.GetValue(enableShell), MaxOutputBytes = result.GetValue(maxOutput) },
+                new BuiltInToolOptions { EnableShell = result.GetValue(engine.EnableShell), MaxOutputBytes = result.GetValue(engine.MaxOutput) },
                 result.GetValue(plain) ? false : interactive);
             return await RunCommand.ExecuteAsync(request, new RunConsole(stdout, stderr, stdin, stop), token);
         });

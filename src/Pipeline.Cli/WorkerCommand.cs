@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -33,7 +34,6 @@ internal static class WorkerCommand
 
     public static Command Build(TextWriter stdout, TextWriter stderr, bool? interactive, StopSignals stop)
     {
-        var engine = new PipelineOptions();
         var nats = new NatsSourceOptions();
         // --nats, the credentials and TLS: the same options, checks and messages as 'enqueue'.
         var connectionArguments = new Nats.NatsConnectionArguments();
@@ -50,35 +50,30 @@ internal static class WorkerCommand
         var events = new Option<string?>("--events") { Description = "Where events go: 'nats' (a JetStream subject per execution), a JSON Lines file, or '-' for stdout. Default: none." };
         var exitWhenIdle = PipelineCli.Int("--exit-when-idle", "End once nothing has arrived for this many seconds, and print the summary (batch jobs, tests). Default: run until stopped.", 0, 1, MaxIdleSeconds);
         exitWhenIdle.DefaultValueFactory = null;
-        var ackMode = new Option<string>("--ack-mode") { Description = "before-dispatch (ack when claimed) or after-dispatch (ack on success, redeliver on failure).", DefaultValueFactory = _ => "before-dispatch" };
-        ackMode.AcceptOnlyFromAmong("before-dispatch", "after-dispatch");
+        var engine = new EngineArguments(worker: true);
         var sinkFailure = new Option<string>("--sink-failure") { Description = "While the event sink fails: backpressure (hold work until it takes events) or drop (retry, then drop and count).", DefaultValueFactory = _ => "backpressure" };
         sinkFailure.AcceptOnlyFromAmong("backpressure", "drop");
-        var pull = PipelineCli.Int("--pull-parallelism", "Concurrent pulls from the source.", engine.PullParallelism, 1, BlockOptions.MaxParallelism);
-        var claimParallelism = PipelineCli.Int("--claim-parallelism", "Claim block workers.", engine.Claim.Parallelism, 1, BlockOptions.MaxParallelism);
-        var ackParallelism = PipelineCli.Int("--ack-parallelism", "Ack-decision block workers.", engine.AckDecision.Parallelism, 1, BlockOptions.MaxParallelism);
-        var dispatchParallelism = PipelineCli.Int("--dispatch-parallelism", "Tools running at once.", engine.Dispatch.Parallelism, 1, BlockOptions.MaxParallelism);
-        var emitParallelism = PipelineCli.Int("--emit-parallelism", "Emit block workers.", engine.Emit.Parallelism, 1, BlockOptions.MaxParallelism);
-        var maxInFlight = PipelineCli.Int("--max-in-flight", "Most items the pipeline holds at once; at least --pull-parallelism.", engine.MaxInFlight, 1, PipelineOptions.MaxInFlightLimit);
-        var emitBatch = PipelineCli.Int("--emit-batch", "Most events per sink write.", engine.EmitBatchSize, 1, 65_536);
-        var maxAttempts = PipelineCli.Int("--max-attempts", "With after-dispatch: attempts before a failing command is given up on.", engine.MaxAttempts, 1, PipelineCli.MaxAttempts);
-        var toolTimeout = PipelineCli.Int("--tool-timeout-ms", "Longest one tool attempt may take, in milliseconds.", (int)engine.ToolTimeout.TotalMilliseconds, 1, PipelineCli.MaxTimeoutMs);
-        var toolRetries = PipelineCli.Int("--tool-retries", "In-process retries of a transient tool failure.", engine.ToolRetries, 0, 10);
-        var shutdownTimeout = PipelineCli.Int("--shutdown-timeout-ms", "After Ctrl+C or SIGTERM, how long in-flight work may finish, in milliseconds; what cannot is nacked.", (int)engine.ShutdownTimeout.TotalMilliseconds, 0, PipelineCli.MaxTimeoutMs);
-        var maxOutput = PipelineCli.Int("--max-output-bytes", "Most bytes of output a tool keeps.", Dispatch.BuiltInToolOptions.DefaultMaxOutputBytes, 1, Dispatch.BuiltInToolOptions.HardMaxOutputBytes);
-        var enableShell = new Option<bool>("--enable-shell") { Description = "Register the shell tool (runs programs on this machine). Default: off." };
-        var workerId = new Option<string?>("--worker-id") { Description = "The worker id on events and claims. Default: host name and process id." };
         var otlp = new Option<Uri?>("--otlp-endpoint") { Description = "Export the pipeline's traces and metrics over OTLP to this endpoint, e.g. http://127.0.0.1:4317. Default: no export." };
         var otelConsole = new Option<bool>("--otel-console") { Description = "Write the pipeline's spans and metrics to stdout. Default: off." };
         var plain = new Option<bool>("--plain") { Description = "Plain progress lines (every 10 s) even on a terminal." };
+        var config = new Option<string?>("--config")
+        {
+            Description = "A JSON settings file: its Pipeline section configures the worker as appsettings.json does a hosted one (samples/appsettings.json lists every key). Flags given win over it; the connection is the file's unless --nats is given. Default: none.",
+            HelpName = "file",
+        };
 
         var worker = new Command("worker", "Run the worker on a NATS JetStream durable consumer until stopped (Ctrl+C or SIGTERM drains), then print a summary.")
         {
             stream, subject, consumer, bindOnly, maxAckPending, ackWait, maxDeliver, fetchBatch, kvClaimer, kvBucket, events, exitWhenIdle,
-            ackMode, sinkFailure, pull, claimParallelism, ackParallelism, dispatchParallelism, emitParallelism, maxInFlight, emitBatch,
-            maxAttempts, toolTimeout, toolRetries, shutdownTimeout, maxOutput, enableShell, workerId, otlp, otelConsole, plain,
         };
-        connectionArguments.AddTo(worker);
+        engine.AddTo(worker);
+        // The worker's own extra, listed beside --ack-mode as help has always shown it.
+        worker.Options.Insert(worker.Options.IndexOf(engine.AckMode) + 1, sinkFailure);
+        worker.Options.Add(otlp);
+        worker.Options.Add(otelConsole);
+        worker.Options.Add(plain);
+        worker.Options.Add(config);
+        connectionArguments.AddTo(worker, settingsFile: config);
         worker.SetAction(async (result, _) =>
         {
             if (result.GetValue(events) is { Length: 0 })
@@ -87,55 +82,65 @@ internal static class WorkerCommand
                 return ExitCodes.UsageError;
             }
 
-            if (result.GetValue(workerId) is { } id && string.IsNullOrWhiteSpace(id))
+            if (engine.WorkerIdError(result) is { } workerIdError)
             {
-                await stderr.WriteLineAsync("error: --worker-id must not be empty.");
+                await stderr.WriteLineAsync(workerIdError);
                 return ExitCodes.UsageError;
             }
 
-            var idle = result.GetResult(exitWhenIdle) is { Implicit: false } ? result.GetValue(exitWhenIdle) : (int?)null;
-            var connection = connectionArguments.Read(result);
-            var options = new PipelineWorkerOptions
+            var basis = new PipelineWorkerOptions();
+            if (result.GetValue(config) is { } file)
+            {
+                if (await ReadSettingsAsync(file, stderr) is not { } read)
+                {
+                    return ExitCodes.UsageError;
+                }
+
+                basis = read;
+            }
+
+            // Each setting: the flag when given, else the settings file's, else the default.
+            var given = (Option o) => EngineArguments.IsGiven(result, o);
+            var source = basis.Nats.Source;
+            var idle = given(exitWhenIdle) ? TimeSpan.FromSeconds(result.GetValue(exitWhenIdle)) : source.IdleTimeout;
+            var options = basis with
             {
                 Source = SourceKinds.Nats,
-                Events = result.GetValue(events),
-                Engine = new PipelineOptions
+                Events = result.GetValue(events) ?? basis.Events,
+                Engine = engine.Read(result, basis.Engine) with
                 {
-                    PullParallelism = result.GetValue(pull),
-                    Claim = new BlockOptions { Parallelism = result.GetValue(claimParallelism) },
-                    AckDecision = new BlockOptions { Parallelism = result.GetValue(ackParallelism) },
-                    Dispatch = new BlockOptions { Parallelism = result.GetValue(dispatchParallelism) },
-                    Emit = new BlockOptions { Parallelism = result.GetValue(emitParallelism) },
-                    MaxInFlight = result.GetValue(maxInFlight),
-                    EmitBatchSize = result.GetValue(emitBatch),
-                    AckMode = result.GetValue(ackMode) == "after-dispatch" ? AckMode.AckAfterDispatch : AckMode.AckBeforeDispatch,
-                    SinkFailure = result.GetValue(sinkFailure) == "drop" ? SinkFailureAction.Drop : SinkFailureAction.Backpressure,
-                    MaxAttempts = result.GetValue(maxAttempts),
-                    ToolTimeout = TimeSpan.FromMilliseconds(result.GetValue(toolTimeout)),
-                    ToolRetries = result.GetValue(toolRetries),
-                    ShutdownTimeout = TimeSpan.FromMilliseconds(result.GetValue(shutdownTimeout)),
-                    WorkerId = result.GetValue(workerId) ?? engine.WorkerId,
+                    SinkFailure = given(sinkFailure)
+                        ? (result.GetValue(sinkFailure) == "drop" ? SinkFailureAction.Drop : SinkFailureAction.Backpressure)
+                        : basis.Engine.SinkFailure,
                 },
-                Tools = new ToolOptions { EnableShell = result.GetValue(enableShell), MaxOutputBytes = result.GetValue(maxOutput) },
-                Nats = new NatsWorkerOptions
+                Tools = new ToolOptions
                 {
-                    Connection = connection,
-                    Source = nats with
+                    EnableShell = given(engine.EnableShell) ? result.GetValue(engine.EnableShell) : basis.Tools.EnableShell,
+                    MaxOutputBytes = EngineArguments.Given(result, engine.MaxOutput, basis.Tools.MaxOutputBytes),
+                },
+                Nats = basis.Nats with
+                {
+                    Connection = connectionArguments.IsGiven(result) || basis.Nats.Connection is null ? connectionArguments.Read(result) : basis.Nats.Connection,
+                    Source = source with
                     {
-                        Stream = result.GetValue(stream)!,
-                        Subjects = [.. result.GetValue(subject)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)],
-                        Consumer = result.GetValue(consumer)!,
-                        CreateIfMissing = !result.GetValue(bindOnly),
-                        MaxAckPending = result.GetValue(maxAckPending),
-                        AckWait = TimeSpan.FromMilliseconds(result.GetValue(ackWait)),
-                        MaxDeliver = result.GetValue(maxDeliver),
-                        FetchBatch = result.GetValue(fetchBatch),
-                        IdleTimeout = idle is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
+                        Stream = EngineArguments.Given(result, stream, source.Stream),
+                        Subjects = given(subject) ? [.. result.GetValue(subject)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)] : source.Subjects,
+                        Consumer = EngineArguments.Given(result, consumer, source.Consumer),
+                        CreateIfMissing = given(bindOnly) ? !result.GetValue(bindOnly) : source.CreateIfMissing,
+                        MaxAckPending = EngineArguments.Given(result, maxAckPending, source.MaxAckPending),
+                        AckWait = given(ackWait) ? TimeSpan.FromMilliseconds(result.GetValue(ackWait)) : source.AckWait,
+                        MaxDeliver = given(maxDeliver) ? result.GetValue(maxDeliver) : source.MaxDeliver,
+                        FetchBatch = EngineArguments.Given(result, fetchBatch, source.FetchBatch),
+                        IdleTimeout = idle,
                     },
-                    KvClaimer = result.GetValue(kvClaimer),
-                    Claimer = new Pipeline.Nats.Claiming.NatsKvClaimerOptions { Bucket = result.GetValue(kvBucket)! },
+                    KvClaimer = given(kvClaimer) ? result.GetValue(kvClaimer) : basis.Nats.KvClaimer,
+                    Claimer = basis.Nats.Claimer with { Bucket = EngineArguments.Given(result, kvBucket, basis.Nats.Claimer.Bucket)! },
                 },
-                Telemetry = new TelemetryOptions { OtlpEndpoint = result.GetValue(otlp), Console = result.GetValue(otelConsole) },
+                Telemetry = basis.Telemetry with
+                {
+                    OtlpEndpoint = result.GetValue(otlp) ?? basis.Telemetry.OtlpEndpoint,
+                    Console = given(otelConsole) ? result.GetValue(otelConsole) : basis.Telemetry.Console,
+                },
             };
             return await ExecuteAsync(options, new RunConsole(stdout, stderr, Console.OpenStandardInput, stop), result.GetValue(plain) ? false : interactive);
         });
@@ -165,11 +170,28 @@ internal static class WorkerCommand
             .AddConsole(o => (o.LogToStandardErrorThreshold, o.FormatterName) = (LogLevel.Trace, TerminalLogFormatter.FormatterName))
             .AddConsoleFormatter<TerminalLogFormatter, Microsoft.Extensions.Logging.Console.ConsoleFormatterOptions>();
         FailureRecorder? recorder = null;
-        builder.Services.AddSingleton(new PipelineWorkerHooks { WrapSink = sink => recorder = new FailureRecorder(sink, keep: RunSummary.MaxListed) });
+        StopOnSinkFailure? eventsGuard = null;
+        IHostApplicationLifetime? stopping = null;
+        builder.Services.AddSingleton(new PipelineWorkerHooks
+        {
+            WrapSink = sink =>
+            {
+                // An events file (or stdout) that cannot be written stops the worker as it stops
+                // 'run': commands run on would leave no record, and back-pressure would hold the
+                // work forever. Events to NATS wait for the server instead (it comes back).
+                if (options.Events is not null and not "nats")
+                {
+                    sink = eventsGuard = new StopOnSinkFailure(sink, () => stopping?.StopApplication());
+                }
+
+                return recorder = new FailureRecorder(sink, keep: RunSummary.MaxListed);
+            },
+        });
         builder.Services.AddPipelineWorker(_ => options);
         using var host = builder.Build();
         var state = host.Services.GetRequiredService<PipelineWorkerState>();
         var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
+        stopping = lifetime;
         var human = options.Events == "-" ? stderr : stdout;
         var shutdownMs = options.Engine.ShutdownTimeout.TotalMilliseconds;
 
@@ -239,7 +261,15 @@ internal static class WorkerCommand
 
         var summary = RunSummary.From(stats, recorder?.Failures ?? [], clock.Elapsed) with { Unfinished = recorder?.Unfinished ?? 0 };
         var exitCode = summary.AllSucceeded && state.Fault is null ? ExitCodes.Success : ExitCodes.SomeFailed;
-        if (stop.First is { } request && (stop.Now.IsCancellationRequested || state.DeadlineReached || summary.Unfinished > 0))
+        var eventsName = options.Events switch { null => null, "-" => "stdout", "nats" => $"NATS subjects {options.Nats.Events.SubjectTemplate}", var path => path };
+        if (eventsGuard?.Failure is { } eventsFailure)
+        {
+            var why = TerminalText.Escape(eventsFailure.InnerException?.Message ?? eventsFailure.Message);
+            await stderr.WriteLineAsync($"error: cannot write events to {TerminalText.Escape(eventsName)}: {why}; the worker stopped.");
+            summary = summary with { StoppedBecause = $"because the events file could not be written ({why})" };
+            exitCode = ExitCodes.SomeFailed;
+        }
+        else if (stop.First is { } request && (stop.Now.IsCancellationRequested || state.DeadlineReached || summary.Unfinished > 0))
         {
             // Work was cut off (nacked, to be redelivered to the pool), not drained.
             summary = summary with { StoppedBecause = $"by {request.Name} before the commands in flight were done (they were nacked for redelivery)" };
@@ -250,7 +280,6 @@ internal static class WorkerCommand
             summary = summary with { StoppedBecause = summary.AllSucceeded ? $"by {drained.Name}; every command in flight finished" : null };
         }
 
-        var eventsName = options.Events switch { null => null, "-" => "stdout", "nats" => $"NATS subjects {options.Nats.Events.SubjectTemplate}", var path => path };
         try
         {
             await summary.WriteAsync(human, where, eventsName, verb: "worker");
@@ -261,6 +290,28 @@ internal static class WorkerCommand
         }
 
         return exitCode;
+    }
+
+    /// <summary>The worker's settings from a JSON file's <c>Pipeline</c> section (as a hosted worker binds appsettings.json); null, having said why, when it cannot be read.</summary>
+    internal static async Task<PipelineWorkerOptions?> ReadSettingsAsync(string file, TextWriter stderr)
+    {
+        var path = Path.GetFullPath(file);
+        if (!File.Exists(path))
+        {
+            await stderr.WriteLineAsync($"error: --config '{TerminalText.Escape(file)}' does not exist.");
+            return null;
+        }
+
+        try
+        {
+            var configuration = new ConfigurationBuilder().AddJsonFile(path, optional: false, reloadOnChange: false).Build();
+            return PipelineWorkerServiceCollectionExtensions.Bind(configuration.GetSection(PipelineWorkerOptions.SectionName));
+        }
+        catch (Exception ex) when (ex is InvalidDataException or FormatException or InvalidOperationException or IOException or UnauthorizedAccessException)
+        {
+            await stderr.WriteLineAsync($"error: --config '{TerminalText.Escape(file)}' cannot be read: {TerminalText.Escape(ex.Message, 500)}");
+            return null;
+        }
     }
 
     /// <summary>A host lifetime that only waits: start and stop come from <see cref="StopSignals"/> and the worker.</summary>

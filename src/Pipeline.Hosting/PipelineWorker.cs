@@ -98,8 +98,8 @@ internal sealed class PipelineWorker(
             var watch = new ConnectionWatch(consumer, connection!.DisplayUrl, _logger).WatchAsync(watching.Token);
             try
             {
-                // Connected before the source exists: its idle clock (exit-when-idle) starts when it
-                // is built, and a slow first connect must not count as a quiet stream.
+                // Connected before the source exists, so a stop before the server is reached ends
+                // here with nothing pulled. (The source's idle clock starts at its first fetch.)
                 await consumer.ConnectAsync().AsTask().WaitAsync(stoppingToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)

@@ -42,7 +42,9 @@ public sealed class SignalTests : IDisposable
     {
         var events = Path.Combine(_directory, "events.jsonl");
         using var process = PipelineProcess.Start(["run", Commands(256, 30_000), "--events", events, "--shutdown-timeout-ms", "1000"]);
-        await process.WaitForOutputAsync("progress:", TimeSpan.FromSeconds(30));
+        // Signalled once all 256 are read: claimed and acked (none unsettled), 16 running and 240
+        // queued for dispatch. The first progress line can come before that on a loaded machine.
+        await process.WaitForProgressAsync(@"unsettled 0, .*claim 0/0 ack 0/0 dispatch 240/16 ", TimeSpan.FromSeconds(30));
 
         var signalled = Stopwatch.StartNew();
         process.Signal(signal);
@@ -161,7 +163,9 @@ public sealed class SignalTests : IDisposable
             """{"command_id":"slow","execution_id":1,"step":"s","tool_kind":"delay","input":{"ms":2500}}""",
         ]);
         using var process = PipelineProcess.Start(["run", commands, "--shutdown-timeout-ms", "20000"]);
-        await process.WaitForOutputAsync("progress:", TimeSpan.FromSeconds(30));
+        // Signalled once both are read: "bad" failed, "slow" running, none unsettled. The first
+        // progress line can come before the file is read (then the stop cuts the input: exit 130).
+        await process.WaitForProgressAsync(@"failed 1, skipped 0, unsettled 0, .*claim 0/0 ack 0/0 dispatch 0/1 ", TimeSpan.FromSeconds(30));
 
         process.Signal(PipelineProcess.SigInt);
         var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));

@@ -67,7 +67,12 @@ internal sealed class NatsConnectionArguments
     public Option<string?> TlsKey { get; } = new("--tls-key") { Description = "The PEM key of --tls-cert.", HelpName = "file" };
 
     /// <summary>Adds the options to <paramref name="command"/>, and a validator that reports a bad setting as a parse error naming its option.</summary>
-    public void AddTo(Command command)
+    /// <param name="command">The command.</param>
+    /// <param name="settingsFile">
+    /// When given and set, the connection may come from that settings file instead: no <c>--nats</c>
+    /// (nor <see cref="UrlVariable"/>) is then not an error here (see <see cref="IsGiven"/>).
+    /// </param>
+    public void AddTo(Command command, Option<string?>? settingsFile = null)
     {
         foreach (var option in new Option[] { Url, User, Password, Token, CredsFile, NKeyFile, RequireTls, TlsCa, TlsCert, TlsKey })
         {
@@ -76,12 +81,21 @@ internal sealed class NatsConnectionArguments
 
         command.Validators.Add(result =>
         {
-            if (Check(Build(result.GetValue, result.GetValue(RequireTls))) is { } error)
+            var options = Build(result.GetValue, result.GetValue(RequireTls));
+            if (string.IsNullOrWhiteSpace(options.Url) && settingsFile is not null && result.GetValue(settingsFile) is not null)
+            {
+                return;
+            }
+
+            if (Check(options) is { } error)
             {
                 result.AddError(error);
             }
         });
     }
+
+    /// <summary>Whether the server was named on the command line (<c>--nats</c>) or by <see cref="UrlVariable"/>.</summary>
+    public bool IsGiven(ParseResult result) => (Blank(result.GetValue(Url)) ?? Blank(_environment(UrlVariable))) is not null;
 
     /// <summary>The connection options from a parse result that passed the validator <see cref="AddTo"/> added.</summary>
     /// <exception cref="InvalidOperationException">The settings are not valid (the validator would have said so).</exception>

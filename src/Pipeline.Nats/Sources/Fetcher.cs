@@ -56,7 +56,6 @@ internal sealed class Fetcher : IAsyncDisposable
         _time = time;
         _deadlines = deadlines;
         _lowWater = options.FetchBatch / 2;
-        _lastArrival = time.GetTimestamp();
         _fetchOptions = new NatsJSFetchOpts
         {
             MaxMsgs = options.FetchBatch,
@@ -94,7 +93,7 @@ internal sealed class Fetcher : IAsyncDisposable
     /// <summary>Messages fetched and not yet taken.</summary>
     public int Buffered => _ready.Reader.Count;
 
-    /// <summary>When the last message arrived (a <see cref="TimeProvider"/> timestamp).</summary>
+    /// <summary>When the last message arrived, or the first fetch started (a <see cref="TimeProvider"/> timestamp); 0 before that.</summary>
     public long LastArrival => Volatile.Read(ref _lastArrival);
 
     /// <summary>Binds (creating what is missing when allowed) now, so a bad setting fails here rather than in the loop.</summary>
@@ -239,6 +238,8 @@ internal sealed class Fetcher : IAsyncDisposable
         }
 
         var consumer = _consumer ??= await _topology.BindAsync(stop).ConfigureAwait(false);
+        // The idle clock starts here: a slow connect or stream creation is not idleness.
+        Interlocked.CompareExchange(ref _lastArrival, _time.GetTimestamp(), 0);
         var want = _options.FetchBatch - _ready.Reader.Count;
         using var fetch = CancellationTokenSource.CreateLinkedTokenSource(stop);
         Volatile.Write(ref _currentFetch, fetch);

@@ -139,7 +139,7 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
     [Fact]
     public async Task No_server_on_the_port_is_a_clear_error_naming_the_redacted_url()
     {
-        var port = FreePort();
+        var port = LoopbackPort.Free();
         using var process = PipelineProcess.Start(["enqueue", "--nats", $"nats://ops:s3cret-in-url@127.0.0.1:{port}", Write("c.jsonl", [Line("c1")])]);
 
         var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
@@ -363,13 +363,6 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
         File.WriteAllText(cert, certificate.ExportCertificatePem());
         File.WriteAllText(key, rsa.ExportPkcs8PrivateKeyPem());
         return (cert, key);
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     [GeneratedRegex("^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$")]

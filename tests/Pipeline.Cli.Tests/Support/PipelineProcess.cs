@@ -127,6 +127,26 @@ internal sealed partial class PipelineProcess : IDisposable
         }
     }
 
+    /// <summary>
+    /// Waits until a plain <c>progress:</c> line (printed every second when not on a terminal)
+    /// matches <paramref name="pattern"/>: a state of the run, such as everything read and held,
+    /// rather than the first line, which under load can come before the source has read anything.
+    /// </summary>
+    public async Task WaitForProgressAsync(string pattern, TimeSpan timeout)
+    {
+        var regex = new System.Text.RegularExpressions.Regex("^progress: .*" + pattern, System.Text.RegularExpressions.RegexOptions.Multiline);
+        var deadline = Stopwatch.StartNew();
+        while (!regex.IsMatch(Stdout) && !regex.IsMatch(Stderr))
+        {
+            if (deadline.Elapsed > timeout || _process.HasExited)
+            {
+                throw new TimeoutException($"no progress line matching '{pattern}' within {timeout}. exited={_process.HasExited}\nstdout:\n{Stdout}\nstderr:\n{Stderr}");
+            }
+
+            await Task.Delay(20);
+        }
+    }
+
     /// <summary>Waits for the process to exit (killing it past <paramref name="timeout"/>) and for its output to be read.</summary>
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
     {

@@ -97,3 +97,40 @@ public sealed class NatsSourceBindTests(NatsServerFixture server)
         Assert.Null(await source.NextAsync(CancellationToken.None)); // stays exhausted
     }
 }
+
+[Collection(NatsCollection.Name)]
+public sealed class NatsSourceIdleTests(NatsServerFixture server)
+{
+    [Fact]
+    public async Task The_idle_window_counts_from_the_first_fetch_not_from_construction()
+    {
+        await server.StartAsync();
+        await using var connection = server.Connect();
+        var stream = NatsServerFixture.UniqueName("idlefrom");
+        var time = new JumpingTime();
+        var options = new NatsSourceOptions { Stream = stream, Subjects = [$"{stream}.>"], IdleTimeout = TimeSpan.FromSeconds(2), FetchExpires = TimeSpan.FromSeconds(1) };
+        await using var source = new NatsCommandSource(connection, options, timeProvider: time);
+        // A slow start: connecting, or creating the stream and consumer, took longer than the idle window.
+        time.Jump(TimeSpan.FromSeconds(10));
+        await Harness.CreateStreamAsync(connection, stream, $"{stream}.>");
+        await Harness.PublishAsync(connection, $"{stream}.a", [Harness.Make("after-a-slow-start")]);
+
+        var pulled = await source.NextAsync(CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.True(pulled is not null, $"fetched {source.Fetched}, fetch errors {source.FetchErrors}");
+        Assert.Equal("after-a-slow-start", pulled.Value.Outcome.Command?.CommandId);
+        await source.AckAsync(pulled.Value.Handle, CancellationToken.None);
+        // The window still ends the source once nothing more arrives.
+        Assert.Null(await source.NextAsync(CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    /// <summary>The system clock, but its timestamps can jump ahead (time passing while the source was not fetching).</summary>
+    private sealed class JumpingTime : TimeProvider
+    {
+        private long _offset;
+
+        public void Jump(TimeSpan by) => Interlocked.Add(ref _offset, (long)(by.TotalSeconds * TimestampFrequency));
+
+        public override long GetTimestamp() => base.GetTimestamp() + Interlocked.Read(ref _offset);
+    }
+}

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using NATS.Client.Core;
 
 namespace Pipeline.Nats.Tests.Support;
@@ -17,7 +15,7 @@ public sealed class NatsServerFixture : IAsyncLifetime
     private int _started;
 
     /// <summary>The loopback port, fixed for the fixture's life.</summary>
-    public int Port { get; } = FreePort();
+    public int Port { get; } = LoopbackPort.Free();
 
     /// <summary>The server's URL.</summary>
     public string Url => $"nats://127.0.0.1:{Port}";
@@ -189,15 +187,6 @@ public sealed class NatsServerFixture : IAsyncLifetime
         {
             return "(no log)";
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
     }
 }
 
