@@ -114,6 +114,9 @@ internal sealed class PipelineWorker(
                 ? new NatsKvClaimer(side!, settings.Nats.Claimer with { WorkerId = engine.WorkerId }, source.OriginOf)
                 : null;
             var pipeline = new CommandPipeline<NatsHandle>(source, tools, sink, engine, claimer, logger: logger);
+            // A stop ends pulling: what waits in the fetch buffer goes back to the pool now, not
+            // after the drain of what is in flight (which may take the whole shutdown timeout).
+            using var giveBack = stoppingToken.Register(static s => _ = ((NatsCommandSource)s!).StopFetchingAsync(), source);
             try
             {
                 await RunPipelineAsync(pipeline, () => false, stoppingToken).ConfigureAwait(false);

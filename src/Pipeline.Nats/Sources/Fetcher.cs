@@ -19,6 +19,11 @@ internal sealed class Fetcher : IAsyncDisposable
 {
     private const int EmptyFetchesBeforeRebind = 3;
 
+    // On stop, how long the pull request in progress is still read (and what it brings given
+    // back): the server sends what it has at once, and a message sent to a closed subscription
+    // would be held from the pool for a whole ack wait.
+    private static readonly TimeSpan DrainGrace = TimeSpan.FromMilliseconds(500);
+
     private readonly INatsConnection _connection;
     private readonly NatsTopology _topology;
     private readonly NatsSourceOptions _options;
@@ -40,6 +45,9 @@ internal sealed class Fetcher : IAsyncDisposable
     private readonly object _startGate = new();
     private Task? _loop;
     private Task? _stopped;
+    private volatile bool _draining;
+    // Naks of what the last pull request delivered after the stop; written by the loop only, read once it has ended.
+    private readonly List<Task> _drained = [];
     private INatsJSConsumer? _consumer;
     private CancellationTokenSource? _currentFetch;
     private int _emptyFetches;
@@ -134,11 +142,19 @@ internal sealed class Fetcher : IAsyncDisposable
         return false;
     }
 
-    public async ValueTask<Fetched> TakeAsync(CancellationToken cancellationToken)
+    /// <summary>The next fetched message; null once fetching has stopped and the buffer is empty.</summary>
+    public async ValueTask<Fetched?> TakeAsync(CancellationToken cancellationToken)
     {
-        var fetched = await _ready.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-        Taken(fetched);
-        return fetched;
+        while (await _ready.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (_ready.Reader.TryRead(out var fetched))
+            {
+                Taken(fetched);
+                return fetched;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>
@@ -164,13 +180,28 @@ internal sealed class Fetcher : IAsyncDisposable
     private async Task StopOnceAsync()
     {
         _connection.ConnectionOpened -= OnConnectionOpened;
+        _draining = true;
         await _stop.CancelAsync().ConfigureAwait(false);
+        // No new pull request starts now (the loop checks the stop after publishing its fetch);
+        // the one in progress is read a little longer, its messages given back as they come.
+        try
+        {
+            Volatile.Read(ref _currentFetch)?.CancelAfter(DrainGrace);
+        }
+        catch (ObjectDisposedException)
+        {
+            // It ended meanwhile.
+        }
+
         await _renewals.DisposeAsync().ConfigureAwait(false);
         if (_loop is { } loop)
         {
             await loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
 
+        await Task.WhenAll(_drained).ConfigureAwait(false);
+
+        _ready.Writer.TryComplete(); // a take waiting now gets null
         // What was fetched and never handed out goes back at once, not after the ack wait. The naks
         // go out together: with the server away each waits up to the settle deadline, and one
         // after another they would hold the stop up for FetchBatch deadlines.
@@ -241,8 +272,10 @@ internal sealed class Fetcher : IAsyncDisposable
         // The idle clock starts here: a slow connect or stream creation is not idleness.
         Interlocked.CompareExchange(ref _lastArrival, _time.GetTimestamp(), 0);
         var want = _options.FetchBatch - _ready.Reader.Count;
-        using var fetch = CancellationTokenSource.CreateLinkedTokenSource(stop);
-        Volatile.Write(ref _currentFetch, fetch);
+        // Not linked to the stop: a stop lets the request in progress drain (StopOnceAsync).
+        using var fetch = new CancellationTokenSource();
+        Interlocked.Exchange(ref _currentFetch, fetch); // a fence: the stop sees this fetch, or this sees the stop
+        stop.ThrowIfCancellationRequested();
         var received = 0;
         try
         {
@@ -250,7 +283,14 @@ internal sealed class Fetcher : IAsyncDisposable
             await foreach (var message in consumer.FetchAsync(options, NatsRawSerializer<byte[]>.Default, fetch.Token).ConfigureAwait(false))
             {
                 received++;
-                Add(message);
+                if (_draining)
+                {
+                    _drained.Add(GiveBackAsync(message, _deadlines.Next()));
+                }
+                else
+                {
+                    Add(message);
+                }
             }
         }
         catch (OperationCanceledException) when (!stop.IsCancellationRequested)

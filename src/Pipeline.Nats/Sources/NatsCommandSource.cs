@@ -108,6 +108,18 @@ public sealed partial class NatsCommandSource :
     public ulong? OriginOf(Command command) =>
         _origins is not null && command is not null && _origins.TryGetValue(command, out var sequence) ? sequence : null;
 
+    /// <summary>
+    /// Stops fetching: the pull request in progress is drained briefly, and everything fetched
+    /// and not yet handed out is given back (nak) at once, for the rest of the pool; from now on
+    /// <see cref="NextAsync"/> returns null. For a worker that stops pulling and drains what it holds
+    /// (deliveries already handed out are settled as usual). Idempotent; dispose does it too.
+    /// </summary>
+    public Task StopFetchingAsync()
+    {
+        _exhausted = true;
+        return _fetcher.StopFetchingAsync();
+    }
+
     /// <summary>This source without keep-alive: the pipeline then never renews, and a delivery held past the ack wait is redelivered.</summary>
     public ICommandSource<NatsHandle> WithoutKeepAlive() => new NoKeepAlive(this);
 
@@ -185,7 +197,7 @@ public sealed partial class NatsCommandSource :
     {
         if (_idleTicks == 0)
         {
-            return Deliver(await _fetcher.TakeAsync(cancellationToken).ConfigureAwait(false));
+            return await _fetcher.TakeAsync(cancellationToken).ConfigureAwait(false) is { } next ? Deliver(next) : null;
         }
 
         while (!_exhausted)
@@ -210,7 +222,7 @@ public sealed partial class NatsCommandSource :
             wait.CancelAfter(left);
             try
             {
-                return Deliver(await _fetcher.TakeAsync(wait.Token).ConfigureAwait(false));
+                return await _fetcher.TakeAsync(wait.Token).ConfigureAwait(false) is { } next ? Deliver(next) : null;
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
