@@ -48,6 +48,40 @@ public sealed class ShutdownTests
         Assert.Equal(50 - pulledAtStop, source.Ready);
     }
 
+    /// <summary>
+    /// Ack before dispatch acks as the tool starts, not while the command waits for a slot: at the
+    /// deadline the two running ones were acked (they are ours, cut off), and the eight that never
+    /// started are nacked for redelivery. Acking them at claim lost them: acked, never run.
+    /// </summary>
+    [Fact]
+    public async Task Ack_before_dispatch_at_the_deadline_nacks_the_commands_that_never_started()
+    {
+        var time = new FakeTimeProvider();
+        var stuck = new GatedTool("stuck");
+        var source = InMemoryCommandSource.From(Enumerable.Range(0, 10).Select(i => TestCommands.Make($"c{i}", "stuck")));
+        var sink = new CollectingSink();
+        var options = PipelineHarness.FastOptions(AckMode.AckBeforeDispatch) with
+        {
+            Dispatch = new BlockOptions { Parallelism = 2 },
+            ShutdownTimeout = TimeSpan.FromSeconds(5),
+        };
+        var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(stuck), sink, options, timeProvider: time);
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(stop.Token);
+
+        await WaitFor(() => stuck.Started == 2 && pipeline.Stats.Pulled == 10);
+        Assert.Equal(2, source.Acked); // only the two whose tools started
+        await stop.CancelAsync();
+        time.Advance(TimeSpan.FromSeconds(5));
+        await run.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(0, pipeline.Stats.InFlight);
+        Assert.Equal(2, source.Acked);
+        Assert.Equal(8, source.Nacked);
+        Assert.Equal(8, source.Ready); // back in the source, to run again
+        Assert.Equal(2, stuck.Started);
+    }
+
     [Fact]
     public async Task At_the_deadline_running_tools_are_cancelled_and_their_items_nacked()
     {

@@ -5,8 +5,9 @@ using Pipeline.Events;
 namespace Pipeline.Engine.Stages;
 
 /// <summary>
-/// Ack-decision: the one place a claim's fate is decided. <c>Claimed</c> is acked here when the
-/// claim is ownership (ack before dispatch) or kept open for Dispatch (ack after); the other
+/// Ack-decision: the one place a claim's fate is decided. <c>Claimed</c> goes on to Dispatch, which
+/// acks it as its tool starts when the claim is ownership (ack before dispatch; never while it waits
+/// for a slot, so a stop cannot ack and drop it) or on the tool's outcome (ack after); the other
 /// outcomes and duplicate deliveries are settled here and go straight to Emit.
 /// </summary>
 internal sealed class AckDecisionStage<THandle>
@@ -76,13 +77,6 @@ internal sealed class AckDecisionStage<THandle>
             case ClaimOutcomeKind.Claimed:
                 // Dispatch emits command.claimed (stamped now) ahead of command.started.
                 delivery.ClaimedAt = runtime.Time.GetUtcNow();
-                if (runtime.Options.AckMode == AckMode.AckBeforeDispatch)
-                {
-                    await runtime.Settler.SettleAsync(delivery, Settlement.Ack).ConfigureAwait(false);
-                    // The hard deadline's nack may have come first: then the command is not ours to run.
-                    return delivery.SettledAs == SettleAction.Ack;
-                }
-
                 return true;
 
             case ClaimOutcomeKind.AlreadyClaimed:

@@ -54,6 +54,12 @@ internal sealed class DispatchStage<THandle>
         var runtime = _runtime;
         try
         {
+            if (runtime.Options.AckMode == AckMode.AckBeforeDispatch && !await AckAsTheToolStartsAsync(delivery).ConfigureAwait(false))
+            {
+                _emit.PostFinal(delivery);
+                return;
+            }
+
             var command = delivery.Command!;
             runtime.AddEvent(delivery, EventTypes.CommandClaimed, EventStatus.Claimed, createdAt: delivery.ClaimedAt);
             var startedAt = runtime.Time.GetUtcNow();
@@ -121,6 +127,28 @@ internal sealed class DispatchStage<THandle>
         }
 
         _emit.PostFinal(delivery);
+    }
+
+    /// <summary>
+    /// Ack before dispatch: Ack-decision decided the claim is ownership; the ack goes out here, as
+    /// the tool starts, not while the command waits for a dispatch slot. So a command still queued
+    /// when a stop cuts work off is unacked, and is nacked for redelivery like any other open
+    /// delivery, never acked and dropped. False when the hard deadline's nack came first: the
+    /// command is not ours to run.
+    /// </summary>
+    private async ValueTask<bool> AckAsTheToolStartsAsync(Delivery<THandle> delivery)
+    {
+        if (delivery.IsOpen)
+        {
+            // Past the hard deadline nothing starts: it goes back (a slot freed by a cancelled
+            // tool must not ack the next command only to cancel it too).
+            var settlement = _runtime.Abort.IsCancellationRequested
+                ? Settlement.Nack(TimeSpan.Zero, "stopped before its tool started")
+                : Settlement.Ack;
+            await _runtime.Settler.SettleAsync(delivery, settlement).ConfigureAwait(false);
+        }
+
+        return delivery.SettledAs == SettleAction.Ack;
     }
 
     /// <summary>
