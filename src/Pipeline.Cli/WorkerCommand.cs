@@ -53,7 +53,22 @@ internal static class WorkerCommand
         var engine = new EngineArguments(worker: true);
         var sinkFailure = new Option<string>("--sink-failure") { Description = "While the event sink fails: backpressure (hold work until it takes events) or drop (retry, then drop and count).", DefaultValueFactory = _ => "backpressure" };
         sinkFailure.AcceptOnlyFromAmong("backpressure", "drop");
-        var otlp = new Option<Uri?>("--otlp-endpoint") { Description = "Export the pipeline's traces and metrics over OTLP to this endpoint, e.g. http://127.0.0.1:4317. Default: no export." };
+        var otlp = new Option<Uri?>("--otlp-endpoint")
+        {
+            Description = "Export the pipeline's traces and metrics over OTLP to this endpoint, e.g. http://127.0.0.1:4317. Default: no export.",
+            // System.CommandLine has no converter for Uri: without this parser every value failed with an unhandled exception.
+            CustomParser = static argument =>
+            {
+                var text = argument.Tokens.Count == 1 ? argument.Tokens[0].Value : string.Empty;
+                if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps))
+                {
+                    return uri;
+                }
+
+                argument.AddError($"--otlp-endpoint must be an http:// or https:// URL (e.g. http://127.0.0.1:4317), not '{text}'.");
+                return null;
+            },
+        };
         var otelConsole = new Option<bool>("--otel-console") { Description = "Write the pipeline's spans and metrics to stdout. Default: off." };
         var plain = new Option<bool>("--plain") { Description = "Plain progress lines (every 10 s) even on a terminal." };
         var config = new Option<string?>("--config")
@@ -272,7 +287,11 @@ internal static class WorkerCommand
         else if (stop.First is { } request && (stop.Now.IsCancellationRequested || state.DeadlineReached || summary.Unfinished > 0))
         {
             // Work was cut off (nacked, to be redelivered to the pool), not drained.
-            summary = summary with { StoppedBecause = $"by {request.Name} before the commands in flight were done (they were nacked for redelivery)" };
+            // Ack before dispatch: a tool cut off had been acked as it started and is not redelivered.
+            var fate = options.Engine.AckMode == AckMode.AckBeforeDispatch
+                ? "those not started were nacked for redelivery; tools cut off had been acked as they started and are not redelivered"
+                : "they were nacked for redelivery";
+            summary = summary with { StoppedBecause = $"by {request.Name} before the commands in flight were done ({fate})" };
             exitCode = request.ExitCode;
         }
         else if (stop.First is { } drained)

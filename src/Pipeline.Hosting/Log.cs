@@ -20,6 +20,9 @@ internal static partial class Log
     [LoggerMessage(2005, LogLevel.Error, "the worker stopped with an error")]
     public static partial void Faulted(ILogger logger, Exception exception);
 
+    [LoggerMessage(2007, LogLevel.Warning, "NATS stream or consumer not bound at start ({Reason}); the fetch loop retries with backoff")]
+    public static partial void BindFailed(ILogger logger, string reason);
+
     [LoggerMessage(2006, LogLevel.Information, "worker done: the source is exhausted (the file was read, or nothing arrived for the idle timeout)")]
     public static partial void Exhausted(ILogger logger);
 }

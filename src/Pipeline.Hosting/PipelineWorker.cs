@@ -100,7 +100,15 @@ internal sealed class PipelineWorker(
             {
                 // Connected before the source exists, so a stop before the server is reached ends
                 // here with nothing pulled. (The source's idle clock starts at its first fetch.)
-                await consumer.ConnectAsync().AsTask().WaitAsync(stoppingToken).ConfigureAwait(false);
+                // With an idle timeout (a batch job) a server that cannot be reached within it is
+                // an error, not a wait forever: nothing can arrive from it.
+                var connecting = consumer.ConnectAsync().AsTask().WaitAsync(stoppingToken);
+                if (settings.Nats.Source.IdleTimeout is { } idle)
+                {
+                    connecting = connecting.WaitAsync(idle, stoppingToken);
+                }
+
+                await connecting.ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -108,8 +116,37 @@ internal sealed class PipelineWorker(
                 await watch.ConfigureAwait(false);
                 return; // stopped before the server was reached: nothing was pulled
             }
+            catch (TimeoutException)
+            {
+                await watching.CancelAsync().ConfigureAwait(false);
+                await watch.ConfigureAwait(false);
+                throw new InvalidOperationException($"NATS at {connection.DisplayUrl} was not reached within the idle timeout ({settings.Nats.Source.IdleTimeout!.Value.TotalSeconds:0.###} s); nothing was pulled.");
+            }
 
             var source = owned.Add(new NatsCommandSource(consumer, settings.Nats.Source, logger: logger, trackOrigins: settings.Nats.KvClaimer));
+            try
+            {
+                // Bound now, so a stream or consumer that bind-only cannot find is an error at
+                // start, not a warning a second while the worker reports success.
+                await source.InitializeAsync(stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                await watching.CancelAsync().ConfigureAwait(false);
+                await watch.ConfigureAwait(false);
+                return;
+            }
+            catch (InvalidOperationException)
+            {
+                await watching.CancelAsync().ConfigureAwait(false);
+                await watch.ConfigureAwait(false);
+                throw; // bind-only and missing: names the stream and consumer
+            }
+            catch (Exception ex)
+            {
+                // Anything else (a server restarting, a slow reply): the fetch loop binds again with backoff.
+                Log.BindFailed(_logger, ex.Message);
+            }
             IClaimer? claimer = settings.Nats.KvClaimer
                 ? new NatsKvClaimer(side!, settings.Nats.Claimer with { WorkerId = engine.WorkerId }, source.OriginOf)
                 : null;

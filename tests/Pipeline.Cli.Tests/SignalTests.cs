@@ -42,9 +42,9 @@ public sealed class SignalTests : IDisposable
     {
         var events = Path.Combine(_directory, "events.jsonl");
         using var process = PipelineProcess.Start(["run", Commands(256, 30_000), "--events", events, "--shutdown-timeout-ms", "1000"]);
-        // Signalled once all 256 are read: claimed and acked (none unsettled), 16 running and 240
-        // queued for dispatch. The first progress line can come before that on a loaded machine.
-        await process.WaitForProgressAsync(@"unsettled 0, .*claim 0/0 ack 0/0 dispatch 240/16 ", TimeSpan.FromSeconds(30));
+        // Signalled once all 256 are read: 16 running (acked as their tools started) and 240
+        // queued for dispatch, unsettled. The first progress line can come before that on a loaded machine.
+        await process.WaitForProgressAsync(@"unsettled 240, .*claim 0/0 ack 0/0 dispatch 240/16 ", TimeSpan.FromSeconds(30));
 
         var signalled = Stopwatch.StartNew();
         process.Signal(signal);
@@ -101,7 +101,8 @@ public sealed class SignalTests : IDisposable
         Assert.Equal(130, exit);
         Assert.InRange(again.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(3));
         Assert.Contains("pipeline: stopping now", process.Stderr, StringComparison.Ordinal);
-        Assert.Contains("64 pulled = 64 acked", process.Stdout, StringComparison.Ordinal);
+        // The 16 running were acked as they started; the 48 queued were never started, and are nacked.
+        Assert.Contains("64 pulled = 16 acked + 48 nacked", process.Stdout, StringComparison.Ordinal);
         EveryStartedHasItsEnd(await ReadEvents(events));
     }
 
