@@ -19,9 +19,10 @@ internal sealed class Fetcher : IAsyncDisposable
 {
     private const int EmptyFetchesBeforeRebind = 3;
 
-    // On stop, how long the pull request in progress is still read (and what it brings given
-    // back): the server sends what it has at once, and a message sent to a closed subscription
-    // would be held from the pool for a whole ack wait.
+    // On stop, the pull request in progress is still read (and what it brings given back) until
+    // it has been quiet for DrainQuiet, at most DrainGrace: the server sends what it has at once,
+    // and a message sent to a closed subscription would be held from the pool for an ack wait.
+    private static readonly TimeSpan DrainQuiet = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan DrainGrace = TimeSpan.FromMilliseconds(500);
 
     private readonly INatsConnection _connection;
@@ -46,6 +47,7 @@ internal sealed class Fetcher : IAsyncDisposable
     private Task? _loop;
     private Task? _stopped;
     private volatile bool _draining;
+    private long _drainUntil;
     // Naks of what the last pull request delivered after the stop; written by the loop only, read once it has ended.
     private readonly List<Task> _drained = [];
     private INatsJSConsumer? _consumer;
@@ -145,16 +147,20 @@ internal sealed class Fetcher : IAsyncDisposable
     /// <summary>The next fetched message; null once fetching has stopped and the buffer is empty.</summary>
     public async ValueTask<Fetched?> TakeAsync(CancellationToken cancellationToken)
     {
-        while (await _ready.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+        Fetched fetched;
+        try
         {
-            if (_ready.Reader.TryRead(out var fetched))
-            {
-                Taken(fetched);
-                return fetched;
-            }
+            // ReadAsync, not WaitToReadAsync + TryRead: a write wakes one reader, where it would
+            // wake every waiting pull loop for one message (measured: half the throughput).
+            fetched = await _ready.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException)
+        {
+            return null;
         }
 
-        return null;
+        Taken(fetched);
+        return fetched;
     }
 
     /// <summary>
@@ -180,13 +186,14 @@ internal sealed class Fetcher : IAsyncDisposable
     private async Task StopOnceAsync()
     {
         _connection.ConnectionOpened -= OnConnectionOpened;
+        Volatile.Write(ref _drainUntil, _time.GetTimestamp() + (long)(DrainGrace.TotalSeconds * _time.TimestampFrequency));
         _draining = true;
         await _stop.CancelAsync().ConfigureAwait(false);
         // No new pull request starts now (the loop checks the stop after publishing its fetch);
         // the one in progress is read a little longer, its messages given back as they come.
         try
         {
-            Volatile.Read(ref _currentFetch)?.CancelAfter(DrainGrace);
+            Volatile.Read(ref _currentFetch)?.CancelAfter(DrainQuiet);
         }
         catch (ObjectDisposedException)
         {
@@ -286,6 +293,10 @@ internal sealed class Fetcher : IAsyncDisposable
                 if (_draining)
                 {
                     _drained.Add(GiveBackAsync(message, _deadlines.Next()));
+                    if (_time.GetTimestamp() < Volatile.Read(ref _drainUntil))
+                    {
+                        fetch.CancelAfter(DrainQuiet); // more may follow: wait for a quiet moment
+                    }
                 }
                 else
                 {
