@@ -147,7 +147,7 @@ public class NatsBenchmarks
         var pipeline = new CommandPipeline<NatsHandle>(keepAlive ? source : source.WithoutKeepAlive(), _tools, sink, pipelineOptions);
         sink.Pipeline = pipeline;
         await pipeline.RunAsync(CancellationToken.None);
-        Check(pipeline.Stats.Completed == Count && source.Acked == Count);
+        Check(pipeline.Stats.Completed == Count && source.Acked == Count, $"completed {pipeline.Stats.Completed}, acked {source.Acked}, pulled {pipeline.Stats.Pulled}, fetched {source.Fetched}, skipped {pipeline.Stats.Skipped}, failed {pipeline.Stats.Failed}, settle errors {pipeline.Stats.SettleErrors}, nacked {source.Nacked}, engine acked {pipeline.Stats.Acked}, dup settles {pipeline.Stats.DuplicateSettles}");
     }
 
     [Benchmark(OperationsPerInvoke = LatencyCount, Description = "Pipeline at a fixed rate: publish → command.completed")]
@@ -267,11 +267,11 @@ public class NatsBenchmarks
     private static int Knob(string name, int fallback) =>
         int.TryParse(Environment.GetEnvironmentVariable($"PIPELINE_BENCH_{name}"), out var value) && value > 0 ? value : fallback;
 
-    private static void Check(bool ok)
+    private static void Check(bool ok, string? what = null)
     {
         if (!ok)
         {
-            throw new InvalidOperationException("The run did not do what it should.");
+            throw new InvalidOperationException($"The run did not do what it should. {what}");
         }
     }
 
