@@ -305,6 +305,32 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
                 await worker.WaitForOutputAsync("pipeline worker: consuming", TimeSpan.FromSeconds(30));
             }
 
+            // "consuming" is said before the worker binds: wait until the server holds a pull
+            // request from each of them.
+            await using (var admin = nats.Connect())
+            {
+                var js = new NatsJSContext(admin);
+                var waited = Stopwatch.StartNew();
+                while (true)
+                {
+                    try
+                    {
+                        var info = await js.GetConsumerAsync(args[args.IndexOf("--stream") + 1], args[args.IndexOf("--consumer") + 1]);
+                        if (info.Info.NumWaiting >= 2)
+                        {
+                            break;
+                        }
+                    }
+                    catch (NatsJSApiException)
+                    {
+                        // Not created yet.
+                    }
+
+                    Assert.True(waited.Elapsed < TimeSpan.FromSeconds(30), "the two workers' pull requests never both waited on the server");
+                    await Task.Delay(50);
+                }
+            }
+
             await PublishAsync(subject, [.. ids.Select(Noop)]);
             foreach (var worker in workers)
             {
