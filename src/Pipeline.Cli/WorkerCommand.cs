@@ -178,6 +178,20 @@ internal static class WorkerCommand
             return ExitCodes.UsageError;
         }
 
+        // An events file that cannot be created is a usage error before anything is pulled, as for run.
+        if (options.Events is { } eventsPath and not "nats" and not "-")
+        {
+            try
+            {
+                using var probe = new FileStream(eventsPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                await stderr.WriteLineAsync($"error: cannot write events to {TerminalText.Escape(eventsPath)}: {TerminalText.Escape(ex.Message)}");
+                return ExitCodes.UsageError;
+            }
+        }
+
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         // StopSignals own the signals; the host's console lifetime would fight them.
         builder.Services.AddSingleton<IHostLifetime, SignalLifetime>();

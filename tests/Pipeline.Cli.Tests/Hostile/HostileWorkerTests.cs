@@ -206,6 +206,18 @@ public sealed class HostileWorkerTests(NatsServerFixture nats) : IClassFixture<N
         }
     }
     [Fact]
+    public async Task An_events_path_that_cannot_be_created_is_a_usage_error_before_anything_is_pulled()
+    {
+        var missingDirectory = Path.Combine(_directory, "no-such-dir", "events.jsonl");
+        using var worker = PipelineProcess.Start(["worker", "--nats", nats.Url, "--stream", NatsServerFixture.UniqueName("h8evpath"), "--events", missingDirectory, "--exit-when-idle", "1"]);
+        var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(exit == 2, $"exit {exit}\n{Describe(worker)}");
+        Assert.Contains("error: cannot write events to", worker.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", worker.Stdout + worker.Stderr, StringComparison.Ordinal); // no stack trace
+    }
+
+    [Fact]
     public async Task The_otlp_endpoint_from_the_help_is_accepted()
     {
         using var worker = PipelineProcess.Start(["worker", "--nats", nats.Url, "--stream", NatsServerFixture.UniqueName("h8otlp"), "--otlp-endpoint", "http://127.0.0.1:4317", "--exit-when-idle", "1"]);
