@@ -282,6 +282,9 @@ public sealed class NatsCommandPublisher
 
         switch (ex)
         {
+            case NatsPayloadTooLargeException:
+                fatal = false; // the client refused this one before sending it; the next may pass
+                return string.Create(CultureInfo.InvariantCulture, $"larger than the server's max payload ({_connection.ServerInfo?.MaxPayload ?? 0} bytes)");
             case NatsJSApiException api:
                 fatal = false; // this message was refused (too large, ...); the next may pass
                 return $"refused by the stream: {api.Error.Description} ({api.Error.ErrCode})";

@@ -186,7 +186,7 @@ public sealed class HostileWorkerTests(NatsServerFixture nats) : IClassFixture<N
         Assert.True((long)info.AckFloor.StreamSeq < count, $"every command was acked with its events dropped\n{Describe(worker)}");
     }
 
-    [Fact(Skip = "hostile8: enqueue of a line over the server's max_payload (with a raised --max-line-bytes) says 'the rest of the input was not published' although the rest was published.")]
+    [Fact]
     public async Task A_line_over_the_servers_max_payload_is_reported_truthfully()
     {
         var (stream, _, _) = await StreamAsync("h8payload");
