@@ -90,7 +90,31 @@ internal sealed record RunSummary(
         await output.WriteLineAsync(
             StoppedBecause is { } why ? $"  result         stopped {why}"
             : AllSucceeded ? "  result         all commands succeeded"
-            : "  result         some commands failed");
+            : Failed + ClaimFailures + Terminated > 0 ? "  result         some commands failed"
+            : $"  result         no command failed, but {Shortfall()}");
+    }
+
+    // What kept a run with no failed command from succeeding (settle errors were reported as failed commands).
+    private string Shortfall()
+    {
+        var c = CultureInfo.InvariantCulture;
+        List<string> parts = [];
+        if (SettleErrors > 0)
+        {
+            parts.Add(string.Create(c, $"{SettleErrors} settle error{(SettleErrors == 1 ? "" : "s")} (an ack, nack or terminate the source did not confirm)"));
+        }
+
+        if (EventsDropped > 0)
+        {
+            parts.Add(string.Create(c, $"{EventsDropped} event{(EventsDropped == 1 ? "" : "s")} dropped"));
+        }
+
+        if (Unfinished > 0)
+        {
+            parts.Add(string.Create(c, $"{Unfinished} unfinished"));
+        }
+
+        return string.Join(", ", parts);
     }
 
     private static string Format(TimeSpan value) => value.TotalMilliseconds >= 1
