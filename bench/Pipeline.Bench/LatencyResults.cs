@@ -16,6 +16,17 @@ internal static class LatencyResults
 
     public static void Add(string method, long[] latencies) => Runs.GetOrAdd(method, _ => new()).Enqueue(latencies);
 
+    /// <summary>The last iteration's latencies, in publish order.</summary>
+    public static long[]? Last(string method) => Runs.TryGetValue(method, out var runs) && !runs.IsEmpty ? runs.Last() : null;
+
+    /// <summary>The <paramref name="quantile"/> of <paramref name="latencies"/> (ticks), in ms.</summary>
+    public static double Quantile(IEnumerable<long> latencies, double quantile)
+    {
+        var all = latencies.Order().ToArray();
+        var index = (int)Math.Min(all.Length - 1, Math.Ceiling(quantile * all.Length) - 1);
+        return all[Math.Max(0, index)] * 1000.0 / Stopwatch.Frequency;
+    }
+
     /// <summary>The <paramref name="quantile"/> over the last <paramref name="iterations"/> iterations (the measured ones, after the warmups), in ms.</summary>
     public static double? Quantile(string method, double quantile, int iterations)
     {
