@@ -29,7 +29,8 @@ internal static partial class Log
     [LoggerMessage(8, LogLevel.Critical, "The {Block} block faulted; the pipeline stops, settles what it can and throws.")]
     public static partial void BlockFaulted(ILogger logger, Exception exception, string block);
 
-    [LoggerMessage(9, LogLevel.Warning, "{CommandId} was still open at the end of the run ({Reason}); nacked.")]
+    // Debug: one warning per run says how many (SettledAtEndCount); a line per command flooded the log at the deadline.
+    [LoggerMessage(9, LogLevel.Debug, "{CommandId} was still open at the end of the run ({Reason}); nacked.")]
     public static partial void SettledAtEnd(ILogger logger, string? commandId, string reason);
 
     [LoggerMessage(10, LogLevel.Warning, "The shutdown deadline passed with {Open} deliveries open; cancelling tools and claims, nacking what is open.")]
@@ -37,4 +38,7 @@ internal static partial class Log
 
     [LoggerMessage(11, LogLevel.Debug, "A second {Action} of {CommandId} was refused: the handle was already settled.")]
     public static partial void DuplicateSettle(ILogger logger, SettleAction action, string? commandId);
+
+    [LoggerMessage(12, LogLevel.Warning, "{Count} commands were still open at the end of the run ({Reason}); nacked.")]
+    public static partial void SettledAtEndCount(ILogger logger, int count, string reason);
 }

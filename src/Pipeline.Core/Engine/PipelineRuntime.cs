@@ -220,6 +220,7 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     public Task SettleOpenAsync(string reason)
     {
         List<Task>? pending = null;
+        var open = 0;
         foreach (var delivery in Created())
         {
             if (!delivery.IsOpen)
@@ -227,12 +228,18 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
                 continue;
             }
 
+            open++;
             Stats.Add(StatCounter.EventsDropped, delivery.EventCount - delivery.EventsPosted);
             var settle = Settler.SettleAsync(delivery, Settlement.Nack(TimeSpan.Zero, reason), atEnd: true);
             if (!settle.IsCompletedSuccessfully)
             {
                 (pending ??= []).Add(settle.AsTask());
             }
+        }
+
+        if (open > 0)
+        {
+            Log.SettledAtEndCount(Logger, open, reason);
         }
 
         // The settle budget runs from here, when every last settle has been started, not from the
