@@ -54,7 +54,10 @@ internal sealed class DispatchStage<THandle>
         var runtime = _runtime;
         try
         {
-            if (runtime.Options.AckMode == AckMode.AckBeforeDispatch && !await AckAsTheToolStartsAsync(delivery).ConfigureAwait(false))
+            var ours = runtime.Options.AckMode == AckMode.AckBeforeDispatch
+                ? await AckAsTheToolStartsAsync(delivery).ConfigureAwait(false)
+                : await StillOursAsync(delivery).ConfigureAwait(false);
+            if (!ours)
             {
                 _emit.PostFinal(delivery);
                 return;
@@ -149,6 +152,21 @@ internal sealed class DispatchStage<THandle>
         }
 
         return delivery.SettledAs == SettleAction.Ack;
+    }
+
+    /// <summary>
+    /// Ack after dispatch: false when the command is no longer ours to run, because the hard
+    /// deadline's sweep nacked it while it waited for a slot, or the deadline has passed (it goes
+    /// back now). Past the hard deadline nothing starts, in either ack mode.
+    /// </summary>
+    private async ValueTask<bool> StillOursAsync(Delivery<THandle> delivery)
+    {
+        if (delivery.IsOpen && _runtime.Abort.IsCancellationRequested)
+        {
+            await _runtime.Settler.SettleAsync(delivery, Settlement.Nack(TimeSpan.Zero, "stopped before its tool started")).ConfigureAwait(false);
+        }
+
+        return delivery.IsOpen;
     }
 
     /// <summary>
