@@ -153,8 +153,8 @@ public class NatsBenchmarks
     [Benchmark(OperationsPerInvoke = LatencyCount, Description = "Pipeline at a fixed rate: publish → command.completed")]
     public async Task PipelineLatency()
     {
-        var pipelineOptions = new PipelineOptions { MaxInFlight = 2048, PullParallelism = 4, Dispatch = new BlockOptions { Parallelism = 16 } };
-        var options = new NatsSourceOptions { Stream = _stream, Consumer = ConsumerName, FetchBatch = 1000, MaxAckPending = 8192 };
+        var pipelineOptions = new PipelineOptions { MaxInFlight = 2048, PullParallelism = Knob("PULLS", 4), Dispatch = new BlockOptions { Parallelism = Knob("DISPATCH", 16) } };
+        var options = new NatsSourceOptions { Stream = _stream, Consumer = ConsumerName, FetchBatch = Knob("FETCH", 1000), MaxAckPending = 8192 };
         await using var source = new NatsCommandSource(_connection, options);
         await source.InitializeAsync(CancellationToken.None);
         var sent = new long[LatencyCount];
