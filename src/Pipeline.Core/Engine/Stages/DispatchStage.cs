@@ -54,10 +54,7 @@ internal sealed class DispatchStage<THandle>
         var runtime = _runtime;
         try
         {
-            var ours = runtime.Options.AckMode == AckMode.AckBeforeDispatch
-                ? await AckAsTheToolStartsAsync(delivery).ConfigureAwait(false)
-                : await StillOursAsync(delivery).ConfigureAwait(false);
-            if (!ours)
+            if (!await StartAsync(delivery).ConfigureAwait(false))
             {
                 _emit.PostFinal(delivery);
                 return;
@@ -133,40 +130,24 @@ internal sealed class DispatchStage<THandle>
     }
 
     /// <summary>
-    /// Ack before dispatch: Ack-decision decided the claim is ownership; the ack goes out here, as
-    /// the tool starts, not while the command waits for a dispatch slot. So a command still queued
-    /// when a stop cuts work off is unacked, and is nacked for redelivery like any other open
-    /// delivery, never acked and dropped. False when the hard deadline's nack came first: the
-    /// command is not ours to run.
+    /// Whether the command's tool may start, settling what that decides. Past the hard deadline
+    /// nothing starts, in either ack mode: an open delivery goes back (a slot freed by a cancelled
+    /// tool must not start the next command only to cancel it too), and one the deadline's sweep
+    /// nacked while it waited is not ours any more. With ack before dispatch (the claim is
+    /// ownership) the ack goes out here, as the tool starts, not while the command waits for a
+    /// slot: a command still queued when a stop cuts work off is nacked, never acked and dropped.
     /// </summary>
-    private async ValueTask<bool> AckAsTheToolStartsAsync(Delivery<THandle> delivery)
+    private async ValueTask<bool> StartAsync(Delivery<THandle> delivery)
     {
-        if (delivery.IsOpen)
+        var ackNow = _runtime.Options.AckMode == AckMode.AckBeforeDispatch;
+        var pastDeadline = _runtime.Abort.IsCancellationRequested;
+        if (delivery.IsOpen && (ackNow || pastDeadline))
         {
-            // Past the hard deadline nothing starts: it goes back (a slot freed by a cancelled
-            // tool must not ack the next command only to cancel it too).
-            var settlement = _runtime.Abort.IsCancellationRequested
-                ? Settlement.Nack(TimeSpan.Zero, "stopped before its tool started")
-                : Settlement.Ack;
+            var settlement = pastDeadline ? Settlement.Nack(TimeSpan.Zero, "stopped before its tool started") : Settlement.Ack;
             await _runtime.Settler.SettleAsync(delivery, settlement).ConfigureAwait(false);
         }
 
-        return delivery.SettledAs == SettleAction.Ack;
-    }
-
-    /// <summary>
-    /// Ack after dispatch: false when the command is no longer ours to run, because the hard
-    /// deadline's sweep nacked it while it waited for a slot, or the deadline has passed (it goes
-    /// back now). Past the hard deadline nothing starts, in either ack mode.
-    /// </summary>
-    private async ValueTask<bool> StillOursAsync(Delivery<THandle> delivery)
-    {
-        if (delivery.IsOpen && _runtime.Abort.IsCancellationRequested)
-        {
-            await _runtime.Settler.SettleAsync(delivery, Settlement.Nack(TimeSpan.Zero, "stopped before its tool started")).ConfigureAwait(false);
-        }
-
-        return delivery.IsOpen;
+        return ackNow ? delivery.SettledAs == SettleAction.Ack : delivery.IsOpen;
     }
 
     /// <summary>
