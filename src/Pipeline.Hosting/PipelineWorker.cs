@@ -98,65 +98,7 @@ internal sealed class PipelineWorker(
             var watch = new ConnectionWatch(consumer, connection!.DisplayUrl, _logger).WatchAsync(watching.Token);
             try
             {
-                // Connected before the source exists, so a stop before the server is reached ends
-                // here with nothing pulled. (The source's idle clock starts at its first fetch.)
-                // With an idle timeout (a batch job) a server that cannot be reached within it is
-                // an error, not a wait forever: nothing can arrive from it.
-                var connecting = consumer.ConnectAsync().AsTask().WaitAsync(stoppingToken);
-                if (settings.Nats.Source.IdleTimeout is { } idle)
-                {
-                    connecting = connecting.WaitAsync(idle, stoppingToken);
-                }
-
-                await connecting.ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                await watching.CancelAsync().ConfigureAwait(false);
-                await watch.ConfigureAwait(false);
-                return; // stopped before the server was reached: nothing was pulled
-            }
-            catch (TimeoutException)
-            {
-                await watching.CancelAsync().ConfigureAwait(false);
-                await watch.ConfigureAwait(false);
-                throw new InvalidOperationException($"NATS at {connection.DisplayUrl} was not reached within the idle timeout ({settings.Nats.Source.IdleTimeout!.Value.TotalSeconds:0.###} s); nothing was pulled.");
-            }
-
-            var source = owned.Add(new NatsCommandSource(consumer, settings.Nats.Source, logger: logger, trackOrigins: settings.Nats.KvClaimer));
-            try
-            {
-                // Bound now, so a stream or consumer that bind-only cannot find is an error at
-                // start, not a warning a second while the worker reports success.
-                await source.InitializeAsync(stoppingToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                await watching.CancelAsync().ConfigureAwait(false);
-                await watch.ConfigureAwait(false);
-                return;
-            }
-            catch (InvalidOperationException)
-            {
-                await watching.CancelAsync().ConfigureAwait(false);
-                await watch.ConfigureAwait(false);
-                throw; // bind-only and missing: names the stream and consumer
-            }
-            catch (Exception ex)
-            {
-                // Anything else (a server restarting, a slow reply): the fetch loop binds again with backoff.
-                Log.BindFailed(_logger, ex.Message);
-            }
-            IClaimer? claimer = settings.Nats.KvClaimer
-                ? new NatsKvClaimer(side!, settings.Nats.Claimer with { WorkerId = engine.WorkerId }, source.OriginOf)
-                : null;
-            var pipeline = new CommandPipeline<NatsHandle>(source, tools, sink, engine, claimer, logger: logger);
-            // A stop ends pulling: what waits in the fetch buffer goes back to the pool now, not
-            // after the drain of what is in flight (which may take the whole shutdown timeout).
-            using var giveBack = stoppingToken.Register(static s => _ = ((NatsCommandSource)s!).StopFetchingAsync(), source);
-            try
-            {
-                await RunPipelineAsync(pipeline, () => false, stoppingToken).ConfigureAwait(false);
+                await RunNatsAsync(settings, consumer, side, owned, tools, sink, logger, stoppingToken).ConfigureAwait(false);
             }
             finally
             {
@@ -170,6 +112,61 @@ internal sealed class PipelineWorker(
             var pipeline = new CommandPipeline<DeliveryHandle>(source, tools, sink, engine, logger: logger);
             await RunPipelineAsync(pipeline, () => source.Exhausted, stoppingToken).ConfigureAwait(false);
         }
+    }
+
+    private async Task RunNatsAsync(PipelineWorkerOptions settings, NatsConnection consumer, NatsConnection? side, Owned owned, ToolRegistry tools, IEventSink sink, ILogger logger, CancellationToken stoppingToken)
+    {
+        var connection = settings.Nats.Connection!;
+        var engine = settings.Engine;
+        try
+        {
+            // Connected before the source exists, so a stop before the server is reached ends
+            // here with nothing pulled. (The source's idle clock starts at its first fetch.)
+            // With an idle timeout (a batch job) a server that cannot be reached within it is
+            // an error, not a wait forever: nothing can arrive from it.
+            var connecting = consumer.ConnectAsync().AsTask().WaitAsync(stoppingToken);
+            if (settings.Nats.Source.IdleTimeout is { } idle)
+            {
+                connecting = connecting.WaitAsync(idle, stoppingToken);
+            }
+
+            await connecting.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            return; // stopped before the server was reached: nothing was pulled
+        }
+        catch (TimeoutException)
+        {
+            throw new InvalidOperationException($"NATS at {connection.DisplayUrl} was not reached within the idle timeout ({settings.Nats.Source.IdleTimeout!.Value.TotalSeconds:0.###} s); nothing was pulled.");
+        }
+
+        var source = owned.Add(new NatsCommandSource(consumer, settings.Nats.Source, logger: logger, trackOrigins: settings.Nats.KvClaimer));
+        try
+        {
+            // Bound now, so a stream or consumer that bind-only cannot find is an error at
+            // start (InvalidOperationException, naming them), not a warning a second while the
+            // worker reports success.
+            await source.InitializeAsync(stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            return;
+        }
+        catch (Exception ex) when (ex is not InvalidOperationException)
+        {
+            // Anything else (a server restarting, a slow reply): the fetch loop binds again with backoff.
+            Log.BindFailed(_logger, ex.Message);
+        }
+
+        IClaimer? claimer = settings.Nats.KvClaimer
+            ? new NatsKvClaimer(side!, settings.Nats.Claimer with { WorkerId = engine.WorkerId }, source.OriginOf)
+            : null;
+        var pipeline = new CommandPipeline<NatsHandle>(source, tools, sink, engine, claimer, logger: logger);
+        // A stop ends pulling: what waits in the fetch buffer goes back to the pool now, not
+        // after the drain of what is in flight (which may take the whole shutdown timeout).
+        using var giveBack = stoppingToken.Register(static s => _ = ((NatsCommandSource)s!).StopFetchingAsync(), source);
+        await RunPipelineAsync(pipeline, () => false, stoppingToken).ConfigureAwait(false);
     }
 
     private async Task RunPipelineAsync<THandle>(CommandPipeline<THandle> pipeline, Func<bool> exhausted, CancellationToken stoppingToken)
