@@ -53,7 +53,7 @@ internal sealed class Fetcher : IAsyncDisposable
     private INatsJSConsumer? _consumer;
     private CancellationTokenSource? _currentFetch;
     private int _emptyFetches;
-    private long _lastArrival;
+    private long _lastActivity;
     private long _fetched;
     private long _fetchErrors;
 
@@ -103,8 +103,8 @@ internal sealed class Fetcher : IAsyncDisposable
     /// <summary>Messages fetched and not yet taken.</summary>
     public int Buffered => _ready.Reader.Count;
 
-    /// <summary>When the last message arrived, or the first fetch started (a <see cref="TimeProvider"/> timestamp); 0 before that.</summary>
-    public long LastArrival => Volatile.Read(ref _lastArrival);
+    /// <summary>When a message last arrived or was taken, or the first fetch started (a <see cref="TimeProvider"/> timestamp; 0 before that): the idle clock.</summary>
+    public long LastActivity => Volatile.Read(ref _lastActivity);
 
     /// <summary>Binds (creating what is missing when allowed) now, so a bad setting fails here rather than in the loop.</summary>
     public async ValueTask BindAsync(CancellationToken cancellationToken) =>
@@ -238,7 +238,7 @@ internal sealed class Fetcher : IAsyncDisposable
         fetched.MarkTaken();
         // A take is activity too: a pipeline busy past the idle timeout took nothing and so let
         // nothing arrive, and the stream is not idle for that (the idle clock restarts here).
-        Volatile.Write(ref _lastArrival, _time.GetTimestamp());
+        Volatile.Write(ref _lastActivity, _time.GetTimestamp());
         if (_ready.Reader.Count <= _lowWater && _room.CurrentCount == 0)
         {
             try
@@ -277,7 +277,7 @@ internal sealed class Fetcher : IAsyncDisposable
 
         var consumer = _consumer ??= await _topology.BindAsync(stop).ConfigureAwait(false);
         // The idle clock starts here: a slow connect or stream creation is not idleness.
-        Interlocked.CompareExchange(ref _lastArrival, _time.GetTimestamp(), 0);
+        Interlocked.CompareExchange(ref _lastActivity, _time.GetTimestamp(), 0);
         var want = _options.FetchBatch - _ready.Reader.Count;
         // Not linked to the stop: a stop lets the request in progress drain (StopOnceAsync).
         using var fetch = new CancellationTokenSource();
@@ -332,7 +332,7 @@ internal sealed class Fetcher : IAsyncDisposable
         }
 
         Interlocked.Increment(ref _fetched);
-        Volatile.Write(ref _lastArrival, fetched.Since);
+        Volatile.Write(ref _lastActivity, fetched.Since);
         _ready.Writer.TryWrite(fetched);
     }
 

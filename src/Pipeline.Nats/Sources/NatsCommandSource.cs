@@ -202,7 +202,7 @@ public sealed partial class NatsCommandSource :
 
         while (!_exhausted)
         {
-            var since = _fetcher.LastArrival;
+            var since = _fetcher.LastActivity;
             var idleFor = since == 0 ? TimeSpan.Zero : _time.GetElapsedTime(since); // 0: not fetching yet
             var left = _options.IdleTimeout!.Value - idleFor;
             if (left <= TimeSpan.Zero)
