@@ -25,7 +25,9 @@ internal enum RecentIdState
 /// </summary>
 /// <remarks>
 /// NoETL's duplicate notifications starved fresh work; a duplicate of a finished command is acked
-/// and skipped at once. A nacked command is forgotten before its nack, so its redelivery runs.
+/// and skipped at once. An id is recorded only once its claim is granted (a claim answered retry
+/// later, failed or already claimed records nothing), and a nacked command is forgotten before its
+/// nack, so its redelivery runs.
 /// Finishing is one write to the slot's ticket (Emit does it for every item), so only Claim takes
 /// a lock, and large caches are split into shards by hash so parallel claims rarely meet.
 /// </remarks>
@@ -65,6 +67,14 @@ internal sealed class RecentCommandIds
     /// </summary>
     public RecentIdState TryBegin(string commandId, int slot, out long ticket, out int holder) =>
         ShardOf(commandId).TryBegin(commandId, slot, out ticket, out holder);
+
+    /// <summary>
+    /// What <see cref="TryBegin"/> would find, recording nothing: <see cref="RecentIdState.Recorded"/>
+    /// when the id is not held. For a claim that takes time, asked before it, so a duplicate of a
+    /// running or finished command costs no claim; the id is recorded only once the claim is granted.
+    /// </summary>
+    public RecentIdState Peek(string commandId, out long ticket, out int holder) =>
+        ShardOf(commandId).Peek(commandId, out ticket, out holder);
 
     /// <summary>The delivery in <paramref name="slot"/> is done: the id it recorded is no longer running (it stays remembered).</summary>
     public void Finish(int slot) => Volatile.Write(ref _running[slot], 0);
@@ -115,6 +125,23 @@ internal sealed class RecentCommandIds
                 entry = new Entry(ticket, slot);
                 Volatile.Write(ref owner._running[slot], ticket);
                 TakeRingSlot() = (commandId, ticket);
+                return RecentIdState.Recorded;
+            }
+        }
+
+        public RecentIdState Peek(string commandId, out long ticket, out int holder)
+        {
+            lock (_entries)
+            {
+                if (_entries.TryGetValue(commandId, out var entry))
+                {
+                    ticket = entry.Ticket;
+                    holder = entry.Slot;
+                    return owner.IsRunning(entry) ? RecentIdState.Running : RecentIdState.Finished;
+                }
+
+                ticket = 0;
+                holder = -1;
                 return RecentIdState.Recorded;
             }
         }

@@ -64,13 +64,13 @@ public sealed class CommandPipeline<THandle>
         }
 
         _runtime = new PipelineRuntime<THandle>(
-            capabilities, options, timeProvider ?? TimeProvider.System, logger is null ? NullLogger.Instance : new GuardedLogger(logger));
+            capabilities, options, claimer ?? PassThroughClaimer.Instance, timeProvider ?? TimeProvider.System, logger is null ? NullLogger.Instance : new GuardedLogger(logger));
 
         // Built from the end, so each stage knows the next.
         _emit = new EmitStage<THandle>(_runtime, sink);
         _dispatch = new DispatchStage<THandle>(_runtime, tools, _emit);
         _decide = new AckDecisionStage<THandle>(_runtime, _dispatch);
-        _claim = new ClaimStage<THandle>(_runtime, claimer ?? PassThroughClaimer.Instance, _decide);
+        _claim = new ClaimStage<THandle>(_runtime, _runtime.Claimer, _decide);
         _pull = new PullStage<THandle>(_runtime, _claim);
     }
 
@@ -141,6 +141,11 @@ public sealed class CommandPipeline<THandle>
             await Task.WhenAny(sweptThenQuiet, Task.Delay(budget, _runtime.Time)).ConfigureAwait(false);
         }
 
+        if (_runtime.Stats.HandedBack is > 0 and var handedBack)
+        {
+            Log.HandedBack(_runtime.Logger, handedBack);
+        }
+
         // What has not ended by now is counted as a settle error, or a dropped event, so the counters add up on return.
         _runtime.Settler.AbandonPending();
         _emit.AbandonPendingWrites();
@@ -168,6 +173,9 @@ public sealed class CommandPipeline<THandle>
             // Close first: a pull cancelled below may complete inline, and must find no loop to go on.
             _pull.Close();
             _runtime.Stop();
+
+            // What waits in a queue and has not started goes back at once; running tools drain.
+            _ = Task.Run(_runtime.HandBackQueuedAsync);
         }
     }
 
@@ -204,7 +212,7 @@ public sealed class CommandPipeline<THandle>
     private async Task DrainAsync()
     {
         await _pull.Completion.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        _claim.Complete();
+        await _claim.CompleteWhenEmptyAsync().ConfigureAwait(false);
         await _claim.Completion.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         _decide.Complete();
         await _decide.Completion.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);

@@ -11,6 +11,9 @@ internal enum DeliveryPosition
     Free,
     Pulling,
     ClaimQueued,
+
+    /// <summary>A duplicate held until the delivery running its command is done (then claimed again).</summary>
+    Held,
     Claiming,
     DecideQueued,
     Deciding,
@@ -18,6 +21,9 @@ internal enum DeliveryPosition
     Dispatching,
     EmitQueued,
     Emitting,
+
+    /// <summary>Taken from a queue by the stop's hand-back: no block may work on it again.</summary>
+    HandedBack,
 }
 
 /// <summary>
@@ -59,12 +65,25 @@ internal sealed class Delivery<THandle>
 
     public DeliveryPosition Position;
 
+    /// <summary>
+    /// Takes the delivery from a queue: true for exactly one of the block that dequeues it and the
+    /// stop's hand-back, whichever comes first (the other finds it gone and leaves it alone).
+    /// </summary>
+    public bool TryTake(DeliveryPosition queued, DeliveryPosition to) =>
+        Interlocked.CompareExchange(ref Position, to, queued) == queued;
+
     /// <summary>The command id this delivery recorded in the recent-id cache, and its ticket; null when it recorded none.</summary>
     public string? RecordedId;
     public long RecordedTicket;
 
     /// <summary>Set by Claim when the command id was already held: a duplicate delivery.</summary>
     public RecentIdState Duplicate;
+
+    /// <summary>
+    /// A claimer other than the pass-through granted this delivery's claim: ownership kept outside
+    /// the source, which a nack alone does not give back.
+    /// </summary>
+    public bool ClaimedElsewhere;
 
     /// <summary>When Ack-decision took the claim (for the <c>command.claimed</c> event).</summary>
     public DateTimeOffset ClaimedAt;
@@ -184,6 +203,7 @@ internal sealed class Delivery<THandle>
         RecordedId = null;
         RecordedTicket = 0;
         Duplicate = RecentIdState.Recorded;
+        ClaimedElsewhere = false;
         SettledAs = SettleAction.None;
         EventsPosted = 0;
         _events.AsSpan(0, EventCount).Clear();

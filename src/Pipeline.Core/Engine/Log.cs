@@ -41,4 +41,10 @@ internal static partial class Log
 
     [LoggerMessage(12, LogLevel.Warning, "{Count} commands were still open at the end of the run ({Reason}); nacked.")]
     public static partial void SettledAtEndCount(ILogger logger, int count, string reason);
+
+    [LoggerMessage(13, LogLevel.Warning, "The claimer failed to record the {What} claim of {CommandId}; the settle goes ahead.")]
+    public static partial void ClaimRecordFailed(ILogger logger, Exception exception, string what, string? commandId);
+
+    [LoggerMessage(14, LogLevel.Information, "Stopping: {Count} commands that had not started were handed back.")]
+    public static partial void HandedBack(ILogger logger, long count);
 }

@@ -25,9 +25,11 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     private int _sinkWrites;
     private int _stopRequested;
 
-    public PipelineRuntime(SourceCapabilities<THandle> source, PipelineOptions options, TimeProvider time, ILogger logger)
+    public PipelineRuntime(SourceCapabilities<THandle> source, PipelineOptions options, IClaimer claimer, TimeProvider time, ILogger logger)
     {
         Source = source;
+        Claimer = claimer;
+        ClaimRecorder = claimer as IClaimRecorder;
         Options = options;
         Time = time;
         Logger = logger;
@@ -55,6 +57,12 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     }
 
     public SourceCapabilities<THandle> Source { get; }
+
+    /// <summary>The claim authority (<see cref="PassThroughClaimer"/> when the source's delivery is the claim).</summary>
+    public IClaimer Claimer { get; }
+
+    /// <summary>The claimer, when it keeps its claims outside the source and is told what became of them.</summary>
+    public IClaimRecorder? ClaimRecorder { get; }
 
     public PipelineOptions Options { get; }
 
@@ -166,18 +174,123 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     /// <summary>Hands a delivery back to Claim (set by the Claim stage).</summary>
     public Action<Delivery<THandle>> Reclaim { get; set; } = static _ => { };
 
-    /// <summary>The delivery in pool slot <paramref name="slot"/>.</summary>
-    public Delivery<THandle> DeliveryAt(int slot) => Volatile.Read(ref _deliveries[slot])!;
+    /// <summary>Takes a delivery waiting in Claim's queue for the stop's hand-back; false when Claim took it first (set by the Claim stage).</summary>
+    public Func<Delivery<THandle>, bool> TakeFromClaimQueue { get; set; } = static _ => false;
 
-    /// <summary>Forgets the command id <paramref name="delivery"/> recorded, so the command's next delivery runs.</summary>
-    public void ForgetRecordedId(Delivery<THandle> delivery)
+    /// <summary>
+    /// Whether a stop may hand <paramref name="delivery"/> back before its tool starts: always,
+    /// unless a claimer granted it a claim that a nack alone would leave held (a claimer that is
+    /// not an <see cref="IClaimRecorder"/>): that one runs within the shutdown timeout instead.
+    /// </summary>
+    public bool CanHandBack(Delivery<THandle> delivery) => !delivery.ClaimedElsewhere || ClaimRecorder is not null;
+
+    /// <summary>
+    /// A stop hands <paramref name="delivery"/> back before its tool starts: its claim released
+    /// (when a claimer granted one), then nacked at once so another worker gets it. The caller owns
+    /// the delivery (a stage working on it, or the sweep that took it from a queue) and ends its path.
+    /// </summary>
+    public async ValueTask HandBackAsync(Delivery<THandle> delivery)
     {
-        if (delivery.RecordedId is { } id)
+        try
         {
-            Recent!.Forget(id, delivery.Slot, delivery.RecordedTicket);
-            delivery.RecordedId = null;
+            if (delivery.IsOpen)
+            {
+                if (delivery.ClaimedElsewhere)
+                {
+                    await ReleaseClaimAsync(delivery).ConfigureAwait(false);
+                }
+
+                await Settler.SettleAsync(delivery, Settlement.Nack(TimeSpan.Zero, HandBackReason), SettleOrigin.HandBack).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex)
+        {
+            await InternalErrorAsync(delivery, ex, "hand-back").ConfigureAwait(false);
         }
     }
+
+    /// <summary>Why a stop nacks a command that has not started.</summary>
+    public const string HandBackReason = "handed back at the stop before its tool started";
+
+    /// <summary>
+    /// The stop's sweep: every delivery waiting in the Claim or Dispatch queue that may be handed
+    /// back is, now, rather than when a slot frees (a queue behind slow tools could hold it for the
+    /// whole shutdown timeout). Those on their way between queues are handed back by the stage
+    /// they reach next.
+    /// </summary>
+    public async Task HandBackQueuedAsync()
+    {
+        List<Task>? pending = null;
+        foreach (var delivery in Created())
+        {
+            var taken = delivery.Position switch
+            {
+                DeliveryPosition.ClaimQueued => TakeFromClaimQueue(delivery),
+                DeliveryPosition.DispatchQueued => CanHandBack(delivery) && delivery.TryTake(DeliveryPosition.DispatchQueued, DeliveryPosition.HandedBack),
+                _ => false,
+            };
+            if (taken)
+            {
+                var handBack = HandBackThenFinishAsync(delivery);
+                if (!handBack.IsCompletedSuccessfully)
+                {
+                    (pending ??= []).Add(handBack.AsTask());
+                }
+            }
+        }
+
+        if (pending is not null)
+        {
+            await Task.WhenAll(pending).ConfigureAwait(false);
+        }
+    }
+
+    private async ValueTask HandBackThenFinishAsync(Delivery<THandle> delivery)
+    {
+        await HandBackAsync(delivery).ConfigureAwait(false);
+        Finish(delivery);
+    }
+
+    /// <summary>Tells the claimer its claim is given up (before the nack); a failure is logged and counted, the nack goes ahead.</summary>
+    public async ValueTask ReleaseClaimAsync(Delivery<THandle> delivery)
+    {
+        if (ClaimRecorder is not { } recorder)
+        {
+            return;
+        }
+
+        try
+        {
+            await recorder.ReleaseAsync(delivery.Outcome, Abort).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            Stats.Increment(StatCounter.ClaimRecordErrors);
+            Log.ClaimRecordFailed(Logger, ex, "release", delivery.Command?.CommandId);
+        }
+    }
+
+    /// <summary>Tells the claimer the command's tool ended for good; a failure is logged and counted, the settle goes ahead.</summary>
+    public async ValueTask RecordClaimOutcomeAsync(Delivery<THandle> delivery, bool succeeded)
+    {
+        if (ClaimRecorder is not { } recorder || !delivery.ClaimedElsewhere)
+        {
+            return;
+        }
+
+        try
+        {
+            await recorder.RecordOutcomeAsync(delivery.Outcome, succeeded, Abort).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            Stats.Increment(StatCounter.ClaimRecordErrors);
+            Log.ClaimRecordFailed(Logger, ex, succeeded ? "completed" : "failed", delivery.Command?.CommandId);
+        }
+    }
+
+    /// <summary>The delivery in pool slot <paramref name="slot"/>.</summary>
+    public Delivery<THandle> DeliveryAt(int slot) => Volatile.Read(ref _deliveries[slot])!;
 
     /// <summary>
     /// A delivery could not be handed to the next block (it faulted): settle it (nack) if still
@@ -188,7 +301,7 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
         Stats.Add(StatCounter.EventsDropped, delivery.EventCount - delivery.EventsPosted);
         if (delivery.IsOpen)
         {
-            await Settler.SettleAsync(delivery, Settlement.Nack(TimeSpan.Zero, $"the {block} block faulted"), atEnd: true).ConfigureAwait(false);
+            await Settler.SettleAsync(delivery, Settlement.Nack(TimeSpan.Zero, $"the {block} block faulted"), SettleOrigin.EndOfRun).ConfigureAwait(false);
         }
 
         Release(delivery);
@@ -230,7 +343,7 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
 
             open++;
             Stats.Add(StatCounter.EventsDropped, delivery.EventCount - delivery.EventsPosted);
-            var settle = Settler.SettleAsync(delivery, Settlement.Nack(TimeSpan.Zero, reason), atEnd: true);
+            var settle = Settler.SettleAsync(delivery, Settlement.Nack(TimeSpan.Zero, reason), SettleOrigin.EndOfRun);
             if (!settle.IsCompletedSuccessfully)
             {
                 (pending ??= []).Add(settle.AsTask());
@@ -263,7 +376,7 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     {
         get
         {
-            Span<int> counts = stackalloc int[(int)DeliveryPosition.Emitting + 1];
+            Span<int> counts = stackalloc int[(int)DeliveryPosition.HandedBack + 1];
             var created = 0;
             foreach (var delivery in Created())
             {
@@ -272,6 +385,8 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
             }
 
             counts[(int)DeliveryPosition.Free] += Options.MaxInFlight - created;
+            counts[(int)DeliveryPosition.ClaimQueued] += counts[(int)DeliveryPosition.Held];
+            counts[(int)DeliveryPosition.EmitQueued] += counts[(int)DeliveryPosition.HandedBack];
             return new PipelineBlocks(
                 new BlockLoad(counts[(int)DeliveryPosition.Free], counts[(int)DeliveryPosition.Pulling]),
                 new BlockLoad(counts[(int)DeliveryPosition.ClaimQueued], counts[(int)DeliveryPosition.Claiming]),
@@ -297,7 +412,7 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
 
         foreach (var delivery in Created())
         {
-            if (delivery.Position is DeliveryPosition.ClaimQueued or DeliveryPosition.DecideQueued
+            if (delivery.Position is DeliveryPosition.ClaimQueued or DeliveryPosition.Held or DeliveryPosition.DecideQueued
                 or DeliveryPosition.DispatchQueued or DeliveryPosition.EmitQueued or DeliveryPosition.Emitting
                 || (includeRunningTools && delivery.Position is DeliveryPosition.Dispatching))
             {

@@ -40,6 +40,12 @@ public sealed class PipelineStats
     /// <summary>Deliveries still open at the hard shutdown deadline, nacked by the pipeline (each is logged by command id).</summary>
     public long DeadlineSettles => Read(StatCounter.DeadlineSettles);
 
+    /// <summary>Commands nacked by a stop before their tool started, so another worker gets them at once (counted in <see cref="Nacked"/> too).</summary>
+    public long HandedBack => Read(StatCounter.HandedBack);
+
+    /// <summary>Calls to an <see cref="Claiming.IClaimRecorder"/> that failed (release, or the outcome of a claim); each is logged.</summary>
+    public long ClaimRecordErrors => Read(StatCounter.ClaimRecordErrors);
+
     /// <summary>Handles pulled and not yet settled.</summary>
     public long InFlight => Pulled - Acked - Nacked - Terminated - SettleErrors;
 
@@ -142,5 +148,7 @@ internal enum StatCounter
     EventsDropped,
     InternalErrors,
     BlockFaults,
+    HandedBack,
+    ClaimRecordErrors,
     Count,
 }

@@ -22,3 +22,16 @@ internal readonly record struct Settlement(SettleAction Action, TimeSpan Delay =
 
     public static Settlement Terminate(string reason) => new(SettleAction.Terminate, Reason: reason);
 }
+
+/// <summary>Who settles: a stage deciding a handle's fate, a stop handing back what has not started, or the end of the run.</summary>
+internal enum SettleOrigin
+{
+    /// <summary>A stage's decision; a second settle of the same handle is a counted duplicate.</summary>
+    Stage,
+
+    /// <summary>A stop handing back a command before its tool started (counted as handed back).</summary>
+    HandBack,
+
+    /// <summary>The sweep at the end of a run or at a faulted block (counted as a deadline settle).</summary>
+    EndOfRun,
+}

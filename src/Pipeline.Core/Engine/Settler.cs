@@ -32,13 +32,13 @@ internal sealed class Settler<THandle>(
 
     /// <summary>Settles <paramref name="delivery"/> unless something already did; never throws for the source's failures.</summary>
     /// <returns>A task that completes when the settle is done (accepted, failed or timed out).</returns>
-    public ValueTask SettleAsync(Delivery<THandle> delivery, Settlement settlement, bool atEnd = false)
+    public ValueTask SettleAsync(Delivery<THandle> delivery, Settlement settlement, SettleOrigin origin = SettleOrigin.Stage)
     {
         var action = settlement.Action == SettleAction.Terminate && source.Terminate is null ? SettleAction.Nack : settlement.Action;
         var call = new SettleCall(delivery.Handle, action, settlement, delivery.Command?.CommandId, delivery.PulledAt);
         if (!delivery.TryBeginSettle(action))
         {
-            if (!atEnd)
+            if (origin == SettleOrigin.Stage)
             {
                 stats.Increment(StatCounter.DuplicateSettles);
                 Log.DuplicateSettle(logger, action, call.CommandId);
@@ -53,10 +53,14 @@ internal sealed class Settler<THandle>(
             SettleAction.Terminate => "terminate",
             _ => "nack",
         });
-        if (atEnd)
+        if (origin == SettleOrigin.EndOfRun)
         {
             stats.Increment(StatCounter.DeadlineSettles);
             Log.SettledAtEnd(logger, call.CommandId, settlement.Reason ?? "shutdown deadline");
+        }
+        else if (origin == SettleOrigin.HandBack)
+        {
+            stats.Increment(StatCounter.HandedBack);
         }
 
         if (action == SettleAction.Nack && delivery.RecordedId is { } id)

@@ -19,13 +19,19 @@ public sealed class ShutdownTests
         }
     }
 
-    [Fact]
-    public async Task Work_in_flight_finishes_when_it_beats_the_deadline()
+    /// <summary>
+    /// A stop hands back at once what has not started (nacked: another worker gets it now, not
+    /// after the running tools free a slot) and lets the running tools finish: in both ack modes.
+    /// </summary>
+    [Theory]
+    [InlineData(AckMode.AckAfterDispatch)]
+    [InlineData(AckMode.AckBeforeDispatch)]
+    public async Task A_stop_hands_back_the_commands_that_have_not_started_and_lets_the_running_ones_finish(AckMode mode)
     {
         var gated = new GatedTool("gated");
         var source = InMemoryCommandSource.From(Enumerable.Range(0, 50).Select(i => TestCommands.Make($"c{i}", "gated")));
         var sink = new CollectingSink();
-        var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with
+        var options = PipelineHarness.FastOptions(mode) with
         {
             PullParallelism = 1,
             Dispatch = new BlockOptions { Parallelism = 2 },
@@ -35,17 +41,23 @@ public sealed class ShutdownTests
         using var stop = new CancellationTokenSource();
         var run = pipeline.RunAsync(stop.Token);
 
-        await WaitFor(() => gated.Started == 2);
+        await WaitFor(() => gated.Started == 2 && pipeline.Stats.Pulled > 10);
         await stop.CancelAsync();
-        var pulledAtStop = pipeline.Stats.Pulled;
+        // Handed back while the two tools still run: nothing waits for a slot.
+        await WaitFor(() => source.Nacked == pipeline.Stats.Pulled - 2);
+        Assert.Equal(0, source.Acked - (mode == AckMode.AckBeforeDispatch ? 2 : 0));
         gated.Release();
         await run.WaitAsync(TimeSpan.FromSeconds(30));
 
-        Assert.Equal(pulledAtStop, pipeline.Stats.Pulled);
-        Assert.Equal(pulledAtStop, source.Acked);
-        Assert.Equal(0, source.Nacked);
-        Assert.Equal(pulledAtStop, pipeline.Stats.Completed);
-        Assert.Equal(50 - pulledAtStop, source.Ready);
+        var pulled = pipeline.Stats.Pulled;
+        Assert.Equal(2, gated.Started); // no command that was handed back ran
+        Assert.Equal(2, pipeline.Stats.Completed);
+        Assert.Equal(2, source.Acked);
+        Assert.Equal(pulled - 2, source.Nacked);
+        Assert.Equal(pulled - 2, pipeline.Stats.HandedBack);
+        Assert.Equal(0, pipeline.Stats.DeadlineSettles);
+        Assert.Equal(0, pipeline.Stats.InFlight);
+        Assert.Equal(48, source.Ready); // every command not run is back at the source
     }
 
     /// <summary>

@@ -44,8 +44,16 @@ internal sealed class AckDecisionStage<THandle>
         {
             if (await DecideAndSettleAsync(delivery).ConfigureAwait(false))
             {
-                _dispatch.Post(delivery);
-                return;
+                if (_runtime.Stopping.IsCancellationRequested && _runtime.CanHandBack(delivery))
+                {
+                    // A stop has begun: a command that would only queue for a slot goes back now.
+                    await _runtime.HandBackAsync(delivery).ConfigureAwait(false);
+                }
+                else
+                {
+                    _dispatch.Post(delivery);
+                    return;
+                }
             }
         }
         catch (Exception ex)
@@ -80,8 +88,7 @@ internal sealed class AckDecisionStage<THandle>
                 return true;
 
             case ClaimOutcomeKind.AlreadyClaimed:
-                // Claimed elsewhere is not run here: a later delivery (the other worker gave it up) must run.
-                runtime.ForgetRecordedId(delivery);
+                // Claimed elsewhere is not run here (no id was recorded for it: a later delivery must run).
                 await runtime.Settler.SettleAsync(delivery, Settlement.Ack).ConfigureAwait(false);
                 stats.Increment(StatCounter.Skipped);
                 runtime.AddEvent(delivery, EventTypes.CommandSkipped, EventStatus.Skipped, error: "already claimed by another worker");

@@ -4,27 +4,41 @@ using Pipeline.Commands;
 namespace Pipeline.Engine.Stages;
 
 /// <summary>
-/// Claim: records the command id (a duplicate of one running or finished here is marked and not
-/// claimed again), then asks the claimer. An outcome with no command where one is required
+/// Claim: asks the claimer, then records the command id (a duplicate of one running or finished
+/// here is marked and not run again). An outcome with no command where one is required
 /// (<c>default(ClaimOutcome)</c>) becomes a <see cref="ClaimOutcomeKind.Failed"/> claim; a
 /// claimer that throws is a <see cref="ClaimOutcomeKind.RetryLater"/>.
 /// </summary>
+/// <remarks>
+/// The id is recorded only once the claim is granted: a redelivery that arrives while the first
+/// delivery's claim is still being answered (and may yet say retry later) is not a duplicate of
+/// anything running. A claim that takes time is preceded by a look at the cache, so a duplicate of
+/// a running or finished command costs no call to the claimer.
+/// The block counts what is inside it (queued, being claimed, or held behind its original), so a
+/// run that ends drains every held duplicate through it before it completes.
+/// </remarks>
 internal sealed class ClaimStage<THandle>
 {
     public const string Name = "Claim";
 
     private readonly PipelineRuntime<THandle> _runtime;
     private readonly IClaimer _claimer;
+    private readonly bool _claimTakesTime;
     private readonly AckDecisionStage<THandle> _next;
     private readonly StageBlock<Delivery<THandle>> _block;
+    private readonly TaskCompletionSource _empty = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _inside;
+    private int _closing;
 
     public ClaimStage(PipelineRuntime<THandle> runtime, IClaimer claimer, AckDecisionStage<THandle> next)
     {
         _runtime = runtime;
         _claimer = claimer;
+        _claimTakesTime = claimer is not PassThroughClaimer;
         _next = next;
         _block = new StageBlock<Delivery<THandle>>(ClaimAsync, runtime.Options.Claim.Parallelism);
-        runtime.Reclaim = Post;
+        runtime.Reclaim = Reclaim;
+        runtime.TakeFromClaimQueue = TakeForHandBack;
     }
 
     public Task Completion => _block.Completion;
@@ -33,18 +47,89 @@ internal sealed class ClaimStage<THandle>
 
     public void Post(Delivery<THandle> delivery)
     {
+        Interlocked.Increment(ref _inside);
         delivery.Position = DeliveryPosition.ClaimQueued;
-        _runtime.Forward(_block, delivery, delivery, Name);
+        if (!_block.Post(delivery))
+        {
+            Leave();
+            _ = _runtime.StrandAsync(delivery, Name).AsTask();
+        }
+    }
+
+    /// <summary>
+    /// Completes the block once nothing is inside it: the pulls have ended, and every duplicate held
+    /// behind a running original has been claimed again (only a held one can come back in).
+    /// </summary>
+    public async Task CompleteWhenEmptyAsync()
+    {
+        Interlocked.Exchange(ref _closing, 1);
+        if (Volatile.Read(ref _inside) != 0)
+        {
+            // A faulted block drops what it held, and the count never reaches zero: its end counts too.
+            await Task.WhenAny(_empty.Task, _block.Completion).ConfigureAwait(false);
+        }
+
+        _block.Complete();
     }
 
     public void Complete() => _block.Complete();
 
+    /// <summary>A held duplicate's original is done: claim it again (counted inside throughout).</summary>
+    private void Reclaim(Delivery<THandle> delivery)
+    {
+        Post(delivery);
+        Leave();
+    }
+
+    private bool TakeForHandBack(Delivery<THandle> delivery)
+    {
+        if (!delivery.TryTake(DeliveryPosition.ClaimQueued, DeliveryPosition.HandedBack))
+        {
+            return false;
+        }
+
+        Leave();
+        return true;
+    }
+
+    private void Leave()
+    {
+        if (Interlocked.Decrement(ref _inside) == 0 && Volatile.Read(ref _closing) == 1)
+        {
+            _empty.TrySetResult();
+        }
+    }
+
     private async ValueTask ClaimAsync(Delivery<THandle> delivery)
     {
-        delivery.Position = DeliveryPosition.Claiming;
+        if (!delivery.TryTake(DeliveryPosition.ClaimQueued, DeliveryPosition.Claiming))
+        {
+            return; // handed back by the stop while it waited here
+        }
+
+        try
+        {
+            await ClaimOrHoldAsync(delivery).ConfigureAwait(false);
+        }
+        finally
+        {
+            Leave();
+        }
+    }
+
+    private async ValueTask ClaimOrHoldAsync(Delivery<THandle> delivery)
+    {
         if (!delivery.IsOpen)
         {
-            // Settled while it waited for its original (the hard deadline): its path ends here.
+            // Settled while it was held behind its original (the hard deadline): its path ends here.
+            _runtime.Finish(delivery);
+            return;
+        }
+
+        if (_runtime.Stopping.IsCancellationRequested)
+        {
+            // Nothing is claimed yet: hand it back at once for another worker.
+            await _runtime.HandBackAsync(delivery).ConfigureAwait(false);
             _runtime.Finish(delivery);
             return;
         }
@@ -52,40 +137,34 @@ internal sealed class ClaimStage<THandle>
         try
         {
             var outcome = Validate(delivery.Outcome, "the source");
-            if (outcome.Kind == ClaimOutcomeKind.Claimed)
+            if (outcome.Kind == ClaimOutcomeKind.Claimed && _runtime.Recent is { } recent)
             {
                 var commandId = outcome.Command!.CommandId;
-                if (_runtime.Recent is { } recent)
+                if (_claimTakesTime && recent.Peek(commandId, out var heldTicket, out var heldBy) is var seen and not RecentIdState.Recorded)
                 {
+                    PassDuplicate(delivery, outcome, seen, heldTicket, heldBy);
+                    return;
+                }
+
+                outcome = await ClaimWithClaimerAsync(outcome).ConfigureAwait(false);
+                if (outcome.Kind == ClaimOutcomeKind.Claimed)
+                {
+                    delivery.ClaimedElsewhere = _claimTakesTime;
                     var state = recent.TryBegin(commandId, delivery.Slot, out var ticket, out var holder);
-                    if (state == RecentIdState.Running && _runtime.Options.AckMode == AckMode.AckAfterDispatch)
-                    {
-                        // The original holds its handle and may yet fail and need this delivery: this
-                        // one waits, kept alive, until the original's path is done, then is claimed again.
-                        if (_runtime.DeliveryAt(holder).TryHold(delivery, ticket))
-                        {
-                            delivery.Position = DeliveryPosition.ClaimQueued;
-                            return;
-                        }
-
-                        // The original finished in between: claim again, at once.
-                        Post(delivery);
-                        return;
-                    }
-
                     if (state != RecentIdState.Recorded)
                     {
-                        delivery.Outcome = outcome;
-                        delivery.Duplicate = state;
-                        _next.Post(delivery);
+                        PassDuplicate(delivery, outcome, state, ticket, holder);
                         return;
                     }
 
                     delivery.RecordedId = commandId;
                     delivery.RecordedTicket = ticket;
                 }
-
+            }
+            else if (outcome.Kind == ClaimOutcomeKind.Claimed)
+            {
                 outcome = await ClaimWithClaimerAsync(outcome).ConfigureAwait(false);
+                delivery.ClaimedElsewhere = _claimTakesTime && outcome.Kind == ClaimOutcomeKind.Claimed;
             }
 
             delivery.Outcome = outcome;
@@ -97,6 +176,33 @@ internal sealed class ClaimStage<THandle>
             return;
         }
 
+        _next.Post(delivery);
+    }
+
+    /// <summary>
+    /// The id is held by another delivery (<paramref name="state"/>): this one goes on as a
+    /// duplicate (skipped), or waits behind its running original to be claimed again.
+    /// </summary>
+    private void PassDuplicate(Delivery<THandle> delivery, in ClaimOutcome outcome, RecentIdState state, long ticket, int holder)
+    {
+        if (state == RecentIdState.Running && _runtime.Options.AckMode == AckMode.AckAfterDispatch)
+        {
+            // The original holds its handle and may yet fail and need this delivery: this one
+            // waits, kept alive, until the original's path is done, then is claimed again. It is
+            // counted inside and marked held before the original can see it, so a release that
+            // comes at once finds it in place.
+            Interlocked.Increment(ref _inside);
+            delivery.Position = DeliveryPosition.Held;
+            if (!_runtime.DeliveryAt(holder).TryHold(delivery, ticket))
+            {
+                Reclaim(delivery); // the original finished in between: claim again, at once
+            }
+
+            return;
+        }
+
+        delivery.Outcome = outcome;
+        delivery.Duplicate = state;
         _next.Post(delivery);
     }
 

@@ -50,7 +50,13 @@ internal sealed class DispatchStage<THandle>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask DispatchAsync(Delivery<THandle> delivery)
     {
-        delivery.Position = DeliveryPosition.Dispatching;
+        if (!delivery.TryTake(DeliveryPosition.DispatchQueued, DeliveryPosition.Dispatching))
+        {
+            // Handed back by the stop while it waited for a slot: its path has ended already. (It
+            // may be back in the pool; after a stop no pull takes a delivery into this queue again.)
+            return;
+        }
+
         var runtime = _runtime;
         try
         {
@@ -82,6 +88,7 @@ internal sealed class DispatchStage<THandle>
             if (result.IsSuccess)
             {
                 runtime.Stats.Increment(StatCounter.Completed);
+                await runtime.RecordClaimOutcomeAsync(delivery, succeeded: true).ConfigureAwait(false);
                 if (delivery.IsOpen)
                 {
                     await runtime.Settler.SettleAsync(delivery, Settlement.Ack).ConfigureAwait(false);
@@ -108,14 +115,23 @@ internal sealed class DispatchStage<THandle>
                     {
                         error = $"{error} (attempt {tries} of {maxAttempts}; redelivering)";
                         settlement = Settlement.Nack(runtime.DelayFor(command), error);
+                        if (delivery.ClaimedElsewhere)
+                        {
+                            await runtime.ReleaseClaimAsync(delivery).ConfigureAwait(false);
+                        }
                     }
                     else
                     {
                         error = attempt.Permanent ? $"{error} (not retryable; giving up)" : $"{error} (attempt {tries} of {maxAttempts}; giving up)";
                         settlement = runtime.Source.Terminate is not null ? Settlement.Terminate(error) : Settlement.Ack;
+                        await runtime.RecordClaimOutcomeAsync(delivery, succeeded: false).ConfigureAwait(false);
                     }
 
                     await runtime.Settler.SettleAsync(delivery, settlement).ConfigureAwait(false);
+                }
+                else if (!redelivered)
+                {
+                    await runtime.RecordClaimOutcomeAsync(delivery, succeeded: false).ConfigureAwait(false);
                 }
 
                 runtime.AddEvent(delivery, EventTypes.CommandFailed, EventStatus.Failed, duration, result.Value, error, startedAt + duration);
@@ -139,6 +155,13 @@ internal sealed class DispatchStage<THandle>
     /// </summary>
     private async ValueTask<bool> StartAsync(Delivery<THandle> delivery)
     {
+        if (_runtime.Stopping.IsCancellationRequested && delivery.IsOpen && _runtime.CanHandBack(delivery))
+        {
+            // A stop has begun and this one has not started: it goes back for another worker.
+            await _runtime.HandBackAsync(delivery).ConfigureAwait(false);
+            return false;
+        }
+
         var ackNow = _runtime.Options.AckMode == AckMode.AckBeforeDispatch;
         var pastDeadline = _runtime.Abort.IsCancellationRequested;
         if (delivery.IsOpen && (ackNow || pastDeadline))

@@ -1,0 +1,110 @@
+using Pipeline.Commands;
+using Pipeline.Dispatch;
+using Pipeline.Engine;
+using Pipeline.Tests.Support;
+
+namespace Pipeline.Tests.Engine.Stages;
+
+/// <summary>The Claim block: when a command id counts as held, and what becomes of the duplicates it holds.</summary>
+public sealed class ClaimStageTests
+{
+    /// <summary>
+    /// Two deliveries of one message (as JetStream redelivers it): the first's claim is answered
+    /// "retry later" only after the redelivery was pulled. The id must not be taken for a running
+    /// command meanwhile, or the redelivery is acked as a duplicate and the command never runs
+    /// (it did, in 20 of 20 runs, when the id was recorded before the claim).
+    /// </summary>
+    [Theory]
+    [InlineData(AckMode.AckBeforeDispatch)]
+    [InlineData(AckMode.AckAfterDispatch)]
+    public async Task A_redelivery_pulled_while_the_first_claim_answers_retry_later_runs_the_command(AckMode mode)
+    {
+        for (var run = 0; run < 20; run++)
+        {
+            var command = TestCommands.Make("c1", "counted");
+            var source = new RecordingSource([ClaimOutcome.Claimed(command), ClaimOutcome.Claimed(command)]);
+            var calls = 0;
+            var claimer = new ScriptedClaimer(async (pulled, _) =>
+            {
+                if (Interlocked.Increment(ref calls) == 1)
+                {
+                    await Eventually.WaitFor(() => source.Pulled == 2, TimeSpan.FromSeconds(20), "the redelivery pulled");
+                    await Task.Delay(50);
+                    return ClaimOutcome.RetryLater("the control plane said 503", pulled.Command);
+                }
+
+                return pulled;
+            });
+            var runs = 0;
+            var tool = new ScriptedTool("counted", (_, _) =>
+            {
+                Interlocked.Increment(ref runs);
+                return ValueTask.FromResult(ToolResult.Success());
+            });
+            var options = PipelineHarness.FastOptions(mode) with { Claim = new BlockOptions { Parallelism = 2 } };
+            var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(tool), new CollectingSink(), options, claimer);
+
+            await pipeline.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+
+            Assert.Equal(1, runs);
+            Assert.Equal(1, pipeline.Stats.Completed);
+            Assert.Equal(0, pipeline.Stats.Skipped);
+            Assert.Equal(SettleKind.Nacked, source.Settled[0]);
+            Assert.Equal(SettleKind.Acked, source.Settled[1]);
+        }
+    }
+
+    /// <summary>
+    /// With ack after dispatch a duplicate of a running command waits behind it. When the source
+    /// runs out meanwhile and the original fails, the duplicate is claimed again and runs: it is
+    /// not nacked as "still open at the end of the run" nor counted as a deadline settle.
+    /// </summary>
+    [Fact]
+    public async Task A_duplicate_held_when_the_source_runs_out_runs_after_its_original_fails()
+    {
+        var command = TestCommands.Make("c1", "tracked");
+        var source = new RecordingSource([ClaimOutcome.Claimed(command), ClaimOutcome.Claimed(command)]);
+        var tool = new TrackingTool("tracked", (_, nth) => nth == 1 ? ToolResult.Failure("boom", transient: true) : ToolResult.Success());
+        var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with { ToolRetries = 0 };
+        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(tool), new CollectingSink(), options);
+
+        var run = pipeline.RunAsync(CancellationToken.None);
+        await Eventually.WaitFor(() => tool.Started == 1 && source.Pulled == 2 && pipeline.Stats.Blocks.Claim.Queued == 1, TimeSpan.FromSeconds(20), "the duplicate held behind its running original");
+        tool.Release();
+        await run.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(2, tool.InvocationsOf("c1"));
+        Assert.Empty(tool.Violations);
+        Assert.Equal(1, pipeline.Stats.Retried);
+        Assert.Equal(1, pipeline.Stats.Completed);
+        Assert.Equal(0, pipeline.Stats.DeadlineSettles);
+        Assert.Equal(SettleKind.Nacked, source.Settled[0]);
+        Assert.Equal(SettleKind.Acked, source.Settled[1]);
+    }
+
+    /// <summary>As above with an original that succeeds: the held duplicate is acked and counted as skipped, nothing else.</summary>
+    [Fact]
+    public async Task A_duplicate_held_when_the_source_runs_out_is_skipped_after_its_original_succeeds()
+    {
+        var command = TestCommands.Make("c1", "tracked");
+        var source = new RecordingSource([ClaimOutcome.Claimed(command), ClaimOutcome.Claimed(command)]);
+        var tool = new TrackingTool("tracked");
+        var sink = new CollectingSink();
+        var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch);
+        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(tool), sink, options);
+
+        var run = pipeline.RunAsync(CancellationToken.None);
+        await Eventually.WaitFor(() => tool.Started == 1 && source.Pulled == 2 && pipeline.Stats.Blocks.Claim.Queued == 1, TimeSpan.FromSeconds(20), "the duplicate held behind its running original");
+        tool.Release();
+        await run.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(1, tool.InvocationsOf("c1"));
+        Assert.Equal(1, pipeline.Stats.Completed);
+        Assert.Equal(1, pipeline.Stats.Skipped);
+        Assert.Equal(0, pipeline.Stats.DeadlineSettles);
+        Assert.Equal(0, pipeline.Stats.Nacked);
+        Assert.Equal(SettleKind.Acked, source.Settled[0]);
+        Assert.Equal(SettleKind.Acked, source.Settled[1]);
+        Assert.Contains(sink.Events, e => e.EventType == "command.skipped");
+    }
+}
