@@ -1,12 +1,16 @@
+using System.Buffers;
 using System.Collections.Frozen;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Unicode;
 
 namespace Pipeline.Commands;
 
 /// <summary>
 /// One command the worker dispatches to a tool. The JSON names match the NoETL wire format
-/// (<c>command_id</c>, <c>execution_id</c>, ...); unknown fields are ignored.
+/// (<c>command_id</c>, <c>execution_id</c>, ...); unknown fields are ignored, a repeated field
+/// (or a repeated <c>render_context</c> key) is malformed rather than "the last one wins".
 /// </summary>
 public sealed record Command
 {
@@ -48,6 +52,12 @@ public sealed record Command
     /// <summary>The serializer's parse: every error and edge case of <see cref="Parse(ReadOnlySpan{byte})"/> is decided here.</summary>
     internal static Command ParseWithSerializer(ReadOnlySpan<byte> utf8Json)
     {
+        // The serializer would say a string "could not be converted to System.String": say what is wrong.
+        if (!Utf8.IsValid(utf8Json))
+        {
+            throw new JsonException($"A command must be valid UTF-8; byte {FirstInvalidUtf8(utf8Json)} is not.");
+        }
+
         var command = JsonSerializer.Deserialize(utf8Json, CommandJsonContext.Default.Command)
             ?? throw new JsonException("A command must be a JSON object, not null.");
         return command.Validate();
@@ -59,6 +69,17 @@ public sealed record Command
         var command = JsonSerializer.Deserialize(json, CommandJsonContext.Default.Command)
             ?? throw new JsonException("A command must be a JSON object, not null.");
         return command.Validate();
+    }
+
+    private static int FirstInvalidUtf8(ReadOnlySpan<byte> utf8)
+    {
+        var at = 0;
+        while (at < utf8.Length && Rune.DecodeFromUtf8(utf8[at..], out _, out var consumed) == OperationStatus.Done)
+        {
+            at += consumed;
+        }
+
+        return at;
     }
 
     /// <summary>Serializes this command with the wire names.</summary>
@@ -92,6 +113,6 @@ public sealed record Command
     }
 }
 
-[JsonSourceGenerationOptions(NumberHandling = JsonNumberHandling.Strict)]
+[JsonSourceGenerationOptions(NumberHandling = JsonNumberHandling.Strict, AllowDuplicateProperties = false)]
 [JsonSerializable(typeof(Command))]
 internal sealed partial class CommandJsonContext : JsonSerializerContext;

@@ -105,4 +105,29 @@ public sealed class CommandJsonTests
     {
         Assert.ThrowsAny<JsonException>(() => Command.Parse(json));
     }
+
+    [Theory]
+    [InlineData("""{"command_id": "a", "command_id": "b", "execution_id": 1, "step": "s", "tool_kind": "noop", "input": {}}""", "command_id")]
+    [InlineData("""{"command_id": "a", "execution_id": 1, "step": "s", "tool_kind": "noop", "tool_kind": "shell", "input": {}}""", "tool_kind")]
+    [InlineData("""{"command_id": "a", "execution_id": 1, "step": "s", "tool_kind": "noop", "input": {}, "render_context": {"k": 1, "k": 2}}""", "Duplicate")]
+    public void A_repeated_field_is_malformed_not_last_one_wins(string json, string repeated)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(json);
+
+        var error = Assert.Throws<JsonException>(() => Command.Parse(bytes));
+
+        Assert.Contains("Duplicate", error.Message, StringComparison.Ordinal);
+        Assert.Contains(repeated, error.Message, StringComparison.Ordinal);
+        Assert.Throws<JsonException>(() => Command.Parse(json));
+    }
+
+    [Fact]
+    public void Invalid_utf8_is_reported_as_invalid_utf8_with_its_byte_offset()
+    {
+        byte[] bytes = [.. "{\"command_id\": \"a"u8, 0xC3, 0x28, .. "\", \"execution_id\": 1, \"step\": \"s\", \"tool_kind\": \"noop\", \"input\": {}}"u8];
+
+        var error = Assert.Throws<JsonException>(() => Command.Parse(bytes));
+
+        Assert.Equal("A command must be valid UTF-8; byte 17 is not.", error.Message);
+    }
 }
