@@ -31,6 +31,12 @@ internal sealed record RunSummary(
     /// <summary>Failed tool runs whose command was nacked for redelivery: not failures unless the command is given up on later.</summary>
     public long Retried { get; init; }
 
+    /// <summary>Commands a stop nacked before their tool started, so the pool got them at once.</summary>
+    public long HandedBack { get; init; }
+
+    /// <summary>From the first pull to the last settle (the throughput's basis); <see cref="Elapsed"/> when nothing was settled.</summary>
+    public TimeSpan Busy { get; init; }
+
     /// <summary>How many failures the summary lists.</summary>
     public const int MaxListed = 10;
 
@@ -43,12 +49,16 @@ internal sealed record RunSummary(
         elapsed, stats.Latency.Percentile(50), stats.Latency.Percentile(95), stats.Latency.Percentile(99), StoppedBecause: null)
     {
         Retried = stats.Retried,
+        HandedBack = stats.HandedBack,
+        Busy = stats.Busy,
     };
 
     public async Task WriteAsync(TextWriter output, string commandsPath, string? eventsPath, string verb = "run")
     {
         var c = CultureInfo.InvariantCulture;
-        var seconds = Math.Max(Elapsed.TotalSeconds, 1e-9);
+        // Throughput over the time there was work: start-up and a worker's idle tail would dilute it.
+        var busy = Busy > TimeSpan.Zero ? Busy : Elapsed;
+        var seconds = Math.Max(busy.TotalSeconds, 1e-9);
         await output.WriteLineAsync($"pipeline {verb} {TerminalText.Escape(commandsPath)}");
         await output.WriteLineAsync(string.Create(c, $"  completed      {Completed}"));
         await output.WriteLineAsync(string.Create(c, $"  failed         {Failed}"));
@@ -61,8 +71,13 @@ internal sealed record RunSummary(
         await output.WriteLineAsync(string.Create(c, $"  claim retries  {ClaimRetries}"));
         await output.WriteLineAsync(string.Create(c, $"  claim failures {ClaimFailures}"));
         await output.WriteLineAsync(string.Create(c, $"  handles        {Pulled} pulled = {Acked} acked + {Nacked} nacked + {Terminated} terminated + {SettleErrors} settle errors"));
-        await output.WriteLineAsync(string.Create(c, $"  throughput     {(Completed + Failed + Retried) / seconds:0} commands/s over {Elapsed.TotalSeconds:0.000} s"));
+        await output.WriteLineAsync(string.Create(c, $"  throughput     {(Completed + Failed + Retried) / seconds:0} commands/s over {busy.TotalSeconds:0.000} s from the first pull to the last settle ({Elapsed.TotalSeconds:0.000} s in all)"));
         await output.WriteLineAsync(string.Create(c, $"  latency        p50 {Format(P50)}  p95 {Format(P95)}  p99 {Format(P99)}"));
+        if (HandedBack > 0)
+        {
+            await output.WriteLineAsync(string.Create(c, $"  handed back    {HandedBack} not started when the stop came (nacked at once for redelivery)"));
+        }
+
         if (Unfinished > 0)
         {
             await output.WriteLineAsync(string.Create(c, $"  unfinished     {Unfinished} started and cut off by the stop (no result)"));

@@ -303,14 +303,15 @@ internal static class WorkerCommand
             // Work was cut off (nacked, to be redelivered to the pool), not drained.
             // Ack before dispatch: a tool cut off had been acked as it started and is not redelivered.
             var fate = options.Engine.AckMode == AckMode.AckBeforeDispatch
-                ? "those not started were nacked for redelivery; tools cut off had been acked as they started and are not redelivered"
+                ? "those not started were handed back for redelivery; tools cut off had been acked as they started and are not redelivered"
                 : "they were nacked for redelivery";
             summary = summary with { StoppedBecause = $"by {request.Name} before the commands in flight were done ({fate})" };
             exitCode = request.ExitCode;
         }
         else if (stop.First is { } drained)
         {
-            summary = summary with { StoppedBecause = summary.AllSucceeded ? $"by {drained.Name}; every command in flight finished" : null };
+            var handedBack = summary.HandedBack > 0 ? $"; {summary.HandedBack} not started were handed back for redelivery" : "";
+            summary = summary with { StoppedBecause = summary.AllSucceeded ? $"by {drained.Name}; every tool running finished{handedBack}" : null };
         }
 
         try

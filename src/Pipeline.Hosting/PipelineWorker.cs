@@ -162,10 +162,9 @@ internal sealed class PipelineWorker(
         IClaimer? claimer = settings.Nats.KvClaimer
             ? new NatsKvClaimer(side!, settings.Nats.Claimer with { WorkerId = engine.WorkerId }, source.OriginOf)
             : null;
+        // A stop ends pulling (the pipeline stops the source's fetching, ISupportsStopPulling):
+        // what waits in the fetch buffer goes back to the pool now, then what has not started.
         var pipeline = new CommandPipeline<NatsHandle>(source, tools, sink, engine, claimer, logger: logger);
-        // A stop ends pulling: what waits in the fetch buffer goes back to the pool now, not
-        // after the drain of what is in flight (which may take the whole shutdown timeout).
-        using var giveBack = stoppingToken.Register(static s => _ = ((NatsCommandSource)s!).StopFetchingAsync(), source);
         await RunPipelineAsync(pipeline, () => false, stoppingToken).ConfigureAwait(false);
     }
 

@@ -125,7 +125,12 @@ public sealed class InputErrorTests : IDisposable
         Assert.Contains("result         stopped because the events file could not be written", process.Stdout, StringComparison.Ordinal);
         // Stopped promptly: the first 32 ran, far from all 400 (which would take 19 s at 16 at a time).
         Assert.InRange(process.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(10));
-        Assert.Matches(@"handles        (\d+) pulled = \1 acked \+ 0 nacked", process.Stdout);
+        // The running ones were acked as they started; what had not started was handed back (nacked).
+        var handles = System.Text.RegularExpressions.Regex.Match(process.Stdout, @"handles        (\d+) pulled = (\d+) acked \+ (\d+) nacked \+ 0 terminated \+ 0 settle errors");
+        Assert.True(handles.Success, process.Stdout);
+        var (pulled, acked, nacked) = (int.Parse(handles.Groups[1].Value), int.Parse(handles.Groups[2].Value), int.Parse(handles.Groups[3].Value));
+        Assert.Equal(pulled, acked + nacked);
+        Assert.Contains($"handed back    {nacked} not started", process.Stdout, StringComparison.Ordinal);
         Assert.DoesNotContain("handles        400 pulled", process.Stdout, StringComparison.Ordinal);
     }
 

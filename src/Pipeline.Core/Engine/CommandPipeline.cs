@@ -174,8 +174,9 @@ public sealed class CommandPipeline<THandle>
             _pull.Close();
             _runtime.Stop();
 
-            // What waits in a queue and has not started goes back at once; running tools drain.
-            _ = Task.Run(_runtime.HandBackQueuedAsync);
+            // What waits in a queue and has not started goes back at once (once the source has
+            // stopped fetching ahead, so it is not fetched here again); running tools drain.
+            _ = Task.Run(_runtime.StopSourceThenHandBackAsync);
         }
     }
 

@@ -47,4 +47,7 @@ internal static partial class Log
 
     [LoggerMessage(14, LogLevel.Information, "Stopping: {Count} commands that had not started were handed back.")]
     public static partial void HandedBack(ILogger logger, long count);
+
+    [LoggerMessage(15, LogLevel.Warning, "The source did not stop pulling cleanly; handing back what has not started all the same.")]
+    public static partial void StopPullingFailed(ILogger logger, Exception exception);
 }

@@ -38,7 +38,7 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
         _sinkDeadline = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
         _deliveries = new Delivery<THandle>?[options.MaxInFlight];
         Recent = options.RecentCommandIds > 0 ? new RecentCommandIds(options.RecentCommandIds, options.MaxInFlight) : null;
-        Stats = new PipelineStats(() => Blocks);
+        Stats = new PipelineStats(() => Blocks, time);
         Settler = new Settler<THandle>(source, options, Stats, Recent, time, logger, _settleBudget.Token);
         Telemetry = SourceTelemetry.For(source);
     }
@@ -99,7 +99,40 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     public void Stop()
     {
         _abort.CancelAfter(Options.ShutdownTimeout);
+        if (Source.StopPulling is { } stopPulling)
+        {
+            // Set before the stop is visible: a stage that sees the stop waits for this.
+            SourceStopped = Task.Run(() => StopPullingAsync(stopPulling));
+        }
+
         _stopping.Cancel();
+    }
+
+    /// <summary>
+    /// Completes when a source that fetches ahead has stopped (see <see cref="ISupportsStopPulling"/>),
+    /// or at the hard deadline if it takes longer: a hand-back waits for it, or the command handed
+    /// back could be fetched by this worker again. Completed at once for other sources.
+    /// </summary>
+    public Task SourceStopped { get; private set; } = Task.CompletedTask;
+
+    /// <summary>Once the source has stopped pulling ahead, hands back what waits in the queues.</summary>
+    public async Task StopSourceThenHandBackAsync()
+    {
+        await SourceStopped.ConfigureAwait(false);
+        await HandBackQueuedAsync().ConfigureAwait(false);
+    }
+
+    private async Task StopPullingAsync(ISupportsStopPulling source)
+    {
+        try
+        {
+            await source.StopPullingAsync().WaitAsync(Abort).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // The hand-back goes ahead: a command fetched again meets the stop and is handed back again.
+            Log.StopPullingFailed(Logger, ex);
+        }
     }
 
     /// <summary>
@@ -193,6 +226,7 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     {
         try
         {
+            await SourceStopped.ConfigureAwait(false);
             if (delivery.IsOpen)
             {
                 if (delivery.ClaimedElsewhere)

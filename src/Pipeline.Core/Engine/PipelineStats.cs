@@ -13,10 +13,28 @@ public sealed class PipelineStats
 {
     private readonly Counter[] _counters = new Counter[(int)StatCounter.Count];
     private readonly Func<PipelineBlocks> _blocks;
+    private readonly TimeProvider _time;
+    private long _firstPulledAt;
+    private long _lastSettledAt;
 
-    internal PipelineStats(Func<PipelineBlocks> blocks)
+    internal PipelineStats(Func<PipelineBlocks> blocks, TimeProvider time)
     {
         _blocks = blocks;
+        _time = time;
+    }
+
+    /// <summary>
+    /// From the first pull to the last settle: the time the pipeline had work, without its start-up
+    /// or the idle tail of a worker waiting for more. Zero before anything was settled.
+    /// </summary>
+    public TimeSpan Busy
+    {
+        get
+        {
+            var first = Volatile.Read(ref _firstPulledAt);
+            var last = Volatile.Read(ref _lastSettledAt);
+            return first == 0 || last <= first ? TimeSpan.Zero : _time.GetElapsedTime(first, last);
+        }
     }
 
     /// <summary>Items returned by <c>NextAsync</c>.</summary>
@@ -97,6 +115,19 @@ public sealed class PipelineStats
 
     /// <summary>Items waiting at and being worked on by each block now.</summary>
     public PipelineBlocks Blocks => _blocks();
+
+    /// <summary>An item was pulled at <paramref name="timestamp"/> (<see cref="TimeProvider.GetTimestamp"/>).</summary>
+    internal void MarkPulled(long timestamp)
+    {
+        Increment(StatCounter.Pulled);
+        if (Volatile.Read(ref _firstPulledAt) == 0)
+        {
+            Interlocked.CompareExchange(ref _firstPulledAt, timestamp, 0);
+        }
+    }
+
+    /// <summary>A settle ended at <paramref name="timestamp"/>, however it ended.</summary>
+    internal void MarkSettled(long timestamp) => Volatile.Write(ref _lastSettledAt, timestamp);
 
     internal void Increment(StatCounter counter) => Interlocked.Increment(ref _counters[(int)counter].Value);
 

@@ -155,7 +155,7 @@ internal sealed class Settler<THandle>(
             if (pending.TryEnd())
             {
                 stats.Increment(StatCounter.SettleErrors);
-                stats.Latency.Record(time.GetElapsedTime(settle.PulledAt));
+                RecordEnd(settle);
                 Log.SettleTimedOut(logger, settle.Action, settle.CommandId, options.SettleTimeout);
             }
         }
@@ -187,14 +187,21 @@ internal sealed class Settler<THandle>(
             SettleAction.Terminate => StatCounter.Terminated,
             _ => StatCounter.Nacked,
         });
-        stats.Latency.Record(time.GetElapsedTime(call.PulledAt));
+        RecordEnd(call);
     }
 
     private void Failed(SettleCall call, Exception ex)
     {
         stats.Increment(StatCounter.SettleErrors);
-        stats.Latency.Record(time.GetElapsedTime(call.PulledAt));
+        RecordEnd(call);
         Log.SettleFailed(logger, ex, call.Action, call.CommandId);
+    }
+
+    private void RecordEnd(in SettleCall call)
+    {
+        var now = time.GetTimestamp();
+        stats.Latency.Record(time.GetElapsedTime(call.PulledAt, now));
+        stats.MarkSettled(now);
     }
 
     /// <summary>One settle, as read from its delivery when it began.</summary>

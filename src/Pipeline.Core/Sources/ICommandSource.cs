@@ -51,6 +51,20 @@ public interface ISupportsKeepAlive<THandle>
 }
 
 /// <summary>
+/// A source that fetches ahead of <c>NextAsync</c> (a buffer, an open pull request). When a stop
+/// begins the pipeline calls it before it hands back the commands that have not started, so what
+/// it hands back is not delivered to this worker again but to the rest of the pool.
+/// </summary>
+public interface ISupportsStopPulling
+{
+    /// <summary>
+    /// Stops fetching, gives back what was fetched and not handed out, and completes when nothing
+    /// more will arrive for this worker; <c>NextAsync</c> returns null from now on. Idempotent.
+    /// </summary>
+    Task StopPullingAsync();
+}
+
+/// <summary>
 /// A source that describes itself for telemetry: spans and metrics then carry the OpenTelemetry
 /// messaging attributes (<c>messaging.system</c>, <c>messaging.destination.name</c>,
 /// <c>messaging.consumer.group.name</c>, <c>messaging.message.id</c>) without the engine knowing

@@ -14,6 +14,7 @@ public sealed class SourceCapabilities<THandle>
         Terminate = source as ISupportsTerminate<THandle>;
         KeepAlive = source as ISupportsKeepAlive<THandle>;
         Telemetry = source as ISupportsTelemetry<THandle>;
+        StopPulling = source as ISupportsStopPulling;
     }
 
     /// <summary>The source itself.</summary>
@@ -30,6 +31,9 @@ public sealed class SourceCapabilities<THandle>
 
     /// <summary>How the source describes itself to telemetry, or null when it does not.</summary>
     public ISupportsTelemetry<THandle>? Telemetry { get; }
+
+    /// <summary>Stops a source that fetches ahead, or null when it holds nothing it was not asked for.</summary>
+    public ISupportsStopPulling? StopPulling { get; }
 
     /// <summary>Discovers what <paramref name="source"/> offers.</summary>
     public static SourceCapabilities<THandle> Discover(ICommandSource<THandle> source) =>

@@ -19,11 +19,12 @@ internal sealed class Fetcher : IAsyncDisposable
 {
     private const int EmptyFetchesBeforeRebind = 3;
 
-    // On stop, the pull request in progress is still read (and what it brings given back) until
-    // it has been quiet for DrainQuiet, at most DrainGrace: the server sends what it has at once,
-    // and a message sent to a closed subscription would be held from the pool for an ack wait.
-    private static readonly TimeSpan DrainQuiet = TimeSpan.FromMilliseconds(50);
-    private static readonly TimeSpan DrainGrace = TimeSpan.FromMilliseconds(500);
+    // On stop, the pull request in progress is read until the server ends it (its expiry, or its
+    // batch filled), at most this much past its expiry. A request the client merely stops reading
+    // stays open on the server, which keeps delivering into it (the connection's shared inbox
+    // still has interest): a message given back by the stop, then delivered into the abandoned
+    // request, was dropped and held from the pool for an ack wait (measured: one in each stop).
+    private static readonly TimeSpan DrainPastExpiry = TimeSpan.FromSeconds(1);
 
     private readonly INatsConnection _connection;
     private readonly NatsTopology _topology;
@@ -47,7 +48,9 @@ internal sealed class Fetcher : IAsyncDisposable
     private Task? _loop;
     private Task? _stopped;
     private volatile bool _draining;
-    private long _drainUntil;
+    // When the pull request in progress ends on the server (a timestamp); drained messages are
+    // given back with a delay past it, so the server cannot deliver them into it again.
+    private long _fetchEndsAt;
     // Naks of what the last pull request delivered after the stop; written by the loop only, read once it has ended.
     private readonly List<Task> _drained = [];
     private INatsJSConsumer? _consumer;
@@ -186,14 +189,13 @@ internal sealed class Fetcher : IAsyncDisposable
     private async Task StopOnceAsync()
     {
         _connection.ConnectionOpened -= OnConnectionOpened;
-        Volatile.Write(ref _drainUntil, _time.GetTimestamp() + (long)(DrainGrace.TotalSeconds * _time.TimestampFrequency));
         _draining = true;
         await _stop.CancelAsync().ConfigureAwait(false);
         // No new pull request starts now (the loop checks the stop after publishing its fetch);
-        // the one in progress is read a little longer, its messages given back as they come.
+        // the one in progress is read until the server ends it, its messages given back as they come.
         try
         {
-            Volatile.Read(ref _currentFetch)?.CancelAfter(DrainQuiet);
+            Volatile.Read(ref _currentFetch)?.CancelAfter(_options.FetchExpires + DrainPastExpiry);
         }
         catch (ObjectDisposedException)
         {
@@ -221,11 +223,18 @@ internal sealed class Fetcher : IAsyncDisposable
         await Task.WhenAll(giveBack).ConfigureAwait(false);
     }
 
-    private static async Task GiveBackAsync(INatsJSMsg<byte[]> message, CancellationToken deadline)
+    /// <summary>How long the pull request in progress has left on the server, with a margin.</summary>
+    private TimeSpan RequestLeft()
+    {
+        var left = Volatile.Read(ref _fetchEndsAt) - _time.GetTimestamp();
+        return left <= 0 ? TimeSpan.Zero : TimeSpan.FromSeconds((double)left / _time.TimestampFrequency) + TimeSpan.FromMilliseconds(100);
+    }
+
+    private static async Task GiveBackAsync(INatsJSMsg<byte[]> message, CancellationToken deadline, TimeSpan delay = default)
     {
         try
         {
-            await message.NakAsync(cancellationToken: deadline).ConfigureAwait(false);
+            await message.NakAsync(delay > TimeSpan.Zero ? new AckOpts { NakDelay = delay } : null, cancellationToken: deadline).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
@@ -281,6 +290,7 @@ internal sealed class Fetcher : IAsyncDisposable
         var want = _options.FetchBatch - _ready.Reader.Count;
         // Not linked to the stop: a stop lets the request in progress drain (StopOnceAsync).
         using var fetch = new CancellationTokenSource();
+        Volatile.Write(ref _fetchEndsAt, _time.GetTimestamp() + (long)(_options.FetchExpires.TotalSeconds * _time.TimestampFrequency));
         Interlocked.Exchange(ref _currentFetch, fetch); // a fence: the stop sees this fetch, or this sees the stop
         stop.ThrowIfCancellationRequested();
         var received = 0;
@@ -292,11 +302,8 @@ internal sealed class Fetcher : IAsyncDisposable
                 received++;
                 if (_draining)
                 {
-                    _drained.Add(GiveBackAsync(message, _deadlines.Next()));
-                    if (_time.GetTimestamp() < Volatile.Read(ref _drainUntil))
-                    {
-                        fetch.CancelAfter(DrainQuiet); // more may follow: wait for a quiet moment
-                    }
+                    // Given back past the request's end, or the server would hand it straight back to it.
+                    _drained.Add(GiveBackAsync(message, _deadlines.Next(), RequestLeft()));
                 }
                 else
                 {

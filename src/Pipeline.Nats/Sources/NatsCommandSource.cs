@@ -24,6 +24,7 @@ public sealed partial class NatsCommandSource :
     ISupportsTerminate<NatsHandle>,
     ISupportsKeepAlive<NatsHandle>,
     ISupportsTelemetry<NatsHandle>,
+    ISupportsStopPulling,
     IAsyncDisposable
 {
     private static readonly AckOpts PlainAck = new() { DoubleAck = false };
@@ -34,6 +35,7 @@ public sealed partial class NatsCommandSource :
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly DeadlineTokens _deadlines;
+    private readonly INatsConnection _connection;
     private readonly Fetcher _fetcher;
     private readonly AckOpts _ackOptions;
     private readonly long _idleTicks;
@@ -68,6 +70,7 @@ public sealed partial class NatsCommandSource :
         _logger = logger ?? NullLogger.Instance;
         _time = timeProvider ?? TimeProvider.System;
         _deadlines = new DeadlineTokens(_options.SettleTimeout, _time);
+        _connection = connection;
         _fetcher = new Fetcher(connection, _options, _logger, _time, _deadlines);
         _ackOptions = _options.DoubleAck ? ConfirmedAck : PlainAck;
         _idleTicks = _options.IdleTimeout is { } idle ? (long)(idle.TotalSeconds * _time.TimestampFrequency) : 0;
@@ -119,6 +122,9 @@ public sealed partial class NatsCommandSource :
         _exhausted = true;
         return _fetcher.StopFetchingAsync();
     }
+
+    /// <inheritdoc/>
+    Task ISupportsStopPulling.StopPullingAsync() => StopFetchingAsync();
 
     /// <summary>This source without keep-alive: the pipeline then never renews, and a delivery held past the ack wait is redelivered.</summary>
     public ICommandSource<NatsHandle> WithoutKeepAlive() => new NoKeepAlive(this);
@@ -186,10 +192,24 @@ public sealed partial class NatsCommandSource :
         }
     }
 
-    /// <summary>Stops fetching and gives back (naks) what was fetched and never handed out.</summary>
+    /// <summary>
+    /// Stops fetching, gives back (naks) what was fetched and never handed out, and waits (at most
+    /// the settle timeout) until the server has read every settle sent: acks and naks without
+    /// double ack are only written to the connection's buffer, and the connection is disposed next.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         await _fetcher.DisposeAsync().ConfigureAwait(false);
+        try
+        {
+            // A round trip: the server has processed everything written before the ping.
+            await _connection.PingAsync(_deadlines.Next()).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // The server is away: what was not sent comes back after the ack wait.
+        }
+
         _deadlines.Dispose();
     }
 
@@ -307,8 +327,11 @@ public sealed partial class NatsCommandSource :
     private sealed class NoKeepAlive(NatsCommandSource source) :
         ICommandSource<NatsHandle>,
         ISupportsDelayedNack<NatsHandle>,
-        ISupportsTerminate<NatsHandle>
+        ISupportsTerminate<NatsHandle>,
+        ISupportsStopPulling
     {
+        public Task StopPullingAsync() => source.StopFetchingAsync();
+
         public ValueTask<Pulled<NatsHandle>?> NextAsync(CancellationToken cancellationToken) => source.NextAsync(cancellationToken);
 
         public ValueTask AckAsync(NatsHandle handle, CancellationToken cancellationToken) => source.AckAsync(handle, cancellationToken);

@@ -55,8 +55,13 @@ public sealed record NatsSourceOptions
     /// <summary>Most messages one fetch asks for, and so most held in the fetch buffer. Default 128.</summary>
     public int FetchBatch { get; init; } = 128;
 
-    /// <summary>How long one pull request waits on the server for messages. Default 5 s (short: a lost request after a restart is replaced quickly).</summary>
-    public TimeSpan FetchExpires { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// How long one pull request waits on the server for messages. Default 1 s: a lost request
+    /// after a restart is replaced quickly, and a stop, which waits for the request in progress to
+    /// end on the server before it gives anything back (see docs/nats.md), waits at most this long.
+    /// A busy stream fills requests at once, whatever this is.
+    /// </summary>
+    public TimeSpan FetchExpires { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>How often a held message is renewed (<c>+WPI</c>); at most a third of <see cref="AckWait"/>. Null: a third of <see cref="AckWait"/>.</summary>
     public TimeSpan? KeepAliveInterval { get; init; }

@@ -152,11 +152,12 @@ internal sealed class PullStage<THandle>
             return;
         }
 
-        _runtime.Stats.Increment(StatCounter.Pulled);
+        var pulledAt = _runtime.Time.GetTimestamp();
+        _runtime.Stats.MarkPulled(pulledAt);
         // Renewing before the delivery opens: the deadline sweep settles only open deliveries, and
         // a settle stops the renewals, so none can start after it.
         delivery.KeepAlive?.Start(item.Handle);
-        delivery.Open(item, _runtime.Time.GetTimestamp());
+        delivery.Open(item, pulledAt);
         if (PipelineTelemetry.ActivitySource.HasListeners())
         {
             _runtime.StartSpan(delivery, item.Parent);
