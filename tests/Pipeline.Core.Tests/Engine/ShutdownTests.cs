@@ -1,3 +1,5 @@
+using Pipeline.Claiming;
+using Pipeline.Commands;
 using Microsoft.Extensions.Time.Testing;
 using Pipeline.Dispatch;
 using Pipeline.Engine;
@@ -58,6 +60,99 @@ public sealed class ShutdownTests
         Assert.Equal(0, pipeline.Stats.DeadlineSettles);
         Assert.Equal(0, pipeline.Stats.InFlight);
         Assert.Equal(48, source.Ready); // every command not run is back at the source
+    }
+
+    /// <summary>
+    /// A claim granted by a claimer that cannot release it (ownership kept elsewhere, as a control
+    /// plane's) must not be handed back by a nack alone, or the command is claimed and never run:
+    /// those commands stay and run within the shutdown timeout. Only what was never claimed goes back.
+    /// </summary>
+    [Fact]
+    public async Task A_stop_keeps_commands_whose_claim_cannot_be_released_and_runs_them()
+    {
+        var gated = new GatedTool("gated");
+        var source = InMemoryCommandSource.From(Enumerable.Range(0, 20).Select(i => TestCommands.Make($"c{i}", "gated")));
+        var claimer = new ScriptedClaimer();
+        var options = PipelineHarness.FastOptions() with
+        {
+            PullParallelism = 1,
+            Dispatch = new BlockOptions { Parallelism = 2 },
+            ShutdownTimeout = TimeSpan.FromMinutes(5),
+        };
+        var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(gated), new CollectingSink(), options, claimer);
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(stop.Token);
+
+        await WaitFor(() => gated.Started == 2 && claimer.Calls == 20);
+        await stop.CancelAsync();
+        gated.Release();
+        await run.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(20, gated.Started); // each claimed command ran, none was handed back claimed
+        Assert.Equal(20, pipeline.Stats.Completed);
+        Assert.Equal(0, pipeline.Stats.HandedBack);
+        Assert.Equal(20, source.Acked);
+    }
+
+    /// <summary>A claimer that can release its claims (<see cref="IClaimRecorder"/>) is told before each hand-back's nack, and of each outcome.</summary>
+    [Fact]
+    public async Task A_stop_releases_the_claim_of_each_command_it_hands_back_before_the_nack()
+    {
+        var gated = new GatedTool("gated");
+        var source = InMemoryCommandSource.From(Enumerable.Range(0, 20).Select(i => TestCommands.Make($"c{i}", "gated")));
+        var claimer = new RecordingClaimer(source);
+        var options = PipelineHarness.FastOptions() with
+        {
+            PullParallelism = 1,
+            Dispatch = new BlockOptions { Parallelism = 2 },
+            ShutdownTimeout = TimeSpan.FromMinutes(5),
+        };
+        var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(gated), new CollectingSink(), options, claimer);
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(stop.Token);
+
+        await WaitFor(() => gated.Started == 2 && claimer.Claimed.Count == 20);
+        await stop.CancelAsync();
+        await WaitFor(() => source.Nacked == 18);
+        gated.Release();
+        await run.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(2, gated.Started);
+        Assert.Equal(18, pipeline.Stats.HandedBack);
+        Assert.Equal(18, claimer.Released.Count);
+        // Each release comes before its own nack: the last release still finds a nack to come.
+        Assert.True(claimer.Released.Max(r => r.NackedBefore) < 18, "a claim was released after its nack");
+        Assert.Equal(claimer.Claimed.Except(claimer.Released.Select(r => r.Id)).Order(), claimer.Completed.Order());
+        Assert.Equal(2, claimer.Completed.Count);
+    }
+
+    /// <summary>Records what the engine tells it, and how many nacks the source had taken at each release.</summary>
+    private sealed class RecordingClaimer(InMemoryCommandSource source) : IClaimer, IClaimRecorder
+    {
+        public System.Collections.Concurrent.ConcurrentBag<string> Claimed { get; } = [];
+
+        public System.Collections.Concurrent.ConcurrentBag<(string Id, long NackedBefore)> Released { get; } = [];
+
+        public System.Collections.Concurrent.ConcurrentBag<string> Completed { get; } = [];
+
+        public ValueTask<ClaimOutcome> ClaimAsync(ClaimOutcome pulled, CancellationToken cancellationToken)
+        {
+            Claimed.Add(pulled.Command!.CommandId);
+            return new(pulled);
+        }
+
+        public ValueTask ReleaseAsync(ClaimOutcome claimed, CancellationToken cancellationToken)
+        {
+            Released.Add((claimed.Command!.CommandId, source.Nacked));
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask RecordOutcomeAsync(ClaimOutcome claimed, bool succeeded, CancellationToken cancellationToken)
+        {
+            Assert.True(succeeded);
+            Completed.Add(claimed.Command!.CommandId);
+            return ValueTask.CompletedTask;
+        }
     }
 
     /// <summary>
