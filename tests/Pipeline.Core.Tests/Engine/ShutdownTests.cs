@@ -1,6 +1,6 @@
+using Microsoft.Extensions.Time.Testing;
 using Pipeline.Claiming;
 using Pipeline.Commands;
-using Microsoft.Extensions.Time.Testing;
 using Pipeline.Dispatch;
 using Pipeline.Engine;
 using Pipeline.Events;
