@@ -162,17 +162,21 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
         var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(40));
         var took = DateTimeOffset.UtcNow - signalled;
         Assert.True(exit == 0, $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}");
-        // One tool duration (2 s) and about a second; the bound has slack for a loaded 2-core machine.
-        Assert.True(took < TimeSpan.FromSeconds(5), $"took {took.TotalSeconds:0.0} s\n{worker.Stdout}");
+        // One tool duration (2 s) and about a second when the machine is quiet. The bound leaves
+        // room for a 2-core machine running the other test projects at once, and still fails the
+        // old behaviour by far: it ran all it held, 24 s.
+        Assert.True(took < TimeSpan.FromSeconds(10), $"took {took.TotalSeconds:0.0} s\n{worker.Stdout}");
         Assert.Matches(@"handed back    \d+ not started", worker.Stdout);
 
         var otherExit = await other.WaitForExitAsync(TimeSpan.FromSeconds(60));
         Assert.True(otherExit == 0, $"exit {otherExit}\nstdout:\n{other.Stdout}\nstderr:\n{other.Stderr}");
-        // The second worker started the first handed-back command within about a second of the signal.
+        // The second worker started the first handed-back command within about a second of the
+        // signal on a quiet machine; the bound is loose for a loaded one, and still far below the
+        // 30 s ack wait a message given back into an abandoned pull request waited for.
         var firstStart = File.ReadAllLines(second).Select(l => JsonDocument.Parse(l).RootElement)
             .Where(e => e.GetProperty("event_type").GetString() == "command.started")
             .Min(e => e.GetProperty("created_at").GetDateTimeOffset());
-        Assert.True(firstStart - signalled < TimeSpan.FromSeconds(2), $"the second worker's first start came {(firstStart - signalled).TotalSeconds:0.00} s after the signal");
+        Assert.True(firstStart - signalled < TimeSpan.FromSeconds(10), $"the second worker's first start came {(firstStart - signalled).TotalSeconds:0.00} s after the signal");
 
         var ran = File.ReadAllLines(runs);
         var twice = ran.GroupBy(id => id).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
