@@ -339,6 +339,36 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
     }
 
     [Fact]
+    public async Task With_sink_failure_drop_an_events_stream_that_refuses_every_event_does_not_stall_the_worker()
+    {
+        var (subject, args) = await StreamAsync("evdrop");
+        // An events stream of its own that is full and takes nothing more: every publish is refused.
+        var events = NatsServerFixture.UniqueName("evfull");
+        await using (var connection = nats.Connect())
+        {
+            var js = new NatsJSContext(connection);
+            await js.CreateStreamAsync(new StreamConfig(events, [$"{events}.>"]) { MaxMsgs = 1, Discard = StreamConfigDiscard.New });
+            (await js.PublishAsync($"{events}.0", "full"u8.ToArray())).EnsureSuccess();
+        }
+
+        var settings = Path.Combine(_directory, "drop.json");
+        await File.WriteAllTextAsync(settings, """{"Pipeline":{"Nats":{"Events":{"Stream":"EV","Subjects":["EV.>"],"SubjectTemplate":"EV.{execution_id}"}}}}""".Replace("EV", events, StringComparison.Ordinal));
+        var ids = Enumerable.Range(1, 50).Select(i => $"d{i}").ToList();
+        await PublishAsync(subject, [.. ids.Select(Noop)]);
+
+        using var worker = PipelineProcess.Start([.. args, "--config", settings, "--events", "nats", "--sink-failure", "drop", "--exit-when-idle", "2"]);
+        var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        // Every command ran; the events were retried, then dropped and counted: exit 1, as documented.
+        var output = $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}";
+        Assert.True(exit == 1, output);
+        Assert.Equal(ids.Count, SummaryCount(worker.Stdout, @"completed +(\d+)"));
+        Assert.Equal(0, SummaryCount(worker.Stdout, @"events +(\d+) written"));
+        Assert.True(SummaryCount(worker.Stdout, @"events +\d+ written to NATS subjects \S+, (\d+) dropped") >= 2 * ids.Count, output);
+        Assert.Contains("maximum messages exceeded", worker.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_server_that_comes_up_after_the_worker_is_reported_connected_for_the_first_time_not_again()
     {
         // A server of its own, not started yet: its port is free until then.
