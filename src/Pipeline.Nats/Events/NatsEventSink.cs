@@ -36,8 +36,9 @@ public sealed class NatsEventSink : IEventSink, IDisposable
     // The server's default, for a batch written before the first connect told us its own.
     private const int DefaultMaxPayload = 1024 * 1024;
 
-    // Events stored from failed batches, kept at most this many (a dropped batch's are never asked for again).
-    private const int MaxRemembered = 64 * 1024;
+    // Ids of events stored from failed batches, kept at most this many (a few batches' worth: a
+    // dropped batch's are never asked for again).
+    private const int MaxRemembered = 16 * 1024;
 
     // How much of an over-long error a shortened event keeps, in characters.
     private const int ErrorPrefixChars = 1024;
