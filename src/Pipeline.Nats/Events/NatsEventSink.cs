@@ -225,7 +225,7 @@ public sealed class NatsEventSink : IEventSink, IDisposable
         var errorBytes = e.Error is null ? 0 : Encoding.UTF8.GetByteCount(e.Error);
         if (resultBytes == 0 && errorBytes == 0)
         {
-            return original.ToArray(); // nothing to shorten (huge ids): the server refuses it and the batch fails
+            return original.ToArray(); // nothing to shorten (huge ids or step): the server refuses it and the batch fails
         }
 
         var result = resultBytes >= errorBytes;
@@ -236,6 +236,11 @@ public sealed class NatsEventSink : IEventSink, IDisposable
         {
             (result, error) = (true, true);
             body = Serialize(Replace(e, result, error, resultBytes, errorBytes, limit, maxPayload));
+        }
+
+        if (body.Length > limit)
+        {
+            return body; // the rest of it is too big (huge ids or step): the server refuses it and the batch fails
         }
 
         Interlocked.Increment(ref _shortened);
