@@ -14,8 +14,11 @@ internal static partial class Log
     [LoggerMessage(2003, LogLevel.Warning, "NATS at {Url} still unreachable after {Seconds:0} s; retrying with backoff")]
     public static partial void NatsStillDown(ILogger logger, string url, double seconds);
 
-    [LoggerMessage(2004, LogLevel.Warning, "NATS at {Url} connected again")]
-    public static partial void NatsReconnected(ILogger logger, string url);
+    [LoggerMessage(2004, LogLevel.Warning, "NATS at {Url} connected again after {Seconds:0} s away")]
+    public static partial void NatsReconnected(ILogger logger, string url, double seconds);
+
+    [LoggerMessage(2008, LogLevel.Warning, "NATS at {Url} connected for the first time, after {Seconds:0} s of retrying")]
+    public static partial void NatsConnected(ILogger logger, string url, double seconds);
 
     [LoggerMessage(2005, LogLevel.Error, "the worker stopped with an error")]
     public static partial void Faulted(ILogger logger, Exception exception);

@@ -78,7 +78,7 @@ internal sealed class PipelineWorker(
         IEventSink sink = settings.Events switch
         {
             null => NullEventSink.Instance,
-            "nats" => owned.AddDisposable(new NatsEventSink(side!, settings.Nats.Events)),
+            "nats" => owned.AddDisposable(new NatsEventSink(side!, settings.Nats.Events, loggers.CreateLogger("pipeline"))),
             "-" => owned.Add(JsonLinesEventSink.StandardOutput()),
             var path => owned.Add(JsonLinesEventSink.CreateFile(path)),
         };
@@ -186,8 +186,9 @@ internal sealed class PipelineWorker(
 
     /// <summary>
     /// Says on the log when the server cannot be reached (for 2 s: a blip is not news), every 10 s
-    /// while it stays away, and when it is back. Polled: NATS.Net raises no event for a first
-    /// connect that keeps failing, and a dead server at start is the case users meet first.
+    /// while it stays away, and when it is back: connected for the first time, or again. Polled:
+    /// NATS.Net raises no event for a first connect that keeps failing, and a dead server at start
+    /// is the case users meet first.
     /// </summary>
     private sealed class ConnectionWatch(NatsConnection connection, string url, ILogger logger)
     {
@@ -199,6 +200,7 @@ internal sealed class PipelineWorker(
             using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(500));
             var down = new Stopwatch();
             var said = TimeSpan.MinValue;
+            var everOpen = false;
             try
             {
                 while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
@@ -207,9 +209,18 @@ internal sealed class PipelineWorker(
                     {
                         if (said != TimeSpan.MinValue)
                         {
-                            Log.NatsReconnected(logger, url);
+                            // "Again" only for a connection that was open before: at start the worker never had one.
+                            if (everOpen)
+                            {
+                                Log.NatsReconnected(logger, url, down.Elapsed.TotalSeconds);
+                            }
+                            else
+                            {
+                                Log.NatsConnected(logger, url, down.Elapsed.TotalSeconds);
+                            }
                         }
 
+                        everOpen = true;
                         down.Reset();
                         said = TimeSpan.MinValue;
                         continue;

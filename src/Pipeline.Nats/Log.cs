@@ -22,4 +22,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 2006, Level = LogLevel.Warning, Message = "Publishing {Count} events failed: {Error}")]
     public static partial void PublishFailed(ILogger logger, int count, string error);
+
+    [LoggerMessage(EventId = 2007, Level = LogLevel.Warning, Message = "The {EventType} event of command {CommandId} is {Size} bytes, over the NATS server's max payload ({MaxPayload} bytes): stored with its {Shortened} shortened ({Stored} bytes)")]
+    public static partial void EventShortened(ILogger logger, string eventType, string commandId, int size, int maxPayload, string shortened, int stored);
 }

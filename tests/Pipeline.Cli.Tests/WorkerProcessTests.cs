@@ -43,8 +43,10 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
     private static string Delay(string id, int ms) =>
         $$$"""{"command_id":"{{{id}}}","execution_id":1,"step":"s","tool_kind":"delay","input":{"ms":{{{ms}}}}}""";
 
-    private static string Noop(string id) =>
-        $$$"""{"command_id":"{{{id}}}","execution_id":2,"step":"s","tool_kind":"noop","input":{}}""";
+    private static string Noop(string id) => NoopIn(id, 2);
+
+    private static string NoopIn(string id, long execution) =>
+        $$$"""{"command_id":"{{{id}}}","execution_id":{{{execution}}},"step":"s","tool_kind":"noop","input":{}}""";
 
     private static List<(string Type, string? Id)> ReadEvents(string path) =>
         [.. File.ReadAllLines(path).Where(l => l.Length > 0).Select(line =>
@@ -52,6 +54,80 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
             var e = JsonDocument.Parse(line).RootElement;
             return (e.GetProperty("event_type").GetString()!, e.TryGetProperty("command_id", out var id) ? id.GetString() : null);
         })];
+
+    /// <summary>Every event on the events stream's subject of <paramref name="execution"/>, with its Nats-Msg-Id, in stream order.</summary>
+    private async Task<List<(string Type, string? Id, string? MsgId, JsonElement Body)>> ReadNatsEventsAsync(long execution)
+    {
+        await using var connection = nats.Connect();
+        var js = new NatsJSContext(connection);
+        var subject = $"pipeline.events.{execution}";
+        var events = new List<(string, string?, string?, JsonElement)>();
+        if (await CountNatsEventsAsync(js, execution) == 0)
+        {
+            return events;
+        }
+
+        // FilterSubject, not the ordered consumer's FilterSubjects: nats-server 2.9 ignores a list
+        // of filters and would hand over every execution's events.
+        var reader = await js.CreateOrUpdateConsumerAsync("pipeline_events", new ConsumerConfig(NatsServerFixture.UniqueName("reader"))
+        {
+            FilterSubject = subject,
+            AckPolicy = ConsumerConfigAckPolicy.None,
+            InactiveThreshold = TimeSpan.FromMinutes(1),
+        });
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await foreach (var message in reader.ConsumeAsync<byte[]>(cancellationToken: bound.Token))
+        {
+            var e = JsonDocument.Parse(message.Data).RootElement.Clone();
+            events.Add((e.GetProperty("event_type").GetString()!, e.TryGetProperty("command_id", out var id) ? id.GetString() : null, message.Headers?["Nats-Msg-Id"].ToString(), e));
+            if (message.Metadata?.NumPending == 0)
+            {
+                break;
+            }
+        }
+
+        return events;
+    }
+
+    /// <summary>How many events the events stream holds on <paramref name="execution"/>'s subject (0 before the stream exists).</summary>
+    private static async Task<long> CountNatsEventsAsync(NatsJSContext js, long execution)
+    {
+        var subject = $"pipeline.events.{execution}";
+        try
+        {
+            var stream = await js.GetStreamAsync("pipeline_events", new StreamInfoRequest { SubjectsFilter = subject });
+            return stream.Info.State.Subjects is { } counts && counts.TryGetValue(subject, out var count) ? count : 0;
+        }
+        catch (NatsJSApiException ex) when (ex.Error.Code == 404)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>Waits until the events stream holds at least <paramref name="count"/> events of <paramref name="execution"/>; returns how many.</summary>
+    private static async Task<long> WaitForNatsEventsAsync(NatsJSContext js, long execution, long count, PipelineProcess worker)
+    {
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            var stored = await CountNatsEventsAsync(js, execution);
+            if (stored >= count)
+            {
+                return stored;
+            }
+
+            Assert.True(waited.Elapsed < TimeSpan.FromSeconds(30) && !worker.HasExited, $"{stored} of {count} events stored\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}");
+            await Task.Delay(20);
+        }
+    }
+
+    /// <summary>The number <paramref name="pattern"/>'s group captures in the summary (from a line such as <c>  handles 10 pulled = ... + 0 settle errors</c>).</summary>
+    private static long SummaryCount(string stdout, string pattern)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(stdout, pattern);
+        Assert.True(match.Success, $"'{pattern}' not in the summary:\n{stdout}");
+        return long.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+    }
 
     private static void EveryStartedHasItsEnd(List<(string Type, string? Id)> events)
     {
@@ -248,6 +324,137 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
     }
 
     [Fact]
+    public async Task Events_nats_across_lost_publish_acks_and_a_server_kill_and_restart_the_worker_finishes_with_every_event_stored_once()
+    {
+        var (subject, args) = await StreamAsync("evkill");
+        var execution = DateTime.UtcNow.Ticks;
+        var ids = Enumerable.Range(1, 3000).Select(i => $"k{i}").ToList();
+        // 30 ms each, 16 at a time: about 6 s of work, so both faults fall mid-run.
+        await PublishAsync(subject, [.. ids.Select(id => $$$"""{"command_id":"{{{id}}}","execution_id":{{{execution}}},"step":"s","tool_kind":"delay","input":{"ms":30}}""")]);
+
+        // A 3 s ack wait: a command whose ack a fault lost comes back within the idle time (and is skipped as a duplicate).
+        using var worker = PipelineProcess.Start([.. args, "--events", "nats", "--ack-wait-ms", "3000", "--exit-when-idle", "5"]);
+        await using var admin = nats.Connect();
+        var js = new NatsJSContext(admin);
+        var stored = await WaitForNatsEventsAsync(js, execution, 500, worker);
+
+        // Acks lost, events stored: the server hangs until the worker's publishes time out (their
+        // events wait in its socket), then goes on and stores them. The batch's retry finds them
+        // stored: "duplicate", which must count as stored, or the worker retries it forever.
+        await nats.PauseAsync();
+        await worker.WaitForOutputAsync("The event sink failed", TimeSpan.FromSeconds(30));
+        await nats.ResumeAsync();
+        stored = await WaitForNatsEventsAsync(js, execution, stored + 500, worker);
+
+        // And a crash: kill -9, then the same port and store again.
+        await nats.KillAsync();
+        await nats.StartAsync();
+
+        var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        var events = await ReadNatsEventsAsync(execution);
+        var output = $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}";
+        Assert.True(stored < events.Count, $"the run was over before the kill ({stored} events stored)\n{output}");
+        // Every command's started and completed event, each once; no event stored twice.
+        foreach (var type in new[] { "command.started", "command.completed" })
+        {
+            var seen = events.Where(e => e.Type == type).Select(e => e.Id!).ToList();
+            Assert.True(ids.Order(StringComparer.Ordinal).SequenceEqual(seen.Order(StringComparer.Ordinal)), $"{type}: {seen.Count} events, {seen.Distinct().Count()} commands of {ids.Count}\n{output}");
+        }
+
+        Assert.All(events, e => Assert.NotNull(e.MsgId));
+        Assert.Equal(events.Count, events.Select(e => e.MsgId).Distinct().Count());
+        Assert.Equal(events.Count, SummaryCount(worker.Stdout, @"events +(\d+) written to NATS"));
+        // The exit code as documented: 0 unless a command failed, an event was dropped or a settle failed (an ack a fault lost).
+        Assert.Equal(0, SummaryCount(worker.Stdout, @"events +\d+ written to NATS subjects \S+, (\d+) dropped"));
+        Assert.Equal(0, SummaryCount(worker.Stdout, @"failed +(\d+)"));
+        var settleErrors = SummaryCount(worker.Stdout, @"\+ (\d+) settle errors");
+        Assert.True(exit == (settleErrors == 0 ? 0 : 1), output);
+    }
+
+    [Fact]
+    public async Task Events_nats_with_one_event_over_the_servers_max_payload_stores_it_shortened_and_the_worker_exits_when_idle()
+    {
+        var (subject, args) = await StreamAsync("evbig");
+        var execution = DateTime.UtcNow.Ticks;
+        var ids = Enumerable.Range(1, 100).Select(i => $"n{i}").ToList();
+        // seq 1 200000 prints 1,288,895 bytes: the completed event's result is over the server's 1 MiB max payload.
+        var big = $$$"""{"command_id":"big","execution_id":{{{execution}}},"step":"s","tool_kind":"shell","input":{"command":"seq","args":["1","200000"]}}""";
+        await PublishAsync(subject, [.. ids.Take(50).Select(id => NoopIn(id, execution)), big, .. ids.Skip(50).Select(id => NoopIn(id, execution))]);
+
+        using var worker = PipelineProcess.Start([.. args, "--events", "nats", "--enable-shell", "--max-output-bytes", "4000000", "--exit-when-idle", "2"]);
+        var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        var output = $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}";
+        Assert.True(exit == 0, output);
+        var events = await ReadNatsEventsAsync(execution);
+        var completed = events.Where(e => e.Type == "command.completed").ToList();
+        Assert.Equal(ids.Append("big").Order(StringComparer.Ordinal), completed.Select(e => e.Id!).Order(StringComparer.Ordinal));
+        var result = completed.Single(e => e.Id == "big").Body.GetProperty("result");
+        Assert.True(result.GetProperty("truncated").GetBoolean(), result.GetRawText());
+        // The result's JSON: stdout's 1,288,895 bytes, one more for each of its 200,000 escaped newlines, and the other fields.
+        Assert.InRange(result.GetProperty("original_bytes").GetInt32(), 1_488_895, 1_489_895);
+        Assert.Equal(1_048_576, result.GetProperty("max_payload").GetInt32());
+        Assert.Contains("command big is", worker.Stderr, StringComparison.Ordinal);
+        Assert.Equal(0, SummaryCount(worker.Stdout, @"events +\d+ written to NATS subjects \S+, (\d+) dropped"));
+        Assert.Equal(events.Count, SummaryCount(worker.Stdout, @"events +(\d+) written to NATS"));
+    }
+
+    [Fact]
+    public async Task With_sink_failure_drop_an_events_stream_that_refuses_every_event_does_not_stall_the_worker()
+    {
+        var (subject, args) = await StreamAsync("evdrop");
+        // An events stream of its own that is full and takes nothing more: every publish is refused.
+        var events = NatsServerFixture.UniqueName("evfull");
+        await using (var connection = nats.Connect())
+        {
+            var js = new NatsJSContext(connection);
+            await js.CreateStreamAsync(new StreamConfig(events, [$"{events}.>"]) { MaxMsgs = 1, Discard = StreamConfigDiscard.New });
+            (await js.PublishAsync($"{events}.0", "full"u8.ToArray())).EnsureSuccess();
+        }
+
+        var settings = Path.Combine(_directory, "drop.json");
+        await File.WriteAllTextAsync(settings, """{"Pipeline":{"Nats":{"Events":{"Stream":"EV","Subjects":["EV.>"],"SubjectTemplate":"EV.{execution_id}"}}}}""".Replace("EV", events, StringComparison.Ordinal));
+        var ids = Enumerable.Range(1, 50).Select(i => $"d{i}").ToList();
+        await PublishAsync(subject, [.. ids.Select(Noop)]);
+
+        using var worker = PipelineProcess.Start([.. args, "--config", settings, "--events", "nats", "--sink-failure", "drop", "--exit-when-idle", "2"]);
+        var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        // Every command ran; the events were retried, then dropped and counted: exit 1, as documented.
+        var output = $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}";
+        Assert.True(exit == 1, output);
+        Assert.Equal(ids.Count, SummaryCount(worker.Stdout, @"completed +(\d+)"));
+        Assert.Equal(0, SummaryCount(worker.Stdout, @"events +(\d+) written"));
+        Assert.True(SummaryCount(worker.Stdout, @"events +\d+ written to NATS subjects \S+, (\d+) dropped") >= 2 * ids.Count, output);
+        Assert.Contains("maximum messages exceeded", worker.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_server_that_comes_up_after_the_worker_is_reported_connected_for_the_first_time_not_again()
+    {
+        // A server of its own, not started yet: its port is free until then.
+        var late = new NatsServerFixture();
+        try
+        {
+            using var worker = PipelineProcess.Start(["worker", "--nats", late.Url, "--shutdown-timeout-ms", "1000"]);
+            await worker.WaitForOutputAsync($"NATS at {late.Url} unreachable", TimeSpan.FromSeconds(30));
+            await late.InitializeAsync();
+
+            await worker.WaitForOutputAsync($"NATS at {late.Url} connected", TimeSpan.FromSeconds(30));
+            worker.Signal(PipelineProcess.SigTerm);
+            var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(30));
+
+            Assert.True(exit == 0, $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}");
+            Assert.Contains($"NATS at {late.Url} connected for the first time, after ", worker.Stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain("connected again", worker.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await late.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task The_sample_settings_file_pointed_at_the_server_runs_the_samples_with_its_stream_and_consumer()
     {
         // The sample as shipped, but for the server's URL: stream, consumer, every knob from the file.
@@ -330,21 +537,8 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
         Assert.True(exit == 0, $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}");
 
         // Read them back from JetStream as any consumer of the events would.
-        await using var connection = nats.Connect();
-        var js = new NatsJSContext(connection);
-        var reader = await js.CreateOrderedConsumerAsync("pipeline_events", new NatsJSOrderedConsumerOpts { FilterSubjects = [$"pipeline.events.{execution}"] });
-        var events = new List<(string Type, string? Id)>();
-        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        await foreach (var message in reader.ConsumeAsync<byte[]>(cancellationToken: bound.Token))
-        {
-            var e = JsonDocument.Parse(message.Data).RootElement;
-            Assert.Equal(execution, e.GetProperty("execution_id").GetInt64());
-            events.Add((e.GetProperty("event_type").GetString()!, e.TryGetProperty("command_id", out var id) ? id.GetString() : null));
-            if (message.Metadata?.NumPending == 0)
-            {
-                break;
-            }
-        }
+        var events = await ReadNatsEventsAsync(execution);
+        Assert.All(events, e => Assert.Equal(execution, e.Body.GetProperty("execution_id").GetInt64()));
 
         foreach (var type in new[] { "command.started", "command.completed" })
         {
