@@ -72,8 +72,6 @@ internal sealed class ClaimStage<THandle>
         _block.Complete();
     }
 
-    public void Complete() => _block.Complete();
-
     /// <summary>A held duplicate's original is done: claim it again (counted inside throughout).</summary>
     private void Reclaim(Delivery<THandle> delivery)
     {
