@@ -14,8 +14,9 @@ namespace Pipeline.Engine.Stages;
 /// delivery's claim is still being answered (and may yet say retry later) is not a duplicate of
 /// anything running. A claim that takes time is preceded by a look at the cache, so a duplicate of
 /// a running or finished command costs no call to the claimer.
-/// The block counts what is inside it (queued, being claimed, or held behind its original), so a
-/// run that ends drains every held duplicate through it before it completes.
+/// With ack after dispatch, where duplicates are held, the block counts what is inside it (queued,
+/// being claimed, or held behind its original), so a run that ends drains every held duplicate
+/// through it before it completes. With ack before dispatch nothing is held, and nothing is counted.
 /// </remarks>
 internal sealed class ClaimStage<THandle>
 {
@@ -24,6 +25,7 @@ internal sealed class ClaimStage<THandle>
     private readonly PipelineRuntime<THandle> _runtime;
     private readonly IClaimer _claimer;
     private readonly bool _claimTakesTime;
+    private readonly bool _counts;
     private readonly AckDecisionStage<THandle> _next;
     private readonly StageBlock<Delivery<THandle>> _block;
     private readonly TaskCompletionSource _empty = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -35,6 +37,7 @@ internal sealed class ClaimStage<THandle>
         _runtime = runtime;
         _claimer = claimer;
         _claimTakesTime = claimer is not PassThroughClaimer;
+        _counts = runtime.Options.AckMode == AckMode.AckAfterDispatch && runtime.Recent is not null;
         _next = next;
         _block = new StageBlock<Delivery<THandle>>(ClaimAsync, runtime.Options.Claim.Parallelism);
         runtime.Reclaim = Reclaim;
@@ -47,7 +50,7 @@ internal sealed class ClaimStage<THandle>
 
     public void Post(Delivery<THandle> delivery)
     {
-        Interlocked.Increment(ref _inside);
+        Enter();
         delivery.Position = DeliveryPosition.ClaimQueued;
         if (!_block.Post(delivery))
         {
@@ -90,9 +93,17 @@ internal sealed class ClaimStage<THandle>
         return true;
     }
 
+    private void Enter()
+    {
+        if (_counts)
+        {
+            Interlocked.Increment(ref _inside);
+        }
+    }
+
     private void Leave()
     {
-        if (Interlocked.Decrement(ref _inside) == 0 && Volatile.Read(ref _closing) == 1)
+        if (_counts && Interlocked.Decrement(ref _inside) == 0 && Volatile.Read(ref _closing) == 1)
         {
             _empty.TrySetResult();
         }
@@ -189,7 +200,7 @@ internal sealed class ClaimStage<THandle>
             // waits, kept alive, until the original's path is done, then is claimed again. It is
             // counted inside and marked held before the original can see it, so a release that
             // comes at once finds it in place.
-            Interlocked.Increment(ref _inside);
+            Enter();
             delivery.Position = DeliveryPosition.Held;
             if (!_runtime.DeliveryAt(holder).TryHold(delivery, ticket))
             {
