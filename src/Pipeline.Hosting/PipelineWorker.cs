@@ -159,8 +159,10 @@ internal sealed class PipelineWorker(
             Log.BindFailed(_logger, ex.Message);
         }
 
+        // Disposed before the source and the connections, after the pipeline has ended: its
+        // heartbeat is deleted then, so what it still holds is free to the pool at once.
         IClaimer? claimer = settings.Nats.KvClaimer
-            ? new NatsKvClaimer(side!, settings.Nats.Claimer with { WorkerId = engine.WorkerId }, source.OriginOf)
+            ? owned.Add(new NatsKvClaimer(side!, settings.Nats.Claimer with { WorkerId = engine.WorkerId }, source.OriginOf, logger))
             : null;
         var pipeline = new CommandPipeline<NatsHandle>(source, tools, sink, engine, claimer, logger: logger);
         // A stop ends pulling: what waits in the fetch buffer goes back to the pool now, not
