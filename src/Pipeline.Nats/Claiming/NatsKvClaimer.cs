@@ -66,7 +66,7 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
     private readonly ResiliencePipeline _recordRetry;
 
     // The claims this claimer granted and the engine has not yet released or ended, by key: the
-    // delivery (its command instance) that holds each, and the record's revision to compare-and-set.
+    // deliveries (command instances) that hold each, and the record's revision to compare-and-set.
     private readonly ConcurrentDictionary<string, Grant> _grants = new(StringComparer.Ordinal);
     private INatsKVStore? _claims;
     private INatsKVStore? _workers;
@@ -142,12 +142,12 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
         var created = await claims.TryUpdateAsync(key, mine, revision: 0, cancellationToken: cancellationToken).ConfigureAwait(false);
         if (created.Success)
         {
-            _grants[key] = new Grant(command, created.Value, sequence);
+            _grants[key] = new Grant(created.Value, sequence, command);
             return pulled;
         }
 
         ThrowUnlessConflict(created.Error);
-        for (var contest = 1; ; contest++)
+        for (var contest = 1; contest <= MaxContests; contest++)
         {
             var read = await claims.TryGetEntryAsync<byte[]>(key, cancellationToken: cancellationToken).ConfigureAwait(false);
             ulong revision;
@@ -157,6 +157,24 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
                 revision = read.Value.Revision;
                 // A value no claimer wrote is read as an earlier version's claim: it holds the command.
                 record = ClaimRecord.Parse(read.Value.Value) ?? ClaimRecord.Unknown;
+                if (record.State == ClaimState.Claimed && record.Instance == Instance && _grants.TryGetValue(key, out var held) && held.Revision == revision)
+                {
+                    // Held here. Its own stream message again is a redelivery the engine did not
+                    // hold back as running (it raced the first claim): it shares the grant, and
+                    // whichever delivery ends first writes the outcome. Another publish waits.
+                    if (sequence is not { } s || record.Sequence != s)
+                    {
+                        return ClaimOutcome.RetryLater($"claimed by this worker (stream sequence {record.Sequence?.ToString(CultureInfo.InvariantCulture) ?? "unknown"}), which still holds it", command);
+                    }
+
+                    if (held.TryJoin(command))
+                    {
+                        return pulled;
+                    }
+
+                    continue; // ended meanwhile: read what it wrote
+                }
+
                 if (await DecideAsync(record, command, sequence, workers, cancellationToken).ConfigureAwait(false) is { } decided)
                 {
                     return decided;
@@ -178,7 +196,7 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
             var taken = await claims.TryUpdateAsync(key, mine, revision, cancellationToken: cancellationToken).ConfigureAwait(false);
             if (taken.Success)
             {
-                _grants[key] = new Grant(command, taken.Value, sequence);
+                _grants[key] = new Grant(taken.Value, sequence, command);
                 if (record is { State: ClaimState.Claimed } other && other.Instance != Instance)
                 {
                     Log.ClaimTakenOver(_logger, command.CommandId, other.Worker, other.IsLegacy ? "(legacy record)" : other.Instance, other.Sequence?.ToString(CultureInfo.InvariantCulture) ?? "unknown");
@@ -193,12 +211,15 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
                 return ClaimOutcome.RetryLater($"the claim record of {command.CommandId} kept changing under {contest} attempts to take it", command);
             }
         }
+
+        // Lost every compare-and-set (or every join) to other writers.
+        return ClaimOutcome.RetryLater($"the claim record of {command.CommandId} kept changing under {MaxContests} attempts to take it", command);
     }
 
     /// <summary>Releases a claim the engine hands back unrun: the record is deleted, if it is still this claim's revision.</summary>
     public async ValueTask ReleaseAsync(ClaimOutcome claimed, CancellationToken cancellationToken)
     {
-        if (TakeGrant(claimed, "the release") is not { } held)
+        if (TakeGrant(claimed, release: true, "the release") is not { } held)
         {
             return;
         }
@@ -218,7 +239,7 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
     public async ValueTask RecordOutcomeAsync(ClaimOutcome claimed, bool succeeded, CancellationToken cancellationToken)
     {
         var what = succeeded ? "completed" : "failed";
-        if (TakeGrant(claimed, what) is not { } held)
+        if (TakeGrant(claimed, release: false, what) is not { } held)
         {
             return;
         }
@@ -281,21 +302,14 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
             return sequence is { } s && record.Sequence == s ? null : ClaimOutcome.AlreadyClaimed(command);
         }
 
-        var at = record.Sequence?.ToString(CultureInfo.InvariantCulture) ?? "unknown";
         if (record.Instance == Instance)
         {
-            // Its own stream message again: the engine holds back a delivery of a command running
-            // here, so this one is not running and claims again.
-            if (sequence is { } s && record.Sequence == s)
-            {
-                return null;
-            }
-
-            return _grants.ContainsKey(KeyFor(command.CommandId))
-                ? ClaimOutcome.RetryLater($"claimed by this worker (stream sequence {at}), which is still running it", command)
-                : null;
+            // Claimed here once, and no longer held (a release or an outcome that could not be
+            // written): nothing runs it here, so this delivery claims it again.
+            return null;
         }
 
+        var at = record.Sequence?.ToString(CultureInfo.InvariantCulture) ?? "unknown";
         var heartbeat = await workers.TryGetEntryAsync<byte[]>(record.Instance, cancellationToken: cancellationToken).ConfigureAwait(false);
         if (heartbeat.Success)
         {
@@ -305,7 +319,11 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
         return heartbeat.Error is NatsKVKeyNotFoundException or NatsKVKeyDeletedException ? null : throw heartbeat.Error;
     }
 
-    private (string Key, Grant Grant, Command Command)? TakeGrant(ClaimOutcome claimed, string what)
+    /// <summary>
+    /// The grant <paramref name="claimed"/>'s delivery holds, when this call is the one to write
+    /// for it: an outcome from any holder ends the grant; a release only from its last holder.
+    /// </summary>
+    private (string Key, Grant Grant, Command Command)? TakeGrant(ClaimOutcome claimed, bool release, string what)
     {
         if (claimed.Command is not { } command || _claims is null)
         {
@@ -313,13 +331,13 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
         }
 
         var key = KeyFor(command.CommandId);
-        // Only the delivery that holds the grant: a later claim of the same command supersedes it.
-        if (!_grants.TryGetValue(key, out var grant) || !ReferenceEquals(grant.Command, command) || !_grants.TryRemove(KeyValuePair.Create(key, grant)))
+        if (!_grants.TryGetValue(key, out var grant) || !grant.TryEnd(command, release))
         {
             Log.ClaimSuperseded(_logger, command.CommandId, what);
             return null;
         }
 
+        _grants.TryRemove(KeyValuePair.Create(key, grant));
         return (key, grant, command);
     }
 
@@ -458,6 +476,53 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>A claim granted here: the delivery's command instance, the record's revision and the stream sequence it was claimed with.</summary>
-    private sealed record Grant(Command Command, ulong Revision, ulong? Sequence);
+    /// <summary>
+    /// A claim granted here: the record's revision, the stream sequence it was claimed with, and the
+    /// deliveries that hold it (usually one; two when a redelivery of the same message raced the
+    /// first claim and the engine took it for a duplicate afterwards).
+    /// </summary>
+    private sealed class Grant(ulong revision, ulong? sequence, Command holder)
+    {
+        private readonly List<Command> _holders = [holder];
+        private bool _ended;
+
+        public ulong Revision { get; } = revision;
+
+        public ulong? Sequence { get; } = sequence;
+
+        /// <summary>Adds a holder; false when the grant has ended meanwhile.</summary>
+        public bool TryJoin(Command command)
+        {
+            lock (_holders)
+            {
+                if (!_ended)
+                {
+                    _holders.Add(command);
+                }
+
+                return !_ended;
+            }
+        }
+
+        /// <summary>
+        /// Whether <paramref name="command"/>'s delivery ends the grant now: it holds it, and it
+        /// reports an outcome, or releases it as its last holder (a release while another holder
+        /// may run the command would free it for a second run).
+        /// </summary>
+        public bool TryEnd(Command command, bool release)
+        {
+            lock (_holders)
+            {
+                var index = _holders.FindIndex(held => ReferenceEquals(held, command));
+                if (_ended || index < 0)
+                {
+                    return false;
+                }
+
+                _holders.RemoveAt(index);
+                _ended = !release || _holders.Count == 0;
+                return _ended;
+            }
+        }
+    }
 }

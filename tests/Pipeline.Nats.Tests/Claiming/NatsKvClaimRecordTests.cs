@@ -191,27 +191,28 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     }
 
     /// <summary>
-    /// The engine did not hold the redelivery back as running here, so this worker's own claim of
-    /// the same stream message is claimed again; a second publish while the first is held here
-    /// comes back later, and once the first has ended it is skipped.
+    /// A redelivery of the same stream message that raced the first claim (the engine did not yet
+    /// hold it back as running here) shares the claim: the first delivery to end writes the
+    /// outcome, and a release by one of two holders leaves the claim to the other. A second
+    /// publish while the claim is held here comes back later, and once it has ended is skipped.
     /// </summary>
     [Fact]
-    public async Task Its_own_claim_is_claimed_again_for_the_same_stream_message_and_retried_later_for_another_publish()
+    public async Task A_redelivery_of_the_same_message_shares_the_claim_held_here_and_another_publish_is_retried_later()
     {
         ulong? sequence = 20;
         var (a, _) = Worker("a", () => sequence);
         var first = Harness.Make("own-1");
         Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, first));
+        var claimed = await RecordAsync(first);
 
         var redelivered = Harness.Make("own-1");
         Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, redelivered));
         sequence = 21;
         Assert.Equal(ClaimOutcomeKind.RetryLater, await ClaimAsync(a, Harness.Make("own-1")));
 
-        // The first delivery was superseded by the redelivery: its outcome is not the record's.
+        await a.ReleaseAsync(ClaimOutcome.Claimed(redelivered), CancellationToken.None);
+        Assert.Equal(claimed, await RecordAsync(first)); // the first still holds it
         await a.RecordOutcomeAsync(ClaimOutcome.Claimed(first), succeeded: true, CancellationToken.None);
-        Assert.Equal(ClaimState.Claimed, (await RecordAsync(first))!.State);
-        await a.RecordOutcomeAsync(ClaimOutcome.Claimed(redelivered), succeeded: true, CancellationToken.None);
         Assert.Equal(new ClaimRecord(ClaimState.Completed, "a", a.Instance, 20), await RecordAsync(first));
         Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(a, Harness.Make("own-1")));
     }
