@@ -169,6 +169,36 @@ internal sealed class PipelineWorker(
         // after the drain of what is in flight (which may take the whole shutdown timeout).
         using var giveBack = stoppingToken.Register(static s => _ = ((NatsCommandSource)s!).StopFetchingAsync(), source);
         await RunPipelineAsync(pipeline, () => false, stoppingToken).ConfigureAwait(false);
+        if (state.SourceExhausted && !stoppingToken.IsCancellationRequested)
+        {
+            // An idle end: say what the consumer still holds (a dead worker's messages awaiting
+            // their ack wait, another worker's), so a batch job is not told "all done" while work waits.
+            state.ConsumerLeft = await ConsumerLeftAsync(source, consumer).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<NatsConsumerState?> ConsumerLeftAsync(NatsCommandSource source, NatsConnection connection)
+    {
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            // This worker's last acks are not confirmed (fire-and-forget): a round trip puts them
+            // ahead of the question, and a second look follows an answer that still counts some.
+            await connection.PingAsync(bound.Token).ConfigureAwait(false);
+            var left = await source.ReadConsumerStateAsync(bound.Token).ConfigureAwait(false);
+            for (var look = 0; look < 2 && left.HoldsWork; look++)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(250), bound.Token).ConfigureAwait(false);
+                left = await source.ReadConsumerStateAsync(bound.Token).ConfigureAwait(false);
+            }
+
+            return left;
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            Log.ConsumerStateUnknown(_logger, ex.Message);
+            return null;
+        }
     }
 
     private async Task RunPipelineAsync<THandle>(CommandPipeline<THandle> pipeline, Func<bool> exhausted, CancellationToken stoppingToken)
