@@ -27,6 +27,9 @@ public sealed class RunCounter : IAsyncLifetime
     /// <summary>Runs counted so far, every id.</summary>
     public long Total => Interlocked.Read(ref _total);
 
+    /// <summary>Ids run at least once so far.</summary>
+    public int Distinct => _runs.Count;
+
     /// <summary>Runs of <paramref name="id"/> counted so far.</summary>
     public int Of(string id) => _runs.TryGetValue(id, out var n) ? n : 0;
 
