@@ -247,21 +247,23 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     }
 
     /// <summary>
-    /// The outcome is written while the server is down (killed -9, back 2.5 s later; the client's
-    /// request timeout 1 s): the write is retried until it lands, so the record says completed and
-    /// the redelivery of the lost ack is skipped.
+    /// The outcome is written as the server stops answering (frozen, then killed -9 and
+    /// restarted): the write sent to the frozen server gets no reply within the client's request
+    /// timeout (1 s here), and is retried until it lands on the restarted one, so the record says
+    /// completed and the redelivery of a lost ack is skipped.
     /// </summary>
     [Fact]
-    public async Task An_outcome_written_while_the_server_restarts_is_retried_until_it_lands()
+    public async Task An_outcome_written_as_the_server_dies_is_retried_until_it_lands_on_the_restarted_one()
     {
         var (a, _) = Worker("a", () => 50, connection: server.Options("a") with { RequestTimeout = TimeSpan.FromSeconds(1) });
         var command = Harness.Make("restart-1");
         Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
 
-        await server.KillAsync();
+        await server.FreezeAsync();
         var outcome = a.RecordOutcomeAsync(ClaimOutcome.Claimed(command), succeeded: true, CancellationToken.None).AsTask();
-        await Task.Delay(TimeSpan.FromSeconds(2.5)); // the outage itself: longer than one request's timeout
-        Assert.False(outcome.IsCompleted, "the write waits for the server");
+        await Task.Delay(TimeSpan.FromSeconds(2.5)); // the fault itself: longer than one request's timeout
+        Assert.False(outcome.IsCompleted, $"the write gave up while the server was away: {outcome.Exception?.InnerException?.Message}");
+        await server.KillAsync();
         await server.StartAsync();
         await outcome.WaitAsync(Bound);
 

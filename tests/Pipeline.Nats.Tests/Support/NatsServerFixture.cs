@@ -109,6 +109,16 @@ public sealed class NatsServerFixture : IAsyncLifetime
         _server = null;
     }
 
+    /// <summary>SIGSTOP: the server stays connected and answers nothing (a request sent now gets no reply); <see cref="KillAsync"/> ends it.</summary>
+    public async Task FreezeAsync()
+    {
+        if (_server is { HasExited: false } server)
+        {
+            using var stop = Process.Start("kill", ["-STOP", server.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            await stop!.WaitForExitAsync();
+        }
+    }
+
     /// <summary>SIGTERM: the server shuts down cleanly.</summary>
     public async Task StopAsync()
     {
