@@ -5,7 +5,7 @@ namespace Pipeline.Nats;
 /// <summary>The KV claimer's log messages (event ids 2101 on; the rest of the NATS integration's are in Log.cs).</summary>
 internal static partial class Log
 {
-    [LoggerMessage(EventId = 2101, Level = LogLevel.Information, Message = "Took over the claim of {CommandId} from worker {Worker} (instance {Instance}, stream sequence {Sequence}): its heartbeat is gone, so the command runs again here")]
+    [LoggerMessage(EventId = 2101, Level = LogLevel.Warning, Message = "Took over the claim of {CommandId} from worker {Worker} (instance {Instance}, stream sequence {Sequence}): its heartbeat is gone, so the command runs again here")]
     public static partial void ClaimTakenOver(ILogger logger, string commandId, string worker, string instance, string sequence);
 
     [LoggerMessage(EventId = 2102, Level = LogLevel.Warning, Message = "The claimer's heartbeat in bucket {Bucket} failed; past {Timeout} without one, other workers take this worker's claims for gone")]

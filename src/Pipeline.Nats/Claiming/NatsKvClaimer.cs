@@ -131,6 +131,8 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
             return pulled;
         }
 
+        // Stopped: its heartbeat is gone, and a claim made now would be taken for a dead worker's.
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) == 1, this);
         var (claims, workers) = await BindAsync(cancellationToken).ConfigureAwait(false);
         await StayAliveAsync(cancellationToken).ConfigureAwait(false);
         var key = KeyFor(command.CommandId);
@@ -205,11 +207,7 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
                 return pulled;
             }
 
-            ThrowUnlessConflict(taken.Error);
-            if (contest >= MaxContests)
-            {
-                return ClaimOutcome.RetryLater($"the claim record of {command.CommandId} kept changing under {contest} attempts to take it", command);
-            }
+            ThrowUnlessConflict(taken.Error); // another writer came first: read what it wrote
         }
 
         // Lost every compare-and-set (or every join) to other writers.
@@ -385,7 +383,6 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
             return (bound, beating);
         }
 
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) == 1, this);
         await _bind.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
