@@ -31,17 +31,17 @@ internal sealed record RunSummary(
     /// <summary>Failed tool runs whose command was nacked for redelivery: not failures unless the command is given up on later.</summary>
     public long Retried { get; init; }
 
-    /// <summary>A worker's idle end: what its consumer still held, by the server's count; null otherwise.</summary>
-    public ConsumerLeft? Consumer { get; init; }
-
-    /// <summary>Nothing failed here, but the consumer still holds work: not "all succeeded".</summary>
-    public bool WorkLeft => AllSucceeded && Consumer is { Held: > 0 };
-
     /// <summary>How many failures the summary lists.</summary>
     public const int MaxListed = 10;
 
     /// <summary>Nothing failed, nothing was given up on, no settle failed, no event was dropped.</summary>
     public bool AllSucceeded => Unfinished == 0 && Failed == 0 && ClaimFailures == 0 && EventsDropped == 0 && Terminated == 0 && SettleErrors == 0;
+
+    /// <summary>A worker's idle end: what its consumer still held, by the server's count; null otherwise.</summary>
+    public ConsumerLeft? Consumer { get; init; }
+
+    /// <summary>Nothing failed here, but the consumer still holds work: not "all succeeded".</summary>
+    public bool WorkLeft => AllSucceeded && Consumer is { Held: > 0 };
 
     public static RunSummary From(PipelineStats stats, IReadOnlyCollection<PipelineEvent> failures, TimeSpan elapsed) => new(
         stats.Pulled, stats.Completed, stats.Failed, stats.Skipped, stats.ClaimRetries, stats.ClaimFailures,

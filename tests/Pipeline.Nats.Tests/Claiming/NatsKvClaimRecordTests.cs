@@ -247,8 +247,8 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     }
 
     /// <summary>
-    /// The outcome is written as the server stops answering (frozen, then killed -9 and
-    /// restarted): the write sent to the frozen server gets no reply within the client's request
+    /// The outcome is written as the server stops answering (paused, then killed -9 and
+    /// restarted): the write sent to the paused server gets no reply within the client's request
     /// timeout (1 s here), and is retried until it lands on the restarted one, so the record says
     /// completed and the redelivery of a lost ack is skipped.
     /// </summary>
@@ -259,7 +259,7 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
         var command = Harness.Make("restart-1");
         Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
 
-        await server.FreezeAsync();
+        await server.PauseAsync();
         var outcome = a.RecordOutcomeAsync(ClaimOutcome.Claimed(command), succeeded: true, CancellationToken.None).AsTask();
         await Task.Delay(TimeSpan.FromSeconds(2.5)); // the fault itself: longer than one request's timeout
         Assert.False(outcome.IsCompleted, $"the write gave up while the server was away: {outcome.Exception?.InnerException?.Message}");

@@ -109,15 +109,14 @@ public sealed class NatsServerFixture : IAsyncLifetime
         _server = null;
     }
 
-    /// <summary>SIGSTOP: the server stays connected and answers nothing (a request sent now gets no reply); <see cref="KillAsync"/> ends it.</summary>
-    public async Task FreezeAsync()
-    {
-        if (_server is { HasExited: false } server)
-        {
-            using var stop = Process.Start("kill", ["-STOP", server.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-            await stop!.WaitForExitAsync();
-        }
-    }
+    /// <summary>
+    /// SIGSTOP: the server stops answering and keeps every connection open (a hung host): what
+    /// clients send waits in its socket buffers, and is acted on after <see cref="ResumeAsync"/>.
+    /// </summary>
+    public Task PauseAsync() => SignalAsync("-STOP");
+
+    /// <summary>SIGCONT: a paused server goes on with what it was sent meanwhile.</summary>
+    public Task ResumeAsync() => SignalAsync("-CONT");
 
     /// <summary>SIGTERM: the server shuts down cleanly.</summary>
     public async Task StopAsync()
@@ -137,6 +136,17 @@ public sealed class NatsServerFixture : IAsyncLifetime
         await server.WaitForExitAsync(bound.Token);
         server.Dispose();
         _server = null;
+    }
+
+    private async Task SignalAsync(string signal)
+    {
+        var server = _server ?? throw new InvalidOperationException("nats-server is not running.");
+        using var kill = Process.Start("kill", [signal, server.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await kill!.WaitForExitAsync();
+        if (kill.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"kill {signal} {server.Id} exited with {kill.ExitCode}.");
+        }
     }
 
     /// <summary>A client connection that reconnects forever, quickly (the tests restart the server).</summary>
