@@ -11,4 +11,11 @@ public static class ExitCodes
 
     /// <summary>A usage error or an input that cannot be read.</summary>
     public const int UsageError = 2;
+
+    /// <summary>
+    /// <c>pipeline worker</c> ended idle with nothing failed here, but its consumer still holds
+    /// messages (awaiting an ack, e.g. a killed worker's until their ack wait ends, or pending):
+    /// the work is not all done. Run a worker again, or use <c>--exit-when-drained</c>.
+    /// </summary>
+    public const int WorkLeft = 3;
 }

@@ -24,8 +24,9 @@ namespace Pipeline.Cli;
 /// the pipeline's drain; a second one, or SIGQUIT, is <see cref="PipelineWorkerState.StopNow"/>.
 /// Exit codes: 0 stopped (a signal, or idle) with every command done and none failed; 1 some
 /// failed (a tool, a malformed message, a dropped event) or the worker faulted; 2 a usage or
-/// configuration error; 128 + the signal when a stop cut work off (a second signal, SIGQUIT, or
-/// the shutdown timeout): that work was nacked and is redelivered to the pool.
+/// configuration error; 3 an idle end with nothing failed while the consumer still holds work
+/// (<c>--exit-when-drained</c> waits for it); 128 + the signal when a stop cut work off (a second
+/// signal, SIGQUIT, or the shutdown timeout): that work was nacked and is redelivered to the pool.
 /// </remarks>
 internal static class WorkerCommand
 {
@@ -50,6 +51,8 @@ internal static class WorkerCommand
         var events = new Option<string?>("--events") { Description = "Where events go: 'nats' (a JetStream subject per execution), a JSON Lines file, or '-' for stdout. Default: none." };
         var exitWhenIdle = PipelineCli.Int("--exit-when-idle", "End once nothing has arrived for this many seconds, and print the summary (batch jobs, tests). Default: run until stopped.", 0, 1, MaxIdleSeconds);
         exitWhenIdle.DefaultValueFactory = null;
+        var exitWhenDrained = PipelineCli.Int("--exit-when-drained", "With --exit-when-idle: once idle, while the consumer still holds messages (awaiting an ack, e.g. a killed worker's, or pending), keep running what comes back until it holds none, for at most this many seconds with nothing arriving. Default: exit at the first idle, reporting what it holds (exit 3).", 0, 1, MaxIdleSeconds);
+        exitWhenDrained.DefaultValueFactory = null;
         var engine = new EngineArguments(worker: true);
         var sinkFailure = new Option<string>("--sink-failure") { Description = "While the event sink fails: backpressure (hold work until it takes events) or drop (retry, then drop and count).", DefaultValueFactory = _ => "backpressure" };
         sinkFailure.AcceptOnlyFromAmong("backpressure", "drop");
@@ -79,7 +82,7 @@ internal static class WorkerCommand
 
         var worker = new Command("worker", "Run the worker on a NATS JetStream durable consumer until stopped (Ctrl+C or SIGTERM drains), then print a summary.")
         {
-            stream, subject, consumer, bindOnly, maxAckPending, ackWait, maxDeliver, fetchBatch, kvClaimer, kvBucket, events, exitWhenIdle,
+            stream, subject, consumer, bindOnly, maxAckPending, ackWait, maxDeliver, fetchBatch, kvClaimer, kvBucket, events, exitWhenIdle, exitWhenDrained,
         };
         engine.AddTo(worker);
         // The worker's own extra, listed beside --ack-mode as help has always shown it.
@@ -118,6 +121,12 @@ internal static class WorkerCommand
             var given = (Option o) => EngineArguments.IsGiven(result, o);
             var source = basis.Nats.Source;
             var idle = given(exitWhenIdle) ? TimeSpan.FromSeconds(result.GetValue(exitWhenIdle)) : source.IdleTimeout;
+            var drain = given(exitWhenDrained) ? TimeSpan.FromSeconds(result.GetValue(exitWhenDrained)) : source.DrainTimeout;
+            if (drain is { } d && (idle is not { } i || d < i))
+            {
+                await stderr.WriteLineAsync("error: --exit-when-drained needs --exit-when-idle (the quiet time that ends the run), and must be at least as long.");
+                return ExitCodes.UsageError;
+            }
             var options = basis with
             {
                 Source = SourceKinds.Nats,
@@ -147,6 +156,7 @@ internal static class WorkerCommand
                         MaxDeliver = given(maxDeliver) ? result.GetValue(maxDeliver) : source.MaxDeliver,
                         FetchBatch = EngineArguments.Given(result, fetchBatch, source.FetchBatch),
                         IdleTimeout = idle,
+                        DrainTimeout = drain,
                     },
                     KvClaimer = given(kvClaimer) ? result.GetValue(kvClaimer) : basis.Nats.KvClaimer,
                     Claimer = basis.Nats.Claimer with { Bucket = EngineArguments.Given(result, kvBucket, basis.Nats.Claimer.Bucket)! },
@@ -253,7 +263,9 @@ internal static class WorkerCommand
             return ExitCodes.UsageError;
         }
 
-        var idle = options.Nats.Source.IdleTimeout is { } t ? string.Create(CultureInfo.InvariantCulture, $", ending after {t.TotalSeconds:0} s idle") : string.Empty;
+        var idle = options.Nats.Source.IdleTimeout is not { } t ? string.Empty
+            : options.Nats.Source.DrainTimeout is { } d ? string.Create(CultureInfo.InvariantCulture, $", ending after {t.TotalSeconds:0} s idle once the consumer holds nothing (at most {d.TotalSeconds:0} s idle while it does)")
+            : string.Create(CultureInfo.InvariantCulture, $", ending after {t.TotalSeconds:0} s idle");
         await stderr.WriteLineAsync($"pipeline worker: consuming {TerminalText.Escape(where)} stream {options.Nats.Source.Stream} consumer {options.Nats.Source.Consumer}{idle} (Ctrl+C or SIGTERM drains)");
         var clock = Stopwatch.StartNew();
         // Started now: a stop (StopApplication) becomes the host's StopAsync, the pipeline's drain.
@@ -288,8 +300,14 @@ internal static class WorkerCommand
             return ExitCodes.SomeFailed;
         }
 
-        var summary = RunSummary.From(stats, recorder?.Failures ?? [], clock.Elapsed) with { Unfinished = recorder?.Unfinished ?? 0 };
-        var exitCode = summary.AllSucceeded && state.Fault is null ? ExitCodes.Success : ExitCodes.SomeFailed;
+        var summary = RunSummary.From(stats, recorder?.Failures ?? [], clock.Elapsed) with
+        {
+            Unfinished = recorder?.Unfinished ?? 0,
+            Consumer = state.ConsumerLeft is { } left ? new ConsumerLeft(options.Nats.Source.Consumer, left.AwaitingAck, left.Pending, left.Redelivered) : null,
+        };
+        // An idle end while the consumer still holds work is not "all succeeded": a batch job
+        // would take the work for done (exit 3, WorkLeft; failures here still make it 1).
+        var exitCode = summary.AllSucceeded && state.Fault is null ? (summary.WorkLeft ? ExitCodes.WorkLeft : ExitCodes.Success) : ExitCodes.SomeFailed;
         var eventsName = options.Events switch { null => null, "-" => "stdout", "nats" => $"NATS subjects {options.Nats.Events.SubjectTemplate}", var path => path };
         if (eventsGuard?.Failure is { } eventsFailure)
         {

@@ -28,4 +28,7 @@ internal static partial class Log
 
     [LoggerMessage(2006, LogLevel.Information, "worker done: the source is exhausted (the file was read, or nothing arrived for the idle timeout)")]
     public static partial void Exhausted(ILogger logger);
+
+    [LoggerMessage(2020, LogLevel.Warning, "the consumer's state could not be read at the idle end ({Reason}); what it still holds is unknown")]
+    public static partial void ConsumerStateUnknown(ILogger logger, string reason);
 }

@@ -159,13 +159,45 @@ internal sealed class PipelineWorker(
             Log.BindFailed(_logger, ex.Message);
         }
 
+        // Disposed before the source and the connections, after the pipeline has ended: its
+        // heartbeat is deleted then, so what it still holds is free to the pool at once.
         IClaimer? claimer = settings.Nats.KvClaimer
-            ? new NatsKvClaimer(side!, settings.Nats.Claimer with { WorkerId = engine.WorkerId }, source.OriginOf)
+            ? owned.Add(new NatsKvClaimer(side!, settings.Nats.Claimer with { WorkerId = engine.WorkerId }, source.OriginOf, logger))
             : null;
         // A stop ends pulling (the pipeline stops the source's fetching, ISupportsStopPulling):
         // what waits in the fetch buffer goes back to the pool now, then what has not started.
         var pipeline = new CommandPipeline<NatsHandle>(source, tools, sink, engine, claimer, logger: logger);
         await RunPipelineAsync(pipeline, () => false, stoppingToken).ConfigureAwait(false);
+        if (state.SourceExhausted && !stoppingToken.IsCancellationRequested)
+        {
+            // An idle end: say what the consumer still holds (a dead worker's messages awaiting
+            // their ack wait, another worker's), so a batch job is not told "all done" while work waits.
+            state.ConsumerLeft = await ConsumerLeftAsync(source, consumer).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<NatsConsumerState?> ConsumerLeftAsync(NatsCommandSource source, NatsConnection connection)
+    {
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            // This worker's last acks are not confirmed (fire-and-forget): a round trip puts them
+            // ahead of the question, and a second look follows an answer that still counts some.
+            await connection.PingAsync(bound.Token).ConfigureAwait(false);
+            var left = await source.ReadConsumerStateAsync(bound.Token).ConfigureAwait(false);
+            for (var look = 0; look < 2 && left.HoldsWork; look++)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(250), bound.Token).ConfigureAwait(false);
+                left = await source.ReadConsumerStateAsync(bound.Token).ConfigureAwait(false);
+            }
+
+            return left;
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            Log.ConsumerStateUnknown(_logger, ex.Message);
+            return null;
+        }
     }
 
     private async Task RunPipelineAsync<THandle>(CommandPipeline<THandle> pipeline, Func<bool> exhausted, CancellationToken stoppingToken)

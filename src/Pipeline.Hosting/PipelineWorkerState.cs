@@ -1,5 +1,6 @@
 using Pipeline.Engine;
 using Pipeline.Events;
+using Pipeline.Nats.Sources;
 
 namespace Pipeline.Hosting;
 
@@ -28,6 +29,12 @@ public sealed class PipelineWorkerState
 
     /// <summary>Whether the source ran out by itself (the file was read, the NATS source went idle).</summary>
     public bool SourceExhausted { get; private set; }
+
+    /// <summary>
+    /// After a NATS source's idle end: what its consumer still held as the worker ended (read from
+    /// the server); null for any other end, or when it could not be read.
+    /// </summary>
+    public NatsConsumerState? ConsumerLeft { get; internal set; }
 
     /// <summary>Stops at once: the hard deadline is now; what is still open is nacked.</summary>
     public void StopNow()

@@ -32,4 +32,28 @@ public sealed class RunSummaryTests
     [Fact]
     public async Task A_clean_run_succeeds() =>
         Assert.Equal("  result         all commands succeeded", await ResultLine(Make()));
+
+    [Fact]
+    public async Task An_idle_end_with_work_left_on_the_consumer_says_how_much_and_is_not_all_succeeded()
+    {
+        var summary = Make() with { Consumer = new ConsumerLeft("pool", AwaitingAck: 1104, Pending: 6, Redelivered: 0) };
+        using var output = new StringWriter();
+        await summary.WriteAsync(output, "nats://127.0.0.1:4222", null, verb: "worker");
+
+        Assert.True(summary.WorkLeft);
+        Assert.Contains("  consumer       pool: 1104 awaiting ack, 6 pending\n", output.ToString(), StringComparison.Ordinal);
+        Assert.Equal("  result         nothing failed here, but the consumer still holds 1110 (awaiting ack or pending): run a worker again, or use --exit-when-drained", await ResultLine(summary));
+    }
+
+    [Fact]
+    public async Task An_idle_end_with_nothing_left_on_the_consumer_succeeds_and_a_failure_still_wins_over_work_left()
+    {
+        var drained = Make() with { Consumer = new ConsumerLeft("pool", 0, 0, 0) };
+        Assert.False(drained.WorkLeft);
+        Assert.Equal("  result         all commands succeeded", await ResultLine(drained));
+
+        var failed = Make(failed: 1) with { Consumer = new ConsumerLeft("pool", 3, 0, 0) };
+        Assert.False(failed.WorkLeft);
+        Assert.Equal("  result         some commands failed", await ResultLine(failed));
+    }
 }

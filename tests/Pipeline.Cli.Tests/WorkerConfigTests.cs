@@ -115,4 +115,16 @@ public sealed class WorkerConfigTests : IDisposable
         Assert.Equal(2, exit);
         Assert.Contains($"--config '{broken}' cannot be read", error, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Exit_when_drained_without_exit_when_idle_or_shorter_than_it_is_a_usage_error()
+    {
+        var (exit, _, error) = await Run("worker", "--nats", "nats://127.0.0.1:1", "--exit-when-drained", "30");
+        Assert.Equal(2, exit);
+        Assert.Contains("--exit-when-drained needs --exit-when-idle", error, StringComparison.Ordinal);
+
+        (exit, _, error) = await Run("worker", "--nats", "nats://127.0.0.1:1", "--exit-when-idle", "10", "--exit-when-drained", "5");
+        Assert.Equal(2, exit);
+        Assert.Contains("at least as long", error, StringComparison.Ordinal);
+    }
 }

@@ -37,6 +37,7 @@ public sealed partial class NatsCommandSource :
     private readonly DeadlineTokens _deadlines;
     private readonly INatsConnection _connection;
     private readonly Fetcher _fetcher;
+    private readonly INatsJSContext _js;
     private readonly AckOpts _ackOptions;
     private readonly long _idleTicks;
 
@@ -46,6 +47,9 @@ public sealed partial class NatsCommandSource :
     private readonly Counter _nacked = new();
     private readonly Counter _terminated = new();
     private readonly Counter _renewals = new();
+    private long _open;
+    private long _checkedAt;
+    private int _waitingForOthers;
     private volatile bool _exhausted;
 
     /// <summary>Creates the source; nothing is fetched until the first <see cref="NextAsync"/> (or <see cref="InitializeAsync"/>).</summary>
@@ -72,6 +76,7 @@ public sealed partial class NatsCommandSource :
         _deadlines = new DeadlineTokens(_options.SettleTimeout, _time);
         _connection = connection;
         _fetcher = new Fetcher(connection, _options, _logger, _time, _deadlines);
+        _js = new NatsJSContext(connection);
         _ackOptions = _options.DoubleAck ? ConfirmedAck : PlainAck;
         _idleTicks = _options.IdleTimeout is { } idle ? (long)(idle.TotalSeconds * _time.TimestampFrequency) : 0;
         _origins = trackOrigins ? new ConcurrentDictionary<Command, ulong>(ReferenceEqualityComparer.Instance) : null;
@@ -100,6 +105,20 @@ public sealed partial class NatsCommandSource :
 
     /// <summary>Failed fetch cycles (each backed off, none fatal).</summary>
     public long FetchErrors => _fetcher.FetchErrors;
+
+    /// <summary>Deliveries this source holds: handed out and not yet settled, and fetched and not yet handed out.</summary>
+    public long Held => Interlocked.Read(ref _open) + _fetcher.Buffered;
+
+    /// <summary>
+    /// What the consumer holds now, by the server's count: messages delivered and awaiting an ack
+    /// (this source's own included, <see cref="Held"/>), and messages not yet delivered.
+    /// </summary>
+    public async ValueTask<NatsConsumerState> ReadConsumerStateAsync(CancellationToken cancellationToken)
+    {
+        var consumer = await _js.GetConsumerAsync(_options.Stream, _options.Consumer, cancellationToken).ConfigureAwait(false);
+        var info = consumer.Info;
+        return new NatsConsumerState(info.NumAckPending, info.NumPending, info.NumRedelivered);
+    }
 
     /// <summary>Binds to (or creates) the stream and consumer now: a missing stream with <see cref="NatsSourceOptions.CreateIfMissing"/> off fails here.</summary>
     public ValueTask InitializeAsync(CancellationToken cancellationToken) => _fetcher.BindAsync(cancellationToken);
@@ -222,10 +241,11 @@ public sealed partial class NatsCommandSource :
 
         while (!_exhausted)
         {
-            var since = _fetcher.LastActivity;
+            // Idle since the last arrival or take, or the last look at a consumer still holding work.
+            var since = Math.Max(_fetcher.LastActivity, Interlocked.Read(ref _checkedAt));
             var idleFor = since == 0 ? TimeSpan.Zero : _time.GetElapsedTime(since); // 0: not fetching yet
             var left = _options.IdleTimeout!.Value - idleFor;
-            if (left <= TimeSpan.Zero)
+            if (left <= TimeSpan.Zero && !await OthersHoldWorkAsync(cancellationToken).ConfigureAwait(false))
             {
                 if (!_exhausted)
                 {
@@ -239,7 +259,7 @@ public sealed partial class NatsCommandSource :
             }
 
             using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            wait.CancelAfter(left);
+            wait.CancelAfter(left > TimeSpan.Zero ? left : _options.IdleTimeout.Value);
             try
             {
                 return await _fetcher.TakeAsync(wait.Token).ConfigureAwait(false) is { } next ? Deliver(next) : null;
@@ -251,6 +271,54 @@ public sealed partial class NatsCommandSource :
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// Idle: whether to wait on (<see cref="NatsSourceOptions.DrainTimeout"/>) because the consumer
+    /// holds work this source does not, which comes back here after its ack wait. Looked at once an
+    /// idle timeout; a consumer that cannot be read counts as holding work. False past the drain
+    /// timeout (nothing arrived for that long), or without one.
+    /// </summary>
+    private async ValueTask<bool> OthersHoldWorkAsync(CancellationToken cancellationToken)
+    {
+        if (_options.DrainTimeout is not { } drain || _time.GetElapsedTime(_fetcher.LastActivity) >= drain)
+        {
+            if (Interlocked.Exchange(ref _waitingForOthers, 0) == 1)
+            {
+                Log.DrainGaveUp(_logger, _options.DrainTimeout);
+            }
+
+            return false;
+        }
+
+        long elsewhere;
+        string? unreadable = null;
+        try
+        {
+            using var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            bound.CancelAfter(_options.SettleTimeout);
+            var state = await ReadConsumerStateAsync(bound.Token).ConfigureAwait(false);
+            elsewhere = state.AwaitingAck + (long)Math.Min(state.Pending, long.MaxValue / 2) - Held;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            elsewhere = 1;
+            unreadable = ex.Message;
+        }
+
+        if (elsewhere <= 0)
+        {
+            Interlocked.Exchange(ref _waitingForOthers, 0);
+            return false;
+        }
+
+        Interlocked.Exchange(ref _checkedAt, _time.GetTimestamp());
+        if (Interlocked.Exchange(ref _waitingForOthers, 1) == 0)
+        {
+            Log.WaitingForConsumer(_logger, unreadable is null ? $"{elsewhere} messages awaiting an ack elsewhere or pending" : $"its state could not be read ({unreadable})", drain);
+        }
+
+        return true;
     }
 
     private Pulled<NatsHandle> Deliver(Fetched fetched)
@@ -281,6 +349,7 @@ public sealed partial class NatsCommandSource :
             _origins[command] = sequence;
         }
 
+        Interlocked.Increment(ref _open);
         return new Pulled<NatsHandle>(outcome, new NatsHandle(message, sequence, delivered, _origins is null ? null : outcome.Command))
         {
             Parent = TraceParentOf(delivery),
@@ -289,6 +358,8 @@ public sealed partial class NatsCommandSource :
 
     private void Forget(in NatsHandle handle)
     {
+        // Every handle is settled exactly once (the pipeline's guarantee): the count of those held.
+        Interlocked.Decrement(ref _open);
         if (_origins is not null && handle.Command is { } command)
         {
             _origins.TryRemove(command, out _);

@@ -78,6 +78,17 @@ public sealed record NatsSourceOptions
     /// </summary>
     public TimeSpan? IdleTimeout { get; init; }
 
+    /// <summary>
+    /// With <see cref="IdleTimeout"/>: once idle, while the consumer still holds messages this
+    /// source does not (awaiting an ack elsewhere, e.g. a killed worker's until their ack wait
+    /// ends, or naked with a delay) or has messages pending, keep fetching (they come back here)
+    /// until it holds none, or until nothing has arrived for this long; it is asked again every
+    /// <see cref="IdleTimeout"/>. For a batch job that must finish the work a dead worker left:
+    /// give it more than <see cref="AckWait"/>. Default null: end at the first idle timeout,
+    /// whatever the consumer holds.
+    /// </summary>
+    public TimeSpan? DrainTimeout { get; init; }
+
     /// <summary>Backoff of the fetch loop after a failure (a restart, a missing stream): 250 ms doubling to 10 s, forever.</summary>
     public Backoff ReconnectBackoff { get; init; } = new() { Base = TimeSpan.FromMilliseconds(250), Max = TimeSpan.FromSeconds(10) };
 
@@ -146,6 +157,11 @@ public sealed record NatsSourceOptions
         if (IdleTimeout is { } idle && idle <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(IdleTimeout), idle, "IdleTimeout must be positive (or null: never).");
+        }
+
+        if (DrainTimeout is { } drain && (IdleTimeout is not { } idleFirst || drain < idleFirst))
+        {
+            throw new ArgumentOutOfRangeException(nameof(DrainTimeout), drain, "DrainTimeout needs IdleTimeout, and must be at least as long (or null: end at the first idle timeout).");
         }
 
         if (ReconnectBackoff is null || ReconnectBackoff.Base <= TimeSpan.Zero || ReconnectBackoff.Max < ReconnectBackoff.Base)

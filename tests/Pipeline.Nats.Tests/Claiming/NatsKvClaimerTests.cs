@@ -112,18 +112,21 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelp
     }
 
     [Fact]
-    public async Task A_redelivery_of_the_same_stream_message_claims_again_but_another_publish_does_not()
+    public async Task A_redelivery_of_the_same_stream_message_claims_again_and_another_publish_waits_until_the_first_has_ended()
     {
         var bucket = NatsServerFixture.UniqueName("claims");
         var command = Harness.Make("same");
         ulong? origin = 41;
-        var claimer = new NatsKvClaimer(_connection, new NatsKvClaimerOptions { Bucket = bucket }, _ => origin);
+        await using var claimer = new NatsKvClaimer(_connection, new NatsKvClaimerOptions { Bucket = bucket }, _ => origin);
 
         Assert.Equal(Commands.ClaimOutcomeKind.Claimed, (await claimer.ClaimAsync(Commands.ClaimOutcome.Claimed(command), CancellationToken.None)).Kind);
         Assert.Equal(Commands.ClaimOutcomeKind.Claimed, (await claimer.ClaimAsync(Commands.ClaimOutcome.Claimed(command), CancellationToken.None)).Kind);
         origin = 42;
-        Assert.Equal(Commands.ClaimOutcomeKind.AlreadyClaimed, (await claimer.ClaimAsync(Commands.ClaimOutcome.Claimed(command), CancellationToken.None)).Kind);
+        Assert.Equal(Commands.ClaimOutcomeKind.RetryLater, (await claimer.ClaimAsync(Commands.ClaimOutcome.Claimed(command), CancellationToken.None)).Kind);
         origin = null;
+        Assert.Equal(Commands.ClaimOutcomeKind.RetryLater, (await claimer.ClaimAsync(Commands.ClaimOutcome.Claimed(command), CancellationToken.None)).Kind);
+        await claimer.RecordOutcomeAsync(Commands.ClaimOutcome.Claimed(command), succeeded: true, CancellationToken.None);
+        origin = 42;
         Assert.Equal(Commands.ClaimOutcomeKind.AlreadyClaimed, (await claimer.ClaimAsync(Commands.ClaimOutcome.Claimed(command), CancellationToken.None)).Kind);
     }
 

@@ -27,11 +27,13 @@ public sealed class Review8ClaimerTests(NatsServerFixture server) : IAsyncLifeti
     public async Task Every_command_id_is_claimed_once_then_already_claimed(string commandId)
     {
         await using var connection = server.Connect("claims");
-        var claimer = new NatsKvClaimer(connection, new NatsKvClaimerOptions { Bucket = NatsServerFixture.UniqueName("claims"), WorkerId = "w" });
+        await using var claimer = new NatsKvClaimer(connection, new NatsKvClaimerOptions { Bucket = NatsServerFixture.UniqueName("claims"), WorkerId = "w" });
         var command = Harness.Make(commandId);
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
 
         var first = await claimer.ClaimAsync(ClaimOutcome.Claimed(command), bound.Token);
+        // Completed: the record is written under the same key, and a second publish finds it.
+        await claimer.RecordOutcomeAsync(first, succeeded: true, bound.Token);
         var second = await claimer.ClaimAsync(ClaimOutcome.Claimed(command), bound.Token);
 
         Assert.Equal(ClaimOutcomeKind.Claimed, first.Kind);
@@ -47,11 +49,13 @@ public sealed class Review8ClaimerTests(NatsServerFixture server) : IAsyncLifeti
     public async Task A_command_id_longer_than_the_servers_control_line_is_claimed()
     {
         await using var connection = server.Connect("claims");
-        var claimer = new NatsKvClaimer(connection, new NatsKvClaimerOptions { Bucket = NatsServerFixture.UniqueName("claims"), WorkerId = "w" });
+        await using var claimer = new NatsKvClaimer(connection, new NatsKvClaimerOptions { Bucket = NatsServerFixture.UniqueName("claims"), WorkerId = "w" });
         var command = Harness.Make(new string('a', 5000));
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
 
         var first = await claimer.ClaimAsync(ClaimOutcome.Claimed(command), bound.Token);
+        // Completed: the record is written under the same key, and a second publish finds it.
+        await claimer.RecordOutcomeAsync(first, succeeded: true, bound.Token);
         var second = await claimer.ClaimAsync(ClaimOutcome.Claimed(command), bound.Token);
 
         Assert.Equal(ClaimOutcomeKind.Claimed, first.Kind);

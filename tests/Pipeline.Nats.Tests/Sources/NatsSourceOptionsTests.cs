@@ -32,6 +32,8 @@ public sealed class NatsSourceOptionsTests
         { new NatsSourceOptions { KeepAliveInterval = TimeSpan.Zero }, "KeepAliveInterval" },
         { new NatsSourceOptions { SettleTimeout = TimeSpan.Zero }, "SettleTimeout" },
         { new NatsSourceOptions { IdleTimeout = TimeSpan.Zero }, "IdleTimeout" },
+        { new NatsSourceOptions { DrainTimeout = TimeSpan.FromSeconds(30) }, "DrainTimeout" }, // without an idle timeout
+        { new NatsSourceOptions { IdleTimeout = TimeSpan.FromSeconds(5), DrainTimeout = TimeSpan.FromSeconds(4) }, "DrainTimeout" },
     };
 
     [Theory]

@@ -1,0 +1,287 @@
+using System.Text;
+using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.KeyValueStore;
+using Pipeline.Commands;
+using Pipeline.Nats.Claiming;
+using Pipeline.Nats.Tests.Support;
+
+namespace Pipeline.Nats.Tests.Claiming;
+
+/// <summary>
+/// The KV claimer's record of each claim, state by state, against the real server: what a
+/// delivery finds (nothing, completed, failed, released, claimed by a live worker, by a gone one,
+/// by itself) decides whether it runs, is skipped, or comes back later.
+/// </summary>
+[Collection(NatsCollection.Name)]
+public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLifetime
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
+    private readonly string _bucket = NatsServerFixture.UniqueName("claims");
+    private readonly List<IAsyncDisposable> _owned = [];
+    private NatsConnection _admin = null!;
+
+    public async Task InitializeAsync()
+    {
+        await server.StartAsync();
+        _admin = server.Connect("admin");
+    }
+
+    public async Task DisposeAsync()
+    {
+        await server.StartAsync(); // a test that killed it leaves it running for the next
+        for (var i = _owned.Count - 1; i >= 0; i--)
+        {
+            await _owned[i].DisposeAsync();
+        }
+
+        await _admin.DisposeAsync();
+    }
+
+    /// <summary>A claimer of its own (its own connection, so it can be killed alone), claiming every command as delivered with <paramref name="sequence"/>.</summary>
+    private (NatsKvClaimer Claimer, NatsConnection Connection) Worker(string id, Func<ulong?> sequence, NatsKvClaimerOptions? options = null, NatsOpts? connection = null)
+    {
+        var nats = new NatsConnection(connection ?? server.Options(id));
+        var claimer = new NatsKvClaimer(nats, (options ?? new NatsKvClaimerOptions()) with { Bucket = _bucket, WorkerId = id }, _ => sequence());
+        _owned.Add(nats);
+        _owned.Add(claimer);
+        return (claimer, nats);
+    }
+
+    private async Task<ClaimRecord?> RecordAsync(Command command)
+    {
+        var store = await new NatsKVContext(new NatsJSContext(_admin)).GetStoreAsync(_bucket);
+        var entry = await store.TryGetEntryAsync<byte[]>(NatsKvClaimer.KeyFor(command.CommandId));
+        return entry.Success ? ClaimRecord.Parse(entry.Value.Value) : null;
+    }
+
+    private async Task<bool> HeartbeatExistsAsync(NatsKvClaimer claimer)
+    {
+        var store = await new NatsKVContext(new NatsJSContext(_admin)).GetStoreAsync(claimer.Options.WorkersBucket);
+        return (await store.TryGetEntryAsync<byte[]>(claimer.Instance)).Success;
+    }
+
+    private static async Task<ClaimOutcomeKind> ClaimAsync(NatsKvClaimer claimer, Command command)
+    {
+        using var bound = new CancellationTokenSource(Bound);
+        return (await claimer.ClaimAsync(ClaimOutcome.Claimed(command), bound.Token)).Kind;
+    }
+
+    [Fact]
+    public async Task A_new_command_is_claimed_and_its_record_names_the_worker_and_the_stream_sequence()
+    {
+        var (a, _) = Worker("a", () => 41);
+        var command = Harness.Make("new-1");
+
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
+
+        var record = await RecordAsync(command);
+        Assert.Equal(new ClaimRecord(ClaimState.Claimed, "a", a.Instance, 41), record);
+        Assert.True(await HeartbeatExistsAsync(a), "a claimer beats before its first claim");
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_redelivery_of_a_command_that_ran_to_its_end_is_already_claimed_by_any_worker(bool succeeded)
+    {
+        ulong? sequence = 7;
+        var (a, _) = Worker("a", () => sequence);
+        var (b, _) = Worker("b", () => sequence);
+        var command = Harness.Make("ended-1");
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
+
+        await a.RecordOutcomeAsync(ClaimOutcome.Claimed(command), succeeded, CancellationToken.None);
+
+        Assert.Equal(succeeded ? ClaimState.Completed : ClaimState.Failed, (await RecordAsync(command))!.State);
+        // The ack was lost: the same stream message comes back, to the pool or to the same worker.
+        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(b, Harness.Make("ended-1")));
+        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(a, Harness.Make("ended-1")));
+        sequence = 8; // and a second publish of it
+        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(b, Harness.Make("ended-1")));
+    }
+
+    [Fact]
+    public async Task A_claim_held_by_a_live_worker_is_retry_later_for_another_and_left_as_it_is()
+    {
+        var (a, _) = Worker("a", () => 3);
+        var (b, _) = Worker("b", () => 3);
+        var command = Harness.Make("live-1");
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
+        var before = await RecordAsync(command);
+
+        using var bound = new CancellationTokenSource(Bound);
+        var outcome = await b.ClaimAsync(ClaimOutcome.Claimed(Harness.Make("live-1")), bound.Token);
+
+        Assert.Equal(ClaimOutcomeKind.RetryLater, outcome.Kind);
+        Assert.Contains("claimed by worker a", outcome.Reason, StringComparison.Ordinal);
+        Assert.Equal(before, await RecordAsync(command));
+    }
+
+    [Fact]
+    public async Task A_released_claim_is_claimed_by_the_next_delivery()
+    {
+        var (a, _) = Worker("a", () => 9);
+        var (b, _) = Worker("b", () => 9);
+        var command = Harness.Make("released-1");
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
+
+        await a.ReleaseAsync(ClaimOutcome.Claimed(command), CancellationToken.None);
+
+        Assert.Null(await RecordAsync(command));
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, Harness.Make("released-1")));
+        Assert.Equal("b", (await RecordAsync(command))!.Worker);
+    }
+
+    /// <summary>
+    /// A worker killed mid-run: its heartbeat expires after the worker timeout, and its claims are
+    /// taken over. Two workers after the same twenty claims at once: each is taken by exactly one
+    /// (the compare-and-set on the record's revision), the other is told to retry later.
+    /// </summary>
+    [Fact]
+    public async Task A_claim_of_a_killed_worker_is_taken_over_by_exactly_one_of_two_concurrent_claimers()
+    {
+        var fast = new NatsKvClaimerOptions { HeartbeatInterval = TimeSpan.FromMilliseconds(250), WorkerTimeout = TimeSpan.FromSeconds(1) };
+        var (a, aConnection) = Worker("a", () => 11, fast);
+        var (b, _) = Worker("b", () => 11, fast);
+        var (c, _) = Worker("c", () => 11, fast);
+        var ids = Enumerable.Range(0, 20).Select(i => $"gone-{i}").ToList();
+        foreach (var id in ids)
+        {
+            Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, Harness.Make(id)));
+        }
+
+        // Bound both others first, so each has its own heartbeat before the race.
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, Harness.Make("warm-b")));
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(c, Harness.Make("warm-c")));
+        Assert.Equal(ClaimOutcomeKind.RetryLater, await ClaimAsync(b, Harness.Make(ids[0]))); // a is alive yet
+
+        await aConnection.DisposeAsync(); // killed: no more heartbeats, no goodbye
+        await Harness.EventuallyAsync(async () => !await HeartbeatExistsAsync(a), Bound, "a's heartbeat expired");
+
+        var raced = await Task.WhenAll(ids.Select(async id =>
+        {
+            var both = await Task.WhenAll(ClaimAsync(b, Harness.Make(id)), ClaimAsync(c, Harness.Make(id)));
+            return (Id: id, B: both[0], C: both[1]);
+        }));
+
+        foreach (var (id, byB, byC) in raced)
+        {
+            Assert.True(
+                (byB, byC) is (ClaimOutcomeKind.Claimed, ClaimOutcomeKind.RetryLater) or (ClaimOutcomeKind.RetryLater, ClaimOutcomeKind.Claimed),
+                $"{id}: b {byB}, c {byC}");
+            var record = await RecordAsync(Harness.Make(id));
+            Assert.Equal(byB == ClaimOutcomeKind.Claimed ? b.Instance : c.Instance, record!.Instance);
+        }
+    }
+
+    [Fact]
+    public async Task A_clean_stop_deletes_the_heartbeat_so_its_unreleased_claims_are_taken_over_at_once()
+    {
+        var (a, _) = Worker("a", () => 12);
+        var (b, _) = Worker("b", () => 12);
+        var command = Harness.Make("stopped-1");
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
+        Assert.Equal(ClaimOutcomeKind.RetryLater, await ClaimAsync(b, Harness.Make("stopped-1")));
+
+        await a.DisposeAsync();
+
+        Assert.False(await HeartbeatExistsAsync(a));
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, Harness.Make("stopped-1")));
+    }
+
+    /// <summary>
+    /// A redelivery of the same stream message that raced the first claim (the engine did not yet
+    /// hold it back as running here) shares the claim: the first delivery to end writes the
+    /// outcome, and a release by one of two holders leaves the claim to the other. A second
+    /// publish while the claim is held here comes back later, and once it has ended is skipped.
+    /// </summary>
+    [Fact]
+    public async Task A_redelivery_of_the_same_message_shares_the_claim_held_here_and_another_publish_is_retried_later()
+    {
+        ulong? sequence = 20;
+        var (a, _) = Worker("a", () => sequence);
+        var first = Harness.Make("own-1");
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, first));
+        var claimed = await RecordAsync(first);
+
+        var redelivered = Harness.Make("own-1");
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, redelivered));
+        sequence = 21;
+        Assert.Equal(ClaimOutcomeKind.RetryLater, await ClaimAsync(a, Harness.Make("own-1")));
+
+        await a.ReleaseAsync(ClaimOutcome.Claimed(redelivered), CancellationToken.None);
+        Assert.Equal(claimed, await RecordAsync(first)); // the first still holds it
+        await a.RecordOutcomeAsync(ClaimOutcome.Claimed(first), succeeded: true, CancellationToken.None);
+        Assert.Equal(new ClaimRecord(ClaimState.Completed, "a", a.Instance, 20), await RecordAsync(first));
+        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(a, Harness.Make("own-1")));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_release_or_an_outcome_from_a_worker_whose_claim_was_taken_over_leaves_the_new_claim(bool release)
+    {
+        // A long interval: the test takes a's heartbeat away by hand, and a must not put it back meanwhile.
+        var slow = new NatsKvClaimerOptions { HeartbeatInterval = TimeSpan.FromSeconds(30), WorkerTimeout = TimeSpan.FromMinutes(1) };
+        var (a, _) = Worker("a", () => 30, slow);
+        var (b, _) = Worker("b", () => 30, slow);
+        var command = Harness.Make("taken-1");
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
+        var workers = await new NatsKVContext(new NatsJSContext(_admin)).GetStoreAsync(a.Options.WorkersBucket);
+        await workers.DeleteAsync(a.Instance); // a looks gone (a long pause, a partition)
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, Harness.Make("taken-1")));
+        var taken = await RecordAsync(command);
+
+        if (release)
+        {
+            await a.ReleaseAsync(ClaimOutcome.Claimed(command), CancellationToken.None);
+        }
+        else
+        {
+            await a.RecordOutcomeAsync(ClaimOutcome.Claimed(command), succeeded: true, CancellationToken.None);
+        }
+
+        Assert.Equal(taken, await RecordAsync(command));
+        Assert.Equal(b.Instance, taken!.Instance);
+    }
+
+    /// <summary>
+    /// The outcome is written as the server stops answering (paused, then killed -9 and
+    /// restarted): the write sent to the paused server gets no reply within the client's request
+    /// timeout (1 s here), and is retried until it lands on the restarted one, so the record says
+    /// completed and the redelivery of a lost ack is skipped.
+    /// </summary>
+    [Fact]
+    public async Task An_outcome_written_as_the_server_dies_is_retried_until_it_lands_on_the_restarted_one()
+    {
+        var (a, _) = Worker("a", () => 50, connection: server.Options("a") with { RequestTimeout = TimeSpan.FromSeconds(1) });
+        var command = Harness.Make("restart-1");
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
+
+        await server.PauseAsync();
+        var outcome = a.RecordOutcomeAsync(ClaimOutcome.Claimed(command), succeeded: true, CancellationToken.None).AsTask();
+        await Task.Delay(TimeSpan.FromSeconds(2.5)); // the fault itself: longer than one request's timeout
+        Assert.False(outcome.IsCompleted, $"the write gave up while the server was away: {outcome.Exception?.InnerException?.Message}");
+        await server.KillAsync();
+        await server.StartAsync();
+        await outcome.WaitAsync(Bound);
+
+        Assert.Equal(ClaimState.Completed, (await RecordAsync(command))!.State);
+    }
+
+    [Fact]
+    public async Task A_record_of_the_earlier_format_keeps_its_old_rule()
+    {
+        ulong? sequence = 41;
+        var (a, _) = Worker("a", () => sequence);
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, Harness.Make("bind-first")));
+        var store = await new NatsKVContext(new NatsJSContext(_admin)).GetStoreAsync(_bucket);
+        await store.PutAsync("legacy-1", Encoding.UTF8.GetBytes("41/old-worker"));
+
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, Harness.Make("legacy-1"))); // its own stream message again
+        await store.PutAsync("legacy-2", Encoding.UTF8.GetBytes("41/old-worker"));
+        sequence = 42;
+        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(a, Harness.Make("legacy-2"))); // a second publish
+    }
+}
