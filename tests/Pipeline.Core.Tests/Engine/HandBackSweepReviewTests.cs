@@ -1,0 +1,145 @@
+using Pipeline.Claiming;
+using Pipeline.Commands;
+using Pipeline.Dispatch;
+using Pipeline.Engine;
+using Pipeline.Sources;
+using Pipeline.Tests.Support;
+
+namespace Pipeline.Tests.Engine;
+
+/// <summary>
+/// Review of the stop's hand-back (PipelineRuntime.HandBackQueuedAsync, started by
+/// CommandPipeline.RequestStop as a detached task): nothing in the drain or in RunAsync waits for
+/// what the sweep has taken, so the blocks can complete and RunAsync return while a swept
+/// delivery's claim release or nack is still in progress.
+/// </summary>
+public sealed class HandBackSweepReviewTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
+
+    /// <summary>
+    /// The sweep takes two commands from the Dispatch queue and nacks them; the source answers the
+    /// nacks a moment later (a network round trip). The one running tool then ends, the blocks
+    /// drain (the Dispatch block finds its two queue entries taken) and RunAsync returns without
+    /// waiting for the nacks: AbandonPending counts them as settle errors (the worker exits 1) and
+    /// the caller disposes the source under them, though no deadline passed and the settle
+    /// budget is 30 s. The gate opens when RunAsync returns (or after 5 s, for a fixed engine
+    /// that waits for its hand-backs).
+    /// </summary>
+    [Fact]
+    public async Task RunAsync_does_not_return_while_a_swept_hand_back_nack_is_still_in_progress()
+    {
+        var gated = new GatedTool("gated");
+        var inner = InMemoryCommandSource.From(Enumerable.Range(0, 3).Select(i => TestCommands.Make($"c{i}", "gated")));
+        var source = new SlowNackSource(inner);
+        var options = PipelineHarness.FastOptions() with
+        {
+            PullParallelism = 1,
+            Dispatch = new BlockOptions { Parallelism = 1 },
+            SettleTimeout = TimeSpan.FromSeconds(30),
+            ShutdownTimeout = TimeSpan.FromMinutes(5),
+        };
+        var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(gated), new CollectingSink(), options);
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(stop.Token);
+        _ = run.ContinueWith(_ => source.OpenNacks(), TaskScheduler.Default);
+        _ = Task.Delay(TimeSpan.FromSeconds(5)).ContinueWith(_ => source.OpenNacks(), TaskScheduler.Default);
+
+        await Eventually.WaitFor(() => gated.Started == 1 && pipeline.Stats.Blocks.Dispatch.Queued == 2, Bound, "c0 running, c1 and c2 waiting for its slot");
+        await stop.CancelAsync();
+        await Eventually.WaitFor(() => source.NacksBegun == 2, Bound, "the sweep's two hand-back nacks begun");
+        gated.Release();
+        await Eventually.Returns(run, TimeSpan.FromSeconds(30), "the stopped run");
+
+        Assert.Equal(2, pipeline.Stats.HandedBack);
+        Assert.Equal(0, pipeline.Stats.SettleErrors); // fails: 2, the nacks abandoned by a run that did not wait for them
+        Assert.Equal(2, pipeline.Stats.Nacked);
+        Assert.Equal(1, pipeline.Stats.Acked);
+    }
+
+    /// <summary>
+    /// As above with a claim that is released before the nack (IClaimRecorder, as the KV claimer
+    /// or a control plane's): the sweep takes c1 from the Dispatch queue and calls ReleaseAsync,
+    /// which takes a moment. The drain ends meanwhile, and RunAsync's end-of-run sweep finds c1
+    /// still open and nacks it as "a block faulted" (a deadline settle, though nothing faulted and
+    /// no deadline passed), before its claim was released: a second worker that gets the
+    /// redelivery meanwhile is answered "already claimed", acks and skips it, and the command is
+    /// lost once the release lands.
+    /// </summary>
+    [Fact]
+    public async Task A_swept_command_whose_claim_release_takes_a_moment_is_not_nacked_before_the_release()
+    {
+        var gated = new GatedTool("gated");
+        var source = InMemoryCommandSource.From(Enumerable.Range(0, 2).Select(i => TestCommands.Make($"c{i}", "gated")));
+        var claimer = new SlowReleaseClaimer(source);
+        var options = PipelineHarness.FastOptions() with
+        {
+            PullParallelism = 1,
+            Dispatch = new BlockOptions { Parallelism = 1 },
+            SettleTimeout = TimeSpan.FromSeconds(30),
+            ShutdownTimeout = TimeSpan.FromMinutes(5),
+        };
+        var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(gated), new CollectingSink(), options, claimer);
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(stop.Token);
+        _ = run.ContinueWith(_ => claimer.OpenReleases(), TaskScheduler.Default);
+        _ = Task.Delay(TimeSpan.FromSeconds(5)).ContinueWith(_ => claimer.OpenReleases(), TaskScheduler.Default);
+
+        await Eventually.WaitFor(() => gated.Started == 1 && pipeline.Stats.Blocks.Dispatch.Queued == 1, Bound, "c0 running, c1 waiting for its slot");
+        await stop.CancelAsync();
+        await Eventually.WaitFor(() => claimer.ReleasesBegun == 1, Bound, "the sweep releasing c1's claim");
+        gated.Release();
+        await Eventually.Returns(run, TimeSpan.FromSeconds(30), "the stopped run");
+        await Eventually.WaitFor(() => claimer.NackedWhenReleased.Count == 1, Bound, "c1's release ended");
+
+        Assert.Equal(0, pipeline.Stats.DeadlineSettles); // fails: 1, nacked as "a block faulted"
+        Assert.Equal(1, pipeline.Stats.HandedBack);
+        Assert.Equal(0, claimer.NackedWhenReleased.Single()); // the nack must follow the release
+    }
+
+    /// <summary>A source whose nacks are answered only when the test opens the gate (a network round trip that takes a moment).</summary>
+    private sealed class SlowNackSource(InMemoryCommandSource inner) : ICommandSource<DeliveryHandle>
+    {
+        private readonly TaskCompletionSource _open = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _nacksBegun;
+
+        public int NacksBegun => Volatile.Read(ref _nacksBegun);
+
+        public void OpenNacks() => _open.TrySetResult();
+
+        public ValueTask<Pulled<DeliveryHandle>?> NextAsync(CancellationToken cancellationToken) => inner.NextAsync(cancellationToken);
+
+        public ValueTask AckAsync(DeliveryHandle handle, CancellationToken cancellationToken) => inner.AckAsync(handle, cancellationToken);
+
+        public async ValueTask NackAsync(DeliveryHandle handle, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _nacksBegun);
+            await _open.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            await inner.NackAsync(handle, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A claimer that can release its claims, slowly (a KV write); records how many nacks the source had taken as each release ended.</summary>
+    private sealed class SlowReleaseClaimer(InMemoryCommandSource source) : IClaimer, IClaimRecorder
+    {
+        private readonly TaskCompletionSource _open = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _releasesBegun;
+
+        public int ReleasesBegun => Volatile.Read(ref _releasesBegun);
+
+        public System.Collections.Concurrent.ConcurrentQueue<long> NackedWhenReleased { get; } = new();
+
+        public void OpenReleases() => _open.TrySetResult();
+
+        public ValueTask<ClaimOutcome> ClaimAsync(ClaimOutcome pulled, CancellationToken cancellationToken) => new(pulled);
+
+        public async ValueTask ReleaseAsync(ClaimOutcome claimed, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _releasesBegun);
+            await _open.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            NackedWhenReleased.Enqueue(source.Nacked);
+        }
+
+        public ValueTask RecordOutcomeAsync(ClaimOutcome claimed, bool succeeded, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    }
+}
