@@ -1,0 +1,96 @@
+using System.Text.Json;
+using NATS.Client.Core;
+using Pipeline.Commands;
+using Pipeline.Dispatch;
+using Pipeline.Engine;
+using Pipeline.Nats.Claiming;
+using Pipeline.Nats.Sources;
+using Pipeline.Nats.Tests.Support;
+
+namespace Pipeline.Nats.Tests.Claiming;
+
+/// <summary>
+/// Review of the stop's hand-back with the KV claimer (<c>--kv-claimer</c>), the one claimer the
+/// product ships. It is not an IClaimRecorder, so the engine marks every command it claimed as
+/// "claimed elsewhere" (PipelineRuntime.CanHandBack) and hands none of them back: the stop keeps
+/// all the queued work until it has run, the fault issue 14 item 3 set out to fix. Yet for this
+/// claimer a nack alone is a release: the redelivery of the same stream message (to any worker)
+/// finds its own claim by stream sequence and claims again (NatsKvClaimer.SameOrigin).
+/// </summary>
+[Collection(NatsCollection.Name)]
+public sealed class KvClaimerStopReviewTests(NatsServerFixture server) : IAsyncLifetime
+{
+    private readonly string _stream = NatsServerFixture.UniqueName("kvstop");
+    private NatsConnection _connection = null!;
+
+    public async Task InitializeAsync()
+    {
+        await server.StartAsync();
+        _connection = server.Connect("kvstop");
+        await Harness.CreateStreamAsync(_connection, _stream, $"{_stream}.>");
+    }
+
+    public async Task DisposeAsync() => await _connection.DisposeAsync();
+
+    [Fact]
+    public async Task With_the_kv_claimer_a_stop_hands_back_the_claimed_commands_that_have_not_started()
+    {
+        await Harness.PublishAsync(_connection, $"{_stream}.c", Enumerable.Range(0, 20).Select(i => Harness.Make($"kvstop-{i}", tool: "held")));
+        await using var consumer = server.Connect("kvstop-worker");
+        await using var claims = server.Connect("kvstop-claims");
+        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = _stream, Consumer = "pool", FetchExpires = TimeSpan.FromSeconds(1), FetchBatch = 32 }, trackOrigins: true);
+        await source.InitializeAsync(CancellationToken.None);
+        var claimer = new NatsKvClaimer(claims, new NatsKvClaimerOptions { Bucket = NatsServerFixture.UniqueName("kvstopclaims"), WorkerId = "w1" }, source.OriginOf);
+        var tool = new HeldTool();
+        var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [tool]), new CountingSink(), new PipelineOptions
+        {
+            Dispatch = new BlockOptions { Parallelism = 2 },
+            ShutdownTimeout = TimeSpan.FromSeconds(60),
+        }, claimer);
+        var run = pipeline.RunAsync(CancellationToken.None);
+        try
+        {
+            await Harness.EventuallyAsync(
+                () => Task.FromResult(tool.Started == 2 && pipeline.Stats.Pulled == 20 && pipeline.Stats.Blocks.Dispatch.Queued == 18),
+                TimeSpan.FromSeconds(20),
+                "two running, eighteen claimed and waiting for a slot",
+                () => $"started {tool.Started}, pulled {pipeline.Stats.Pulled}, dispatch queued {pipeline.Stats.Blocks.Dispatch.Queued}");
+
+            pipeline.RequestStop();
+            // The source's stop reads its last pull request to its end (FetchExpires 1 s, + 1 s at most): 10 s is ample.
+            var bound = DateTime.UtcNow.AddSeconds(10);
+            while (pipeline.Stats.HandedBack < 18 && DateTime.UtcNow < bound)
+            {
+                await Task.Delay(20);
+            }
+        }
+        finally
+        {
+            tool.Open();
+            await run.WaitAsync(TimeSpan.FromSeconds(60));
+        }
+
+        Assert.Equal(18, pipeline.Stats.HandedBack); // fails: 0, every claimed command was kept
+        Assert.Equal(2, tool.Started); // fails: 20, the stop ran all the queued work itself
+    }
+
+    /// <summary>Holds every run until <see cref="Open"/> (or its token); counts the runs begun.</summary>
+    private sealed class HeldTool : ITool
+    {
+        private readonly TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _started;
+
+        public string Kind => "held";
+
+        public int Started => Volatile.Read(ref _started);
+
+        public void Open() => _gate.TrySetResult();
+
+        public async ValueTask<ToolResult> InvokeAsync(Command command, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _started);
+            await _gate.Task.WaitAsync(cancellationToken);
+            return ToolResult.Success();
+        }
+    }
+}
