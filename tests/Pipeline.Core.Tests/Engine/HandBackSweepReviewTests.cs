@@ -97,6 +97,42 @@ public sealed class HandBackSweepReviewTests
         Assert.Equal(0, claimer.NackedWhenReleased.Single()); // the nack must follow the release
     }
 
+    /// <summary>
+    /// A claim that is ownership elsewhere "must not be handed back without being released, or
+    /// the command is lost" (issue 14). When the release fails (the claim store is away), the
+    /// hand-back nacks the command anyway (HandBackAsync: ReleaseClaimAsync logs and counts the
+    /// failure, then the nack goes ahead): the claim stays held, the redelivery is answered
+    /// "already claimed" wherever it lands, and the command never runs. Kept and run within the
+    /// shutdown timeout instead, it would run once.
+    /// </summary>
+    [Fact]
+    public async Task A_command_whose_claim_release_fails_at_a_stop_is_kept_and_run_not_nacked_claimed()
+    {
+        var gated = new GatedTool("gated");
+        var source = InMemoryCommandSource.From(Enumerable.Range(0, 3).Select(i => TestCommands.Make($"c{i}", "gated")));
+        var claimer = new FailingReleaseClaimer();
+        var options = PipelineHarness.FastOptions() with
+        {
+            PullParallelism = 1,
+            Dispatch = new BlockOptions { Parallelism = 1 },
+            ShutdownTimeout = TimeSpan.FromMinutes(5),
+        };
+        var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(gated), new CollectingSink(), options, claimer);
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(stop.Token);
+
+        await Eventually.WaitFor(() => gated.Started == 1 && pipeline.Stats.Blocks.Dispatch.Queued == 2, Bound, "c0 running, c1 and c2 waiting for its slot");
+        await stop.CancelAsync();
+        // Either handed back (nacked) or kept: wait until the sweep has decided both (or 3 s).
+        var fallback = Task.Delay(TimeSpan.FromSeconds(3));
+        await Eventually.WaitFor(() => claimer.ReleasesTried == 2 || fallback.IsCompleted, Bound, "the sweep done");
+        gated.Release();
+        await Eventually.Returns(run, TimeSpan.FromSeconds(30), "the stopped run");
+
+        Assert.Equal(0, source.Nacked); // fails: 2, nacked with their claims still held: lost
+        Assert.Equal(3, gated.Started);
+    }
+
     /// <summary>A source whose nacks are answered only when the test opens the gate (a network round trip that takes a moment).</summary>
     private sealed class SlowNackSource(InMemoryCommandSource inner) : ICommandSource<DeliveryHandle>
     {
@@ -138,6 +174,24 @@ public sealed class HandBackSweepReviewTests
             Interlocked.Increment(ref _releasesBegun);
             await _open.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
             NackedWhenReleased.Enqueue(source.Nacked);
+        }
+
+        public ValueTask RecordOutcomeAsync(ClaimOutcome claimed, bool succeeded, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    }
+
+    /// <summary>A claimer whose release fails (the claim store is away).</summary>
+    private sealed class FailingReleaseClaimer : IClaimer, IClaimRecorder
+    {
+        private int _releasesTried;
+
+        public int ReleasesTried => Volatile.Read(ref _releasesTried);
+
+        public ValueTask<ClaimOutcome> ClaimAsync(ClaimOutcome pulled, CancellationToken cancellationToken) => new(pulled);
+
+        public ValueTask ReleaseAsync(ClaimOutcome claimed, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _releasesTried);
+            return ValueTask.FromException(new IOException("the claim store is away"));
         }
 
         public ValueTask RecordOutcomeAsync(ClaimOutcome claimed, bool succeeded, CancellationToken cancellationToken) => ValueTask.CompletedTask;
