@@ -176,7 +176,7 @@ public sealed class CommandPipeline<THandle>
 
             // What waits in a queue and has not started goes back at once (once the source has
             // stopped fetching ahead, so it is not fetched here again); running tools drain.
-            _ = Task.Run(_runtime.StopSourceThenHandBackAsync);
+            _runtime.StartHandBackSweep();
         }
     }
 
@@ -217,6 +217,9 @@ public sealed class CommandPipeline<THandle>
         await _claim.Completion.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         _decide.Complete();
         await _decide.Completion.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        // A stop's sweep may still be handing back what it took from the queues (and giving back
+        // to Dispatch what it could not release): Dispatch and Emit stay open until it is done.
+        await _runtime.HandBackSweep.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         _dispatch.Complete();
         await _dispatch.Completion.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         _emit.Complete();

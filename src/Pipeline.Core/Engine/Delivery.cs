@@ -5,6 +5,19 @@ using Pipeline.Events;
 
 namespace Pipeline.Engine;
 
+/// <summary>What <see cref="Delivery{THandle}.TryHold"/> did with a duplicate.</summary>
+internal enum HoldResult
+{
+    /// <summary>Held until the original's path is done.</summary>
+    Held,
+
+    /// <summary>The original's path is done already: claim the duplicate again now.</summary>
+    Gone,
+
+    /// <summary>The original's tool started (acked): the duplicate is skipped now.</summary>
+    Started,
+}
+
 /// <summary>Where a delivery is now; read (racily, which is fine) by the stats poll.</summary>
 internal enum DeliveryPosition
 {
@@ -85,6 +98,9 @@ internal sealed class Delivery<THandle>
     /// </summary>
     public bool ClaimedElsewhere;
 
+    /// <summary>Its claim could not be released at a stop: it is not handed back but runs here.</summary>
+    public bool KeepClaim;
+
     /// <summary>When Ack-decision took the claim (for the <c>command.claimed</c> event).</summary>
     public DateTimeOffset ClaimedAt;
 
@@ -157,19 +173,27 @@ internal sealed class Delivery<THandle>
 
     /// <summary>
     /// Holds <paramref name="duplicate"/> (a later delivery of this delivery's command) until this
-    /// one's path is done; false when this delivery no longer runs the record <paramref name="ticket"/>.
+    /// one's path is done. <see cref="HoldResult.Gone"/> when this delivery no longer runs the record
+    /// <paramref name="ticket"/>; <see cref="HoldResult.Started"/>, holding nothing, when
+    /// <paramref name="unlessAcked"/> and this one was acked already (its tool started: the duplicate
+    /// may be acked and skipped at once).
     /// </summary>
-    public bool TryHold(Delivery<THandle> duplicate, long ticket)
+    public HoldResult TryHold(Delivery<THandle> duplicate, long ticket, bool unlessAcked)
     {
         lock (_events)
         {
             if (_waitingClosed || RecordedTicket != ticket || RecordedId is null)
             {
-                return false;
+                return HoldResult.Gone;
+            }
+
+            if (unlessAcked && SettledAs == SettleAction.Ack)
+            {
+                return HoldResult.Started;
             }
 
             (_waiting ??= []).Add(duplicate);
-            return true;
+            return HoldResult.Held;
         }
     }
 
@@ -204,6 +228,7 @@ internal sealed class Delivery<THandle>
         RecordedTicket = 0;
         Duplicate = RecentIdState.Recorded;
         ClaimedElsewhere = false;
+        KeepClaim = false;
         SettledAs = SettleAction.None;
         EventsPosted = 0;
         _events.AsSpan(0, EventCount).Clear();

@@ -122,6 +122,12 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
         await HandBackQueuedAsync().ConfigureAwait(false);
     }
 
+    /// <summary>The stop's sweep (<see cref="StopSourceThenHandBackAsync"/>) once a stop began; completed before.</summary>
+    public Task HandBackSweep { get; private set; } = Task.CompletedTask;
+
+    /// <summary>Starts the stop's sweep on the thread pool (a source's stop may block its thread).</summary>
+    public void StartHandBackSweep() => HandBackSweep = Task.Run(StopSourceThenHandBackAsync);
+
     private async Task StopPullingAsync(ISupportsStopPulling source)
     {
         try
@@ -213,44 +219,55 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     /// <summary>
     /// Whether a stop may hand <paramref name="delivery"/> back before its tool starts: always,
     /// unless a claimer granted it a claim that a nack alone would leave held (a claimer that is
-    /// not an <see cref="IClaimRecorder"/>): that one runs within the shutdown timeout instead.
+    /// not an <see cref="IClaimRecorder"/>, or whose release of this claim failed): that one runs
+    /// within the shutdown timeout instead.
     /// </summary>
-    public bool CanHandBack(Delivery<THandle> delivery) => !delivery.ClaimedElsewhere || ClaimRecorder is not null;
+    public bool CanHandBack(Delivery<THandle> delivery) => !delivery.ClaimedElsewhere || (ClaimRecorder is not null && !delivery.KeepClaim);
 
     /// <summary>
     /// A stop hands <paramref name="delivery"/> back before its tool starts: its claim released
-    /// (when a claimer granted one), then nacked at once so another worker gets it. The caller owns
-    /// the delivery (a stage working on it, or the sweep that took it from a queue) and ends its path.
+    /// (when a claimer granted one), then nacked at once so another worker gets it. False when the
+    /// claim could not be released: the delivery is kept (<see cref="Delivery{THandle}.KeepClaim"/>)
+    /// and its command runs here, since a nack would hand back a command still claimed and lose it.
+    /// The caller owns the delivery (a stage working on it, or the sweep that took it from a queue).
     /// </summary>
-    public async ValueTask HandBackAsync(Delivery<THandle> delivery)
+    public async ValueTask<bool> TryHandBackAsync(Delivery<THandle> delivery)
     {
         try
         {
             await SourceStopped.ConfigureAwait(false);
-            if (delivery.IsOpen)
+            if (!delivery.IsOpen)
             {
-                if (delivery.ClaimedElsewhere)
-                {
-                    await ReleaseClaimAsync(delivery).ConfigureAwait(false);
-                }
-
-                await Settler.SettleAsync(delivery, Settlement.Nack(TimeSpan.Zero, HandBackReason), SettleOrigin.HandBack).ConfigureAwait(false);
+                return true; // settled meanwhile (the hard deadline): its path ends
             }
+
+            if (delivery.ClaimedElsewhere && !await TryReleaseClaimAsync(delivery).ConfigureAwait(false))
+            {
+                delivery.KeepClaim = true;
+                return false;
+            }
+
+            await Settler.SettleAsync(delivery, Settlement.Nack(TimeSpan.Zero, HandBackReason), SettleOrigin.HandBack).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
             await InternalErrorAsync(delivery, ex, "hand-back").ConfigureAwait(false);
         }
+
+        return true;
     }
 
     /// <summary>Why a stop nacks a command that has not started.</summary>
     public const string HandBackReason = "handed back at the stop before its tool started";
 
+    /// <summary>Hands a delivery back to Dispatch: one the stop's sweep took whose claim could not be released runs after all (set by the Dispatch stage).</summary>
+    public Action<Delivery<THandle>> Redispatch { get; set; } = static _ => { };
+
     /// <summary>
     /// The stop's sweep: every delivery waiting in the Claim or Dispatch queue that may be handed
     /// back is, now, rather than when a slot frees (a queue behind slow tools could hold it for the
     /// whole shutdown timeout). Those on their way between queues are handed back by the stage
-    /// they reach next.
+    /// they reach next. The drain waits for the sweep before it completes Dispatch.
     /// </summary>
     public async Task HandBackQueuedAsync()
     {
@@ -259,13 +276,14 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
         {
             var taken = delivery.Position switch
             {
-                DeliveryPosition.ClaimQueued => TakeFromClaimQueue(delivery),
+                // A duplicate of a command that ran or runs here is Claim's to skip, not to hand back.
+                DeliveryPosition.ClaimQueued => !IsHeldId(delivery) && TakeFromClaimQueue(delivery),
                 DeliveryPosition.DispatchQueued => CanHandBack(delivery) && delivery.TryTake(DeliveryPosition.DispatchQueued, DeliveryPosition.HandedBack),
                 _ => false,
             };
             if (taken)
             {
-                var handBack = HandBackThenFinishAsync(delivery);
+                var handBack = HandBackTakenAsync(delivery);
                 if (!handBack.IsCompletedSuccessfully)
                 {
                     (pending ??= []).Add(handBack.AsTask());
@@ -279,28 +297,41 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
         }
     }
 
-    private async ValueTask HandBackThenFinishAsync(Delivery<THandle> delivery)
+    /// <summary>Whether the command id of a delivery not yet claimed is held in the recent-id cache (a duplicate).</summary>
+    public bool IsHeldId(Delivery<THandle> delivery) =>
+        Recent is { } recent && delivery.Outcome is { Kind: ClaimOutcomeKind.Claimed, Command: { } command }
+        && recent.Peek(command.CommandId, out _, out _) != RecentIdState.Recorded;
+
+    private async ValueTask HandBackTakenAsync(Delivery<THandle> delivery)
     {
-        await HandBackAsync(delivery).ConfigureAwait(false);
-        Finish(delivery);
+        if (await TryHandBackAsync(delivery).ConfigureAwait(false))
+        {
+            Finish(delivery);
+        }
+        else
+        {
+            Redispatch(delivery); // its claim is still held: it runs here after all
+        }
     }
 
-    /// <summary>Tells the claimer its claim is given up (before the nack); a failure is logged and counted, the nack goes ahead.</summary>
-    public async ValueTask ReleaseClaimAsync(Delivery<THandle> delivery)
+    /// <summary>Tells the claimer its claim is given up (before the nack); false, logged and counted, when that failed.</summary>
+    public async ValueTask<bool> TryReleaseClaimAsync(Delivery<THandle> delivery)
     {
         if (ClaimRecorder is not { } recorder)
         {
-            return;
+            return false;
         }
 
         try
         {
             await recorder.ReleaseAsync(delivery.Outcome, Abort).ConfigureAwait(false);
+            return true;
         }
         catch (Exception ex)
         {
             Stats.Increment(StatCounter.ClaimRecordErrors);
             Log.ClaimRecordFailed(Logger, ex, "release", delivery.Command?.CommandId);
+            return false;
         }
     }
 
@@ -446,7 +477,8 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
 
         foreach (var delivery in Created())
         {
-            if (delivery.Position is DeliveryPosition.ClaimQueued or DeliveryPosition.Held or DeliveryPosition.DecideQueued
+            // Not a held duplicate: it has no events, and waits for an original that may never end.
+            if (delivery.Position is DeliveryPosition.ClaimQueued or DeliveryPosition.DecideQueued
                 or DeliveryPosition.DispatchQueued or DeliveryPosition.EmitQueued or DeliveryPosition.Emitting
                 || (includeRunningTools && delivery.Position is DeliveryPosition.Dispatching))
             {

@@ -44,12 +44,10 @@ internal sealed class AckDecisionStage<THandle>
         {
             if (await DecideAndSettleAsync(delivery).ConfigureAwait(false))
             {
-                if (_runtime.Stopping.IsCancellationRequested && _runtime.CanHandBack(delivery))
-                {
-                    // A stop has begun: a command that would only queue for a slot goes back now.
-                    await _runtime.HandBackAsync(delivery).ConfigureAwait(false);
-                }
-                else
+                // A stop has begun: a command that would only queue for a slot goes back now,
+                // unless its claim cannot be released.
+                if (!_runtime.Stopping.IsCancellationRequested || !_runtime.CanHandBack(delivery)
+                    || !await _runtime.TryHandBackAsync(delivery).ConfigureAwait(false))
                 {
                     _dispatch.Post(delivery);
                     return;

@@ -14,9 +14,9 @@ namespace Pipeline.Engine.Stages;
 /// delivery's claim is still being answered (and may yet say retry later) is not a duplicate of
 /// anything running. A claim that takes time is preceded by a look at the cache, so a duplicate of
 /// a running or finished command costs no call to the claimer.
-/// With ack after dispatch, where duplicates are held, the block counts what is inside it (queued,
-/// being claimed, or held behind its original), so a run that ends drains every held duplicate
-/// through it before it completes. With ack before dispatch nothing is held, and nothing is counted.
+/// The block counts what is inside it (queued, being claimed, or held behind its original), so a
+/// run that ends drains every held duplicate through it before it completes. Without a recent-id
+/// cache nothing is held, and nothing is counted.
 /// </remarks>
 internal sealed class ClaimStage<THandle>
 {
@@ -37,7 +37,7 @@ internal sealed class ClaimStage<THandle>
         _runtime = runtime;
         _claimer = claimer;
         _claimTakesTime = claimer is not PassThroughClaimer;
-        _counts = runtime.Options.AckMode == AckMode.AckAfterDispatch && runtime.Recent is not null;
+        _counts = runtime.Recent is not null;
         _next = next;
         _block = new StageBlock<Delivery<THandle>>(ClaimAsync, runtime.Options.Claim.Parallelism);
         runtime.Reclaim = Reclaim;
@@ -135,23 +135,29 @@ internal sealed class ClaimStage<THandle>
             return;
         }
 
-        if (_runtime.Stopping.IsCancellationRequested)
-        {
-            // Nothing is claimed yet: hand it back at once for another worker.
-            await _runtime.HandBackAsync(delivery).ConfigureAwait(false);
-            _runtime.Finish(delivery);
-            return;
-        }
-
         try
         {
             var outcome = Validate(delivery.Outcome, "the source");
-            if (outcome.Kind == ClaimOutcomeKind.Claimed && _runtime.Recent is { } recent)
+            if (outcome.Kind == ClaimOutcomeKind.Claimed)
             {
+                var stopping = _runtime.Stopping.IsCancellationRequested;
+                var recent = _runtime.Recent;
                 var commandId = outcome.Command!.CommandId;
-                if (_claimTakesTime && recent.Peek(commandId, out var heldTicket, out var heldBy) is var seen and not RecentIdState.Recorded)
+
+                // A duplicate of a command that runs or ran here is skipped (or held), even at a stop:
+                // handed back, another worker would run it again.
+                if (recent is not null && (_claimTakesTime || stopping)
+                    && recent.Peek(commandId, out var heldTicket, out var heldBy) is var seen and not RecentIdState.Recorded)
                 {
                     PassDuplicate(delivery, outcome, seen, heldTicket, heldBy);
+                    return;
+                }
+
+                if (stopping)
+                {
+                    // Nothing is claimed yet: it goes back at once for another worker.
+                    await _runtime.TryHandBackAsync(delivery).ConfigureAwait(false);
+                    _runtime.Finish(delivery);
                     return;
                 }
 
@@ -159,21 +165,19 @@ internal sealed class ClaimStage<THandle>
                 if (outcome.Kind == ClaimOutcomeKind.Claimed)
                 {
                     delivery.ClaimedElsewhere = _claimTakesTime;
-                    var state = recent.TryBegin(commandId, delivery.Slot, out var ticket, out var holder);
-                    if (state != RecentIdState.Recorded)
+                    if (recent is not null)
                     {
-                        PassDuplicate(delivery, outcome, state, ticket, holder);
-                        return;
-                    }
+                        var state = recent.TryBegin(commandId, delivery.Slot, out var ticket, out var holder);
+                        if (state != RecentIdState.Recorded)
+                        {
+                            PassDuplicate(delivery, outcome, state, ticket, holder);
+                            return;
+                        }
 
-                    delivery.RecordedId = commandId;
-                    delivery.RecordedTicket = ticket;
+                        delivery.RecordedId = commandId;
+                        delivery.RecordedTicket = ticket;
+                    }
                 }
-            }
-            else if (outcome.Kind == ClaimOutcomeKind.Claimed)
-            {
-                outcome = await ClaimWithClaimerAsync(outcome).ConfigureAwait(false);
-                delivery.ClaimedElsewhere = _claimTakesTime && outcome.Kind == ClaimOutcomeKind.Claimed;
             }
 
             delivery.Outcome = outcome;
@@ -192,22 +196,34 @@ internal sealed class ClaimStage<THandle>
     /// The id is held by another delivery (<paramref name="state"/>): this one goes on as a
     /// duplicate (skipped), or waits behind its running original to be claimed again.
     /// </summary>
+    /// <remarks>
+    /// A duplicate of a running command waits while the original may still give its command back:
+    /// with ack after dispatch until the original's path is done (it may fail and be nacked); with
+    /// ack before dispatch until its tool starts (a stop hands back what has not started, and an
+    /// ack of the duplicate would have acked the message the original hands back: lost). Once
+    /// the original was acked the duplicate is acked and skipped at once.
+    /// </remarks>
     private void PassDuplicate(Delivery<THandle> delivery, in ClaimOutcome outcome, RecentIdState state, long ticket, int holder)
     {
-        if (state == RecentIdState.Running && _runtime.Options.AckMode == AckMode.AckAfterDispatch)
+        if (state == RecentIdState.Running)
         {
-            // The original holds its handle and may yet fail and need this delivery: this one
-            // waits, kept alive, until the original's path is done, then is claimed again. It is
-            // counted inside and marked held before the original can see it, so a release that
+            // Counted inside and marked held before the original can see it, so a release that
             // comes at once finds it in place.
             Enter();
             delivery.Position = DeliveryPosition.Held;
-            if (!_runtime.DeliveryAt(holder).TryHold(delivery, ticket))
+            var unlessAcked = _runtime.Options.AckMode == AckMode.AckBeforeDispatch;
+            switch (_runtime.DeliveryAt(holder).TryHold(delivery, ticket, unlessAcked))
             {
-                Reclaim(delivery); // the original finished in between: claim again, at once
+                case HoldResult.Held:
+                    return;
+                case HoldResult.Gone:
+                    Reclaim(delivery); // the original finished in between: claim again, at once
+                    return;
+                default:
+                    Leave(); // the original started: skipped below
+                    delivery.Position = DeliveryPosition.Claiming;
+                    break;
             }
-
-            return;
         }
 
         delivery.Outcome = outcome;

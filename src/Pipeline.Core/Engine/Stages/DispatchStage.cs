@@ -33,6 +33,7 @@ internal sealed class DispatchStage<THandle>
         _emit = emit;
         _retry = BuildRetry(runtime);
         _block = new StageBlock<Delivery<THandle>>(DispatchAsync, runtime.Options.Dispatch.Parallelism);
+        runtime.Redispatch = Post;
     }
 
     public Task Completion => _block.Completion;
@@ -117,7 +118,9 @@ internal sealed class DispatchStage<THandle>
                         settlement = Settlement.Nack(runtime.DelayFor(command), error);
                         if (delivery.ClaimedElsewhere)
                         {
-                            await runtime.ReleaseClaimAsync(delivery).ConfigureAwait(false);
+                            // A claim that cannot be released is still nacked: the command failed and
+                            // is retried; a claimer that recognises its own claim grants it again.
+                            await runtime.TryReleaseClaimAsync(delivery).ConfigureAwait(false);
                         }
                     }
                     else
@@ -155,11 +158,10 @@ internal sealed class DispatchStage<THandle>
     /// </summary>
     private async ValueTask<bool> StartAsync(Delivery<THandle> delivery)
     {
-        if (_runtime.Stopping.IsCancellationRequested && delivery.IsOpen && _runtime.CanHandBack(delivery))
+        if (_runtime.Stopping.IsCancellationRequested && delivery.IsOpen && _runtime.CanHandBack(delivery)
+            && await _runtime.TryHandBackAsync(delivery).ConfigureAwait(false))
         {
-            // A stop has begun and this one has not started: it goes back for another worker.
-            await _runtime.HandBackAsync(delivery).ConfigureAwait(false);
-            return false;
+            return false; // a stop has begun and this one had not started: it went back for another worker
         }
 
         var ackNow = _runtime.Options.AckMode == AckMode.AckBeforeDispatch;
