@@ -7,10 +7,10 @@ using Pipeline.Tests.Support;
 namespace Pipeline.Tests.Engine;
 
 /// <summary>
-/// Review of PipelineRuntime.EventsOnTheirWay, which now counts a held duplicate
-/// (DeliveryPosition.Held) as events on their way to the sink.
+/// PipelineRuntime.EventsOnTheirWay: a held duplicate (DeliveryPosition.Held) carries no events
+/// and is not counted as events on their way to the sink.
 /// </summary>
-public sealed class HeldDuplicateDeadlineReviewTests
+public sealed class HeldDuplicateDeadlineTests
 {
     /// <summary>
     /// Ack after dispatch; c1's tool ignores its token; its duplicate is held behind it. At the

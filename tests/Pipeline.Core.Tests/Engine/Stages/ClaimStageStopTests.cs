@@ -7,14 +7,11 @@ using Pipeline.Tests.Support;
 namespace Pipeline.Tests.Engine.Stages;
 
 /// <summary>
-/// Review of the Claim block at a stop: it hands back (nacks) every delivery it meets, before it
-/// looks at the recent-id cache, and the stop's sweep does the same to what waits in its queue.
-/// A duplicate of a command that ran here is then given to another worker, which has no record
-/// of it and runs the command a second time, where before the stop (and before this change, at a
-/// stop too) it was acked and skipped. A second pipeline on the same source stands in for that
-/// worker.
+/// The Claim block at a stop: a duplicate of a command that ran (or runs) here is skipped or held,
+/// as without a stop, never handed back to another worker that would run it a second time. A
+/// second pipeline on the same source stands in for that worker.
 /// </summary>
-public sealed class ClaimStageStopReviewTests
+public sealed class ClaimStageStopTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
 

@@ -8,12 +8,11 @@ using Pipeline.Tests.Support;
 namespace Pipeline.Tests.Engine;
 
 /// <summary>
-/// Review of the stop's hand-back (PipelineRuntime.HandBackQueuedAsync, started by
-/// CommandPipeline.RequestStop as a detached task): nothing in the drain or in RunAsync waits for
-/// what the sweep has taken, so the blocks can complete and RunAsync return while a swept
-/// delivery's claim release or nack is still in progress.
+/// The stop's hand-back (PipelineRuntime.HandBackQueuedAsync): the drain waits for what the sweep
+/// has taken, so RunAsync does not return while a swept delivery's claim release or nack is still
+/// in progress, and a claim that cannot be released keeps its command, which runs.
 /// </summary>
-public sealed class HandBackSweepReviewTests
+public sealed class HandBackTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
 

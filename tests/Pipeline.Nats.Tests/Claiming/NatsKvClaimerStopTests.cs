@@ -10,15 +10,12 @@ using Pipeline.Nats.Tests.Support;
 namespace Pipeline.Nats.Tests.Claiming;
 
 /// <summary>
-/// Review of the stop's hand-back with the KV claimer (<c>--kv-claimer</c>), the one claimer the
-/// product ships. It is not an IClaimRecorder, so the engine marks every command it claimed as
-/// "claimed elsewhere" (PipelineRuntime.CanHandBack) and hands none of them back: the stop keeps
-/// all the queued work until it has run, the fault issue 14 item 3 set out to fix. Yet for this
-/// claimer a nack alone is a release: the redelivery of the same stream message (to any worker)
-/// finds its own claim by stream sequence and claims again (NatsKvClaimer.SameOrigin).
+/// The stop's hand-back with the KV claimer (<c>--kv-claimer</c>): the claimer releases each claim
+/// (IClaimRecorder) before its nack, so the stop hands back the claimed commands that have not
+/// started, as it does without a claimer, instead of keeping them all until they have run.
 /// </summary>
 [Collection(NatsCollection.Name)]
-public sealed class KvClaimerStopReviewTests(NatsServerFixture server) : IAsyncLifetime
+public sealed class NatsKvClaimerStopTests(NatsServerFixture server) : IAsyncLifetime
 {
     private readonly string _stream = NatsServerFixture.UniqueName("kvstop");
     private NatsConnection _connection = null!;
