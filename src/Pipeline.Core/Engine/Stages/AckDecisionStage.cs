@@ -71,7 +71,7 @@ internal sealed class AckDecisionStage<THandle>
         if (delivery.Duplicate != RecentIdState.Recorded)
         {
             // A duplicate of a command that ran here, or (ack before dispatch: the claim is
-            // ownership) is running here. After dispatch, Claim holds duplicates of running ones.
+            // ownership) whose tool started here. Claim holds the duplicates of a running one until then.
             await runtime.Settler.SettleAsync(delivery, Settlement.Ack).ConfigureAwait(false);
             stats.Increment(StatCounter.Skipped);
             runtime.AddEvent(delivery, EventTypes.CommandSkipped, EventStatus.Skipped, error: "duplicate delivery of a command this worker is running or has run");
