@@ -36,12 +36,13 @@ public sealed class IdleExitProcessTests(NatsServerFixture nats, RunCounter runs
         }
 
         // After dispatch: what the killed worker held (running or queued) is redelivered, none is lost.
-        // A 10 s ack wait: the killed worker's messages come back 6.7 to 10 s after the kill
-        // (renewed every third of it), long after the second worker's 2 s idle end.
+        // A 20 s ack wait: the killed worker's messages come back 13 to 20 s after the kill (renewed
+        // every third of it), long after the second worker's 2 s idle end, even when a machine busy
+        // with the other test projects takes seconds to start it (with 10 s, seen: back first).
         List<string> args =
         [
             "worker", "--nats", nats.Url, "--stream", stream, "--subjects", $"{stream}.>", "--consumer", consumer,
-            "--ack-mode", "after-dispatch", "--ack-wait-ms", "10000", "--dispatch-parallelism", "8", "--tool-retries", "0",
+            "--ack-mode", "after-dispatch", "--ack-wait-ms", "20000", "--dispatch-parallelism", "8", "--tool-retries", "0",
         ];
         using (var killed = PipelineProcess.Start(args))
         {
@@ -73,9 +74,9 @@ public sealed class IdleExitProcessTests(NatsServerFixture nats, RunCounter runs
             Assert.DoesNotContain("all commands succeeded", idle.Stdout, StringComparison.Ordinal);
         }
 
-        using (var draining = PipelineProcess.Start([.. args, "--exit-when-idle", "2", "--exit-when-drained", "30"]))
+        using (var draining = PipelineProcess.Start([.. args, "--exit-when-idle", "2", "--exit-when-drained", "40"]))
         {
-            var exit = await draining.WaitForExitAsync(TimeSpan.FromSeconds(60));
+            var exit = await draining.WaitForExitAsync(TimeSpan.FromSeconds(90));
             output.WriteLine($"draining worker: exit {exit}\n{draining.Stdout}\n{draining.Stderr}");
             Assert.True(exit == 0, $"exit {exit}\n{draining.Stdout}\n{draining.Stderr}");
             Assert.Contains("result         all commands succeeded", draining.Stdout, StringComparison.Ordinal);
