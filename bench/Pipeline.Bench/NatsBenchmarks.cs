@@ -40,6 +40,7 @@ public class NatsBenchmarks
     private string _stream = null!;
     private int _round;
     private NatsCommandSource? _openSource;
+    private Task? _openRun;
     private byte[][] _latencyBodies = [];
 
     /// <summary>The durable consumer the Pipeline benchmark reads with (the profile mode reads one stream many times).</summary>
@@ -125,6 +126,8 @@ public class NatsBenchmarks
         // The source is disposed here, outside the measured time: its stop drains the pull request
         // in progress (up to 50 ms of quiet), a once-per-run cost the raw loop, which leaves its
         // request behind on the server, does not pay.
+        _openRun?.GetAwaiter().GetResult();
+        _openRun = null;
         _openSource?.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _openSource = null;
         new NatsJSContext(_connection).DeleteStreamAsync(_stream).AsTask().GetAwaiter().GetResult();
@@ -146,7 +149,17 @@ public class NatsBenchmarks
         var sink = new StoppingSink(3L * Count);
         var pipeline = new CommandPipeline<NatsHandle>(keepAlive ? source : source.WithoutKeepAlive(), _tools, sink, pipelineOptions);
         sink.Pipeline = pipeline;
-        await pipeline.RunAsync(CancellationToken.None);
+        var run = pipeline.RunAsync(CancellationToken.None);
+        // Measured until every event was written, as the raw loop is until every ack: the stop that
+        // follows (it reads the last pull request to its end on the server, up to FetchExpires, before
+        // it gives anything back) is a once-per-run cost, awaited in the iteration cleanup.
+        await Task.WhenAny(sink.AllWritten, run);
+        _openRun = FinishAsync(run, pipeline, source);
+    }
+
+    private async Task FinishAsync(Task run, CommandPipeline<NatsHandle> pipeline, NatsCommandSource source)
+    {
+        await run;
         Check(pipeline.Stats.Completed == Count && source.Acked == Count, $"completed {pipeline.Stats.Completed}, acked {source.Acked}, pulled {pipeline.Stats.Pulled}, fetched {source.Fetched}, skipped {pipeline.Stats.Skipped}, failed {pipeline.Stats.Failed}, settle errors {pipeline.Stats.SettleErrors}, nacked {source.Nacked}, engine acked {pipeline.Stats.Acked}, dup settles {pipeline.Stats.DuplicateSettles}");
     }
 
@@ -313,14 +326,18 @@ public class NatsBenchmarks
     /// <summary>Counts events; stops the pipeline once every command's three events are in (the NATS source never runs dry by itself).</summary>
     private sealed class StoppingSink(long expected) : IEventSink
     {
+        private readonly TaskCompletionSource _all = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private long _count;
 
         public CommandPipeline<NatsHandle>? Pipeline { get; set; }
+
+        public Task AllWritten => _all.Task;
 
         public ValueTask WriteAsync(ReadOnlyMemory<PipelineEvent> batch, CancellationToken cancellationToken)
         {
             if (Interlocked.Add(ref _count, batch.Length) >= expected)
             {
+                _all.TrySetResult();
                 Pipeline?.RequestStop();
             }
 
