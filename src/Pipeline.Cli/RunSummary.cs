@@ -34,7 +34,7 @@ internal sealed record RunSummary(
     /// <summary>Commands a stop nacked before their tool started, so the pool got them at once.</summary>
     public long HandedBack { get; init; }
 
-    /// <summary>From the first pull to the last settle (the throughput's basis); <see cref="Elapsed"/> when nothing was settled.</summary>
+    /// <summary>From the first pull to the last settle or tool end (the throughput's basis); <see cref="Elapsed"/> when nothing was settled.</summary>
     public TimeSpan Busy { get; init; }
 
     /// <summary>How many failures the summary lists.</summary>
@@ -77,7 +77,7 @@ internal sealed record RunSummary(
         await output.WriteLineAsync(string.Create(c, $"  claim retries  {ClaimRetries}"));
         await output.WriteLineAsync(string.Create(c, $"  claim failures {ClaimFailures}"));
         await output.WriteLineAsync(string.Create(c, $"  handles        {Pulled} pulled = {Acked} acked + {Nacked} nacked + {Terminated} terminated + {SettleErrors} settle errors"));
-        await output.WriteLineAsync(string.Create(c, $"  throughput     {(Completed + Failed + Retried) / seconds:0} commands/s over {busy.TotalSeconds:0.000} s from the first pull to the last settle ({Elapsed.TotalSeconds:0.000} s in all)"));
+        await output.WriteLineAsync(string.Create(c, $"  throughput     {(Completed + Failed + Retried) / seconds:0} commands/s over {busy.TotalSeconds:0.000} s from the first pull to the last command done ({Elapsed.TotalSeconds:0.000} s in all)"));
         await output.WriteLineAsync(string.Create(c, $"  latency        p50 {Format(P50)}  p95 {Format(P95)}  p99 {Format(P99)}"));
         if (HandedBack > 0)
         {

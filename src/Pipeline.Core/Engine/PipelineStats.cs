@@ -26,8 +26,8 @@ public sealed class PipelineStats
     }
 
     /// <summary>
-    /// From the first pull to the last settle: the time the pipeline had work, without its start-up
-    /// or the idle tail of a worker waiting for more. Zero before anything was settled.
+    /// From the first pull to the last settle or tool end: the time the pipeline had work, without
+    /// its start-up or the idle tail of a worker waiting for more. Zero before anything ended.
     /// </summary>
     public TimeSpan Busy
     {
@@ -128,12 +128,12 @@ public sealed class PipelineStats
         }
     }
 
-    /// <summary>A settle ended at <paramref name="timestamp"/>, however it ended.</summary>
+    /// <summary>A settle or a tool run ended at <paramref name="timestamp"/>, however it ended.</summary>
     /// <remarks>
     /// Written at most once a millisecond: every core settles, and a write per settle would bounce
     /// the field's cache line between them (measured: a tenth of the in-memory throughput).
     /// </remarks>
-    internal void MarkSettled(long timestamp)
+    internal void MarkEnded(long timestamp)
     {
         if (timestamp - Volatile.Read(ref _lastSettledAt) > _millisecond)
         {

@@ -201,7 +201,7 @@ internal sealed class Settler<THandle>(
     {
         var now = time.GetTimestamp();
         stats.Latency.Record(time.GetElapsedTime(call.PulledAt, now));
-        stats.MarkSettled(now);
+        stats.MarkEnded(now);
     }
 
     /// <summary>One settle, as read from its delivery when it began.</summary>

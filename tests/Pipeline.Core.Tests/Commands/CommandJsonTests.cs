@@ -130,4 +130,15 @@ public sealed class CommandJsonTests
 
         Assert.Equal("A command must be valid UTF-8; byte 17 is not.", error.Message);
     }
+
+    /// <summary>Invalid UTF-8 inside the tool's input (a value the fast reader keeps whole) is malformed, not passed on with U+FFFD in place of the bad bytes.</summary>
+    [Fact]
+    public void Invalid_utf8_inside_the_input_is_malformed_not_replaced()
+    {
+        byte[] bytes = [.. "{\"command_id\": \"a\", \"execution_id\": 1, \"step\": \"s\", \"tool_kind\": \"echo\", \"input\": {\"message\": \"bad"u8, 0xC3, 0x28, .. "\"}}"u8];
+
+        var error = Assert.Throws<JsonException>(() => Command.Parse(bytes));
+
+        Assert.StartsWith("A command must be valid UTF-8", error.Message, StringComparison.Ordinal);
+    }
 }

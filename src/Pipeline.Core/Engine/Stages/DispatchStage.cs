@@ -83,7 +83,9 @@ internal sealed class DispatchStage<THandle>
                 attempt = await RunToolAsync(delivery, command).ConfigureAwait(false);
             }
 
-            var duration = runtime.Time.GetElapsedTime(started);
+            var ended = runtime.Time.GetTimestamp();
+            var duration = runtime.Time.GetElapsedTime(started, ended);
+            runtime.Stats.MarkEnded(ended); // with ack before dispatch the last settle is a tool's start, not its end
             var result = attempt.Result;
             runtime.Telemetry.RecordProcess(duration, !result.IsSuccess);
             if (result.IsSuccess)
