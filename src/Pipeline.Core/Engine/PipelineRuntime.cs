@@ -118,6 +118,14 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     /// <summary>Once the source has stopped pulling ahead, hands back what waits in the queues.</summary>
     public async Task StopSourceThenHandBackAsync()
     {
+        // Nothing waits in a queue: nothing to hand back here, and no reason for the run to wait for
+        // the source's stop (up to a pull request's expiry). What comes later is handed back by the
+        // stage it reaches, which waits for the source itself.
+        if (!Created().Any(d => d.Position is DeliveryPosition.ClaimQueued or DeliveryPosition.DispatchQueued))
+        {
+            return;
+        }
+
         await SourceStopped.ConfigureAwait(false);
         await HandBackQueuedAsync().ConfigureAwait(false);
     }
