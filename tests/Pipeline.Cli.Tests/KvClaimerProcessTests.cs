@@ -29,20 +29,6 @@ public sealed partial class KvClaimerProcessTests(NatsServerFixture nats, RunCou
         return (stream, consumer, ["worker", "--nats", nats.Url, "--stream", stream, "--subjects", $"{stream}.>", "--consumer", consumer]);
     }
 
-    private async Task PublishAsync(string subject, IReadOnlyList<string> bodies)
-    {
-        await using var connection = nats.Connect();
-        var js = new NatsJSContext(connection);
-        for (var start = 0; start < bodies.Count; start += 256)
-        {
-            await Task.WhenAll(Enumerable.Range(start, Math.Min(256, bodies.Count - start)).Select(async i =>
-            {
-                var ack = await js.PublishAsync(subject, Encoding.UTF8.GetBytes(bodies[i]));
-                ack.EnsureSuccess();
-            }));
-        }
-    }
-
     private async Task<ConsumerInfo> ConsumerAsync(string stream, string consumer)
     {
         await using var connection = nats.Connect();
@@ -68,7 +54,7 @@ public sealed partial class KvClaimerProcessTests(NatsServerFixture nats, RunCou
     {
         var (stream, consumer, args) = await StreamAsync("kvkill");
         var ids = Enumerable.Range(0, 3000).Select(i => $"kvk-{i}").ToList();
-        await PublishAsync($"{stream}.c", [.. ids.Select(id => runs.Command(id, ms: 2))]);
+        await nats.PublishAsync($"{stream}.c", [.. ids.Select(id => runs.Command(id, ms: 2))]);
         string[] knobs = ["--kv-claimer", "--kv-bucket", NatsServerFixture.UniqueName("claims"), "--ack-wait-ms", "10000", "--tool-retries", "0", "--claim-parallelism", "32"];
 
         using var first = PipelineProcess.Start([.. args, .. knobs, "--exit-when-idle", "3"]);

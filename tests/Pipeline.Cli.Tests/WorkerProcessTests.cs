@@ -26,20 +26,6 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
         return ($"{stream}.cmd", ["worker", "--nats", nats.Url, "--stream", stream, "--subjects", $"{stream}.>", "--consumer", $"{stream}_workers"]);
     }
 
-    private async Task PublishAsync(string subject, IReadOnlyList<string> bodies)
-    {
-        await using var connection = nats.Connect();
-        var js = new NatsJSContext(connection);
-        for (var start = 0; start < bodies.Count; start += 256)
-        {
-            await Task.WhenAll(Enumerable.Range(start, Math.Min(256, bodies.Count - start)).Select(async i =>
-            {
-                var ack = await js.PublishAsync(subject, Encoding.UTF8.GetBytes(bodies[i]));
-                ack.EnsureSuccess();
-            }));
-        }
-    }
-
     private static string Delay(string id, int ms) =>
         $$$"""{"command_id":"{{{id}}}","execution_id":1,"step":"s","tool_kind":"delay","input":{"ms":{{{ms}}}}}""";
 
@@ -141,7 +127,7 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
     {
         var (subject, args) = await StreamAsync("idle");
         var samples = File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "samples", "commands.jsonl")).Where(l => l.Trim().Length > 0).ToList();
-        await PublishAsync(subject, samples);
+        await nats.PublishAsync(subject, samples);
         var events = Path.Combine(_directory, "events.jsonl");
 
         using var worker = PipelineProcess.Start([.. args, "--exit-when-idle", "2", "--events", events]);
@@ -161,7 +147,7 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
     {
         var (subject, args) = await StreamAsync("sigterm");
         var ids = Enumerable.Range(1, 64).Select(i => $"t{i}").ToList();
-        await PublishAsync(subject, [.. ids.Select(id => Delay(id, 1000))]);
+        await nats.PublishAsync(subject, [.. ids.Select(id => Delay(id, 1000))]);
         var first = Path.Combine(_directory, "first.jsonl");
         // A 3 s ack wait: a message the first worker had on its way when it stopped (a fetch in
         // flight) is back within the second worker's idle time (5 s), not after the default 30 s.
@@ -216,7 +202,7 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
         var ids = Enumerable.Range(1, 200).Select(i => $"h{i}").ToList();
         string Counted(string id) =>
             $$$"""{"command_id":"{{{id}}}","execution_id":1,"step":"s","tool_kind":"shell","input":{"command":"/bin/sh","args":["-c","echo {{{id}}} >> {{{runs}}}; sleep 2"]}}""";
-        await PublishAsync(subject, [.. ids.Select(Counted)]);
+        await nats.PublishAsync(subject, [.. ids.Select(Counted)]);
         string[] knobs = ["--enable-shell", "--tool-retries", "0"];
 
         var first = Path.Combine(_directory, "first.jsonl");
@@ -281,7 +267,7 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
                 await worker.WaitForOutputAsync("pipeline worker: consuming", TimeSpan.FromSeconds(30));
             }
 
-            await PublishAsync(subject, [.. ids.Select(Noop), .. ids.Select(Noop)]);
+            await nats.PublishAsync(subject, [.. ids.Select(Noop), .. ids.Select(Noop)]);
             foreach (var worker in workers)
             {
                 var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(120));
@@ -330,7 +316,7 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
         var execution = DateTime.UtcNow.Ticks;
         var ids = Enumerable.Range(1, 3000).Select(i => $"k{i}").ToList();
         // 30 ms each, 16 at a time: about 6 s of work, so both faults fall mid-run.
-        await PublishAsync(subject, [.. ids.Select(id => $$$"""{"command_id":"{{{id}}}","execution_id":{{{execution}}},"step":"s","tool_kind":"delay","input":{"ms":30}}""")]);
+        await nats.PublishAsync(subject, [.. ids.Select(id => $$$"""{"command_id":"{{{id}}}","execution_id":{{{execution}}},"step":"s","tool_kind":"delay","input":{"ms":30}}""")]);
 
         // A 3 s ack wait: a command whose ack a fault lost comes back within the idle time (and is skipped as a duplicate).
         using var worker = PipelineProcess.Start([.. args, "--events", "nats", "--ack-wait-ms", "3000", "--exit-when-idle", "5"]);
@@ -379,7 +365,7 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
         var ids = Enumerable.Range(1, 100).Select(i => $"n{i}").ToList();
         // seq 1 200000 prints 1,288,895 bytes: the completed event's result is over the server's 1 MiB max payload.
         var big = $$$"""{"command_id":"big","execution_id":{{{execution}}},"step":"s","tool_kind":"shell","input":{"command":"seq","args":["1","200000"]}}""";
-        await PublishAsync(subject, [.. ids.Take(50).Select(id => NoopIn(id, execution)), big, .. ids.Skip(50).Select(id => NoopIn(id, execution))]);
+        await nats.PublishAsync(subject, [.. ids.Take(50).Select(id => NoopIn(id, execution)), big, .. ids.Skip(50).Select(id => NoopIn(id, execution))]);
 
         using var worker = PipelineProcess.Start([.. args, "--events", "nats", "--enable-shell", "--max-output-bytes", "4000000", "--exit-when-idle", "2"]);
         var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
@@ -415,7 +401,7 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
         var settings = Path.Combine(_directory, "drop.json");
         await File.WriteAllTextAsync(settings, """{"Pipeline":{"Nats":{"Events":{"Stream":"EV","Subjects":["EV.>"],"SubjectTemplate":"EV.{execution_id}"}}}}""".Replace("EV", events, StringComparison.Ordinal));
         var ids = Enumerable.Range(1, 50).Select(i => $"d{i}").ToList();
-        await PublishAsync(subject, [.. ids.Select(Noop)]);
+        await nats.PublishAsync(subject, [.. ids.Select(Noop)]);
 
         using var worker = PipelineProcess.Start([.. args, "--config", settings, "--events", "nats", "--sink-failure", "drop", "--exit-when-idle", "2"]);
         var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
@@ -469,7 +455,7 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
             await new NatsJSContext(connection).CreateStreamAsync(new StreamConfig("pipeline_commands", ["pipeline.commands.>"]));
         }
 
-        await PublishAsync("pipeline.commands.sample", samples);
+        await nats.PublishAsync("pipeline.commands.sample", samples);
         var events = Path.Combine(_directory, "config-events.jsonl");
 
         using var worker = PipelineProcess.Start(["worker", "--config", settings, "--exit-when-idle", "2", "--events", events]);
@@ -491,7 +477,7 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
     {
         var (subject, args) = await StreamAsync("devfull");
         // 1 s commands, 16 at a time: the first batch of events fails long before the 200 are done (13 s).
-        await PublishAsync(subject, [.. Enumerable.Range(1, 200).Select(i => Delay($"f{i}", 1000))]);
+        await nats.PublishAsync(subject, [.. Enumerable.Range(1, 200).Select(i => Delay($"f{i}", 1000))]);
 
         // Back-pressure (the default): without the stop the worker would hold the work and renew it forever.
         using var worker = PipelineProcess.Start([.. args, "--events", "/dev/full", "--max-in-flight", "32", "--fetch-batch", "16", "--exit-when-idle", "60"]);
@@ -530,7 +516,7 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
         // An execution of this test's own: its events subject is pipeline.events.<execution_id>.
         var execution = DateTime.UtcNow.Ticks;
         var ids = Enumerable.Range(1, 200).Select(i => $"e{i}").ToList();
-        await PublishAsync(subject, [.. ids.Select(id => $$$"""{"command_id":"{{{id}}}","execution_id":{{{execution}}},"step":"s","tool_kind":"noop","input":{}}""")]);
+        await nats.PublishAsync(subject, [.. ids.Select(id => $$$"""{"command_id":"{{{id}}}","execution_id":{{{execution}}},"step":"s","tool_kind":"noop","input":{}}""")]);
 
         using var worker = PipelineProcess.Start([.. args, "--events", "nats", "--exit-when-idle", "2"]);
         var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
@@ -592,7 +578,7 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
                 }
             }
 
-            await PublishAsync(subject, [.. ids.Select(Noop)]);
+            await nats.PublishAsync(subject, [.. ids.Select(Noop)]);
             foreach (var worker in workers)
             {
                 var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(120));

@@ -11,6 +11,14 @@ namespace Pipeline.Tests.Engine;
 
 public sealed class ShutdownTests
 {
+    /// <summary>One pull loop, two tools at a time, and a shutdown timeout no test reaches: a stop drains or hands back.</summary>
+    private static PipelineOptions TwoToolsAtATime(AckMode mode = AckMode.AckBeforeDispatch) => PipelineHarness.FastOptions(mode) with
+    {
+        PullParallelism = 1,
+        Dispatch = new BlockOptions { Parallelism = 2 },
+        ShutdownTimeout = TimeSpan.FromMinutes(5),
+    };
+
     private static async Task WaitFor(Func<bool> condition)
     {
         var deadline = DateTime.UtcNow.AddSeconds(20);
@@ -33,12 +41,7 @@ public sealed class ShutdownTests
         var gated = new GatedTool("gated");
         var source = InMemoryCommandSource.From(Enumerable.Range(0, 50).Select(i => TestCommands.Make($"c{i}", "gated")));
         var sink = new CollectingSink();
-        var options = PipelineHarness.FastOptions(mode) with
-        {
-            PullParallelism = 1,
-            Dispatch = new BlockOptions { Parallelism = 2 },
-            ShutdownTimeout = TimeSpan.FromMinutes(5),
-        };
+        var options = TwoToolsAtATime(mode);
         var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(gated), sink, options);
         using var stop = new CancellationTokenSource();
         var run = pipeline.RunAsync(stop.Token);
@@ -73,12 +76,7 @@ public sealed class ShutdownTests
         var gated = new GatedTool("gated");
         var source = InMemoryCommandSource.From(Enumerable.Range(0, 20).Select(i => TestCommands.Make($"c{i}", "gated")));
         var claimer = new ScriptedClaimer();
-        var options = PipelineHarness.FastOptions() with
-        {
-            PullParallelism = 1,
-            Dispatch = new BlockOptions { Parallelism = 2 },
-            ShutdownTimeout = TimeSpan.FromMinutes(5),
-        };
+        var options = TwoToolsAtATime();
         var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(gated), new CollectingSink(), options, claimer);
         using var stop = new CancellationTokenSource();
         var run = pipeline.RunAsync(stop.Token);
@@ -101,12 +99,7 @@ public sealed class ShutdownTests
         var gated = new GatedTool("gated");
         var source = InMemoryCommandSource.From(Enumerable.Range(0, 20).Select(i => TestCommands.Make($"c{i}", "gated")));
         var claimer = new RecordingClaimer(source);
-        var options = PipelineHarness.FastOptions() with
-        {
-            PullParallelism = 1,
-            Dispatch = new BlockOptions { Parallelism = 2 },
-            ShutdownTimeout = TimeSpan.FromMinutes(5),
-        };
+        var options = TwoToolsAtATime();
         var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(gated), new CollectingSink(), options, claimer);
         using var stop = new CancellationTokenSource();
         var run = pipeline.RunAsync(stop.Token);
