@@ -7,7 +7,7 @@ using Pipeline.Dispatch;
 using Pipeline.Engine;
 using Pipeline.Events;
 using Pipeline.Nats.Sources;
-using Pipeline.Nats.Tests.Support;
+using Pipeline.Testing;
 using Pipeline.Tools;
 
 namespace Pipeline.Bench;

@@ -4,7 +4,6 @@ using System.Text.RegularExpressions;
 using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
 using Pipeline.Cli.Tests.Support;
-using Pipeline.Nats.Tests.Support;
 using Xunit.Abstractions;
 
 namespace Pipeline.Cli.Tests;

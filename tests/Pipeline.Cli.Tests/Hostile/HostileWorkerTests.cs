@@ -5,7 +5,6 @@ using NATS.Client.Core;
 using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
 using Pipeline.Cli.Tests.Support;
-using Pipeline.Nats.Tests.Support;
 
 namespace Pipeline.Cli.Tests.Hostile;
 

@@ -9,7 +9,6 @@ using NATS.Client.JetStream.Models;
 using Pipeline.Cli.Nats;
 using Pipeline.Cli.Tests.Support;
 using Pipeline.Commands;
-using Pipeline.Nats.Tests.Support;
 using Xunit.Abstractions;
 
 namespace Pipeline.Cli.Tests.Nats;

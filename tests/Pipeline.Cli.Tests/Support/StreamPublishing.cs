@@ -1,6 +1,5 @@
 using System.Text;
 using NATS.Client.JetStream;
-using Pipeline.Nats.Tests.Support;
 
 namespace Pipeline.Cli.Tests.Support;
 

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using NATS.Client.Core;
 
-namespace Pipeline.Nats.Tests.Support;
+namespace Pipeline.Testing;
 
 /// <summary>
 /// One real <c>nats-server -js</c> shared by every test in <see cref="NatsCollection"/>: its store
@@ -208,11 +208,4 @@ public sealed class NatsServerFixture : IAsyncLifetime
             return "(no log)";
         }
     }
-}
-
-/// <summary>Every test that needs the real server is in this collection: they share one server and take turns.</summary>
-[CollectionDefinition(Name)]
-public sealed class NatsCollection : ICollectionFixture<NatsServerFixture>
-{
-    public const string Name = "nats-server";
 }
