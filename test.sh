@@ -22,7 +22,7 @@ install_packages() {
     if ! command -v apt-get >/dev/null 2>&1 \
         || ! as_root apt-get update -qq \
         || ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; then
-        echo "test.sh: could not install $* (needs apt-get, as root or through sudo)." >&2
+        echo "test.sh: could not install $* with apt-get (it needs root or sudo, and the package registry)." >&2
         echo "test.sh: install it by hand (e.g. 'apt-get install $*') and run ./test.sh again." >&2
         exit 1
     fi
