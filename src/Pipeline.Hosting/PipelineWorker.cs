@@ -26,7 +26,8 @@ internal sealed class PipelineWorker(
     PipelineWorkerState state,
     IHostApplicationLifetime lifetime,
     ILoggerFactory loggers,
-    IEnumerable<PipelineWorkerHooks> hooks) : BackgroundService
+    IEnumerable<PipelineWorkerHooks> hooks,
+    ToolRegistryFactory toolRegistry) : BackgroundService
 {
     private readonly ILogger _logger = loggers.CreateLogger("Pipeline.Hosting");
 
@@ -57,13 +58,8 @@ internal sealed class PipelineWorker(
 
     private async Task RunAsync(PipelineWorkerOptions settings, CancellationToken stoppingToken)
     {
-        using var http = Pipeline.Tools.HttpTool.CreateDefaultClient();
-        var tools = ToolRegistry.CreateBuiltIn(new BuiltInToolOptions
-        {
-            EnableShell = settings.Tools.EnableShell,
-            MaxOutputBytes = settings.Tools.MaxOutputBytes,
-            HttpClient = http,
-        });
+        // Every tool registered in DI (AddPipelineTool), the built-in ones included (AddPipelineBuiltInTools).
+        var tools = toolRegistry.Create();
         await using var owned = new Owned();
         var kind = settings.Source.Trim().ToLowerInvariant();
         var connection = settings.Nats.Connection;

@@ -85,6 +85,9 @@ public sealed record ToolOptions
 
     /// <summary>Most bytes of output a tool keeps. Default 64 KiB.</summary>
     public int MaxOutputBytes { get; init; } = BuiltInToolOptions.DefaultMaxOutputBytes;
+
+    /// <summary>The built-in tools' options these settings make.</summary>
+    internal BuiltInToolOptions ToBuiltIn() => new() { EnableShell = EnableShell, MaxOutputBytes = MaxOutputBytes };
 }
 
 /// <summary>A worker on NATS: the connection and the JetStream pieces, each with its own defaults.</summary>
