@@ -526,7 +526,17 @@ public abstract class CommandSourceConformance<THandle> : IAsyncLifetime
     private async Task AssertDrainedAsync(CommandSourceBackend<THandle> backend)
     {
         var bound = backend.EndsAtEndOfInput ? Prompt : _settings.IdleTimeout + Prompt;
-        var next = await backend.Source.NextAsync(CancellationToken.None).AsTask().WaitAsync(bound);
+        Pulled<THandle>? next;
+        try
+        {
+            next = await backend.Source.NextAsync(CancellationToken.None).AsTask().WaitAsync(bound);
+        }
+        catch (TimeoutException)
+        {
+            // A source at the end of its input waits while a delivery is out: a settle it missed keeps it waiting.
+            throw new Xunit.Sdk.XunitException($"the source should have nothing left, and neither ended nor handed anything out within {bound.TotalSeconds:0.#} s (a settle it did not take?)");
+        }
+
         if (next is { } extra)
         {
             await backend.Source.NackAsync(extra.Handle, CancellationToken.None);
