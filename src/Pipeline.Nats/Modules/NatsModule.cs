@@ -45,6 +45,17 @@ public sealed class NatsModule : IPipelineModule
     public ModuleSection? Section { get; } = new(SectionName, typeof(NatsWorkerOptions));
 
     /// <inheritdoc/>
+    public ModuleCommandLine? WorkerCommandLine => NatsCommandLine.Worker;
+
+    /// <inheritdoc/>
+    public ModuleEnqueue? Enqueue { get; } = new()
+    {
+        CommandLine = NatsEnqueuer.CommandLine(),
+        Summary = "NATS JetStream",
+        Open = NatsEnqueuer.Open,
+    };
+
+    /// <inheritdoc/>
     public string? ImpliedClaimer(ModuleContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -67,8 +78,25 @@ public sealed class NatsModule : IPipelineModule
     }
 
     /// <summary>Binds the section, adding each value that cannot be converted to <paramref name="errors"/> (named under <paramref name="path"/>) and keeping its default.</summary>
-    public static NatsWorkerOptions Bind(IConfiguration section, string path, ICollection<string> errors) =>
-        SettingsBinder.Bind<NatsWorkerOptions>(section, path, errors);
+    public static NatsWorkerOptions Bind(IConfiguration section, string path, ICollection<string> errors)
+    {
+        var options = SettingsBinder.Bind<NatsWorkerOptions>(section, path, errors);
+        // An empty credential or file is none (as an empty flag or environment variable always was).
+        return options.Connection is not { } connection ? options : options with
+        {
+            Connection = connection with
+            {
+                User = Blank(connection.User),
+                Password = Blank(connection.Password),
+                Token = Blank(connection.Token),
+                CredsFile = Blank(connection.CredsFile),
+                NKeyFile = Blank(connection.NKeyFile),
+                TlsCaFile = Blank(connection.TlsCaFile),
+                TlsCertFile = Blank(connection.TlsCertFile),
+                TlsKeyFile = Blank(connection.TlsKeyFile),
+            },
+        };
+    }
 
     /// <summary>The options a run uses: bound from the context's <c>Nats</c> section, then changed by the code's configure, if any.</summary>
     /// <exception cref="InvalidOperationException">A value cannot be converted (the message names its key).</exception>
@@ -85,6 +113,8 @@ public sealed class NatsModule : IPipelineModule
         var options = Bind(context.Configuration.GetSection(SectionName), context.Key(SectionName), errors);
         return _configure is null ? options : _configure(options) ?? throw new InvalidOperationException("The NATS module's configure returned null.");
     }
+
+    private static string? Blank(string? value) => string.IsNullOrEmpty(value) ? null : value;
 
     /// <inheritdoc/>
     public IModulePlan Plan(ModuleSelection selection, ModuleContext context)
