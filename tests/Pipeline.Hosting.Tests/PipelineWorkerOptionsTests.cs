@@ -82,6 +82,111 @@ public sealed class PipelineWorkerOptionsTests
     }
 
     [Fact]
+    public async Task Every_setting_that_cannot_work_is_named_at_once_by_its_key_as_typed()
+    {
+        var message = await StartFailure(new()
+        {
+            ["Pipeline:Source"] = "nats",
+            ["Pipeline:Nats:Connection:Url"] = "nats://127.0.0.1:1",
+            ["Pipeline:Engine:Dispatch:Parallelism"] = "0",
+            ["Pipeline:Engine:MaxAttempts"] = "0",
+            ["Pipeline:Engine:ToolTimeout"] = "soon",
+            ["Pipeline:Engine:SinkFailure"] = "sometimes",
+            ["Pipeline:Nats:Source:FetchBatch"] = "0",
+            ["Pipeline:Nats:Source:AckWait"] = "00:00:00.500",
+            ["Pipeline:Nats:Source:MaxDeliver"] = "many",
+        });
+
+        // Values that cannot be converted, then values out of range: the engine's and the module's, every one.
+        string[] expected =
+        [
+            "Pipeline:Engine:ToolTimeout 'soon' is not a duration ([d.]hh:mm:ss[.fff], e.g. 00:00:30).",
+            "Pipeline:Engine:SinkFailure 'sometimes' is not one of backpressure or drop (any case).",
+            "Pipeline:Engine:Dispatch:Parallelism must be from 1 to 4096 (it is 0).",
+            "Pipeline:Engine:MaxAttempts must be at least 1 (it is 0).",
+            "Pipeline:Nats:Source:MaxDeliver 'many' is not a whole number from -9223372036854775808 to 9223372036854775807.",
+            "Pipeline:Nats:Source:AckWait must be at least 1 s.",
+            "Pipeline:Nats:Source:FetchBatch must be from 1 to 10000.",
+        ];
+        foreach (var error in expected)
+        {
+            Assert.Contains(error, message, StringComparison.Ordinal);
+        }
+    }
+
+    [Theory]
+    [InlineData("after-dispatch", AckMode.AckAfterDispatch)]
+    [InlineData("Before-Dispatch", AckMode.AckBeforeDispatch)]
+    [InlineData("AckAfterDispatch", AckMode.AckAfterDispatch)]
+    [InlineData("ackbeforedispatch", AckMode.AckBeforeDispatch)]
+    public void The_ack_mode_binds_from_its_command_line_spelling_and_its_name_in_any_case(string value, AckMode expected)
+    {
+        using var host = Build(new() { ["Pipeline:Engine:AckMode"] = value, ["Pipeline:Engine:SinkFailure"] = "DROP", ["Pipeline:Engine:FailedClaimAction"] = "nack" });
+        var options = host.Services.GetRequiredService<PipelineWorkerSection>().CreateOptions();
+
+        Assert.Equal(expected, options.Engine.AckMode);
+        Assert.Equal(SinkFailureAction.Drop, options.Engine.SinkFailure);
+        Assert.Equal(FailedClaimAction.Nack, options.Engine.FailedClaimAction);
+    }
+
+    [Fact]
+    public async Task A_bad_enum_value_lists_the_accepted_spellings()
+    {
+        var message = await StartFailure(new() { ["Pipeline:Engine:AckMode"] = "2", ["Pipeline:Engine:FailedClaimAction"] = "retry" });
+
+        Assert.Contains("Pipeline:Engine:AckMode '2' is not one of before-dispatch, after-dispatch, AckBeforeDispatch or AckAfterDispatch (any case).", message, StringComparison.Ordinal);
+        Assert.Contains("Pipeline:Engine:FailedClaimAction 'retry' is not one of terminate or nack (any case).", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Unknown_keys_are_one_warning_naming_each_as_typed_and_the_worker_still_runs()
+    {
+        var logs = new LogCapture();
+        using var host = Build(
+            new()
+            {
+                ["Pipeline:CommandsFile"] = Path.Combine(AppContext.BaseDirectory, "samples", "commands.jsonl"),
+                ["Pipeline:Engine:Dispatch:Paralelism"] = "4",
+                ["Pipeline:Nats:Source:AckWiat"] = "00:01:00",
+                ["Pipeline:Enigne:MaxInFlight"] = "8",
+                ["pipeline:colour"] = "blue",
+                ["Pipeline:Engine:MAXATTEMPTS"] = "3",
+            },
+            logs);
+        var state = host.Services.GetRequiredService<PipelineWorkerState>();
+
+        await host.RunAsync().WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(PipelineWorkerOutcome.Succeeded, state.Outcome);
+        var warning = Assert.Single(logs.Lines, l => l.Level == LogLevel.Warning && l.Category == "Pipeline.Hosting");
+        Assert.Equal(
+            "settings under Pipeline that nothing reads, ignored: Pipeline:colour, Pipeline:Engine:Dispatch:Paralelism (did you mean Pipeline:Engine:Dispatch:Parallelism?), "
+            + "Pipeline:Enigne (did you mean Pipeline:Engine?), Pipeline:Nats:Source:AckWiat (did you mean Pipeline:Nats:Source:AckWait?)",
+            warning.Message);
+    }
+
+    [Fact]
+    public async Task A_module_s_section_is_unknown_while_the_module_is_not_registered()
+    {
+        var logs = new LogCapture();
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Pipeline:SetExitCode"] = "false",
+            ["Pipeline:CommandsFile"] = Path.Combine(AppContext.BaseDirectory, "samples", "commands.jsonl"),
+            ["Pipeline:Nats:Connection:Url"] = "nats://127.0.0.1:4222",
+        });
+        builder.AddPipelineWorker();
+        builder.Logging.AddProvider(logs);
+        using var host = builder.Build();
+
+        await host.RunAsync().WaitAsync(TimeSpan.FromSeconds(30));
+
+        var warning = Assert.Single(logs.Lines, l => l.Level == LogLevel.Warning && l.Category == "Pipeline.Hosting");
+        Assert.EndsWith("ignored: Pipeline:Nats", warning.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Keys_as_appsettings_environment_variables_and_the_command_line_write_them_bind_to_the_records()
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());

@@ -41,38 +41,50 @@ public sealed record NatsKvClaimerOptions
     /// <summary>The KV bucket of heartbeats: <see cref="Bucket"/> + <c>_workers</c>.</summary>
     public string WorkersBucket => $"{Bucket}_workers";
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first setting out of range.</summary>
+    /// <summary>Throws the first of <see cref="FindErrors"/>, naming the setting that cannot work.</summary>
     public void Validate()
     {
+        if (FindErrors() is [var first, ..])
+        {
+            throw first;
+        }
+    }
+
+    /// <summary>Every setting that cannot work, not only the first, each an exception naming it (its message starts with the property's name).</summary>
+    public IReadOnlyList<ArgumentException> FindErrors()
+    {
+        var errors = new List<ArgumentException>();
         if (string.IsNullOrWhiteSpace(Bucket) || !Bucket.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
         {
-            throw new ArgumentException($"Bucket must be a non-empty name of letters, digits, '-' and '_' (it is \"{Bucket}\").", nameof(Bucket));
+            errors.Add(new ArgumentException($"Bucket must be a non-empty name of letters, digits, '-' and '_' (it is \"{Bucket}\").", nameof(Bucket)));
         }
 
         if (MaxAge < TimeSpan.FromSeconds(1))
         {
-            throw new ArgumentOutOfRangeException(nameof(MaxAge), MaxAge, "MaxAge must be at least 1 s.");
+            errors.Add(new ArgumentOutOfRangeException(nameof(MaxAge), MaxAge, "MaxAge must be at least 1 s."));
         }
 
         if (string.IsNullOrWhiteSpace(WorkerId))
         {
-            throw new ArgumentException("WorkerId must not be empty.", nameof(WorkerId));
+            errors.Add(new ArgumentException("WorkerId must not be empty.", nameof(WorkerId)));
         }
 
         if (HeartbeatInterval < TimeSpan.FromMilliseconds(100))
         {
-            throw new ArgumentOutOfRangeException(nameof(HeartbeatInterval), HeartbeatInterval, "HeartbeatInterval must be at least 100 ms.");
+            errors.Add(new ArgumentOutOfRangeException(nameof(HeartbeatInterval), HeartbeatInterval, "HeartbeatInterval must be at least 100 ms."));
         }
 
         // One late or lost heartbeat must not make a live worker look gone.
         if (WorkerTimeout < 2 * HeartbeatInterval || WorkerTimeout < TimeSpan.FromSeconds(1))
         {
-            throw new ArgumentOutOfRangeException(nameof(WorkerTimeout), WorkerTimeout, $"WorkerTimeout must be at least 1 s and at least twice HeartbeatInterval ({HeartbeatInterval}).");
+            errors.Add(new ArgumentOutOfRangeException(nameof(WorkerTimeout), WorkerTimeout, $"WorkerTimeout must be at least 1 s and at least twice HeartbeatInterval ({HeartbeatInterval})."));
         }
 
         if (RecordTimeout <= TimeSpan.Zero)
         {
-            throw new ArgumentOutOfRangeException(nameof(RecordTimeout), RecordTimeout, "RecordTimeout must be positive.");
+            errors.Add(new ArgumentOutOfRangeException(nameof(RecordTimeout), RecordTimeout, "RecordTimeout must be positive."));
         }
+
+        return errors;
     }
 }

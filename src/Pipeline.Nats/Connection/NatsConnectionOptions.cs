@@ -52,45 +52,57 @@ public sealed record NatsConnectionOptions
     /// <summary>The URL with any user info replaced by <c>***</c>: safe to print.</summary>
     public string DisplayUrl => Redact(Url);
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first setting that cannot work.</summary>
+    /// <summary>Throws the first of <see cref="FindErrors"/>, naming the setting that cannot work.</summary>
     public void Validate()
     {
+        if (FindErrors() is [var first, ..])
+        {
+            throw first;
+        }
+    }
+
+    /// <summary>Every setting that cannot work, not only the first, each an exception naming it (its message starts with the property's name).</summary>
+    public IReadOnlyList<ArgumentException> FindErrors()
+    {
+        var errors = new List<ArgumentException>();
         if (string.IsNullOrWhiteSpace(Url))
         {
-            throw new ArgumentException("Url must name a NATS server, e.g. nats://127.0.0.1:4222.", nameof(Url));
+            errors.Add(new ArgumentException("Url must name a NATS server, e.g. nats://127.0.0.1:4222.", nameof(Url)));
         }
 
-        foreach (var part in Url.Split(',', StringSplitOptions.TrimEntries))
+        foreach (var part in string.IsNullOrWhiteSpace(Url) ? [] : Url.Split(',', StringSplitOptions.TrimEntries))
         {
             var withScheme = part.Contains("://", StringComparison.Ordinal) ? part : "nats://" + part;
             if (!Uri.TryCreate(withScheme, UriKind.Absolute, out var uri) || uri.Scheme is not ("nats" or "tls" or "ws" or "wss") || string.IsNullOrEmpty(uri.Host))
             {
-                throw new ArgumentException($"Url '{Redact(part)}' is not a NATS server URL (nats://host:port, tls://host:port, ws:// or wss://).", nameof(Url));
+                errors.Add(new ArgumentException($"Url '{Redact(part)}' is not a NATS server URL (nats://host:port, tls://host:port, ws:// or wss://).", nameof(Url)));
             }
         }
 
         if (Password is not null && User is null)
         {
-            throw new ArgumentException("Password needs User.", nameof(Password));
+            errors.Add(new ArgumentException("Password needs User.", nameof(Password)));
         }
 
         if ((TlsCertFile is null) != (TlsKeyFile is null))
         {
-            throw new ArgumentException("TlsCertFile and TlsKeyFile go together (mutual TLS needs both).", TlsCertFile is null ? nameof(TlsCertFile) : nameof(TlsKeyFile));
+            errors.Add(new ArgumentException("TlsCertFile and TlsKeyFile go together (mutual TLS needs both).", TlsCertFile is null ? nameof(TlsCertFile) : nameof(TlsKeyFile)));
         }
 
         if (ConnectTimeout <= TimeSpan.Zero)
         {
-            throw new ArgumentOutOfRangeException(nameof(ConnectTimeout), ConnectTimeout, "ConnectTimeout must be positive.");
+            errors.Add(new ArgumentOutOfRangeException(nameof(ConnectTimeout), ConnectTimeout, "ConnectTimeout must be positive."));
         }
 
         foreach (var (file, name) in new[] { (CredsFile, nameof(CredsFile)), (NKeyFile, nameof(NKeyFile)), (TlsCaFile, nameof(TlsCaFile)), (TlsCertFile, nameof(TlsCertFile)), (TlsKeyFile, nameof(TlsKeyFile)) })
         {
             if (file is not null && !File.Exists(file))
             {
-                throw new ArgumentException($"{name} '{file}' does not exist.", name);
+                errors.Add(new ArgumentException($"{name} '{file}' does not exist.", name));
             }
         }
+
+        return errors;
     }
 
     /// <summary>

@@ -18,23 +18,35 @@ public sealed record NatsEventSinkOptions
     /// <summary>Create the stream when missing. Default true.</summary>
     public bool CreateIfMissing { get; init; } = true;
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first setting out of range.</summary>
+    /// <summary>Throws the first of <see cref="FindErrors"/>, naming the setting that cannot work.</summary>
     public void Validate()
     {
+        if (FindErrors() is [var first, ..])
+        {
+            throw first;
+        }
+    }
+
+    /// <summary>Every setting that cannot work, not only the first, each an exception naming it (its message starts with the property's name).</summary>
+    public IReadOnlyList<ArgumentException> FindErrors()
+    {
+        var errors = new List<ArgumentException>();
         if (string.IsNullOrWhiteSpace(Stream) || Stream.AsSpan().IndexOfAny(" \t\r\n.*>") >= 0)
         {
-            throw new ArgumentException($"Stream must be a non-empty name without spaces, '.', '*' or '>' (it is \"{Stream}\").", nameof(Stream));
+            errors.Add(new ArgumentException($"Stream must be a non-empty name without spaces, '.', '*' or '>' (it is \"{Stream}\").", nameof(Stream)));
         }
 
         if (Subjects is null || Subjects.Count == 0 || Subjects.Any(string.IsNullOrWhiteSpace))
         {
-            throw new ArgumentException("Subjects must list at least one non-empty subject.", nameof(Subjects));
+            errors.Add(new ArgumentException("Subjects must list at least one non-empty subject.", nameof(Subjects)));
         }
 
         var sample = SubjectTemplate?.Replace(ExecutionIdPlaceholder, "1", StringComparison.Ordinal);
         if (string.IsNullOrWhiteSpace(sample) || sample.AsSpan().IndexOfAny(" \t\r\n*>{}") >= 0 || sample.StartsWith('.') || sample.EndsWith('.') || sample.Contains("..", StringComparison.Ordinal))
         {
-            throw new ArgumentException($"SubjectTemplate must be a publishable subject once {ExecutionIdPlaceholder} is replaced (it is \"{SubjectTemplate}\").", nameof(SubjectTemplate));
+            errors.Add(new ArgumentException($"SubjectTemplate must be a publishable subject once {ExecutionIdPlaceholder} is replaced (it is \"{SubjectTemplate}\").", nameof(SubjectTemplate)));
         }
+
+        return errors;
     }
 }

@@ -136,23 +136,23 @@ public sealed class NatsModule : IPipelineModule
             }
             else
             {
-                ModuleErrors.Check(errors, $"{section}:Connection", options.Connection.Validate);
+                ModuleErrors.Add(errors, $"{section}:Connection", options.Connection.FindErrors());
             }
         }
 
         if (selection.Source is not null)
         {
-            ModuleErrors.Check(errors, $"{section}:Source", () => options.Source.ValidateFor(context.Engine));
+            ModuleErrors.Add(errors, $"{section}:Source", options.Source.FindErrorsFor(context.Engine));
         }
 
         if (selection.Claimer is not null)
         {
-            ModuleErrors.Check(errors, $"{section}:Claimer", options.Claimer.Validate);
+            ModuleErrors.Add(errors, $"{section}:Claimer", options.Claimer.FindErrors());
         }
 
         if (selection.Sink is not null)
         {
-            ModuleErrors.Check(errors, $"{section}:Events", options.Events.Validate);
+            ModuleErrors.Add(errors, $"{section}:Events", options.Events.FindErrors());
         }
 
         return new NatsPlan(selection, options, context.Engine, errors);

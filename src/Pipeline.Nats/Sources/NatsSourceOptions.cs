@@ -95,50 +95,60 @@ public sealed record NatsSourceOptions
     /// <summary>The keep-alive interval in force.</summary>
     public TimeSpan EffectiveKeepAliveInterval => KeepAliveInterval ?? AckWait / 3;
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first setting out of range.</summary>
+    /// <summary>Throws the first of <see cref="FindErrors"/>, naming the setting that cannot work.</summary>
     public void Validate()
     {
-        RequireName(Stream, nameof(Stream));
-        RequireName(Consumer, nameof(Consumer));
+        if (FindErrors() is [var first, ..])
+        {
+            throw first;
+        }
+    }
+
+    /// <summary>Every setting that cannot work, not only the first, each an exception naming it (its message starts with the property's name).</summary>
+    public IReadOnlyList<ArgumentException> FindErrors()
+    {
+        var errors = new List<ArgumentException>();
+        RequireName(errors, Stream, nameof(Stream));
+        RequireName(errors, Consumer, nameof(Consumer));
         if (Subjects is null || Subjects.Count == 0 || Subjects.Any(string.IsNullOrWhiteSpace))
         {
-            throw new ArgumentException("Subjects must list at least one non-empty subject.", nameof(Subjects));
+            errors.Add(new ArgumentException("Subjects must list at least one non-empty subject.", nameof(Subjects)));
         }
 
         if (FilterSubject is { } filter && string.IsNullOrWhiteSpace(filter))
         {
-            throw new ArgumentException("FilterSubject must be null (every subject) or a subject.", nameof(FilterSubject));
+            errors.Add(new ArgumentException("FilterSubject must be null (every subject) or a subject.", nameof(FilterSubject)));
         }
 
         if (MaxAckPending < 1)
         {
-            throw new ArgumentOutOfRangeException(nameof(MaxAckPending), MaxAckPending, "MaxAckPending must be at least 1.");
+            errors.Add(new ArgumentOutOfRangeException(nameof(MaxAckPending), MaxAckPending, "MaxAckPending must be at least 1."));
         }
 
         if (AckWait < TimeSpan.FromSeconds(1))
         {
-            throw new ArgumentOutOfRangeException(nameof(AckWait), AckWait, "AckWait must be at least 1 s.");
+            errors.Add(new ArgumentOutOfRangeException(nameof(AckWait), AckWait, "AckWait must be at least 1 s."));
         }
 
         if (MaxDeliver is 0 or < -1)
         {
-            throw new ArgumentOutOfRangeException(nameof(MaxDeliver), MaxDeliver, "MaxDeliver must be -1 (no limit) or at least 1.");
+            errors.Add(new ArgumentOutOfRangeException(nameof(MaxDeliver), MaxDeliver, "MaxDeliver must be -1 (no limit) or at least 1."));
         }
 
         if (FetchBatch is < 1 or > 10_000)
         {
-            throw new ArgumentOutOfRangeException(nameof(FetchBatch), FetchBatch, "FetchBatch must be from 1 to 10000.");
+            errors.Add(new ArgumentOutOfRangeException(nameof(FetchBatch), FetchBatch, "FetchBatch must be from 1 to 10000."));
         }
 
         if (FetchBatch > MaxAckPending)
         {
-            throw new ArgumentOutOfRangeException(nameof(FetchBatch), FetchBatch, $"FetchBatch ({FetchBatch}) must not exceed MaxAckPending ({MaxAckPending}): a fetch could never be filled.");
+            errors.Add(new ArgumentOutOfRangeException(nameof(FetchBatch), FetchBatch, $"FetchBatch ({FetchBatch}) must not exceed MaxAckPending ({MaxAckPending}): a fetch could never be filled."));
         }
 
         // NATS.Net refuses a pull that expires in less than a second: every fetch would fail, and be retried, forever.
         if (FetchExpires < TimeSpan.FromSeconds(1) || FetchExpires > TimeSpan.FromMinutes(5))
         {
-            throw new ArgumentOutOfRangeException(nameof(FetchExpires), FetchExpires, "FetchExpires must be from 1 s to 5 min.");
+            errors.Add(new ArgumentOutOfRangeException(nameof(FetchExpires), FetchExpires, "FetchExpires must be from 1 s to 5 min."));
         }
 
         var keepAlive = EffectiveKeepAliveInterval;
@@ -146,61 +156,75 @@ public sealed record NatsSourceOptions
         // (the buffer's last renewal, then the pipeline's first); a third keeps that inside the ack wait with room.
         if (keepAlive <= TimeSpan.Zero || keepAlive > AckWait / 3)
         {
-            throw new ArgumentOutOfRangeException(nameof(KeepAliveInterval), keepAlive, $"KeepAliveInterval must be positive and at most a third of AckWait ({AckWait}), so a renewal always lands before the server gives up.");
+            errors.Add(new ArgumentOutOfRangeException(nameof(KeepAliveInterval), keepAlive, $"KeepAliveInterval must be positive and at most a third of AckWait ({AckWait}), so a renewal always lands before the server gives up."));
         }
 
         if (SettleTimeout <= TimeSpan.Zero)
         {
-            throw new ArgumentOutOfRangeException(nameof(SettleTimeout), SettleTimeout, "SettleTimeout must be positive.");
+            errors.Add(new ArgumentOutOfRangeException(nameof(SettleTimeout), SettleTimeout, "SettleTimeout must be positive."));
         }
 
         if (IdleTimeout is { } idle && idle <= TimeSpan.Zero)
         {
-            throw new ArgumentOutOfRangeException(nameof(IdleTimeout), idle, "IdleTimeout must be positive (or null: never).");
+            errors.Add(new ArgumentOutOfRangeException(nameof(IdleTimeout), idle, "IdleTimeout must be positive (or null: never)."));
         }
 
         if (DrainTimeout is { } drain && (IdleTimeout is not { } idleFirst || drain < idleFirst))
         {
-            throw new ArgumentOutOfRangeException(nameof(DrainTimeout), drain, "DrainTimeout needs IdleTimeout, and must be at least as long (or null: end at the first idle timeout).");
+            errors.Add(new ArgumentOutOfRangeException(nameof(DrainTimeout), drain, "DrainTimeout needs IdleTimeout, and must be at least as long (or null: end at the first idle timeout)."));
         }
 
         if (ReconnectBackoff is null || ReconnectBackoff.Base <= TimeSpan.Zero || ReconnectBackoff.Max < ReconnectBackoff.Base)
         {
-            throw new ArgumentException("ReconnectBackoff must have 0 < Base <= Max.", nameof(ReconnectBackoff));
+            errors.Add(new ArgumentException("ReconnectBackoff must have 0 < Base <= Max.", nameof(ReconnectBackoff)));
         }
+
+        return errors;
     }
 
     /// <summary>
-    /// Throws <see cref="ArgumentException"/> when these settings and <paramref name="pipeline"/>'s
-    /// cannot work together: a pipeline that could never fill, or a failing command the server
-    /// would stop delivering before the pipeline gives up on it.
+    /// Throws the first of <see cref="FindErrorsFor"/>: these settings alone, then with
+    /// <paramref name="pipeline"/>'s (a pipeline that could never fill, or a failing command the
+    /// server would stop delivering before the pipeline gives up on it).
     /// </summary>
     public void ValidateFor(PipelineOptions pipeline)
     {
+        if (FindErrorsFor(pipeline) is [var first, ..])
+        {
+            throw first;
+        }
+    }
+
+    /// <summary>Every setting that cannot work alone (<see cref="FindErrors"/>) or with <paramref name="pipeline"/>'s.</summary>
+    public IReadOnlyList<ArgumentException> FindErrorsFor(PipelineOptions pipeline)
+    {
+        var errors = new List<ArgumentException>();
         ArgumentNullException.ThrowIfNull(pipeline);
-        Validate();
+        errors.AddRange(FindErrors());
         if (MaxAckPending < (long)pipeline.MaxInFlight + FetchBatch)
         {
-            throw new ArgumentOutOfRangeException(
+            errors.Add(new ArgumentOutOfRangeException(
                 nameof(MaxAckPending),
                 MaxAckPending,
-                $"MaxAckPending ({MaxAckPending}) must be at least MaxInFlight ({pipeline.MaxInFlight}) + FetchBatch ({FetchBatch}): the server stops delivering at MaxAckPending, so the pipeline could never fill.");
+                $"MaxAckPending ({MaxAckPending}) must be at least MaxInFlight ({pipeline.MaxInFlight}) + FetchBatch ({FetchBatch}): the server stops delivering at MaxAckPending, so the pipeline could never fill."));
         }
 
         if (pipeline.AckMode == AckMode.AckAfterDispatch && MaxDeliver != -1 && MaxDeliver < pipeline.MaxAttempts)
         {
-            throw new ArgumentOutOfRangeException(
+            errors.Add(new ArgumentOutOfRangeException(
                 nameof(MaxDeliver),
                 MaxDeliver,
-                $"MaxDeliver ({MaxDeliver}) must be at least MaxAttempts ({pipeline.MaxAttempts}) (or -1): the server would stop delivering a failing command before the pipeline terminates it, leaving it pending for good.");
+                $"MaxDeliver ({MaxDeliver}) must be at least MaxAttempts ({pipeline.MaxAttempts}) (or -1): the server would stop delivering a failing command before the pipeline terminates it, leaving it pending for good."));
         }
+
+        return errors;
     }
 
-    private static void RequireName(string value, string name)
+    private static void RequireName(List<ArgumentException> errors, string value, string name)
     {
         if (string.IsNullOrWhiteSpace(value) || value.AsSpan().IndexOfAny(" \t\r\n.*>") >= 0)
         {
-            throw new ArgumentException($"{name} must be a non-empty name without spaces, '.', '*' or '>' (it is \"{value}\").", name);
+            errors.Add(new ArgumentException($"{name} must be a non-empty name without spaces, '.', '*' or '>' (it is \"{value}\").", name));
         }
     }
 }
