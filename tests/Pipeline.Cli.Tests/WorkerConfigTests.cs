@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Pipeline.Engine;
 using Pipeline.Hosting;
+using Pipeline.Modules;
 using Pipeline.Nats.Connection;
 using Pipeline.Nats.Modules;
 
@@ -36,11 +37,15 @@ public sealed class WorkerConfigTests : IDisposable
         using var stderr = new StringWriter();
         var section = await WorkerCommand.ReadSettingsAsync(Sample, stderr);
         Assert.True(section is not null, stderr.ToString());
-        var options = section.Get<PipelineWorkerOptions>()!;
+        // Bound as the worker binds it (the configuration binder knows no "before-dispatch").
+        var bindErrors = new List<string>();
+        var options = SettingsBinder.Bind<PipelineWorkerOptions>(section, "Pipeline", bindErrors);
+        Assert.Empty(bindErrors);
         var nats = NatsModule.Bind(section.GetSection(NatsModule.SectionName));
 
         // The values the README and docs/nats.md give as defaults.
-        Assert.Equal("nats", options.Source);
+        // The default source (pipeline worker takes its source from its flag, whatever the file says).
+        Assert.Equal("file", options.Source);
         Assert.Null(options.Events);
         Assert.Equal(2, options.Engine.PullParallelism);
         Assert.Equal(16, options.Engine.Dispatch.Parallelism);

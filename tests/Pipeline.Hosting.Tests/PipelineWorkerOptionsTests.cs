@@ -186,6 +186,72 @@ public sealed class PipelineWorkerOptionsTests
         Assert.EndsWith("ignored: Pipeline:Nats", warning.Message, StringComparison.Ordinal);
     }
 
+    private static string SamplePath => Path.Combine(AppContext.BaseDirectory, "samples", "appsettings.json");
+
+    /// <summary>
+    /// Every public settable property of the options records as its configuration key, with the
+    /// value <c>new XOptions()</c> gives it (the documented default): the worker's records and the
+    /// NATS module's section. A section that is none by default (the NATS connection) has its
+    /// record's own defaults. Found by reflection, so a new option is in this list unasked.
+    /// </summary>
+    private static Dictionary<string, object?> OptionsByKey(PipelineWorkerOptions worker, NatsWorkerOptions nats)
+    {
+        var keys = new Dictionary<string, object?>(StringComparer.Ordinal);
+        Walk("Pipeline", worker, keys);
+        Walk("Pipeline:Nats", nats, keys);
+        return keys;
+
+        static void Walk(string path, object record, Dictionary<string, object?> keys)
+        {
+            foreach (var property in record.GetType().GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance).Where(p => p.SetMethod is { IsPublic: true }))
+            {
+                var key = $"{path}:{property.Name}";
+                var type = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+                var value = property.GetValue(record);
+                if (type.IsPrimitive || type.IsEnum || type == typeof(string) || type == typeof(TimeSpan) || type == typeof(Uri))
+                {
+                    keys[key] = value;
+                }
+                else if (typeof(IEnumerable<string>).IsAssignableFrom(type))
+                {
+                    keys[key] = value is null ? null : string.Join("|", (IEnumerable<string>)value);
+                }
+                else
+                {
+                    Walk(key, value ?? Activator.CreateInstance(type)!, keys);
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void The_sample_settings_show_every_option_and_no_other_key()
+    {
+        var sample = SampleSettings.Read(SamplePath);
+        var options = OptionsByKey(new PipelineWorkerOptions(), new NatsWorkerOptions()).Keys;
+
+        // A new option without its line in the sample fails here; so does a key the sample misspells.
+        var missing = options.Where(k => !sample.Shown.Contains(k)).ToList();
+        Assert.True(missing.Count == 0, $"not in the sample: {string.Join(", ", missing)}");
+        var unknown = sample.Shown.Where(k => !options.Contains(k)).ToList();
+        Assert.True(unknown.Count == 0, $"in the sample, but no option: {string.Join(", ", unknown)}");
+    }
+
+    [Fact]
+    public void The_sample_settings_bind_to_exactly_the_defaults_but_for_the_values_marked_as_examples()
+    {
+        var sample = SampleSettings.Read(SamplePath);
+        var section = new ConfigurationBuilder().AddJsonFile(SamplePath).Build().GetSection("Pipeline");
+
+        var bound = OptionsByKey(PipelineWorkerServiceCollectionExtensions.Bind(section), NatsModule.Bind(section.GetSection("Nats")));
+
+        var defaults = OptionsByKey(new PipelineWorkerOptions(), new NatsWorkerOptions());
+        var differing = defaults.Where(d => !sample.Examples.Contains(d.Key) && !Equals(d.Value, bound[d.Key])).Select(d => $"{d.Key}: default {d.Value}, sample {bound[d.Key]}").ToList();
+        Assert.True(differing.Count == 0, string.Join("\n", differing));
+        Assert.Equal(["Pipeline:CommandsFile"], sample.Examples);
+        Assert.Equal("file", new PipelineWorkerOptions().Source);
+    }
+
     [Fact]
     public void Keys_as_appsettings_environment_variables_and_the_command_line_write_them_bind_to_the_records()
     {
