@@ -121,7 +121,7 @@ public sealed class NatsModule : IPipelineModule
         }
         catch (InvalidOperationException ex)
         {
-            return new NatsPlan(selection, new NatsWorkerOptions(), context.Engine, [ex.Message]);
+            return new NatsPlan(selection, new NatsWorkerOptions(), context.Engine, [ModuleErrors.Binding(ex, context)]);
         }
 
         var errors = new List<string>();
