@@ -23,22 +23,4 @@ public static class ModuleErrors
             errors.Add($"{prefix}:{message}");
         }
     }
-
-    /// <summary>
-    /// The binder's message for a value it cannot convert (<c>Failed to convert configuration value
-    /// 'soon' at 'Nats:Source:AckWait' ...</c>), with the key as the user typed it
-    /// (<c>Pipeline:Nats:Source:AckWait</c>) whichever section the configuration was read through.
-    /// </summary>
-    public static string Binding(InvalidOperationException exception, ModuleContext context)
-    {
-        ArgumentNullException.ThrowIfNull(exception);
-        ArgumentNullException.ThrowIfNull(context);
-        var root = context.Root + ":";
-        return System.Text.RegularExpressions.Regex.Replace(
-            exception.Message,
-            "at '([^']*)'",
-            m => m.Groups[1].Value.StartsWith(root, StringComparison.OrdinalIgnoreCase) ? m.Value : $"at '{root}{m.Groups[1].Value}'",
-            System.Text.RegularExpressions.RegexOptions.None,
-            TimeSpan.FromSeconds(1));
-    }
 }
