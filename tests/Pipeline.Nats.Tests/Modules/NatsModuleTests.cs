@@ -6,14 +6,19 @@ using Pipeline.Nats.Modules;
 namespace Pipeline.Nats.Tests.Modules;
 
 /// <summary>The NATS module's part of a run: which of its settings it checks for what is chosen, how each error names its key, and the older claimer key.</summary>
-public sealed class NatsModuleTests
+public sealed class NatsModuleTests : IDisposable
 {
     private static readonly PipelineModules Modules = new([CoreModule.Instance, new NatsModule()]);
 
-    private static PipelineSetup Prepare(string source, string? claimer = null, string? events = null, params (string Key, string? Value)[] settings)
+    // The file source checks its commands file is there.
+    private readonly string _commands = Path.GetTempFileName();
+
+    public void Dispose() => File.Delete(_commands);
+
+    private PipelineSetup Prepare(string source, string? claimer = null, string? events = null, params (string Key, string? Value)[] settings)
     {
         var configuration = new ConfigurationBuilder()
-            .AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value)).Append(new("CommandsFile", "c.jsonl")))
+            .AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value)).Append(new("CommandsFile", _commands)))
             .Build();
         return Modules.Prepare(new PipelineChoice(source, claimer, events), new ModuleContext(configuration, new PipelineOptions()));
     }
