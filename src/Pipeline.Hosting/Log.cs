@@ -13,4 +13,13 @@ internal static partial class Log
 
     [LoggerMessage(2006, LogLevel.Information, "worker done: the source is exhausted (the file was read, or nothing arrived for the idle timeout)")]
     public static partial void Exhausted(ILogger logger);
+
+    [LoggerMessage(2010, LogLevel.Error, "the worker's settings cannot work, so it did not start ({Count} to fix): {Errors}")]
+    public static partial void SettingsInvalid(ILogger logger, int count, string errors);
+
+    [LoggerMessage(2011, LogLevel.Warning, "settings under Pipeline that nothing reads, ignored: {Keys}")]
+    public static partial void UnknownSettings(ILogger logger, string keys);
+
+    [LoggerMessage(2012, LogLevel.Information, "worker ended: {Outcome}, exit code {ExitCode}")]
+    public static partial void Ended(ILogger logger, PipelineWorkerOutcome outcome, int exitCode);
 }

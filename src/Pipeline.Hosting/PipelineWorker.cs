@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -19,22 +21,69 @@ namespace Pipeline.Hosting;
 /// the worker knows no backend.
 /// </summary>
 internal sealed class PipelineWorker(
-    IOptions<PipelineWorkerOptions> options,
     PipelineWorkerState state,
     IHostApplicationLifetime lifetime,
     ILoggerFactory loggers,
     IEnumerable<PipelineWorkerHooks> hooks,
+    IEnumerable<IValidateOptions<PipelineWorkerOptions>> validators,
     PipelineModules modules,
     PipelineWorkerSection section,
     ToolRegistryFactory toolRegistry) : BackgroundService
 {
     private readonly ILogger _logger = loggers.CreateLogger("Pipeline.Hosting");
+    private readonly List<PosixSignalRegistration> _signals = [];
+    private PipelineWorkerOptions _settings = new();
+    private int _signal;
+
+    /// <summary>
+    /// Checks the settings before anything runs: every error in one log line, exit code 2 and the
+    /// host stopped, never an exception out of the host's start (<c>host.Run()</c> would end in an
+    /// unhandled exception and a stack trace). Files are checked here too, before the run opens
+    /// (and empties) the events file.
+    /// </summary>
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        _settings = section.CreateOptions();
+        if (section.Configuration is { } configuration)
+        {
+            var known = modules.All.Select(m => m.Section).OfType<ModuleSection>().DistinctBy(m => m.Name, StringComparer.OrdinalIgnoreCase).ToDictionary(m => m.Name, m => m.Options, StringComparer.OrdinalIgnoreCase);
+            var path = (configuration as IConfigurationSection)?.Path ?? PipelineWorkerOptions.SectionName;
+            if (SettingsBinder.FindUnknownKeys(configuration, path, typeof(PipelineWorkerOptions), known) is { Count: > 0 } unknown)
+            {
+                Log.UnknownSettings(_logger, string.Join(", ", unknown));
+            }
+        }
+
+        var errors = validators.Select(v => v.Validate(Options.DefaultName, _settings)).Where(r => r.Failed).SelectMany(r => r.Failures ?? [r.FailureMessage ?? "the settings are invalid."]).Distinct().ToList();
+        if (errors.Count > 0)
+        {
+            Log.SettingsInvalid(_logger, errors.Count, string.Join(" ", errors));
+            state.Refuse(errors);
+            SetExitCode();
+            state.Complete();
+            lifetime.StopApplication();
+            return Task.CompletedTask;
+        }
+
+        WatchSignals();
+        return base.StartAsync(cancellationToken);
+    }
+
+    public override void Dispose()
+    {
+        foreach (var registration in _signals)
+        {
+            registration.Dispose();
+        }
+
+        base.Dispose();
+    }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         // Off the host's start path: StartAsync returns while the pipeline runs.
         await Task.Yield();
-        var settings = options.Value;
+        var settings = _settings;
         try
         {
             await RunAsync(settings, stoppingToken).ConfigureAwait(false);
@@ -47,10 +96,39 @@ internal sealed class PipelineWorker(
         }
         finally
         {
+            state.Conclude(state.Started.IsCompletedSuccessfully ? state.Started.Result : null, Volatile.Read(ref _signal) is var signal and > 0 ? signal : null);
+            Log.Ended(_logger, state.Outcome, state.ExitCode);
+            SetExitCode();
             state.Complete();
             if (settings.StopHostWhenDone || state.Fault is not null)
             {
                 lifetime.StopApplication();
+            }
+        }
+    }
+
+    private void SetExitCode()
+    {
+        if (_settings.SetExitCode)
+        {
+            // What host.Run() hands the OS when Main returns nothing.
+            Environment.ExitCode = state.ExitCode;
+        }
+    }
+
+    // Which signal stopped the host, for the exit code of a stop that cut work off (128 + it, as
+    // the CLI exits). The host's own handlers still stop it: these only look.
+    private void WatchSignals()
+    {
+        foreach (var (signal, number) in new[] { (PosixSignal.SIGINT, 2), (PosixSignal.SIGTERM, 15), (PosixSignal.SIGQUIT, 3), (PosixSignal.SIGHUP, 1) })
+        {
+            try
+            {
+                _signals.Add(PosixSignalRegistration.Create(signal, _ => Interlocked.CompareExchange(ref _signal, number, 0)));
+            }
+            catch (Exception ex) when (ex is PlatformNotSupportedException or IOException)
+            {
+                // Not on this platform: a cut-off stop exits 1.
             }
         }
     }

@@ -59,6 +59,15 @@ public sealed record PipelineWorkerOptions
     public bool StopHostWhenDone { get; init; } = true;
 
     /// <summary>
+    /// Set the process's exit code (<see cref="Environment.ExitCode"/>, what <c>host.Run()</c>
+    /// returns to the OS from a <c>Main</c> that returns nothing) from the run's outcome:
+    /// <see cref="PipelineWorkerState.ExitCode"/> (0 all done, 1 some failed, 2 a configuration
+    /// error, 3 work left at an idle end, 128 + the signal when a stop cut work off). Turn it off
+    /// when the worker is one part of a larger process that decides its own code. Default true.
+    /// </summary>
+    public bool SetExitCode { get; init; } = true;
+
+    /// <summary>
     /// What is added to <see cref="PipelineOptions.ShutdownTimeout"/> + <see cref="PipelineOptions.SettleTimeout"/>
     /// for the host's own shutdown timeout, so the host never abandons a drain the pipeline would
     /// finish. Default 5 s.

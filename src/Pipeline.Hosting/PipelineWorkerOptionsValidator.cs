@@ -6,11 +6,12 @@ using Pipeline.Modules;
 namespace Pipeline.Hosting;
 
 /// <summary>
-/// Checks <see cref="PipelineWorkerOptions"/> when the host starts (<c>ValidateOnStart</c>), so a
-/// misconfigured worker fails before it pulls anything. Every message names the setting by its
-/// configuration key (<c>Pipeline:Engine:Dispatch:Parallelism</c>), as a user would type it. The
-/// source, claimer and sink kinds are looked up among the registered modules, and each module
-/// used checks its own section.
+/// Checks <see cref="PipelineWorkerOptions"/>: the worker runs it as it starts, so a
+/// misconfigured worker stops before it pulls or truncates anything. Every setting that cannot
+/// work is reported, not only the first, each named by its configuration key as typed
+/// (<c>Pipeline:Engine:Dispatch:Parallelism</c>): values that cannot be converted, values out of
+/// range, and files that cannot be read or written. The source, claimer and sink kinds are looked
+/// up among the registered modules, and each module used checks its own section.
 /// </summary>
 public sealed class PipelineWorkerOptionsValidator : IValidateOptions<PipelineWorkerOptions>
 {
@@ -32,7 +33,13 @@ public sealed class PipelineWorkerOptionsValidator : IValidateOptions<PipelineWo
     {
         ArgumentNullException.ThrowIfNull(options);
         var failures = new List<string>();
-        ModuleErrors.Check(failures, $"{Root}:Engine", options.Engine.Validate);
+        if (_section is not null)
+        {
+            // Values that could not be converted (bound leniently, keeping their defaults).
+            PipelineWorkerServiceCollectionExtensions.Bind(_section, failures);
+        }
+
+        failures.AddRange(options.Engine.FindErrors().Select(e => e.Under($"{Root}:Engine")));
         if (options.Tools.MaxOutputBytes is < 1 or > Dispatch.BuiltInToolOptions.HardMaxOutputBytes)
         {
             failures.Add(string.Create(CultureInfo.InvariantCulture, $"{Root}:Tools:MaxOutputBytes must be from 1 to {Dispatch.BuiltInToolOptions.HardMaxOutputBytes} (it is {options.Tools.MaxOutputBytes})."));

@@ -37,11 +37,12 @@ public static class PipelineWorkerServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(configuration);
         services.AddOptions<PipelineWorkerOptions>();
         services.AddSingleton<IOptionsFactory<PipelineWorkerOptions>>(sp => new FixedOptionsFactory(
-            () => Bind(configuration), sp.GetServices<IConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IPostConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IValidateOptions<PipelineWorkerOptions>>()));
-        services.AddSingleton(new PipelineWorkerSection(configuration));
+            () => Bind(configuration, new List<string>()), sp.GetServices<IConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IPostConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IValidateOptions<PipelineWorkerOptions>>()));
+        services.AddSingleton(new PipelineWorkerSection(configuration, () => Bind(configuration, new List<string>())));
         // Telemetry is decided at registration (exporters are built with the providers); the
-        // rest is bound, and validated, when the host starts.
-        var telemetry = configuration.GetSection(nameof(PipelineWorkerOptions.Telemetry)).Get<TelemetryOptions>() ?? new TelemetryOptions();
+        // rest is bound, and validated, when the host starts. A bad value is reported then, with
+        // every other one (never thrown from here, before the host is even built).
+        var telemetry = Bind(configuration, new List<string>()).Telemetry;
         return services.AddWorkerCore(telemetry);
     }
 
@@ -56,17 +57,31 @@ public static class PipelineWorkerServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configuration);
         ArgumentNullException.ThrowIfNull(configure);
-        var options = configure(Bind(configuration)) ?? throw new ArgumentException("configure returned null.", nameof(configure));
+        // Bound leniently: a value that cannot be converted is reported with every other error as the worker starts.
+        var options = configure(Bind(configuration, new List<string>())) ?? throw new ArgumentException("configure returned null.", nameof(configure));
         services.AddOptions<PipelineWorkerOptions>();
         services.AddSingleton<IOptionsFactory<PipelineWorkerOptions>>(sp => new FixedOptionsFactory(
             () => options, sp.GetServices<IConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IPostConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IValidateOptions<PipelineWorkerOptions>>()));
-        services.AddSingleton(new PipelineWorkerSection(configuration));
+        services.AddSingleton(new PipelineWorkerSection(configuration, () => options));
         return services.AddWorkerCore(options.Telemetry);
     }
 
     /// <summary>Binds the section's own keys (a module binds its own section when the worker starts).</summary>
-    internal static PipelineWorkerOptions Bind(IConfiguration configuration) =>
-        configuration.Get<PipelineWorkerOptions>() ?? new PipelineWorkerOptions();
+    /// <exception cref="InvalidOperationException">Values cannot be converted (the message names every one by its key).</exception>
+    internal static PipelineWorkerOptions Bind(IConfiguration configuration)
+    {
+        var errors = new List<string>();
+        var options = Bind(configuration, errors);
+        return errors.Count == 0 ? options : throw new InvalidOperationException(string.Join(" ", errors));
+    }
+
+    /// <summary>
+    /// Binds the section's own keys; a value that cannot be converted is added to
+    /// <paramref name="errors"/>, named by its key as typed, and keeps its default (so every bad
+    /// value is reported at once, never as an exception).
+    /// </summary>
+    internal static PipelineWorkerOptions Bind(IConfiguration configuration, ICollection<string> errors) =>
+        SettingsBinder.Bind<PipelineWorkerOptions>(configuration, (configuration as IConfigurationSection)?.Path ?? PipelineWorkerOptions.SectionName, errors);
 
     /// <summary>
     /// Adds the worker with options built in code: <paramref name="configure"/> gets the defaults
@@ -81,13 +96,17 @@ public static class PipelineWorkerServiceCollectionExtensions
         services.AddOptions<PipelineWorkerOptions>();
         services.AddSingleton<IOptionsFactory<PipelineWorkerOptions>>(sp => new FixedOptionsFactory(
             () => options, sp.GetServices<IConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IPostConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IValidateOptions<PipelineWorkerOptions>>()));
-        services.AddSingleton(new PipelineWorkerSection(null));
+        services.AddSingleton(new PipelineWorkerSection(null, () => options));
         return services.AddWorkerCore(options.Telemetry);
     }
 
     private static IServiceCollection AddWorkerCore(this IServiceCollection services, TelemetryOptions telemetry)
     {
-        services.AddOptions<PipelineWorkerOptions>().ValidateOnStart();
+        // Not ValidateOnStart: it throws out of StartAsync, which ends host.Run() in an unhandled
+        // exception. The worker checks the settings as it starts (every error in one log line,
+        // exit code 2, the host stopped) and IOptions<PipelineWorkerOptions>.Value still throws
+        // with every message for code that reads invalid options.
+        services.AddOptions<PipelineWorkerOptions>();
         // The built-in module (the file source, the stdout and file sinks); backends add theirs.
         services.AddPipelineModule(CoreModule.Instance);
         services.TryAddSingleton(sp => new PipelineModules(sp.GetServices<IPipelineModule>()));
@@ -109,7 +128,7 @@ public static class PipelineWorkerServiceCollectionExtensions
             }
             catch (OptionsValidationException)
             {
-                // Invalid options fail the start (ValidateOnStart) with every message; failing
+                // Invalid options stop the worker as it starts, with every message; failing
                 // here, while the host is built, would hide them behind a resolution error.
                 return;
             }
@@ -193,5 +212,5 @@ public static class PipelineWorkerServiceCollectionExtensions
     }
 }
 
-/// <summary>The <c>Pipeline</c> section the worker was configured from, for the modules to read their own sections; null for options built in code.</summary>
-internal sealed record PipelineWorkerSection(IConfiguration? Configuration);
+/// <summary>The <c>Pipeline</c> section the worker was configured from, for the modules to read their own sections (null for options built in code), and the options as bound or built, not yet checked.</summary>
+internal sealed record PipelineWorkerSection(IConfiguration? Configuration, Func<PipelineWorkerOptions> CreateOptions);

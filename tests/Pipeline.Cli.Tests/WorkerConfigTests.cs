@@ -85,12 +85,12 @@ public sealed class WorkerConfigTests : IDisposable
 
         var (exit, _, error) = await Run("worker", "--config", settings, "--nats", "nats://127.0.0.1:1");
         Assert.Equal(2, exit);
-        Assert.Contains("Dispatch.Parallelism", error, StringComparison.Ordinal);
+        Assert.Contains("Pipeline:Engine:Dispatch:Parallelism", error, StringComparison.Ordinal);
         Assert.Contains("FetchBatch", error, StringComparison.Ordinal);
 
         (exit, _, error) = await Run("worker", "--config", settings, "--nats", "nats://127.0.0.1:1", "--dispatch-parallelism", "4");
         Assert.Equal(2, exit);
-        Assert.DoesNotContain("Dispatch.Parallelism", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("Dispatch:Parallelism", error, StringComparison.Ordinal);
         Assert.Contains("FetchBatch", error, StringComparison.Ordinal);
     }
 

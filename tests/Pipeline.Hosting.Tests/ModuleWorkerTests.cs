@@ -50,10 +50,14 @@ public sealed class ModuleWorkerTests
     [Fact]
     public async Task A_backend_s_own_setting_that_cannot_work_fails_the_start_naming_its_key()
     {
-        using var host = Build(new InMemoryModule([]), new() { ["Pipeline:Source"] = "memory" });
+        using var host = Build(new InMemoryModule([]), new() { ["Pipeline:Source"] = "memory", ["Pipeline:SetExitCode"] = "false" });
 
-        var ex = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+        await host.StartAsync();
+        var state = host.Services.GetRequiredService<PipelineWorkerState>();
+        await state.Completion.WaitAsync(TimeSpan.FromSeconds(10));
+        await host.StopAsync();
 
-        Assert.Contains("Pipeline:Memory:Name is required with the memory module.", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(PipelineWorkerOutcome.ConfigurationError, state.Outcome);
+        Assert.Contains("Pipeline:Memory:Name is required with the memory module.", state.ConfigurationErrors);
     }
 }

@@ -1,31 +1,51 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Pipeline.Engine;
+using Pipeline.Hosting.Tests.Support;
 using Pipeline.Nats.Modules;
 
 namespace Pipeline.Hosting.Tests;
 
-/// <summary>Options bound from configuration as a deployment writes them, and refused at start with a message naming the setting.</summary>
+/// <summary>Options bound from configuration as a deployment writes them, and refused at start in one error line naming every setting that cannot work.</summary>
 public sealed class PipelineWorkerOptionsTests
 {
-    private static IHost Build(Dictionary<string, string?> settings)
+    private static IHost Build(Dictionary<string, string?> settings, LogCapture? logs = null)
     {
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        // In the test's process: the outcome is read from the state, the process's exit code left alone.
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Pipeline:SetExitCode"] = "false" });
         builder.Configuration.AddInMemoryCollection(settings);
         builder.AddPipelineWorker();
         builder.Services.AddPipelineNats();
+        if (logs is not null)
+        {
+            builder.Logging.AddProvider(logs);
+        }
+
         return builder.Build();
     }
 
+    /// <summary>Starts the host, which must refuse to run (without throwing) and stop itself; the one error line's message.</summary>
     private static async Task<string> StartFailure(Dictionary<string, string?> settings)
     {
-        using var host = Build(settings);
-        var ex = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
-        // The host failed before running anything: no pipeline was built.
-        Assert.False(host.Services.GetRequiredService<PipelineWorkerState>().Started.IsCompletedSuccessfully);
-        return ex.Message;
+        var logs = new LogCapture();
+        using var host = Build(settings, logs);
+        await host.StartAsync();
+        var state = host.Services.GetRequiredService<PipelineWorkerState>();
+        await state.Completion.WaitAsync(TimeSpan.FromSeconds(10));
+        // The host was told to stop, before running anything: no pipeline was built.
+        Assert.True(host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested);
+        Assert.False(state.Started.IsCompletedSuccessfully);
+        Assert.Equal((PipelineWorkerOutcome.ConfigurationError, 2), (state.Outcome, state.ExitCode));
+        await host.StopAsync();
+        var errors = logs.Lines.Where(l => l.Level >= LogLevel.Error).ToList();
+        var line = Assert.Single(errors);
+        Assert.Equal("Pipeline.Hosting", line.Category);
+        Assert.Null(line.Exception);
+        return line.Message;
     }
 
     [Fact]
@@ -39,7 +59,7 @@ public sealed class PipelineWorkerOptionsTests
     public async Task Parallelism_zero_fails_the_start_naming_the_setting()
     {
         var message = await StartFailure(new() { ["Pipeline:CommandsFile"] = "x.jsonl", ["Pipeline:Engine:Dispatch:Parallelism"] = "0" });
-        Assert.Contains("Pipeline:Engine:Dispatch.Parallelism must be from 1 to 4096.", message, StringComparison.Ordinal);
+        Assert.Contains("Pipeline:Engine:Dispatch:Parallelism must be from 1 to 4096 (it is 0).", message, StringComparison.Ordinal);
     }
 
     [Fact]

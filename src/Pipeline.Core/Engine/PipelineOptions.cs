@@ -1,12 +1,15 @@
+using Pipeline.Modules;
+
 namespace Pipeline.Engine;
 
-/// <summary>When the Ack-decision block settles the handle of a claimed command.</summary>
+/// <summary>When the Ack-decision block settles the handle of a claimed command (in configuration: <c>before-dispatch</c> or <c>after-dispatch</c>, as <c>--ack-mode</c> spells them, or the names).</summary>
 public enum AckMode
 {
     /// <summary>
     /// Ack before dispatch: the claim is durable ownership (a control plane or a store row), so
     /// the source need not redeliver. The seed's default.
     /// </summary>
+    [SettingName("before-dispatch")]
     AckBeforeDispatch,
 
     /// <summary>
@@ -14,6 +17,7 @@ public enum AckMode
     /// after <see cref="PipelineOptions.MaxAttempts"/>. For sources that are the only durability
     /// (at-least-once execution).
     /// </summary>
+    [SettingName("after-dispatch")]
     AckAfterDispatch,
 }
 
@@ -21,9 +25,11 @@ public enum AckMode
 public enum FailedClaimAction
 {
     /// <summary>Terminate the item where the source can (it would fail the same way again); nack where it cannot.</summary>
+    [SettingName("terminate")]
     Terminate,
 
     /// <summary>Nack, leaving the source's redelivery policy to bound it (the seed's literal rule).</summary>
+    [SettingName("nack")]
     Nack,
 }
 
@@ -35,12 +41,14 @@ public enum SinkFailureAction
     /// wait in Emit holding their in-flight slots, so pulling slows and stops. Nothing is lost
     /// while the process lives. Settles never wait for events.
     /// </summary>
+    [SettingName("backpressure")]
     Backpressure,
 
     /// <summary>
     /// Retry a batch <see cref="PipelineOptions.EmitRetries"/> times, then drop and count it; while
     /// the sink keeps failing a circuit breaker drops batches at once, so work goes on at full speed.
     /// </summary>
+    [SettingName("drop")]
     Drop,
 }
 
@@ -53,11 +61,11 @@ public sealed record BlockOptions
     /// <summary>The largest parallelism a block accepts.</summary>
     public const int MaxParallelism = 4096;
 
-    internal void Validate(string block)
+    internal void AddErrors(List<SettingError> errors, string block)
     {
         if (Parallelism is < 1 or > MaxParallelism)
         {
-            throw new ArgumentOutOfRangeException(block, Parallelism, $"{block}.Parallelism must be from 1 to {MaxParallelism}.");
+            errors.Add(new($"{block}:{nameof(Parallelism)}", FormattableString.Invariant($"must be from 1 to {MaxParallelism} (it is {Parallelism}).")));
         }
     }
 }
@@ -74,11 +82,11 @@ public sealed record Backoff
     /// <summary>The longest delay a backoff may have.</summary>
     public static readonly TimeSpan Longest = TimeSpan.FromDays(1);
 
-    internal void Validate(string name)
+    internal void AddErrors(List<SettingError> errors, string name)
     {
         if (Base < TimeSpan.Zero || Max < Base || Max > Longest)
         {
-            throw new ArgumentOutOfRangeException(name, $"{name} must have 0 <= Base <= Max <= 1 day (it has Base {Base}, Max {Max}).");
+            errors.Add(new(name, FormattableString.Invariant($"must have 0 <= Base <= Max <= 1 day (it has Base {Base}, Max {Max}).")));
         }
     }
 
@@ -94,7 +102,7 @@ public sealed record Backoff
 /// <summary>
 /// Everything that tunes one pipeline: each block's parallelism, the one in-flight bound, the
 /// ack policy, timeouts and retries. Every property has a documented default that suits a
-/// 2-core worker; <see cref="Validate"/> names the first one out of range.
+/// 2-core worker; <see cref="FindErrors"/> names every one out of range.
 /// </summary>
 public sealed record PipelineOptions
 {
@@ -187,74 +195,108 @@ public sealed record PipelineOptions
     /// <summary>The identity stamped on events. Default: host name and process id.</summary>
     public string WorkerId { get; init; } = $"{Environment.MachineName}-{Environment.ProcessId}";
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first option out of range.</summary>
+    /// <summary>
+    /// Throws <see cref="ArgumentOutOfRangeException"/> naming the first option out of range
+    /// (<see cref="FindErrors"/> lists them all).
+    /// </summary>
     public void Validate()
     {
+        if (FindErrors() is [var first, ..])
+        {
+            throw new ArgumentOutOfRangeException(first.Key.Replace(':', '.'), first.InCode());
+        }
+    }
+
+    /// <summary>
+    /// Every option out of range, not only the first, each named by its key under this record
+    /// (<c>Dispatch:Parallelism</c>) so a host can name it as configuration does
+    /// (<c>Pipeline:Engine:Dispatch:Parallelism</c>). Empty when the options can run.
+    /// </summary>
+    public IReadOnlyList<SettingError> FindErrors()
+    {
+        var errors = new List<SettingError>();
         if (PullParallelism is < 1 or > BlockOptions.MaxParallelism)
         {
-            throw new ArgumentOutOfRangeException(nameof(PullParallelism), PullParallelism, $"PullParallelism must be from 1 to {BlockOptions.MaxParallelism}.");
+            errors.Add(new(nameof(PullParallelism), FormattableString.Invariant($"must be from 1 to {BlockOptions.MaxParallelism} (it is {PullParallelism}).")));
         }
 
-        Claim.Validate(nameof(Claim));
-        AckDecision.Validate(nameof(AckDecision));
-        Dispatch.Validate(nameof(Dispatch));
-        Emit.Validate(nameof(Emit));
+        Claim.AddErrors(errors, nameof(Claim));
+        AckDecision.AddErrors(errors, nameof(AckDecision));
+        Dispatch.AddErrors(errors, nameof(Dispatch));
+        Emit.AddErrors(errors, nameof(Emit));
         if (MaxInFlight < PullParallelism || MaxInFlight > MaxInFlightLimit)
         {
-            throw new ArgumentOutOfRangeException(nameof(MaxInFlight), MaxInFlight, $"MaxInFlight must be from PullParallelism ({PullParallelism}) to {MaxInFlightLimit}.");
+            errors.Add(new(nameof(MaxInFlight), FormattableString.Invariant($"must be from PullParallelism ({PullParallelism}) to {MaxInFlightLimit} (it is {MaxInFlight}).")));
         }
 
         if (EmitBatchSize is < 1 or > 65_536)
         {
-            throw new ArgumentOutOfRangeException(nameof(EmitBatchSize), EmitBatchSize, "EmitBatchSize must be from 1 to 65536.");
+            errors.Add(new(nameof(EmitBatchSize), FormattableString.Invariant($"must be from 1 to 65536 (it is {EmitBatchSize}).")));
         }
 
-        NackBackoff.Validate(nameof(NackBackoff));
-        PullErrorBackoff.Validate(nameof(PullErrorBackoff));
-        EmitRetryBackoff.Validate(nameof(EmitRetryBackoff));
+        if (!Enum.IsDefined(SinkFailure))
+        {
+            errors.Add(new(nameof(SinkFailure), FormattableString.Invariant($"must be {nameof(SinkFailureAction.Backpressure)} or {nameof(SinkFailureAction.Drop)} (it is {(int)SinkFailure}).")));
+        }
+
+        if (!Enum.IsDefined(AckMode))
+        {
+            errors.Add(new(nameof(AckMode), FormattableString.Invariant($"must be {nameof(Engine.AckMode.AckBeforeDispatch)} or {nameof(Engine.AckMode.AckAfterDispatch)} (it is {(int)AckMode}).")));
+        }
+
+        if (!Enum.IsDefined(FailedClaimAction))
+        {
+            errors.Add(new(nameof(FailedClaimAction), FormattableString.Invariant($"must be {nameof(Engine.FailedClaimAction.Terminate)} or {nameof(Engine.FailedClaimAction.Nack)} (it is {(int)FailedClaimAction}).")));
+        }
+
+        NackBackoff.AddErrors(errors, nameof(NackBackoff));
+        PullErrorBackoff.AddErrors(errors, nameof(PullErrorBackoff));
+        EmitRetryBackoff.AddErrors(errors, nameof(EmitRetryBackoff));
         if (ToolRetryDelay < TimeSpan.Zero || ToolRetryDelay > Backoff.Longest)
         {
-            throw new ArgumentOutOfRangeException(nameof(ToolRetryDelay), ToolRetryDelay, "ToolRetryDelay must be from 0 to 1 day.");
+            errors.Add(new(nameof(ToolRetryDelay), FormattableString.Invariant($"must be from 0 to 1 day (it is {ToolRetryDelay}).")));
         }
 
         if (MaxAttempts < 1)
         {
-            throw new ArgumentOutOfRangeException(nameof(MaxAttempts), MaxAttempts, "MaxAttempts must be at least 1.");
+            errors.Add(new(nameof(MaxAttempts), FormattableString.Invariant($"must be at least 1 (it is {MaxAttempts}).")));
         }
 
         if (ToolTimeout <= TimeSpan.Zero)
         {
-            throw new ArgumentOutOfRangeException(nameof(ToolTimeout), ToolTimeout, "ToolTimeout must be positive.");
+            errors.Add(new(nameof(ToolTimeout), FormattableString.Invariant($"must be positive (it is {ToolTimeout}).")));
         }
 
         if (ToolRetries < 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(ToolRetries), ToolRetries, "ToolRetries must not be negative.");
+            errors.Add(new(nameof(ToolRetries), FormattableString.Invariant($"must not be negative (it is {ToolRetries}).")));
         }
 
         if (EmitRetries < 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(EmitRetries), EmitRetries, "EmitRetries must not be negative.");
+            errors.Add(new(nameof(EmitRetries), FormattableString.Invariant($"must not be negative (it is {EmitRetries}).")));
         }
 
         if (ShutdownTimeout < TimeSpan.Zero)
         {
-            throw new ArgumentOutOfRangeException(nameof(ShutdownTimeout), ShutdownTimeout, "ShutdownTimeout must not be negative.");
+            errors.Add(new(nameof(ShutdownTimeout), FormattableString.Invariant($"must not be negative (it is {ShutdownTimeout}).")));
         }
 
         if (SettleTimeout <= TimeSpan.Zero)
         {
-            throw new ArgumentOutOfRangeException(nameof(SettleTimeout), SettleTimeout, "SettleTimeout must be positive.");
+            errors.Add(new(nameof(SettleTimeout), FormattableString.Invariant($"must be positive (it is {SettleTimeout}).")));
         }
 
         if (RecentCommandIds < 0)
         {
-            throw new ArgumentOutOfRangeException(nameof(RecentCommandIds), RecentCommandIds, "RecentCommandIds must not be negative.");
+            errors.Add(new(nameof(RecentCommandIds), FormattableString.Invariant($"must not be negative (it is {RecentCommandIds}).")));
         }
 
         if (string.IsNullOrWhiteSpace(WorkerId))
         {
-            throw new ArgumentException("WorkerId must not be empty.", nameof(WorkerId));
+            errors.Add(new(nameof(WorkerId), "must not be empty."));
         }
+
+        return errors;
     }
 }

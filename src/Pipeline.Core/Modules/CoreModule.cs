@@ -59,9 +59,103 @@ public sealed class CoreModule : IPipelineModule
             {
                 errors.Add($"{context.Key("CommandsFile")} is required with {context.Key("Source")} '{FileKind}' (a JSON Lines file of commands).");
             }
+            else if (CommandsFileProblem(commands) is { } problem)
+            {
+                errors.Add($"{context.Key("CommandsFile")} '{commands}' {problem}.");
+            }
+        }
+
+        if (selection.Sink == FileKind && selection.SinkTarget is { } events)
+        {
+            // Checked before the run opens the sink, which empties an existing file: a setting that
+            // cannot work must leave the last run's events as they were.
+            if (commands is not null && SameFile(commands, events))
+            {
+                errors.Add($"{context.Key("Events")} '{events}' is the commands file ({context.Key("CommandsFile")}): writing events would empty it.");
+            }
+            else if (EventsFileProblem(events) is { } problem)
+            {
+                errors.Add($"{context.Key("Events")} '{events}' {problem}.");
+            }
         }
 
         return new Planned(selection, commands, errors);
+    }
+
+    // What keeps the commands file from being read, as the rest of a sentence; null when it can be.
+    private static string? CommandsFileProblem(string path)
+    {
+        try
+        {
+            if (Directory.Exists(path))
+            {
+                return "is a folder, not a file";
+            }
+
+            using var probe = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
+            return null;
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return "does not exist";
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            return $"cannot be read: {ex.Message}";
+        }
+    }
+
+    // What keeps the events file from being written, without creating, emptying or changing it; null when it can be.
+    private static string? EventsFileProblem(string path)
+    {
+        try
+        {
+            var full = Path.GetFullPath(path);
+            if (Directory.Exists(full))
+            {
+                return "is a folder, not a file";
+            }
+
+            if (File.Exists(full))
+            {
+                // Opened for writing and closed: nothing is written, the file stays as it was.
+                using var existing = new FileStream(full, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, bufferSize: 1);
+                return null;
+            }
+
+            var folder = Path.GetDirectoryName(full);
+            if (folder is null || !Directory.Exists(folder))
+            {
+                return $"cannot be written: the folder {folder} does not exist";
+            }
+
+            // A file of our own in the folder, gone when closed: the events file is not created yet.
+            using var probe = new FileStream(Path.Combine(folder, $".pipeline-probe-{Guid.NewGuid():N}"), FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1, FileOptions.DeleteOnClose);
+            return null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            return $"cannot be written: {ex.Message}";
+        }
+    }
+
+    // Whether two paths name one file: the same full path, or (both existing) the same file through a link.
+    private static bool SameFile(string a, string b)
+    {
+        try
+        {
+            static string Resolve(string path)
+            {
+                var full = Path.GetFullPath(path);
+                return File.Exists(full) && new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true) is { } target ? target.FullName : full;
+            }
+
+            return string.Equals(Resolve(a), Resolve(b), OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            return false;
+        }
     }
 
     private sealed class Planned(ModuleSelection selection, string? commands, IReadOnlyList<string> errors) : IModulePlan

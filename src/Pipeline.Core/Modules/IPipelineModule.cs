@@ -25,6 +25,13 @@ public interface IPipelineModule
     IReadOnlyList<string> SinkKinds { get; }
 
     /// <summary>
+    /// The module's own section under <c>Pipeline</c> and the options record bound there
+    /// (<c>Nats</c>, <c>NatsWorkerOptions</c>), so a host knows its keys: a key under
+    /// <c>Pipeline</c> that no record reads is warned about. Null when the module reads none.
+    /// </summary>
+    ModuleSection? Section => null;
+
+    /// <summary>
     /// What <c>pipeline worker</c> takes to run this module's source: its selecting flag
     /// (<c>--nats URL</c>) and its own flags; null when the module's source does not run there.
     /// </summary>
@@ -65,3 +72,8 @@ public sealed record ModuleContext(IConfiguration Configuration, PipelineOptions
     /// <summary>A key as the user types it: <see cref="Root"/>, then <paramref name="path"/> (<c>Nats:Source</c>).</summary>
     public string Key(string path) => $"{Root}:{path}";
 }
+
+/// <summary>A module's configuration section.</summary>
+/// <param name="Name">The section's key under <c>Pipeline</c> (<c>Nats</c>).</param>
+/// <param name="Options">The options record bound from it; its settable properties are the section's keys.</param>
+public sealed record ModuleSection(string Name, Type Options);

@@ -42,6 +42,9 @@ public sealed class NatsModule : IPipelineModule
     public IReadOnlyList<string> SinkKinds { get; } = [Kind];
 
     /// <inheritdoc/>
+    public ModuleSection? Section { get; } = new(SectionName, typeof(NatsWorkerOptions));
+
+    /// <inheritdoc/>
     public ModuleCommandLine? WorkerCommandLine => NatsCommandLine.Worker;
 
     /// <inheritdoc/>
@@ -63,24 +66,21 @@ public sealed class NatsModule : IPipelineModule
 
     /// <summary>
     /// Binds the <c>Pipeline:Nats</c> section (<paramref name="section"/>); a list that is
-    /// configured replaces its default. (The binder adds configured items to a list that already
-    /// has a value, so <c>Subjects:0=orders.&gt;</c> would otherwise also keep <c>pipeline.commands.&gt;</c>.)
+    /// configured replaces its default (<c>Subjects:0=orders.&gt;</c> is the one subject).
     /// </summary>
-    /// <exception cref="InvalidOperationException">A value cannot be converted (the message names its key).</exception>
+    /// <exception cref="InvalidOperationException">Values cannot be converted (the message names every one by its key).</exception>
     public static NatsWorkerOptions Bind(IConfiguration section)
     {
         ArgumentNullException.ThrowIfNull(section);
-        var options = section.Get<NatsWorkerOptions>() ?? new NatsWorkerOptions();
-        if (section.GetSection("Source:Subjects").Get<string[]>() is { Length: > 0 } subjects)
-        {
-            options = options with { Source = options.Source with { Subjects = subjects } };
-        }
+        var errors = new List<string>();
+        var options = Bind(section, (section as IConfigurationSection)?.Path ?? string.Empty, errors);
+        return errors.Count == 0 ? options : throw new InvalidOperationException(string.Join(" ", errors));
+    }
 
-        if (section.GetSection("Events:Subjects").Get<string[]>() is { Length: > 0 } eventSubjects)
-        {
-            options = options with { Events = options.Events with { Subjects = eventSubjects } };
-        }
-
+    /// <summary>Binds the section, adding each value that cannot be converted to <paramref name="errors"/> (named under <paramref name="path"/>) and keeping its default.</summary>
+    public static NatsWorkerOptions Bind(IConfiguration section, string path, ICollection<string> errors)
+    {
+        var options = SettingsBinder.Bind<NatsWorkerOptions>(section, path, errors);
         // An empty credential or file is none (as an empty flag or environment variable always was).
         return options.Connection is not { } connection ? options : options with
         {
@@ -102,8 +102,15 @@ public sealed class NatsModule : IPipelineModule
     /// <exception cref="InvalidOperationException">A value cannot be converted (the message names its key).</exception>
     public NatsWorkerOptions OptionsFor(ModuleContext context)
     {
+        var errors = new List<string>();
+        var options = OptionsFor(context, errors);
+        return errors.Count == 0 ? options : throw new InvalidOperationException(string.Join(" ", errors));
+    }
+
+    private NatsWorkerOptions OptionsFor(ModuleContext context, List<string> errors)
+    {
         ArgumentNullException.ThrowIfNull(context);
-        var options = Bind(context.Configuration.GetSection(SectionName));
+        var options = Bind(context.Configuration.GetSection(SectionName), context.Key(SectionName), errors);
         return _configure is null ? options : _configure(options) ?? throw new InvalidOperationException("The NATS module's configure returned null.");
     }
 
@@ -114,17 +121,9 @@ public sealed class NatsModule : IPipelineModule
     {
         ArgumentNullException.ThrowIfNull(selection);
         ArgumentNullException.ThrowIfNull(context);
-        NatsWorkerOptions options;
-        try
-        {
-            options = OptionsFor(context);
-        }
-        catch (InvalidOperationException ex)
-        {
-            return new NatsPlan(selection, new NatsWorkerOptions(), context.Engine, [ex.Message]);
-        }
-
+        // Values that cannot be converted are named and keep their defaults, so the checks below still run: every error at once.
         var errors = new List<string>();
+        var options = OptionsFor(context, errors);
         var section = context.Key(SectionName);
         if (selection.Any)
         {

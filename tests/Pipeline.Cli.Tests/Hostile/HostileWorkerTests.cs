@@ -212,7 +212,8 @@ public sealed class HostileWorkerTests(NatsServerFixture nats) : IClassFixture<N
         var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
         Assert.True(exit == 2, $"exit {exit}\n{Describe(worker)}");
-        Assert.Contains("error: cannot write events to", worker.Stderr, StringComparison.Ordinal);
+        // Checked with the other settings (the file module's plan), before any connection is made.
+        Assert.Contains($"'{missingDirectory}' cannot be written: the folder {Path.GetDirectoryName(missingDirectory)} does not exist.", worker.Stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", worker.Stdout + worker.Stderr, StringComparison.Ordinal); // no stack trace
     }
 

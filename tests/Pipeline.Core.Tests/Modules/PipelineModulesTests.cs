@@ -12,6 +12,9 @@ public sealed class PipelineModulesTests
 {
     private static readonly PipelineModules Modules = new([CoreModule.Instance, new InMemoryModule([])]);
 
+    // The file module checks that its commands file can be read; planning never reads its lines, so any readable file will do.
+    private static readonly string Commands = typeof(PipelineModulesTests).Assembly.Location;
+
     private static PipelineSetup Prepare(string? source, string? claimer = null, string? events = null, params (string Key, string? Value)[] settings)
     {
         var configuration = new ConfigurationBuilder()
@@ -30,25 +33,25 @@ public sealed class PipelineModulesTests
     [Fact]
     public void An_unknown_claimer_kind_is_an_error_listing_the_known_kinds_and_none()
     {
-        var error = Assert.Single(Prepare("file", claimer: "redis", settings: ("CommandsFile", "c.jsonl")).Errors);
+        var error = Assert.Single(Prepare("file", claimer: "redis", settings: ("CommandsFile", Commands)).Errors);
         Assert.Equal("Pipeline:Claimer 'redis' is not a known claimer kind; known: memory-once, none.", error);
     }
 
     [Fact]
     public void Empty_events_is_an_error_listing_the_sink_kinds()
     {
-        var error = Assert.Single(Prepare("file", events: "", settings: ("CommandsFile", "c.jsonl")).Errors);
+        var error = Assert.Single(Prepare("file", events: "", settings: ("CommandsFile", Commands)).Errors);
         Assert.Equal("Pipeline:Events must be null (none), 'memory', '-' or a file path, not ''.", error);
     }
 
     [Theory]
-    [InlineData("out/events.jsonl", "out/events.jsonl")]
+    [InlineData("events.jsonl", "events.jsonl")]
     [InlineData("file", "file")]
     [InlineData("-", "stdout")]
     [InlineData("memory", "memory:m")]
     public void Events_naming_a_kind_go_to_its_module_and_any_other_value_is_a_file_path(string events, string name)
     {
-        var setup = Prepare("file", events: events, settings: [("CommandsFile", "c.jsonl"), ("Memory:Name", "m")]);
+        var setup = Prepare("file", events: events, settings: [("CommandsFile", Commands), ("Memory:Name", "m")]);
 
         Assert.Empty(setup.Errors);
         Assert.Equal(name, setup.EventsName);
@@ -70,10 +73,10 @@ public sealed class PipelineModulesTests
     [Fact]
     public void A_module_not_in_use_is_not_checked()
     {
-        var setup = Prepare("file", settings: ("CommandsFile", "c.jsonl"));
+        var setup = Prepare("file", settings: ("CommandsFile", Commands));
 
         Assert.Empty(setup.Errors);
-        Assert.Equal(new SourceDescription("c.jsonl"), setup.Source);
+        Assert.Equal(new SourceDescription(Commands), setup.Source);
         Assert.Null(setup.EventsName);
     }
 
@@ -83,7 +86,7 @@ public sealed class PipelineModulesTests
     [InlineData(null, false)]
     public async Task A_claimer_kind_opens_its_module_s_claimer_and_none_means_no_claimer(string? claimer, bool expected)
     {
-        var setup = Prepare("file", claimer: claimer, settings: [("CommandsFile", "c.jsonl"), ("Memory:Name", "m")]);
+        var setup = Prepare("file", claimer: claimer, settings: [("CommandsFile", Commands), ("Memory:Name", "m")]);
         Assert.Empty(setup.Errors);
 
         await using var run = await setup.OpenAsync(new ModuleRunContext(NullLoggerFactory.Instance, NullLogger.Instance));
@@ -97,7 +100,7 @@ public sealed class PipelineModulesTests
     {
         var memory = new InMemoryModule([Command.Parse("""{"command_id":"a","execution_id":1,"step":"s","tool_kind":"noop","input":{}}""")]);
         var modules = new PipelineModules([CoreModule.Instance, memory]);
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection([new("Memory:Name", "m"), new("CommandsFile", "c.jsonl")]).Build();
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection([new("Memory:Name", "m"), new("CommandsFile", Commands)]).Build();
         var setup = modules.Prepare(new PipelineChoice("file", null, "memory"), new ModuleContext(configuration, new PipelineOptions()));
 
         var run = await setup.OpenAsync(new ModuleRunContext(NullLoggerFactory.Instance, NullLogger.Instance));

@@ -1,0 +1,137 @@
+using Pipeline.Hosting.Tests.Support;
+
+namespace Pipeline.Hosting.Tests;
+
+/// <summary>
+/// The README's hosting snippet (<c>Host.CreateApplicationBuilder(args)</c>, <c>AddPipelineWorker()</c>,
+/// <c>Build().Run()</c>) as a real process: its exit code follows the run's outcome as
+/// <c>pipeline</c>'s does, and settings that cannot work are one error line and exit 2, never a
+/// stack trace, before any file is touched.
+/// </summary>
+public sealed class HostedWorkerProcessTests : IDisposable
+{
+    private static readonly string Samples = Path.Combine(AppContext.BaseDirectory, "samples");
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+    private readonly string _directory = Directory.CreateTempSubdirectory("pipeline-hosted-process-").FullName;
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    private static void AssertNoStackTrace(string output)
+    {
+        Assert.DoesNotContain("Unhandled exception", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Exception:", output, StringComparison.Ordinal);
+        Assert.DoesNotMatch(@"(?m)^\s+at \S+\(", output);
+    }
+
+    [Fact]
+    public async Task Three_bad_settings_are_named_in_one_error_line_with_exit_code_2_and_no_stack_trace()
+    {
+        using var worker = HostedWorkerProcess.Start(_directory, [
+            $"--Pipeline:CommandsFile={Path.Combine(Samples, "commands.jsonl")}",
+            "--Pipeline:Engine:Dispatch:Parallelism=0",
+            "--Pipeline:Engine:AckMode=sideways",
+            "--Pipeline:Tools:MaxOutputBytes=0",
+        ]);
+
+        var exit = await worker.WaitForExitAsync(Timeout);
+
+        var output = worker.Output;
+        Assert.True(exit == 2, $"exit {exit}\n{output}");
+        AssertNoStackTrace(output);
+        // The console logger writes a header line ("fail: Pipeline.Hosting[2010]") and the message under it: one message, every key.
+        var failures = output.Split('\n').Select((line, i) => (line, i)).Where(l => l.line.StartsWith("fail:", StringComparison.Ordinal)).ToList();
+        var failure = Assert.Single(failures);
+        Assert.Contains("Pipeline.Hosting", failure.line, StringComparison.Ordinal);
+        var message = output.Split('\n')[failure.i + 1];
+        Assert.Contains("Pipeline:Engine:Dispatch:Parallelism must be from 1 to 4096 (it is 0).", message, StringComparison.Ordinal);
+        Assert.Contains("Pipeline:Engine:AckMode 'sideways' is not one of before-dispatch, after-dispatch, AckBeforeDispatch or AckAfterDispatch", message, StringComparison.Ordinal);
+        Assert.Contains("Pipeline:Tools:MaxOutputBytes must be from 1 to 16777216 (it is 0).", message, StringComparison.Ordinal);
+        Assert.DoesNotContain("Dispatch.Parallelism", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_missing_commands_file_fails_before_the_events_file_is_touched()
+    {
+        var events = Path.Combine(_directory, "events.jsonl");
+        byte[] before = [.. "{\"event_type\":\"command.completed\",\"from\":\"the last run\"}\n"u8];
+        await File.WriteAllBytesAsync(events, before);
+        var written = File.GetLastWriteTimeUtc(events);
+
+        using var worker = HostedWorkerProcess.Start(_directory, ["--Pipeline:CommandsFile=missing.jsonl", $"--Pipeline:Events={events}"]);
+        var exit = await worker.WaitForExitAsync(Timeout);
+
+        Assert.True(exit == 2, $"exit {exit}\n{worker.Output}");
+        Assert.Contains("Pipeline:CommandsFile 'missing.jsonl' does not exist.", worker.Output, StringComparison.Ordinal);
+        AssertNoStackTrace(worker.Output);
+        Assert.Equal(before, await File.ReadAllBytesAsync(events));
+        Assert.Equal(written, File.GetLastWriteTimeUtc(events));
+    }
+
+    [Fact]
+    public async Task Commands_that_failed_make_the_process_exit_1()
+    {
+        using var worker = HostedWorkerProcess.Start(_directory, [$"--Pipeline:CommandsFile={Path.Combine(Samples, "with-failures.jsonl")}"]);
+
+        var exit = await worker.WaitForExitAsync(Timeout);
+
+        Assert.True(exit == 1, $"exit {exit}\n{worker.Output}");
+        AssertNoStackTrace(worker.Output);
+    }
+
+    [Fact]
+    public async Task Every_command_done_exits_0_with_the_command_line_spellings_of_enums_in_configuration()
+    {
+        // after-dispatch and drop as --ack-mode and --sink-failure spell them, from the environment.
+        using var worker = HostedWorkerProcess.Start(
+            _directory,
+            [$"--Pipeline:CommandsFile={Path.Combine(Samples, "commands.jsonl")}", "--Pipeline:Events=events.jsonl"],
+            new Dictionary<string, string> { ["PIPELINE__ENGINE__ACKMODE"] = "after-dispatch", ["PIPELINE__ENGINE__SINKFAILURE"] = "drop" });
+
+        var exit = await worker.WaitForExitAsync(Timeout);
+
+        Assert.True(exit == 0, $"exit {exit}\n{worker.Output}");
+        var samples = File.ReadAllLines(Path.Combine(Samples, "commands.jsonl")).Count(l => l.Trim().Length > 0);
+        Assert.Equal(samples, File.ReadAllLines(Path.Combine(_directory, "events.jsonl")).Count(l => l.Contains("\"command.completed\"", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task An_unknown_key_is_one_warning_naming_it_and_the_run_goes_on()
+    {
+        using var worker = HostedWorkerProcess.Start(_directory, [
+            $"--Pipeline:CommandsFile={Path.Combine(Samples, "commands.jsonl")}",
+            "--Pipeline:Engine:Dispach:Parallelism=4",
+            "--Pipeline:Colour=blue",
+        ]);
+
+        var exit = await worker.WaitForExitAsync(Timeout);
+
+        Assert.True(exit == 0, $"exit {exit}\n{worker.Output}");
+        var lines = worker.Output.Split('\n');
+        var warning = Assert.Single(lines.Select((line, i) => (line, i)), l => l.line.StartsWith("warn:", StringComparison.Ordinal));
+        var message = lines[warning.i + 1];
+        Assert.Contains("Pipeline:Engine:Dispach (did you mean Pipeline:Engine:Dispatch?)", message, StringComparison.Ordinal);
+        Assert.Contains("Pipeline:Colour", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_sigterm_whose_shutdown_timeout_cuts_a_tool_off_exits_143()
+    {
+        var commands = Path.Combine(_directory, "slow.jsonl");
+        await File.WriteAllTextAsync(commands, """{"command_id": "slow", "execution_id": 1, "step": "s", "tool_kind": "delay", "input": {"ms": 60000}}""" + "\n");
+        var events = Path.Combine(_directory, "events.jsonl");
+        using var worker = HostedWorkerProcess.Start(_directory, [$"--Pipeline:CommandsFile={commands}", $"--Pipeline:Events={events}", "--Pipeline:Engine:ShutdownTimeout=00:00:00.200"]);
+        // The tool has started (a stop before it would hand the command back, cutting nothing off).
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!(File.Exists(events) && (await File.ReadAllTextAsync(events)).Contains("\"command.started\"", StringComparison.Ordinal)))
+        {
+            Assert.True(clock.Elapsed < Timeout, $"the tool did not start:\n{worker.Output}");
+            await Task.Delay(20);
+        }
+
+        worker.Signal(HostedWorkerProcess.SigTerm);
+        var exit = await worker.WaitForExitAsync(Timeout);
+
+        Assert.True(exit == 128 + HostedWorkerProcess.SigTerm, $"exit {exit}\n{worker.Output}");
+        AssertNoStackTrace(worker.Output);
+    }
+}

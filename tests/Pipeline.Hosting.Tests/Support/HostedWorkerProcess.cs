@@ -1,0 +1,117 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Pipeline.Hosting.Tests.Support;
+
+/// <summary>
+/// The README's hosting snippet built as a program (<c>tests/Pipeline.HostedWorker</c>, copied next
+/// to the tests as <c>hosted-worker</c>) run as a child process: what a hosted worker's process
+/// does at exit (its code, its output) can only be seen on a real process.
+/// </summary>
+internal sealed partial class HostedWorkerProcess : IDisposable
+{
+    public const int SigTerm = 15;
+
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+
+    private HostedWorkerProcess(Process process)
+    {
+        _process = process;
+        _process.OutputDataReceived += (_, e) => Append(e.Data);
+        _process.ErrorDataReceived += (_, e) => Append(e.Data);
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+    }
+
+    /// <summary>Everything the process wrote, stdout and stderr interleaved as read.</summary>
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+    }
+
+    /// <summary>Starts the worker in <paramref name="directory"/> with <paramref name="args"/> (<c>--Pipeline:Key=value</c>) and the environment's additions.</summary>
+    public static HostedWorkerProcess Start(string directory, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        var startInfo = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, OperatingSystem.IsWindows() ? "hosted-worker.exe" : "hosted-worker"))
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = directory,
+        };
+        foreach (var arg in args)
+        {
+            startInfo.ArgumentList.Add(arg);
+        }
+
+        // No colours or ANSI codes in what the tests read; no settings leaking in from the test's environment.
+        startInfo.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        startInfo.Environment["NO_COLOR"] = "1";
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            startInfo.Environment[key] = value;
+        }
+
+        return new HostedWorkerProcess(Process.Start(startInfo) ?? throw new InvalidOperationException("hosted-worker did not start."));
+    }
+
+    /// <summary>Sends <paramref name="signal"/> to the process.</summary>
+    public void Signal(int signal)
+    {
+        if (Kill(_process.Id, signal) != 0)
+        {
+            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    /// <summary>Waits for the exit (killing the process past <paramref name="timeout"/>, then failing) and for its output to be read; the exit code.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cancel.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            _process.Kill(entireProcessTree: true);
+            Assert.Fail($"hosted-worker did not exit within {timeout}:\n{Output}");
+        }
+
+        // The parameterless wait returns once the output streams are read to their end.
+        await _process.WaitForExitAsync(CancellationToken.None);
+        return _process.ExitCode;
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+
+        _process.Dispose();
+    }
+
+    private void Append(string? line)
+    {
+        if (line is not null)
+        {
+            lock (_output)
+            {
+                _output.AppendLine(line);
+            }
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
+}
