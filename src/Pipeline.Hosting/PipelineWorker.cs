@@ -141,7 +141,7 @@ internal sealed class PipelineWorker(
             throw new InvalidOperationException($"NATS at {connection.DisplayUrl} was not reached within the idle timeout ({settings.Nats.Source.IdleTimeout!.Value.TotalSeconds:0.###} s); nothing was pulled.");
         }
 
-        var source = owned.Add(new NatsCommandSource(consumer, settings.Nats.Source, logger: logger, trackOrigins: settings.Nats.KvClaimer));
+        var source = owned.Add(new NatsCommandSource(consumer, settings.Nats.Source, logger: logger));
         try
         {
             // Bound now, so a stream or consumer that bind-only cannot find is an error at
@@ -162,7 +162,7 @@ internal sealed class PipelineWorker(
         // Disposed before the source and the connections, after the pipeline has ended: its
         // heartbeat is deleted then, so what it still holds is free to the pool at once.
         IClaimer? claimer = settings.Nats.KvClaimer
-            ? owned.Add(new NatsKvClaimer(side!, settings.Nats.Claimer with { WorkerId = engine.WorkerId }, source.OriginOf, logger))
+            ? owned.Add(new NatsKvClaimer(side!, settings.Nats.Claimer with { WorkerId = engine.WorkerId }, logger))
             : null;
         // A stop ends pulling (the pipeline stops the source's fetching, ISupportsStopPulling):
         // what waits in the fetch buffer goes back to the pool now, then what has not started.

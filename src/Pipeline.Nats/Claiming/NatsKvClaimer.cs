@@ -9,6 +9,7 @@ using NATS.Client.JetStream;
 using NATS.Client.KeyValueStore;
 using Pipeline.Claiming;
 using Pipeline.Commands;
+using Pipeline.Nats.Sources;
 using Polly;
 using Polly.Retry;
 
@@ -41,9 +42,11 @@ namespace Pipeline.Nats.Claiming;
 /// (killed, partitioned) expires by itself: nats-server 2.9 has no per-key TTL, and a bucket MaxAge
 /// needs no clock agreement between workers. A clean stop deletes the key at once. Identity is the
 /// instance, not the worker id, which users set and two live processes could share.</para>
-/// <para>The stream sequence comes from <c>originOf</c> (e.g. <see cref="Sources.NatsCommandSource.OriginOf"/>);
-/// without it a claimer cannot tell its own redelivery from a second publish, and treats a record it
-/// still holds as running. A KV failure throws, which the pipeline treats as a retry later.</para>
+/// <para>The stream sequence comes from the claim's context: the <see cref="NatsDelivery"/> that
+/// <see cref="NatsCommandSource"/> describes each delivery with (<see cref="ClaimContext.Delivery"/>).
+/// Without it (another source, or a context with no delivery) a claimer cannot tell its own
+/// redelivery from a second publish, and treats a record it still holds as running. A KV failure
+/// throws, which the pipeline treats as a retry later.</para>
 /// </remarks>
 public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
 {
@@ -56,7 +59,6 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
     private readonly INatsConnection _connection;
     private readonly INatsKVContext _kv;
     private readonly NatsKvClaimerOptions _options;
-    private readonly Func<Command, ulong?>? _originOf;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly byte[] _workerId;
@@ -78,17 +80,15 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
     /// <summary>Creates the claimer; the buckets are bound (or created) and the first heartbeat put at the first claim.</summary>
     /// <param name="connection">A connection, best not the consumer's.</param>
     /// <param name="options">Settings; defaults when null. Validated here.</param>
-    /// <param name="originOf">The stream sequence a command was delivered with, when known.</param>
     /// <param name="logger">Takeovers and heartbeat trouble.</param>
     /// <param name="timeProvider">The clock; the system clock when null.</param>
-    public NatsKvClaimer(INatsConnection connection, NatsKvClaimerOptions? options = null, Func<Command, ulong?>? originOf = null, ILogger? logger = null, TimeProvider? timeProvider = null)
+    public NatsKvClaimer(INatsConnection connection, NatsKvClaimerOptions? options = null, ILogger? logger = null, TimeProvider? timeProvider = null)
     {
         ArgumentNullException.ThrowIfNull(connection);
         _options = options ?? new NatsKvClaimerOptions();
         _options.Validate();
         _connection = connection;
         _kv = new NatsKVContext(new NatsJSContext(connection));
-        _originOf = originOf;
         _logger = logger ?? NullLogger.Instance;
         _time = timeProvider ?? TimeProvider.System;
         _workerId = Encoding.UTF8.GetBytes(_options.WorkerId);
@@ -123,9 +123,13 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
         return valid ? commandId : "sha256." + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(commandId)));
     }
 
-    /// <inheritdoc/>
-    public async ValueTask<ClaimOutcome> ClaimAsync(ClaimOutcome pulled, CancellationToken cancellationToken)
+    /// <summary>
+    /// Claims the pulled command, recording the stream sequence of the delivery it came with
+    /// (<see cref="NatsDelivery.StreamSequence"/> of <see cref="ClaimContext.Delivery"/>, when it is one).
+    /// </summary>
+    public async ValueTask<ClaimOutcome> ClaimAsync(ClaimContext context, CancellationToken cancellationToken)
     {
+        var pulled = context.Pulled;
         if (pulled.Command is not { } command)
         {
             return pulled;
@@ -136,7 +140,7 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
         var (claims, workers) = await BindAsync(cancellationToken).ConfigureAwait(false);
         await StayAliveAsync(cancellationToken).ConfigureAwait(false);
         var key = KeyFor(command.CommandId);
-        var sequence = _originOf?.Invoke(command);
+        ulong? sequence = context.Delivery is NatsDelivery delivery ? delivery.StreamSequence : null;
         var mine = new ClaimRecord(ClaimState.Claimed, _options.WorkerId, Instance, sequence).ToUtf8();
 
         // The create step of TryCreateAsync (expected revision 0), without its read on a conflict:

@@ -2,6 +2,7 @@ using System.Text;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
 using NATS.Client.KeyValueStore;
+using Pipeline.Claiming;
 using Pipeline.Commands;
 using Pipeline.Nats.Claiming;
 using Pipeline.Nats.Tests.Support;
@@ -19,6 +20,7 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
     private readonly string _bucket = NatsServerFixture.UniqueName("claims");
     private readonly List<IAsyncDisposable> _owned = [];
+    private readonly Dictionary<NatsKvClaimer, Func<ulong?>> _sequenceOf = [];
     private NatsConnection _admin = null!;
 
     public async Task InitializeAsync()
@@ -42,7 +44,8 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     private (NatsKvClaimer Claimer, NatsConnection Connection) Worker(string id, Func<ulong?> sequence, NatsKvClaimerOptions? options = null, NatsOpts? connection = null)
     {
         var nats = new NatsConnection(connection ?? server.Options(id));
-        var claimer = new NatsKvClaimer(nats, (options ?? new NatsKvClaimerOptions()) with { Bucket = _bucket, WorkerId = id }, _ => sequence());
+        var claimer = new NatsKvClaimer(nats, (options ?? new NatsKvClaimerOptions()) with { Bucket = _bucket, WorkerId = id });
+        _sequenceOf[claimer] = sequence;
         _owned.Add(nats);
         _owned.Add(claimer);
         return (claimer, nats);
@@ -61,10 +64,13 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
         return (await store.TryGetEntryAsync<byte[]>(claimer.Instance)).Success;
     }
 
-    private static async Task<ClaimOutcomeKind> ClaimAsync(NatsKvClaimer claimer, Command command)
+    /// <summary>The claim's context as the source gives it: <paramref name="command"/> delivered with the stream sequence <paramref name="claimer"/>'s worker sees now.</summary>
+    private ClaimContext Delivered(NatsKvClaimer claimer, Command command) => Harness.Delivered(command, _sequenceOf[claimer]());
+
+    private async Task<ClaimOutcomeKind> ClaimAsync(NatsKvClaimer claimer, Command command)
     {
         using var bound = new CancellationTokenSource(Bound);
-        return (await claimer.ClaimAsync(ClaimOutcome.Claimed(command), bound.Token)).Kind;
+        return (await claimer.ClaimAsync(Delivered(claimer, command), bound.Token)).Kind;
     }
 
     [Fact]
@@ -111,7 +117,7 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
         var before = await RecordAsync(command);
 
         using var bound = new CancellationTokenSource(Bound);
-        var outcome = await b.ClaimAsync(ClaimOutcome.Claimed(Harness.Make("live-1")), bound.Token);
+        var outcome = await b.ClaimAsync(Delivered(b, Harness.Make("live-1")), bound.Token);
 
         Assert.Equal(ClaimOutcomeKind.RetryLater, outcome.Kind);
         Assert.Contains("claimed by worker a", outcome.Reason, StringComparison.Ordinal);
