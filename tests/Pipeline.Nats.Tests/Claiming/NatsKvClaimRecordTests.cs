@@ -223,6 +223,71 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
         Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(a, Harness.Make("own-1")));
     }
 
+    /// <summary>
+    /// Two publishes of one command claimed at once by one worker: exactly one is granted, the
+    /// other waits. The second, reading the record the first had just created before the first
+    /// listed its grant, took the record for one this worker no longer held and was granted too
+    /// (one command in 10,000 ran twice in the two-worker test, about every other run).
+    /// </summary>
+    [Fact]
+    public async Task Of_two_publishes_claimed_at_once_by_one_worker_exactly_one_is_granted()
+    {
+        var (a, _) = Worker("a", () => null);
+        using var bound = new CancellationTokenSource(Bound);
+        var wrong = new List<string>();
+        for (var i = 0; i < 400; i++)
+        {
+            var id = $"both-{i}";
+            var both = await Task.WhenAll(
+                Task.Run(async () => (await a.ClaimAsync(Harness.Delivered(Harness.Make(id), 70), bound.Token)).Kind),
+                Task.Run(async () => (await a.ClaimAsync(Harness.Delivered(Harness.Make(id), 71), bound.Token)).Kind));
+            if (both.Order().ToArray() is not [ClaimOutcomeKind.Claimed, ClaimOutcomeKind.RetryLater])
+            {
+                wrong.Add($"{id}: {both[0]}, {both[1]}");
+            }
+        }
+
+        Assert.Empty(wrong);
+    }
+
+    /// <summary>
+    /// A second publish claimed here while the first delivery's outcome is being written (its
+    /// grant ended, the record not yet rewritten): it must wait, or be skipped once the outcome has
+    /// landed, never be granted: taken from under the write, the command ran twice (one in 10,000
+    /// in the two-worker test, about every other run). The claim and the write start a moment
+    /// apart, over many commands, so some claim reads the record before the write lands.
+    /// </summary>
+    [Fact]
+    public async Task A_second_publish_claimed_while_the_outcome_is_written_is_never_granted()
+    {
+        ulong? sequence = 60;
+        var (a, _) = Worker("a", () => sequence);
+        var random = new Random(60);
+        var granted = new List<string>();
+        for (var i = 0; i < 400; i++)
+        {
+            var first = Harness.Make($"writing-{i}");
+            sequence = 60;
+            Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, first));
+            sequence = 61; // the second publish
+            var second = ClaimAsync(a, Harness.Make($"writing-{i}"));
+            // 0 to 1.5 ms: about a round trip or two, so some writes start between the claim's read and its answer.
+            var until = System.Diagnostics.Stopwatch.GetTimestamp() + (random.Next(1_500) * System.Diagnostics.Stopwatch.Frequency / 1_000_000);
+            while (System.Diagnostics.Stopwatch.GetTimestamp() < until)
+            {
+                Thread.SpinWait(10);
+            }
+
+            await a.RecordOutcomeAsync(ClaimOutcome.Claimed(first), succeeded: true, CancellationToken.None);
+            if (await second == ClaimOutcomeKind.Claimed)
+            {
+                granted.Add(first.CommandId);
+            }
+        }
+
+        Assert.Empty(granted);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
