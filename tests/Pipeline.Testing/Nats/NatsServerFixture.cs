@@ -80,7 +80,7 @@ public sealed class NatsServerFixture : IAsyncLifetime
         }
         catch (System.ComponentModel.Win32Exception ex)
         {
-            throw new InvalidOperationException("nats-server is not installed: .ci/run installs it (apt-get install nats-server).", ex);
+            throw new InvalidOperationException("nats-server is not installed: run ./test.sh, or apt-get install nats-server.", ex);
         }
 
         _server.OutputDataReceived += static (_, _) => { };
