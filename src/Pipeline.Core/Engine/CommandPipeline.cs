@@ -132,13 +132,13 @@ public sealed class CommandPipeline<THandle>
             var budget = _runtime.Options.SettleTimeout;
             var grace = TimeSpan.FromTicks(Math.Min(budget.Ticks, TimeSpan.FromMilliseconds(100).Ticks));
 
-            // The sink's token fires with a fifth of the budget left: a sink that honours its
-            // token has returned by the time this does, so no write outlives the run (the caller
-            // disposes the sink next).
-            _runtime.StartSinkDeadline(budget - (budget / 5));
+            // The sink's token fires with a fifth of the budget left, counted from when it fired: a
+            // sink that honours its token has returned by the time this does, so no write outlives
+            // the run (the caller disposes the sink next).
+            var spent = _runtime.SpendSettleBudget(budget);
             var swept = Task.Run(() => _runtime.SettleOpenAsync("shutdown deadline"));
             var sweptThenQuiet = swept.ContinueWith(_ => QuietAsync(drained, grace), TaskScheduler.Default).Unwrap();
-            await Task.WhenAny(sweptThenQuiet, Task.Delay(budget, _runtime.Time)).ConfigureAwait(false);
+            await Task.WhenAny(sweptThenQuiet, spent).ConfigureAwait(false);
         }
 
         if (_runtime.Stats.HandedBack is > 0 and var handedBack)

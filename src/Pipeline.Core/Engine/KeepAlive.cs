@@ -86,6 +86,14 @@ internal sealed class KeepAlive<THandle>
         await Task.Yield(); // never renew on the timer's own callback, nor inside the lock
         try
         {
+            // Stopped while the hop waited for a pool thread (a busy or starved pool can make that
+            // longer than the settle's wait for us): the settle has begun or is about to, and no
+            // renewal may reach the source from here on, whether or not it honours its token.
+            if (cancellation.IsCancellationRequested)
+            {
+                return;
+            }
+
             await _source.KeepAliveAsync(handle, cancellation.Token).ConfigureAwait(false);
             _stats.Increment(StatCounter.Renewals);
         }

@@ -50,4 +50,7 @@ internal static partial class Log
 
     [LoggerMessage(15, LogLevel.Warning, "The source did not stop pulling cleanly; handing back what has not started all the same.")]
     public static partial void StopPullingFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(16, LogLevel.Warning, "The event sink's own callback on its deadline token threw; the run goes on.")]
+    public static partial void SinkDeadlineCallbackFailed(ILogger logger, Exception exception);
 }

@@ -151,17 +151,52 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
 
     /// <summary>
     /// Fires a moment before the settle budget after the hard deadline runs out (see
-    /// <see cref="StartSinkDeadline"/>). A healthy sink writes the last events (those of commands
+    /// <see cref="SpendSettleBudget"/>). A healthy sink writes the last events (those of commands
     /// cancelled at the deadline) until then; a failing one is given up on at the deadline itself.
     /// </summary>
     public CancellationToken SinkDeadline => _sinkDeadline.Token;
 
     /// <summary>
-    /// Arms <see cref="SinkDeadline"/> to fire after <paramref name="after"/>: short of the settle
-    /// budget, so a sink that honours its token has returned before <c>RunAsync</c> does (its
+    /// The run's wait after the hard deadline, as one chain of timers: <see cref="SinkDeadline"/>
+    /// fires with a fifth of <paramref name="budget"/> left, and that fifth is counted from when it
+    /// has fired. So a sink that honours its token has returned before <c>RunAsync</c> does (its
     /// caller disposes the sink next; a write still running would meet a disposed stream).
     /// </summary>
-    public void StartSinkDeadline(TimeSpan after) => _sinkDeadline.CancelAfter(after);
+    /// <remarks>
+    /// Not two timers armed side by side: a timer's callback needs a free pool thread, and after a
+    /// stall of the pool (a host blocking its threads) the two fired together, the token a moment
+    /// before the run's end instead of a fifth of the budget before it.
+    /// </remarks>
+    /// <returns>A task that completes when the budget is spent.</returns>
+    public Task SpendSettleBudget(TimeSpan budget)
+    {
+        var sinkShare = budget / 5;
+        var spent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _ = FireSinkDeadlineAsync();
+        return spent.Task;
+
+        async Task FireSinkDeadlineAsync()
+        {
+            await Task.Delay(budget - sinkShare, Time).ConfigureAwait(false);
+            // The last share is armed before the token fires: a sink's cancellation callbacks run
+            // inline below, for as long as they like, and must not hold up the end of the run.
+            _ = Task.Delay(sinkShare, Time).ContinueWith(
+                static (_, state) => ((TaskCompletionSource)state!).TrySetResult(),
+                spent,
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
+            try
+            {
+                _sinkDeadline.Cancel();
+            }
+            catch (AggregateException ex)
+            {
+                // A sink's own callback threw: its write ends (or not) as the sink makes it; the run goes on.
+                Log.SinkDeadlineCallbackFailed(Logger, ex.GetBaseException());
+            }
+        }
+    }
 
     /// <summary>A sink write begins (Emit): see <see cref="EventsOnTheirWay"/>.</summary>
     public void SinkWriteBegun() => Interlocked.Increment(ref _sinkWrites);

@@ -130,7 +130,7 @@ public sealed class ExactlyOnceUnderHostileCalleesTests(ITestOutputHelper output
             HonourTokens = honourTokens,
             StopAt = stopAt,
             LateAfter = SettleTimeout / 2,
-            RenewalWaitBudget = SettleTimeout,
+            RenewalWaitBudget = SettleTimeout / 2, // a settle waits half its budget for a running renewal
         };
         var claimer = new HostileClaimer(command => scenario.PlanOf(command).Claim, claimHangs);
         var tools = new HostileTools(toolHangs);

@@ -128,10 +128,10 @@ public sealed class ShutdownTests
 
         public System.Collections.Concurrent.ConcurrentBag<string> Completed { get; } = [];
 
-        public ValueTask<ClaimOutcome> ClaimAsync(ClaimOutcome pulled, CancellationToken cancellationToken)
+        public ValueTask<ClaimOutcome> ClaimAsync(ClaimContext context, CancellationToken cancellationToken)
         {
-            Claimed.Add(pulled.Command!.CommandId);
-            return new(pulled);
+            Claimed.Add(context.Command!.CommandId);
+            return new(context.Pulled);
         }
 
         public ValueTask ReleaseAsync(ClaimOutcome claimed, CancellationToken cancellationToken)
@@ -235,11 +235,91 @@ public sealed class ShutdownTests
         Assert.Equal("stuck: timed out after 10000 ms.", failed.Error);
     }
 
+    /// <summary>
+    /// After the hard deadline a healthy sink's token fires with a fifth of the settle budget left,
+    /// so a sink that honours it has ended its write when RunAsync returns (the CLI disposes the sink
+    /// next). A thread pool with no free thread holds back every timer at once and then runs them
+    /// together: the fifth is still the sink's. With two timers armed side by side the token fired,
+    /// late, together with the end of the budget, and RunAsync returned 1 ms after it (a CI run).
+    /// </summary>
+    [Fact]
+    public async Task A_sink_token_held_up_with_the_other_timers_still_leaves_the_sink_a_fifth_of_the_settle_budget()
+    {
+        var time = new StallingTimeProvider();
+        var releaseTool = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var hangs = new ScriptedTool("hangs", async (_, _) =>
+        {
+            await releaseTool.Task; // ignores its token: its delivery is open at the deadline
+            return ToolResult.Success();
+        });
+        var sink = new HeldUnwindSink();
+        var budget = TimeSpan.FromSeconds(2);
+        var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with { SettleTimeout = budget };
+        var pipeline = new CommandPipeline<DeliveryHandle>(InMemoryCommandSource.From([TestCommands.Make("c0", "hangs")]), PipelineHarness.Tools(hangs), sink, options, timeProvider: time);
+        var writesInProgressAtReturn = -1;
+        var run = pipeline.RunAsync(CancellationToken.None)
+            .ContinueWith(t => { writesInProgressAtReturn = sink.InProgress; return t; }, TaskContinuationOptions.ExecuteSynchronously).Unwrap();
+        try
+        {
+            await WaitFor(() => sink.InProgress == 1); // the early events of the running tool
+            pipeline.StopNow();
+            await WaitFor(() => pipeline.Stats.DeadlineSettles == 1); // the sweep runs once the budget's timers are armed
+
+            time.Stall();
+            time.Advance(budget); // every timer of the budget comes due while no thread is free to run it
+            time.Resume();
+            await WaitFor(() => sink.TokenFired);
+            var returned = await Task.WhenAny(run, Task.Delay(500)) == run;
+
+            sink.Release(); // its unwind ends
+            await WaitFor(() => sink.InProgress == 0);
+            time.Advance(budget / 5);
+            await run.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.False(returned, "RunAsync returned while the sink still unwound from its token");
+            Assert.Equal(0, writesInProgressAtReturn);
+        }
+        finally
+        {
+            releaseTool.TrySetResult();
+            sink.Release();
+        }
+    }
+
     [Fact]
     public async Task A_pipeline_runs_once()
     {
         var pipeline = new CommandPipeline<DeliveryHandle>(InMemoryCommandSource.From([]), PipelineHarness.Tools(), new CollectingSink());
         await pipeline.RunAsync(CancellationToken.None);
         await Assert.ThrowsAsync<InvalidOperationException>(() => pipeline.RunAsync(CancellationToken.None));
+    }
+
+    /// <summary>Every write waits for its token and then, unwinding, for <see cref="Release"/>.</summary>
+    private sealed class HeldUnwindSink : IEventSink
+    {
+        private readonly TaskCompletionSource _unwound = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _inProgress;
+        private int _tokenFired;
+
+        public int InProgress => Volatile.Read(ref _inProgress);
+
+        public bool TokenFired => Volatile.Read(ref _tokenFired) == 1;
+
+        public void Release() => _unwound.TrySetResult();
+
+        public async ValueTask WriteAsync(ReadOnlyMemory<PipelineEvent> batch, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _inProgress);
+            try
+            {
+                await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                Volatile.Write(ref _tokenFired, 1);
+                await _unwound.Task.ConfigureAwait(false);
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _inProgress);
+            }
+        }
     }
 }

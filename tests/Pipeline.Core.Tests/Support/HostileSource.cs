@@ -157,8 +157,8 @@ internal sealed class HostileSource :
     public TimeSpan LateAfter { get; init; } = TimeSpan.FromMilliseconds(150);
 
     /// <summary>
-    /// How long a pipeline waits for a running renewal before it settles anyway (its settle
-    /// budget): a settle that begins while a renewal has run for less than this (minus timer
+    /// How long a pipeline waits for a running renewal before it settles anyway (half its settle
+    /// budget, so the settle call has the other half): a settle that begins while a renewal has run for less than this (minus timer
     /// slack) cut the wait short, a violation; one that begins after a renewal outran it is
     /// counted in <see cref="SettlesAfterRenewalOutranBudget"/>.
     /// </summary>

@@ -35,9 +35,9 @@ public sealed class NatsKvClaimerStopTests(NatsServerFixture server) : IAsyncLif
         await Harness.PublishAsync(_connection, $"{_stream}.c", Enumerable.Range(0, 20).Select(i => Harness.Make($"kvstop-{i}", tool: "held")));
         await using var consumer = server.Connect("kvstop-worker");
         await using var claims = server.Connect("kvstop-claims");
-        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = _stream, Consumer = "pool", FetchExpires = TimeSpan.FromSeconds(1), FetchBatch = 32 }, trackOrigins: true);
+        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = _stream, Consumer = "pool", FetchExpires = TimeSpan.FromSeconds(1), FetchBatch = 32 });
         await source.InitializeAsync(CancellationToken.None);
-        var claimer = new NatsKvClaimer(claims, new NatsKvClaimerOptions { Bucket = NatsServerFixture.UniqueName("kvstopclaims"), WorkerId = "w1" }, source.OriginOf);
+        var claimer = new NatsKvClaimer(claims, new NatsKvClaimerOptions { Bucket = NatsServerFixture.UniqueName("kvstopclaims"), WorkerId = "w1" });
         var tool = new HeldTool();
         var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [tool]), new CountingSink(), new PipelineOptions
         {

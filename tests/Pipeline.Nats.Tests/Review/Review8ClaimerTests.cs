@@ -31,10 +31,10 @@ public sealed class Review8ClaimerTests(NatsServerFixture server) : IAsyncLifeti
         var command = Harness.Make(commandId);
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
 
-        var first = await claimer.ClaimAsync(ClaimOutcome.Claimed(command), bound.Token);
+        var first = await claimer.ClaimAsync(Harness.Delivered(command), bound.Token);
         // Completed: the record is written under the same key, and a second publish finds it.
         await claimer.RecordOutcomeAsync(first, succeeded: true, bound.Token);
-        var second = await claimer.ClaimAsync(ClaimOutcome.Claimed(command), bound.Token);
+        var second = await claimer.ClaimAsync(Harness.Delivered(command), bound.Token);
 
         Assert.Equal(ClaimOutcomeKind.Claimed, first.Kind);
         Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, second.Kind);
@@ -53,10 +53,10 @@ public sealed class Review8ClaimerTests(NatsServerFixture server) : IAsyncLifeti
         var command = Harness.Make(new string('a', 5000));
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
 
-        var first = await claimer.ClaimAsync(ClaimOutcome.Claimed(command), bound.Token);
+        var first = await claimer.ClaimAsync(Harness.Delivered(command), bound.Token);
         // Completed: the record is written under the same key, and a second publish finds it.
         await claimer.RecordOutcomeAsync(first, succeeded: true, bound.Token);
-        var second = await claimer.ClaimAsync(ClaimOutcome.Claimed(command), bound.Token);
+        var second = await claimer.ClaimAsync(Harness.Delivered(command), bound.Token);
 
         Assert.Equal(ClaimOutcomeKind.Claimed, first.Kind);
         Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, second.Kind);

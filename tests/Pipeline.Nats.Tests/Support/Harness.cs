@@ -22,6 +22,14 @@ internal static class Harness
         Input = JsonDocument.Parse(input).RootElement.Clone(),
     };
 
+    /// <summary>
+    /// What the Claim block hands a claimer for <paramref name="command"/> delivered from stream
+    /// sequence <paramref name="streamSequence"/> (as <see cref="Pipeline.Nats.Sources.NatsCommandSource"/>
+    /// describes it); no delivery information when the sequence is null.
+    /// </summary>
+    public static Pipeline.Claiming.ClaimContext Delivered(Command command, ulong? streamSequence = null) =>
+        new(ClaimOutcome.Claimed(command), streamSequence is { } sequence ? new Pipeline.Nats.Sources.NatsDelivery("test.commands", sequence, ConsumerSequence: sequence, NumDelivered: 1) : null);
+
     /// <summary>Publishes bodies to <paramref name="subject"/>, 256 acks in flight at a time; returns each one's stream sequence (from the server's ack).</summary>
     public static async Task<ulong[]> PublishAsync(NatsConnection connection, string subject, IReadOnlyList<byte[]> bodies)
     {
