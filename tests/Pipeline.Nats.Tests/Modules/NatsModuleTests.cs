@@ -44,10 +44,13 @@ public sealed class NatsModuleTests : IDisposable
             ("Nats:Claimer:Bucket", "a b"),
             ("Nats:Events:SubjectTemplate", "")).Errors;
 
-        Assert.Equal(3, errors.Count);
+        // Every error of each part, not only its first: FetchBatch 20000 breaks three rules of the source's.
+        Assert.Equal(5, errors.Count);
         Assert.StartsWith("Pipeline:Nats:Source:FetchBatch must be from 1 to 10000.", errors[0], StringComparison.Ordinal);
-        Assert.StartsWith("Pipeline:Nats:Claimer:Bucket", errors[1], StringComparison.Ordinal);
-        Assert.StartsWith("Pipeline:Nats:Events:SubjectTemplate", errors[2], StringComparison.Ordinal);
+        Assert.StartsWith("Pipeline:Nats:Source:FetchBatch (20000) must not exceed MaxAckPending (4096)", errors[1], StringComparison.Ordinal);
+        Assert.StartsWith("Pipeline:Nats:Source:MaxAckPending (4096) must be at least MaxInFlight (1024) + FetchBatch (20000)", errors[2], StringComparison.Ordinal);
+        Assert.StartsWith("Pipeline:Nats:Claimer:Bucket", errors[3], StringComparison.Ordinal);
+        Assert.StartsWith("Pipeline:Nats:Events:SubjectTemplate", errors[4], StringComparison.Ordinal);
     }
 
     [Fact]
