@@ -1,250 +1,20 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.Extensions.Time.Testing;
-using Pipeline.Commands;
 using Pipeline.Dispatch;
 using Pipeline.Engine;
-using Pipeline.Events;
-using Pipeline.Sources;
 using Pipeline.Tests.Support;
 using Xunit.Abstractions;
+using static Pipeline.Tests.Support.TestBounds;
 
 namespace Pipeline.Tests.Engine;
 
 /// <summary>
-/// One test per defect of issue 6: each delivery owns its handle from pull to exactly one settle,
-/// on every path. Each test states the behaviour it requires; the expected values come from the
-/// scenario, never from the engine.
+/// The keep-alive (KeepAlive): every held handle is renewed from pull to settle, one renewal at a
+/// time, never after its settle; a settle stops a renewal in progress rather than waiting on it or
+/// inheriting its cancelled token; and an interval that is not positive is refused up front.
 /// </summary>
-public sealed class DeliveryDefectTests(ITestOutputHelper output)
+public sealed class KeepAliveTests(ITestOutputHelper output)
 {
-    /// <summary>With ShutdownTimeout 200 ms and a settle budget of 500 ms, RunAsync must be back well within this after a stop.</summary>
-    private static readonly TimeSpan StopBound = TimeSpan.FromSeconds(3);
-
-    private static readonly TimeSpan ShortShutdown = TimeSpan.FromMilliseconds(200);
-
-    /// <summary>A run that ends by itself (source exhausted) must end within this.</summary>
-    private static readonly TimeSpan RunBound = TimeSpan.FromSeconds(5);
-
-    private static readonly TimeSpan ConditionBound = TimeSpan.FromSeconds(3);
-
-    // ---- 1. The embedded source loses a command between delayed redeliveries --------------------
-
-    [Fact]
-    public async Task A_command_that_always_fails_is_attempted_MaxAttempts_times_then_dead_lettered_once()
-    {
-        var seed = Seed(20261201);
-        output.WriteLine($"seed {seed} (replay with PIPELINE_TEST_SEED={seed})");
-        var random = new Random(seed);
-        const int runs = 100;
-        for (var run = 0; run < runs; run++)
-        {
-            var count = random.Next(2, 6);
-            var attempts = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
-            var failing = new ScriptedTool("fail", (command, _) =>
-            {
-                attempts.AddOrUpdate(command.CommandId, 1, static (_, n) => n + 1);
-                return new ValueTask<ToolResult>(ToolResult.Failure("always fails"));
-            });
-            var source = InMemoryCommandSource.From(Enumerable.Range(0, count).Select(i => TestCommands.Make($"c{i}", "fail")));
-            var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with
-            {
-                MaxAttempts = 3,
-                ToolRetries = 0,
-                NackBackoff = new Backoff { Base = TimeSpan.FromMilliseconds(1), Max = TimeSpan.FromMilliseconds(2) },
-                PullParallelism = random.Next(1, 5),
-                Dispatch = new BlockOptions { Parallelism = random.Next(1, 5) },
-                ShutdownTimeout = ShortShutdown,
-            };
-            var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(failing), NullEventSink.Instance, options);
-            var context = $"run {run} (seed {seed}, {count} commands, pull parallelism {options.PullParallelism})";
-
-            await Eventually.Returns(pipeline.RunAsync(CancellationToken.None), RunBound, context);
-
-            var deadLetters = source.DeadLetters.GroupBy(d => d.Outcome.Command!.CommandId).ToDictionary(g => g.Key, g => g.Count());
-            for (var i = 0; i < count; i++)
-            {
-                var id = $"c{i}";
-                Assert.True(
-                    attempts.GetValueOrDefault(id) == 3 && deadLetters.GetValueOrDefault(id) == 1,
-                    $"{context}: {id} was attempted {attempts.GetValueOrDefault(id)} times (expected 3) and dead-lettered " +
-                    $"{deadLetters.GetValueOrDefault(id)} times (expected 1)");
-            }
-        }
-    }
-
-    // ---- 2. A claim that fails without a command leaks its handle and keeps its id -------------
-
-    [Theory]
-    [InlineData(ClaimOutcomeKind.RetryLater)]
-    [InlineData(ClaimOutcomeKind.Failed)]
-    public async Task A_claim_failing_without_a_command_settles_the_handle_and_lets_the_redelivery_run(ClaimOutcomeKind kind)
-    {
-        var source = new KeepAliveSource();
-        var claims = 0;
-        var claimer = new ScriptedClaimer((pulled, _) => new ValueTask<ClaimOutcome>(
-            Interlocked.Increment(ref claims) > 1 ? pulled
-            : kind == ClaimOutcomeKind.RetryLater ? ClaimOutcome.RetryLater("claim store busy")
-            : ClaimOutcome.Failed("claim refused")));
-        var tool = new TrackingTool("work");
-        tool.Release();
-
-        // A failed claim is nacked here (not terminated), so the later delivery is its redelivery.
-        var options = PipelineHarness.FastOptions() with { FailedClaimAction = FailedClaimAction.Nack, ShutdownTimeout = ShortShutdown };
-        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(tool), new CollectingSink(), options, claimer);
-
-        source.Enqueue(TestCommands.Make("a", "work"));
-        var run = pipeline.RunAsync(CancellationToken.None);
-        try
-        {
-            await Eventually.WaitFor(() => source.Pulled == 1 && source.SettlesOf(0).Count > 0, ConditionBound,
-                $"handle 0, whose claim returned {kind} without a command, settled");
-
-            // The same command delivered again later (its redelivery): it must run.
-            source.Enqueue(TestCommands.Make("a", "work", attempts: 1));
-            await Eventually.WaitFor(() => source.Pulled == 2 && source.SettlesOf(1).Count > 0, ConditionBound,
-                "the later delivery of the same command id settled");
-            source.Complete();
-            await Eventually.Returns(run, RunBound, "after the source was exhausted");
-        }
-        finally
-        {
-            source.Complete();
-            pipeline.RequestStop();
-        }
-
-        var first = Assert.Single(source.SettlesOf(0));
-        Assert.Equal(SettleResult.Accepted, first.Result);
-        Assert.Contains(first.Kind, new[] { SettleKind.Nacked, SettleKind.NackedWithDelay });
-        Assert.True(tool.InvocationsOf("a") == 1, $"the later delivery of 'a' ran {tool.InvocationsOf("a")} times (expected 1): it was skipped as a duplicate");
-        Assert.Equal(SettleKind.Acked, Assert.Single(source.SettlesOf(1)).Kind);
-        Assert.True(source.Violations.Count == 0, source.ViolationSummary());
-    }
-
-    // ---- 3. A blocked sink holds settles and shutdown -------------------------------------------
-
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task A_sink_that_blocks_forever_holds_neither_settles_nor_shutdown(bool sinkHonoursToken)
-    {
-        var source = new KeepAliveSource();
-        for (var i = 0; i < 5_000; i++)
-        {
-            source.Enqueue(TestCommands.Make($"c{i}"));
-        }
-
-        source.Complete();
-        var sink = new BlockingSink(sinkHonoursToken);
-        var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with { ShutdownTimeout = ShortShutdown };
-        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(), sink, options);
-
-        var run = pipeline.RunAsync(CancellationToken.None);
-        Stopwatch stopped;
-        try
-        {
-            await Eventually.WaitFor(() => sink.Writes >= 1, ConditionBound, "the sink was written to");
-            await Task.Delay(100); // not for correctness: lets work back up behind the sink before the stop
-
-            stopped = Stopwatch.StartNew();
-            pipeline.RequestStop();
-            await Eventually.Returns(run, StopBound, $"a sink that blocks and {(sinkHonoursToken ? "honours" : "ignores")} its token",
-                () => $"pulled {source.Pulled}, unsettled {source.NotSettledExactlyOnce().Count}");
-        }
-        finally
-        {
-            sink.Release();
-        }
-
-        output.WriteLine($"returned {stopped.ElapsedMilliseconds} ms after the stop; pulled {source.Pulled}");
-        Assert.Empty(source.NotSettledExactlyOnce());
-        Assert.True(source.Violations.Count == 0, source.ViolationSummary());
-    }
-
-    // ---- 4. Settles after the deadline are made with an already-cancelled token -----------------
-
-    [Fact]
-    public async Task Settles_after_the_shutdown_deadline_reach_a_source_that_honours_its_token()
-    {
-        var source = new KeepAliveSource { HonourTokens = true };
-        for (var i = 0; i < 10; i++)
-        {
-            source.Enqueue(TestCommands.Make($"c{i}", "hang"));
-        }
-
-        source.Complete();
-        var hang = new GatedTool("hang"); // never released: the deadline cancels it
-        var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with
-        {
-            Dispatch = new BlockOptions { Parallelism = 2 },
-            ShutdownTimeout = ShortShutdown,
-        };
-        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(hang), new CollectingSink(), options);
-
-        var run = pipeline.RunAsync(CancellationToken.None);
-        await Eventually.WaitFor(() => hang.Started == 2, ConditionBound, "both dispatch slots running the hanging tool");
-        pipeline.RequestStop();
-        await Eventually.Returns(run, StopBound, "a tool hanging past the deadline");
-
-        Assert.Equal(10, source.Pulled);
-        var wrong = source.NotSettledExactlyOnce();
-        Assert.True(wrong.Count == 0, $"{wrong.Count} handle(s) whose settle did not reach the source exactly once: {string.Join("; ", wrong)}");
-    }
-
-    // ---- 5. A callee that ignores its token holds RunAsync forever ------------------------------
-
-    [Theory]
-    [InlineData("ack")]
-    [InlineData("claimer")]
-    public async Task A_callee_that_ignores_its_token_and_never_returns_does_not_hold_RunAsync_past_the_deadline(string hung)
-    {
-        var source = new KeepAliveSource { HangAck = hung == "ack" ? h => h == 0 : null };
-        var claimer = new ScriptedClaimer { Hang = hung == "claimer" ? c => c?.CommandId == "c0" : null };
-        for (var i = 0; i < 5; i++)
-        {
-            source.Enqueue(TestCommands.Make($"c{i}"));
-        }
-
-        source.Complete();
-        var options = PipelineHarness.FastOptions() with { ShutdownTimeout = ShortShutdown };
-        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(), new CollectingSink(), options, claimer);
-
-        var run = pipeline.RunAsync(CancellationToken.None);
-        try
-        {
-            await Eventually.WaitFor(
-                () => hung == "ack" ? source.Pulled > 0 && source.SettlesOf(0).Count == 1 : claimer.Calls >= 1,
-                ConditionBound,
-                $"the {hung} call for c0 began");
-            var stopped = Stopwatch.StartNew();
-            pipeline.RequestStop();
-            await Eventually.Returns(run, StopBound, $"a {hung} call that never returns",
-                () => $"pulled {source.Pulled}, unsettled {source.NotSettledExactlyOnce().Count}");
-            output.WriteLine($"returned {stopped.ElapsedMilliseconds} ms after the stop");
-        }
-        finally
-        {
-            source.ReleaseHangs();
-            claimer.ReleaseHangs();
-        }
-
-        Assert.True(source.Violations.Count == 0, source.ViolationSummary());
-        if (hung == "ack")
-        {
-            // Its one ack call is still hanging: no second call; every other handle settled once.
-            Assert.Equal(SettleResult.Pending, Assert.Single(source.SettlesOf(0)).Result);
-            Assert.Empty(source.NotSettledExactlyOnce(except: h => h == 0));
-        }
-        else
-        {
-            // The pipeline settles the handle whose claim never came back: a nack, so it is redelivered.
-            Assert.Empty(source.NotSettledExactlyOnce());
-            Assert.Contains(Assert.Single(source.SettlesOf(0)).Kind, new[] { SettleKind.Nacked, SettleKind.NackedWithDelay });
-        }
-    }
-
-    // ---- 6. Keep-alive only while the tool runs -------------------------------------------------
-
     [Fact]
     public async Task Every_handle_is_kept_alive_from_pull_to_settle_including_while_it_waits_in_a_queue()
     {
@@ -310,8 +80,6 @@ public sealed class DeliveryDefectTests(ITestOutputHelper output)
         Assert.True(problems.Count == 0, $"handles that went more than 3 keep-alive intervals ({3 * interval.TotalMilliseconds:0} ms) without a renewal while held:\n{string.Join("\n", problems)}");
     }
 
-    // ---- 7. Renewals are async void: concurrent, and outliving the settle -----------------------
-
     [Fact]
     public async Task Renewals_of_a_handle_run_one_at_a_time_and_never_overlap_or_follow_its_settle()
     {
@@ -353,122 +121,6 @@ public sealed class DeliveryDefectTests(ITestOutputHelper output)
         Assert.True(source.Violations.Count == 0, source.ViolationSummary());
     }
 
-    // ---- 8. After dispatch, a duplicate of a running command is acked --------------------------
-
-    [Fact]
-    public async Task After_dispatch_a_duplicate_of_a_running_command_is_held_not_acked_and_a_failed_original_runs_again()
-    {
-        var source = new KeepAliveSource { RedeliverOnNack = true }; // acks by message, like JetStream
-        var tool = new TrackingTool("flaky", (_, nth) => nth == 1 ? ToolResult.Failure("the first run fails") : ToolResult.Success());
-        var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with
-        {
-            MaxAttempts = 10,
-            ToolRetries = 0,
-            NackBackoff = new Backoff { Base = TimeSpan.FromMilliseconds(5), Max = TimeSpan.FromMilliseconds(20) },
-            Dispatch = new BlockOptions { Parallelism = 4 },
-            ShutdownTimeout = ShortShutdown,
-        };
-        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(tool), new CollectingSink(), options);
-
-        source.Enqueue(TestCommands.Make("a", "flaky"));
-        var run = pipeline.RunAsync(CancellationToken.None);
-        try
-        {
-            await Eventually.WaitFor(() => tool.Started == 1, ConditionBound, "the original running");
-            source.Enqueue(TestCommands.Make("a", "flaky")); // a duplicate delivery of the same message
-            await Eventually.WaitFor(() => source.Pulled >= 2, ConditionBound, "the duplicate pulled");
-            await Task.Delay(200);
-
-            // Held, open, until the original settles: not acked (that would lose the message if the
-            // original fails) and not nacked round and round (each redelivery would use an attempt).
-            Assert.True(
-                source.SettlesOf(1).Count == 0 && tool.Started == 1,
-                $"the duplicate was {string.Join(", ", source.SettlesOf(1).Select(c => c.Kind))} while the original was still running (tool invocations {tool.Started}); expected it held");
-        }
-        finally
-        {
-            tool.Release(); // the original now fails
-            source.Complete();
-        }
-
-        await Eventually.Returns(run, RunBound, "after the original failed", () => $"pulled {source.Pulled}, invocations {tool.Started}");
-
-        Assert.True(tool.InvocationsOf("a") == 2, $"'a' ran {tool.InvocationsOf("a")} times: after its failure it must be redelivered and run again");
-        Assert.Equal(1, pipeline.Stats.Completed);
-        Assert.Empty(tool.Violations);
-        Assert.True(source.Violations.Count == 0, source.ViolationSummary());
-    }
-
-    // ---- 9. Ids of running commands are evicted from the recent-id cache ------------------------
-
-    [Fact]
-    public async Task The_id_of_a_running_command_is_never_evicted_so_its_duplicate_never_runs_alongside_it()
-    {
-        var source = new KeepAliveSource { RedeliverOnNack = true };
-        var tool = new TrackingTool("work");
-        var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with
-        {
-            RecentCommandIds = 2,
-            Dispatch = new BlockOptions { Parallelism = 8 },
-            NackBackoff = new Backoff { Base = TimeSpan.FromMilliseconds(5), Max = TimeSpan.FromMilliseconds(20) },
-            ShutdownTimeout = ShortShutdown,
-        };
-        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(tool), new CollectingSink(), options);
-
-        for (var i = 0; i < 5; i++)
-        {
-            source.Enqueue(TestCommands.Make($"c{i}", "work"));
-        }
-
-        var run = pipeline.RunAsync(CancellationToken.None);
-        try
-        {
-            await Eventually.WaitFor(() => tool.Started == 5, ConditionBound, "five distinct commands running");
-            source.Enqueue(TestCommands.Make("c0", "work")); // a duplicate of the first, still running
-            await Eventually.WaitFor(() => source.Pulled >= 6, ConditionBound, "the duplicate pulled");
-            await Task.Delay(200); // time for a duplicate that was wrongly let through to start
-        }
-        finally
-        {
-            tool.Release();
-            source.Complete();
-        }
-
-        await Eventually.Returns(run, RunBound, "after the tools were released");
-
-        Assert.True(tool.Violations.Count == 0, $"a duplicate ran alongside its original: {string.Join("; ", tool.Violations)}");
-        Assert.Empty(source.NotSettledExactlyOnce());
-    }
-
-    // ---- 10. default(ClaimOutcome) --------------------------------------------------------------
-
-    [Theory]
-    [InlineData("source")]
-    [InlineData("claimer")]
-    public async Task A_default_claim_outcome_is_a_failed_claim_whose_handle_is_settled_once(string from)
-    {
-        var source = new KeepAliveSource();
-        source.Enqueue(from == "source" ? default : ClaimOutcome.Claimed(TestCommands.Make("a")));
-        source.Complete();
-        var claimer = new ScriptedClaimer((_, _) => new ValueTask<ClaimOutcome>(default(ClaimOutcome)));
-        var sink = new CollectingSink();
-        var options = PipelineHarness.FastOptions() with { ShutdownTimeout = ShortShutdown };
-        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(), sink, options, from == "claimer" ? claimer : null);
-
-        await Eventually.Returns(pipeline.RunAsync(CancellationToken.None), RunBound, $"default(ClaimOutcome) from the {from}");
-
-        var wrong = source.NotSettledExactlyOnce();
-        Assert.True(wrong.Count == 0, $"default(ClaimOutcome) from the {from}: {string.Join("; ", wrong)}");
-        var settle = Assert.Single(source.SettlesOf(0));
-        Assert.True(
-            settle.Kind is SettleKind.Terminated or SettleKind.Nacked or SettleKind.NackedWithDelay,
-            $"default(ClaimOutcome) from the {from} was {settle.Kind}: a claim with no command is a failed claim (terminate or nack)");
-        Assert.Contains(sink.Events, e => e.EventType == EventTypes.ClaimFailed);
-        Assert.Equal(0, pipeline.Stats.InternalErrors);
-    }
-
-    // ---- 11. A keep-alive interval <= 0 ---------------------------------------------------------
-
     [Theory]
     [InlineData(0)]
     [InlineData(-1000)]
@@ -481,101 +133,128 @@ public sealed class DeliveryDefectTests(ITestOutputHelper output)
         Assert.Contains("KeepAliveInterval", error.Message, StringComparison.Ordinal);
     }
 
-    // ---- 12. A terminated command's id is forgotten ---------------------------------------------
-
     [Fact]
-    public async Task A_terminated_command_is_remembered_so_a_later_duplicate_is_skipped_not_run_again()
+    public async Task At_the_deadline_a_settle_that_waited_for_a_renewal_is_not_made_with_an_already_cancelled_token()
     {
-        var source = new KeepAliveSource();
-        var tool = new TrackingTool("fail", (_, _) => ToolResult.Failure("always fails"));
-        tool.Release();
-        var sink = new CollectingSink();
-        var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with
-        {
-            MaxAttempts = 1,
-            ToolRetries = 0,
-            ShutdownTimeout = ShortShutdown,
-        };
-        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(tool), sink, options);
-
-        source.Enqueue(TestCommands.Make("a", "fail"));
-        var run = pipeline.RunAsync(CancellationToken.None);
-        try
-        {
-            await Eventually.WaitFor(() => source.Pulled == 1 && source.SettlesOf(0).Count > 0, ConditionBound, "the first delivery settled");
-            Assert.Equal(SettleKind.Terminated, source.SettlesOf(0)[0].Kind); // the scenario: it was given up on
-
-            source.Enqueue(TestCommands.Make("a", "fail")); // a later duplicate delivery
-            await Eventually.WaitFor(() => source.Pulled == 2 && source.SettlesOf(1).Count > 0, ConditionBound, "the duplicate settled");
-        }
-        finally
-        {
-            source.Complete();
-        }
-
-        await Eventually.Returns(run, RunBound, "after the source was exhausted");
-
-        Assert.True(tool.InvocationsOf("a") == 1, $"'a' ran {tool.InvocationsOf("a")} times: the duplicate of a terminated command ran again");
-        Assert.Equal(SettleKind.Acked, Assert.Single(source.SettlesOf(1)).Kind);
-        Assert.Contains(EventTypes.CommandSkipped, sink.TypesFor("a"));
-    }
-
-    // ---- 13. Settle counters --------------------------------------------------------------------
-
-    [Fact]
-    public async Task Settle_counters_count_settles_the_source_accepted_and_settle_calls_that_failed_separately()
-    {
-        var source = new KeepAliveSource { FailAck = h => h % 2 == 1 };
-        for (var i = 0; i < 10; i++)
-        {
-            source.Enqueue(TestCommands.Make($"c{i}"));
-        }
-
+        // Renewals take long and honour their token; the claim never returns, so the deadline settles the handle.
+        var source = new KeepAliveSource { KeepAliveInterval = TimeSpan.FromMilliseconds(20), RenewalDuration = TimeSpan.FromHours(1), HonourTokens = true };
+        source.Enqueue(TestCommands.Make("a"));
         source.Complete();
-        var options = PipelineHarness.FastOptions() with { ShutdownTimeout = ShortShutdown };
-        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(), new CollectingSink(), options);
-
-        await Eventually.Returns(pipeline.RunAsync(CancellationToken.None), RunBound, "ten noop commands");
-
-        var stats = pipeline.Stats;
-        Assert.Equal(5, source.AcceptedAcks); // the scenario: odd handles' acks throw
-        Assert.Equal(5, source.FailedSettleCalls);
-        Assert.Equal(10, stats.Pulled);
-        Assert.True(stats.Acked == source.AcceptedAcks, $"Stats.Acked is {stats.Acked}, but the source accepted {source.AcceptedAcks} acks");
-        Assert.Equal(source.FailedSettleCalls, stats.SettleErrors);
-        Assert.Equal(stats.Pulled, stats.Acked + stats.Nacked + stats.Terminated + stats.SettleErrors);
-    }
-
-    // ---- 14. A second settle is never a second call ---------------------------------------------
-
-    [Fact]
-    public async Task A_claimer_that_always_throws_gets_every_handle_settled_exactly_once()
-    {
-        var source = new KeepAliveSource();
-        for (var i = 0; i < 20; i++)
-        {
-            source.Enqueue(TestCommands.Make($"c{i}"));
-        }
-
-        source.Complete();
-        var claimer = new ScriptedClaimer((_, _) => throw new InvalidOperationException("claim store down"));
+        var claimer = new ScriptedClaimer { Hang = _ => true };
         var options = PipelineHarness.FastOptions() with { ShutdownTimeout = ShortShutdown };
         var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(), new CollectingSink(), options, claimer);
 
-        await Eventually.Returns(pipeline.RunAsync(CancellationToken.None), RunBound, "a claimer that always throws");
+        var run = pipeline.RunAsync(CancellationToken.None);
+        try
+        {
+            await Eventually.WaitFor(() => source.Pulled == 1 && source.RenewalsOf(0).Count == 1 && claimer.Calls == 1, ConditionBound,
+                "'a' claimed (forever) and its first renewal running");
+            pipeline.RequestStop();
+            await Eventually.Returns(run, QuickStopBound, "a claim that never returns");
+            await Eventually.WaitFor(() => source.SettlesOf(0).Count > 0, ConditionBound, "handle 0 settled");
+        }
+        finally
+        {
+            claimer.ReleaseHangs();
+        }
 
-        Assert.Equal(20, source.Pulled);
-        Assert.True(source.Violations.Count == 0, source.ViolationSummary()); // a second settle call of any handle shows here
-        Assert.Empty(source.NotSettledExactlyOnce());
-        Assert.All(Enumerable.Range(0, 20), h => Assert.Contains(source.SettlesOf(h)[0].Kind, new[] { SettleKind.Nacked, SettleKind.NackedWithDelay }));
-        Assert.Equal(20, pipeline.Stats.ClaimRetries);
-        Assert.Equal(0, pipeline.Stats.InternalErrors);
+        var settle = Assert.Single(source.SettlesOf(0));
+        Assert.True(settle.Result == SettleResult.Accepted,
+            $"handle 0's {settle.Kind} was {settle.Result}: the settle waited for the renewal, which ended only when the settle budget's token fired, and then got that cancelled token");
     }
 
-    // ---- helpers ---------------------------------------------------------------------------------
+    [Fact]
+    public async Task A_slow_renewal_is_stopped_by_the_settle_not_left_running_under_it()
+    {
+        // A renewal that takes longer than the tool (it honours its token). Ack after dispatch: the handle is held through the tool.
+        var source = new KeepAliveSource { KeepAliveInterval = TimeSpan.FromMilliseconds(20), RenewalDuration = TimeSpan.FromSeconds(3) };
+        source.Enqueue(TestCommands.Make("a", "slow"));
+        source.Complete();
+        var slow = new ScriptedTool("slow", async (_, _) =>
+        {
+            await Eventually.WaitFor(() => source.RenewalsOf(0).Count == 1, ConditionBound, "a renewal of handle 0 began");
+            return ToolResult.Success();
+        });
+        var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with { ShutdownTimeout = ShortShutdown };
+        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(slow), new CollectingSink(), options);
 
-    private static int Seed(int fallback) =>
-        int.TryParse(Environment.GetEnvironmentVariable("PIPELINE_TEST_SEED"), out var seed) ? seed : fallback;
+        var clock = Stopwatch.StartNew();
+        await Eventually.Returns(pipeline.RunAsync(CancellationToken.None), TimeSpan.FromSeconds(5), "one slow command");
+        output.WriteLine($"run took {clock.ElapsedMilliseconds} ms");
+
+        Assert.Equal(SettleResult.Accepted, Assert.Single(source.SettlesOf(0)).Result);
+        Assert.True(source.Violations.Count == 0, source.ViolationSummary());
+    }
+
+    [Fact]
+    public async Task A_renewal_that_outlives_its_handle_does_not_stop_the_next_handle_in_its_slot_from_being_renewed()
+    {
+        // One delivery slot, so both items use the same keep-alive. Every renewal takes an hour (honouring its token).
+        var source = new KeepAliveSource { KeepAliveInterval = TimeSpan.FromMilliseconds(20), RenewalDuration = TimeSpan.FromHours(1) };
+        source.Enqueue(TestCommands.Make("a", "slow"));
+        source.Enqueue(TestCommands.Make("b", "slow"));
+        source.Complete();
+        var slow = new ScriptedTool("slow", async (command, _) =>
+        {
+            // 'a' (handle 0) runs until its first renewal began; 'b' (handle 1) runs 300 ms, 15 keep-alive intervals.
+            if (command.CommandId == "a")
+            {
+                await Eventually.WaitFor(() => source.RenewalsOf(0).Count == 1, ConditionBound, "a renewal of handle 0 began");
+            }
+            else
+            {
+                await Task.Delay(300);
+            }
+
+            return ToolResult.Success();
+        });
+        var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with { PullParallelism = 1, MaxInFlight = 1, ShutdownTimeout = ShortShutdown };
+        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(slow), new CollectingSink(), options);
+
+        await Eventually.Returns(pipeline.RunAsync(CancellationToken.None), TimeSpan.FromSeconds(5), "two slow commands");
+
+        Assert.Equal(2, source.Pulled);
+        var held = Stopwatch.GetElapsedTime(source.PulledAt(1), source.SettlesOf(1)[0].At); // the source stamps with the system clock
+        Assert.True(source.RenewalsOf(1).Count >= 1,
+            $"handle 1 was held {held.TotalMilliseconds:0} ms at a 20 ms keep-alive interval and never renewed: its slot's timer skipped every tick while handle 0's renewal still ran");
+    }
+
+    [Fact]
+    public async Task A_delivery_stranded_after_the_deadline_is_settled_by_its_own_handle_even_when_its_settle_waits_for_a_renewal()
+    {
+        // One slot. Handle 1's renewal never returns (a stalled network call), so its ack waits the settle budget.
+        // The next pull ignores the stop and returns handle 2 after the deadline: the Pull block strands it.
+        var source = new StubbornSource { KeepAliveInterval = TimeSpan.FromMilliseconds(20), HangRenewal = h => h == 1 };
+        var claimer = new ScriptedClaimer(async (pulled, _) =>
+        {
+            await Eventually.WaitFor(() => source.RenewalsOf(1) == 1, ConditionBound, "a renewal of handle 1 began");
+            return pulled;
+        });
+        var options = PipelineHarness.FastOptions() with { PullParallelism = 1, MaxInFlight = 1, ShutdownTimeout = TimeSpan.FromMilliseconds(100) };
+        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(), new CollectingSink(), options, claimer);
+
+        var run = pipeline.RunAsync(CancellationToken.None);
+        try
+        {
+            source.Release(TestCommands.Make("a"));
+            await Eventually.WaitFor(() => source.SettlesOf(1).Count == 1 && pipeline.Stats.Blocks.Pull.Running == 1, ConditionBound,
+                "handle 1 acked and its slot back in a pull");
+            pipeline.RequestStop();
+            await Eventually.Returns(run, QuickStopBound, "a pull that ignores the stop");
+
+            source.Release(TestCommands.Make("b")); // handle 2, after the deadline
+            await Eventually.WaitFor(() => source.SettlesOf(2).Count + source.SettlesOf(0).Count > 0, ConditionBound, "a settle for handle 2");
+        }
+        finally
+        {
+            source.ReleaseHangs();
+        }
+
+        output.WriteLine($"renewals of 1: {source.RenewalsOf(1)}, of 2: {source.RenewalsOf(2)}; settles of 1: {string.Join(",", source.SettlesOf(1))}; deadline settles {pipeline.Stats.DeadlineSettles}, pulled {pipeline.Stats.Pulled}");
+        Assert.True(source.SettlesOf(0).Count == 0,
+            $"a settle of handle 0, which was never handed out ({string.Join(", ", source.SettlesOf(0))}): the stranded delivery was released before its settle read its handle");
+        Assert.Equal(["nack"], source.SettlesOf(2));
+    }
 
     /// <summary>Moves the fake clock by <paramref name="total"/> in <paramref name="step"/>s, letting real threads catch up between steps.</summary>
     private static async Task Advance(FakeTimeProvider time, TimeSpan total, TimeSpan step)
