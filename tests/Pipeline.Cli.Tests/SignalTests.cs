@@ -1,7 +1,3 @@
-using System.Diagnostics;
-using System.Text.Json;
-using Pipeline.Cli.Tests.Support;
-
 namespace Pipeline.Cli.Tests;
 
 /// <summary>What the real <c>pipeline run</c> process does when it is sent a signal mid-run.</summary>

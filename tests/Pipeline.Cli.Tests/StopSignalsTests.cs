@@ -1,68 +1,9 @@
 namespace Pipeline.Cli.Tests;
 
-/// <summary>Review of issue 7: paths that must be usage errors, never an unhandled exception or a lost input.</summary>
-public sealed class ReviewInputTests : IDisposable
+/// <summary>StopSignals: a stop requested before the pipeline is built still ends in the summary and the signal's exit code; a request after dispose is harmless.</summary>
+public sealed class StopSignalsTests : IDisposable
 {
-    private const string Noop = """{"command_id":"n1","execution_id":1,"step":"s","tool_kind":"noop","input":{}}""";
-    private readonly string _directory = Directory.CreateTempSubdirectory("pipeline-review7-").FullName;
-
-    public void Dispose() => Directory.Delete(_directory, recursive: true);
-
-    private static async Task<(int Exit, string Out, string Err)> Run(string[] args, Func<Stream>? stdin = null)
-    {
-        using var stdout = new StringWriter();
-        using var stderr = new StringWriter();
-        var exit = await PipelineCli.InvokeAsync(args, stdout, stderr, interactive: false, stdin: stdin).WaitAsync(TimeSpan.FromSeconds(60));
-        return (exit, stdout.ToString(), stderr.ToString());
-    }
-
-    private string Commands()
-    {
-        var path = Path.Combine(_directory, "commands.jsonl");
-        File.WriteAllLines(path, [Noop]);
-        return path;
-    }
-
-    [Fact]
-    public async Task An_empty_events_path_is_a_usage_error()
-    {
-        var (exit, _, error) = await Run(["run", Commands(), "--events", ""]);
-
-        Assert.Equal(2, exit);
-        Assert.StartsWith("error: ", error, StringComparison.Ordinal);
-        Assert.DoesNotContain("Unhandled exception", error, StringComparison.Ordinal);
-        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public async Task An_empty_commands_path_is_a_usage_error()
-    {
-        var (exit, _, error) = await Run(["run", ""]);
-
-        Assert.Equal(2, exit);
-        Assert.StartsWith("error: ", error, StringComparison.Ordinal);
-        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public async Task Events_may_not_name_the_file_standard_input_reads()
-    {
-        // pipeline run - --events commands.jsonl < commands.jsonl: the events file would truncate the input being read.
-        var commands = Commands();
-        var before = await File.ReadAllTextAsync(commands);
-
-        var (exit, _, error) = await Run(["run", "-", "--events", commands], stdin: () => File.OpenRead(commands));
-
-        Assert.Equal(2, exit);
-        Assert.Contains("--events names the commands file", error, StringComparison.Ordinal);
-        Assert.Equal(before, await File.ReadAllTextAsync(commands));
-    }
-}
-
-/// <summary>Review of issue 7: a stop requested before the run has begun.</summary>
-public sealed class ReviewEarlyStopTests : IDisposable
-{
-    private readonly string _directory = Directory.CreateTempSubdirectory("pipeline-review7-stop-").FullName;
+    private readonly string _directory = Directory.CreateTempSubdirectory("pipeline-stop-").FullName;
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 

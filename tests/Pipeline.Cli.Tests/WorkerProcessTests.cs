@@ -1,10 +1,4 @@
-using System.Diagnostics;
-using System.Text;
-using System.Text.Json;
 using NATS.Client.Core;
-using NATS.Client.JetStream;
-using NATS.Client.JetStream.Models;
-using Pipeline.Cli.Tests.Support;
 
 namespace Pipeline.Cli.Tests;
 

@@ -1,15 +1,9 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using System.Text.RegularExpressions;
 using NATS.Client.Core;
-using NATS.Client.JetStream;
-using NATS.Client.JetStream.Models;
 using Pipeline.Cli.Nats;
-using Pipeline.Cli.Tests.Support;
 using Pipeline.Commands;
-using Xunit.Abstractions;
 
 namespace Pipeline.Cli.Tests.Nats;
 
@@ -315,6 +309,30 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
         Assert.Equal(Count, info.Info.State.Messages);
     }
 
+    [Fact]
+    public async Task A_line_over_the_servers_max_payload_is_reported_truthfully()
+    {
+        var (stream, _) = Names();
+        await using (var setup = nats.Connect())
+        {
+            await JetStream.CreateStreamAsync(setup, stream, $"{stream}.>");
+        }
+
+        var big = $$$"""{"command_id":"big","execution_id":1,"step":"s","tool_kind":"echo","input":{"s":"{{{new string('x', 2 * 1024 * 1024)}}}"}}""";
+        var path = Write("big.jsonl", [big, .. Enumerable.Range(0, 10).Select(i => Line($"after{i}"))]);
+
+        using var enqueue = PipelineProcess.Start(["enqueue", "--nats", nats.Url, "--stream", stream, "--subject", $"{stream}.cmd", "--max-line-bytes", "8388608", path]);
+        var exit = await enqueue.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(1, exit);
+        await using var connection = nats.Connect();
+        var info = await new NatsJSContext(connection).GetStreamAsync(stream);
+        if (info.Info.State.Messages == 10)
+        {
+            Assert.DoesNotContain("the rest of the input was not published", enqueue.Stderr, StringComparison.Ordinal);
+        }
+    }
+
     private static (string Stream, string Prefix) Names()
     {
         var stream = NatsServerFixture.UniqueName("enq");
@@ -328,12 +346,7 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
         return path;
     }
 
-    private static async Task<(int Exit, string Stdout, string Stderr)> InvokeAsync(string[] args)
-    {
-        var (stdout, stderr) = (new StringWriter(), new StringWriter());
-        var exit = await PipelineCli.InvokeAsync(args, stdout, stderr, interactive: false).WaitAsync(TimeSpan.FromSeconds(60));
-        return (exit, stdout.ToString(), stderr.ToString());
-    }
+    private static async Task<(int Exit, string Stdout, string Stderr)> InvokeAsync(string[] args) => await InProcessCli.RunAsync(args);
 
     private async Task<List<INatsJSMsg<byte[]>>> ReadAllAsync(string stream)
     {

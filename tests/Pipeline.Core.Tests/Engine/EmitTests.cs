@@ -1,14 +1,5 @@
-using System.Diagnostics;
 using System.Threading.Tasks.Dataflow;
 using Microsoft.Extensions.Logging;
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Events;
-using Pipeline.Sources;
-using Pipeline.Tests.Support;
-using Xunit.Abstractions;
-using static Pipeline.Tests.Support.TestBounds;
 
 namespace Pipeline.Tests.Engine;
 

@@ -1,10 +1,4 @@
-using System.Diagnostics;
 using System.Globalization;
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Tests.Support;
-using Xunit.Abstractions;
 
 namespace Pipeline.Tests.Engine;
 

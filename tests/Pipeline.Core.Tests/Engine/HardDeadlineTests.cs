@@ -1,14 +1,3 @@
-using System.Diagnostics;
-using Microsoft.Extensions.Time.Testing;
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Events;
-using Pipeline.Sources;
-using Pipeline.Tests.Support;
-using Xunit.Abstractions;
-using static Pipeline.Tests.Support.TestBounds;
-
 namespace Pipeline.Tests.Engine;
 
 /// <summary>

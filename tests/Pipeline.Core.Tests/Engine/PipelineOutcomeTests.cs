@@ -1,9 +1,3 @@
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Events;
-using Pipeline.Tests.Support;
-
 namespace Pipeline.Tests.Engine;
 
 /// <summary>Each outcome and each dispatch result leads to its one settle and its events.</summary>

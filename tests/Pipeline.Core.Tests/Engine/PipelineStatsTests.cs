@@ -1,7 +1,3 @@
-using Pipeline.Engine;
-using Pipeline.Tests.Support;
-using static Pipeline.Tests.Support.TestBounds;
-
 namespace Pipeline.Tests.Engine;
 
 /// <summary>The run's counters (PipelineStats) against what the source saw.</summary>

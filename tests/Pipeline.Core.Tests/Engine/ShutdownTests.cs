@@ -1,12 +1,3 @@
-using Microsoft.Extensions.Time.Testing;
-using Pipeline.Claiming;
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Events;
-using Pipeline.Sources;
-using Pipeline.Tests.Support;
-
 namespace Pipeline.Tests.Engine;
 
 /// <summary>

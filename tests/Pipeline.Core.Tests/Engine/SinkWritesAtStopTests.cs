@@ -1,9 +1,3 @@
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Events;
-using Pipeline.Sources;
-using Pipeline.Tests.Support;
-
 namespace Pipeline.Tests.Engine;
 
 /// <summary>

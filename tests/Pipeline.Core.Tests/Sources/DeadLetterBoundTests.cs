@@ -1,6 +1,3 @@
-using System.Text;
-using Pipeline.Sources;
-
 namespace Pipeline.Tests.Sources;
 
 /// <summary>The embedded file source's dead letters stay bounded however many lines are malformed.</summary>

@@ -1,12 +1,3 @@
-using System.Collections.Concurrent;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Events;
-using Pipeline.Sources;
-using Pipeline.Tests.Support;
-using Xunit.Abstractions;
-using static Pipeline.Tests.Support.TestBounds;
-
 namespace Pipeline.Tests.Sources;
 
 /// <summary>The embedded source through the pipeline: its delayed redeliveries and its dead letters.</summary>

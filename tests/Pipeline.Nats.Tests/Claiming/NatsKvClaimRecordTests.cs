@@ -1,10 +1,4 @@
-using System.Text;
-using NATS.Client.Core;
-using NATS.Client.JetStream;
 using NATS.Client.KeyValueStore;
-using Pipeline.Commands;
-using Pipeline.Nats.Claiming;
-using Pipeline.Nats.Tests.Support;
 
 namespace Pipeline.Nats.Tests.Claiming;
 
@@ -71,7 +65,7 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     public async Task A_new_command_is_claimed_and_its_record_names_the_worker_and_the_stream_sequence()
     {
         var (a, _) = Worker("a", () => 41);
-        var command = Harness.Make("new-1");
+        var command = TestCommands.Make("new-1");
 
         Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
 
@@ -88,17 +82,17 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
         ulong? sequence = 7;
         var (a, _) = Worker("a", () => sequence);
         var (b, _) = Worker("b", () => sequence);
-        var command = Harness.Make("ended-1");
+        var command = TestCommands.Make("ended-1");
         Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
 
         await a.RecordOutcomeAsync(ClaimOutcome.Claimed(command), succeeded, CancellationToken.None);
 
         Assert.Equal(succeeded ? ClaimState.Completed : ClaimState.Failed, (await RecordAsync(command))!.State);
         // The ack was lost: the same stream message comes back, to the pool or to the same worker.
-        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(b, Harness.Make("ended-1")));
-        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(a, Harness.Make("ended-1")));
+        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(b, TestCommands.Make("ended-1")));
+        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(a, TestCommands.Make("ended-1")));
         sequence = 8; // and a second publish of it
-        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(b, Harness.Make("ended-1")));
+        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(b, TestCommands.Make("ended-1")));
     }
 
     [Fact]
@@ -106,12 +100,12 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     {
         var (a, _) = Worker("a", () => 3);
         var (b, _) = Worker("b", () => 3);
-        var command = Harness.Make("live-1");
+        var command = TestCommands.Make("live-1");
         Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
         var before = await RecordAsync(command);
 
         using var bound = new CancellationTokenSource(Bound);
-        var outcome = await b.ClaimAsync(ClaimOutcome.Claimed(Harness.Make("live-1")), bound.Token);
+        var outcome = await b.ClaimAsync(ClaimOutcome.Claimed(TestCommands.Make("live-1")), bound.Token);
 
         Assert.Equal(ClaimOutcomeKind.RetryLater, outcome.Kind);
         Assert.Contains("claimed by worker a", outcome.Reason, StringComparison.Ordinal);
@@ -123,13 +117,13 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     {
         var (a, _) = Worker("a", () => 9);
         var (b, _) = Worker("b", () => 9);
-        var command = Harness.Make("released-1");
+        var command = TestCommands.Make("released-1");
         Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
 
         await a.ReleaseAsync(ClaimOutcome.Claimed(command), CancellationToken.None);
 
         Assert.Null(await RecordAsync(command));
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, Harness.Make("released-1")));
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, TestCommands.Make("released-1")));
         Assert.Equal("b", (await RecordAsync(command))!.Worker);
     }
 
@@ -148,20 +142,20 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
         var ids = Enumerable.Range(0, 20).Select(i => $"gone-{i}").ToList();
         foreach (var id in ids)
         {
-            Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, Harness.Make(id)));
+            Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, TestCommands.Make(id)));
         }
 
         // Bound both others first, so each has its own heartbeat before the race.
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, Harness.Make("warm-b")));
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(c, Harness.Make("warm-c")));
-        Assert.Equal(ClaimOutcomeKind.RetryLater, await ClaimAsync(b, Harness.Make(ids[0]))); // a is alive yet
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, TestCommands.Make("warm-b")));
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(c, TestCommands.Make("warm-c")));
+        Assert.Equal(ClaimOutcomeKind.RetryLater, await ClaimAsync(b, TestCommands.Make(ids[0]))); // a is alive yet
 
         await aConnection.DisposeAsync(); // killed: no more heartbeats, no goodbye
-        await Harness.EventuallyAsync(async () => !await HeartbeatExistsAsync(a), Bound, "a's heartbeat expired");
+        await Eventually.WaitForAsync(async () => !await HeartbeatExistsAsync(a), Bound, "a's heartbeat expired");
 
         var raced = await Task.WhenAll(ids.Select(async id =>
         {
-            var both = await Task.WhenAll(ClaimAsync(b, Harness.Make(id)), ClaimAsync(c, Harness.Make(id)));
+            var both = await Task.WhenAll(ClaimAsync(b, TestCommands.Make(id)), ClaimAsync(c, TestCommands.Make(id)));
             return (Id: id, B: both[0], C: both[1]);
         }));
 
@@ -170,7 +164,7 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
             Assert.True(
                 (byB, byC) is (ClaimOutcomeKind.Claimed, ClaimOutcomeKind.RetryLater) or (ClaimOutcomeKind.RetryLater, ClaimOutcomeKind.Claimed),
                 $"{id}: b {byB}, c {byC}");
-            var record = await RecordAsync(Harness.Make(id));
+            var record = await RecordAsync(TestCommands.Make(id));
             Assert.Equal(byB == ClaimOutcomeKind.Claimed ? b.Instance : c.Instance, record!.Instance);
         }
     }
@@ -180,14 +174,14 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     {
         var (a, _) = Worker("a", () => 12);
         var (b, _) = Worker("b", () => 12);
-        var command = Harness.Make("stopped-1");
+        var command = TestCommands.Make("stopped-1");
         Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
-        Assert.Equal(ClaimOutcomeKind.RetryLater, await ClaimAsync(b, Harness.Make("stopped-1")));
+        Assert.Equal(ClaimOutcomeKind.RetryLater, await ClaimAsync(b, TestCommands.Make("stopped-1")));
 
         await a.DisposeAsync();
 
         Assert.False(await HeartbeatExistsAsync(a));
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, Harness.Make("stopped-1")));
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, TestCommands.Make("stopped-1")));
     }
 
     /// <summary>
@@ -201,20 +195,20 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     {
         ulong? sequence = 20;
         var (a, _) = Worker("a", () => sequence);
-        var first = Harness.Make("own-1");
+        var first = TestCommands.Make("own-1");
         Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, first));
         var claimed = await RecordAsync(first);
 
-        var redelivered = Harness.Make("own-1");
+        var redelivered = TestCommands.Make("own-1");
         Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, redelivered));
         sequence = 21;
-        Assert.Equal(ClaimOutcomeKind.RetryLater, await ClaimAsync(a, Harness.Make("own-1")));
+        Assert.Equal(ClaimOutcomeKind.RetryLater, await ClaimAsync(a, TestCommands.Make("own-1")));
 
         await a.ReleaseAsync(ClaimOutcome.Claimed(redelivered), CancellationToken.None);
         Assert.Equal(claimed, await RecordAsync(first)); // the first still holds it
         await a.RecordOutcomeAsync(ClaimOutcome.Claimed(first), succeeded: true, CancellationToken.None);
         Assert.Equal(new ClaimRecord(ClaimState.Completed, "a", a.Instance, 20), await RecordAsync(first));
-        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(a, Harness.Make("own-1")));
+        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(a, TestCommands.Make("own-1")));
     }
 
     [Theory]
@@ -226,11 +220,11 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
         var slow = new NatsKvClaimerOptions { HeartbeatInterval = TimeSpan.FromSeconds(30), WorkerTimeout = TimeSpan.FromMinutes(1) };
         var (a, _) = Worker("a", () => 30, slow);
         var (b, _) = Worker("b", () => 30, slow);
-        var command = Harness.Make("taken-1");
+        var command = TestCommands.Make("taken-1");
         Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
         var workers = await new NatsKVContext(new NatsJSContext(_admin)).GetStoreAsync(a.Options.WorkersBucket);
         await workers.DeleteAsync(a.Instance); // a looks gone (a long pause, a partition)
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, Harness.Make("taken-1")));
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, TestCommands.Make("taken-1")));
         var taken = await RecordAsync(command);
 
         if (release)
@@ -256,7 +250,7 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     public async Task An_outcome_written_as_the_server_dies_is_retried_until_it_lands_on_the_restarted_one()
     {
         var (a, _) = Worker("a", () => 50, connection: server.Options("a") with { RequestTimeout = TimeSpan.FromSeconds(1) });
-        var command = Harness.Make("restart-1");
+        var command = TestCommands.Make("restart-1");
         Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
 
         await server.PauseAsync();
@@ -275,13 +269,13 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     {
         ulong? sequence = 41;
         var (a, _) = Worker("a", () => sequence);
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, Harness.Make("bind-first")));
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, TestCommands.Make("bind-first")));
         var store = await new NatsKVContext(new NatsJSContext(_admin)).GetStoreAsync(_bucket);
         await store.PutAsync("legacy-1", Encoding.UTF8.GetBytes("41/old-worker"));
 
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, Harness.Make("legacy-1"))); // its own stream message again
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, TestCommands.Make("legacy-1"))); // its own stream message again
         await store.PutAsync("legacy-2", Encoding.UTF8.GetBytes("41/old-worker"));
         sequence = 42;
-        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(a, Harness.Make("legacy-2"))); // a second publish
+        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(a, TestCommands.Make("legacy-2"))); // a second publish
     }
 }

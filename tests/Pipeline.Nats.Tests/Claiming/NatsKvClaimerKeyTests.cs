@@ -1,12 +1,8 @@
-using Pipeline.Commands;
-using Pipeline.Nats.Claiming;
-using Pipeline.Nats.Tests.Support;
+namespace Pipeline.Nats.Tests.Claiming;
 
-namespace Pipeline.Nats.Tests.Review;
-
-/// <summary>review8: the KV claimer with command ids at the edge of what a KV key may be.</summary>
+/// <summary>NatsKvClaimer.KeyFor: every command id, however long or odd, maps to a KV key the server takes.</summary>
 [Collection(NatsCollection.Name)]
-public sealed class Review8ClaimerTests(NatsServerFixture server) : IAsyncLifetime
+public sealed class NatsKvClaimerKeyTests(NatsServerFixture server) : IAsyncLifetime
 {
     public Task InitializeAsync() => server.StartAsync();
 
@@ -26,15 +22,9 @@ public sealed class Review8ClaimerTests(NatsServerFixture server) : IAsyncLifeti
     [InlineData("a>b")]
     public async Task Every_command_id_is_claimed_once_then_already_claimed(string commandId)
     {
-        await using var connection = server.Connect("claims");
-        await using var claimer = new NatsKvClaimer(connection, new NatsKvClaimerOptions { Bucket = NatsServerFixture.UniqueName("claims"), WorkerId = "w" });
-        var command = Harness.Make(commandId);
-        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var command = TestCommands.Make(commandId);
 
-        var first = await claimer.ClaimAsync(ClaimOutcome.Claimed(command), bound.Token);
-        // Completed: the record is written under the same key, and a second publish finds it.
-        await claimer.RecordOutcomeAsync(first, succeeded: true, bound.Token);
-        var second = await claimer.ClaimAsync(ClaimOutcome.Claimed(command), bound.Token);
+        var (first, second) = await ClaimCompleteAndClaimAgainAsync(command);
 
         Assert.Equal(ClaimOutcomeKind.Claimed, first.Kind);
         Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, second.Kind);
@@ -48,18 +38,32 @@ public sealed class Review8ClaimerTests(NatsServerFixture server) : IAsyncLifeti
     [Fact]
     public async Task A_command_id_longer_than_the_servers_control_line_is_claimed()
     {
-        await using var connection = server.Connect("claims");
-        await using var claimer = new NatsKvClaimer(connection, new NatsKvClaimerOptions { Bucket = NatsServerFixture.UniqueName("claims"), WorkerId = "w" });
-        var command = Harness.Make(new string('a', 5000));
-        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var command = TestCommands.Make(new string('a', 5000));
 
-        var first = await claimer.ClaimAsync(ClaimOutcome.Claimed(command), bound.Token);
-        // Completed: the record is written under the same key, and a second publish finds it.
-        await claimer.RecordOutcomeAsync(first, succeeded: true, bound.Token);
-        var second = await claimer.ClaimAsync(ClaimOutcome.Claimed(command), bound.Token);
+        var (first, second) = await ClaimCompleteAndClaimAgainAsync(command);
 
         Assert.Equal(ClaimOutcomeKind.Claimed, first.Kind);
         Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, second.Kind);
         Assert.True(NatsKvClaimer.KeyFor(command.CommandId).Length <= 256);
+    }
+
+    [Theory]
+    [InlineData("plain-id_1", "plain-id_1")]
+    [InlineData("with space", "sha256.")]
+    [InlineData(".leading", "sha256.")]
+    [InlineData("ünïcode", "sha256.")]
+    public void Command_ids_that_are_not_valid_keys_are_hashed(string id, string expectedPrefix) =>
+        Assert.StartsWith(expectedPrefix, NatsKvClaimer.KeyFor(id), StringComparison.Ordinal);
+
+    /// <summary>Claims <paramref name="command"/>, records it completed (the record is written under the same key), and claims it again as a second publish would.</summary>
+    private async Task<(ClaimOutcome First, ClaimOutcome Second)> ClaimCompleteAndClaimAgainAsync(Command command)
+    {
+        await using var connection = server.Connect("claims");
+        await using var claimer = new NatsKvClaimer(connection, new NatsKvClaimerOptions { Bucket = NatsServerFixture.UniqueName("claims"), WorkerId = "w" });
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var first = await claimer.ClaimAsync(ClaimOutcome.Claimed(command), bound.Token);
+        await claimer.RecordOutcomeAsync(first, succeeded: true, bound.Token);
+        var second = await claimer.ClaimAsync(ClaimOutcome.Claimed(command), bound.Token);
+        return (first, second);
     }
 }

@@ -1,12 +1,3 @@
-using System.Text.Json;
-using NATS.Client.Core;
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Nats.Claiming;
-using Pipeline.Nats.Sources;
-using Pipeline.Nats.Tests.Support;
-
 namespace Pipeline.Nats.Tests.Claiming;
 
 /// <summary>
@@ -24,7 +15,7 @@ public sealed class NatsKvClaimerStopTests(NatsServerFixture server) : IAsyncLif
     {
         await server.StartAsync();
         _connection = server.Connect("kvstop");
-        await Harness.CreateStreamAsync(_connection, _stream, $"{_stream}.>");
+        await JetStream.CreateStreamAsync(_connection, _stream, $"{_stream}.>");
     }
 
     public async Task DisposeAsync() => await _connection.DisposeAsync();
@@ -32,14 +23,14 @@ public sealed class NatsKvClaimerStopTests(NatsServerFixture server) : IAsyncLif
     [Fact]
     public async Task With_the_kv_claimer_a_stop_hands_back_the_claimed_commands_that_have_not_started()
     {
-        await Harness.PublishAsync(_connection, $"{_stream}.c", Enumerable.Range(0, 20).Select(i => Harness.Make($"kvstop-{i}", tool: "held")));
+        await JetStream.PublishAsync(_connection, $"{_stream}.c", Enumerable.Range(0, 20).Select(i => TestCommands.Make($"kvstop-{i}", toolKind: "held")));
         await using var consumer = server.Connect("kvstop-worker");
         await using var claims = server.Connect("kvstop-claims");
         await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = _stream, Consumer = "pool", FetchExpires = TimeSpan.FromSeconds(1), FetchBatch = 32 }, trackOrigins: true);
         await source.InitializeAsync(CancellationToken.None);
         var claimer = new NatsKvClaimer(claims, new NatsKvClaimerOptions { Bucket = NatsServerFixture.UniqueName("kvstopclaims"), WorkerId = "w1" }, source.OriginOf);
-        var tool = new HeldTool();
-        var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [tool]), new CountingSink(), new PipelineOptions
+        var tool = new GatedTool("held");
+        var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [tool]), new CollectingSink(), new PipelineOptions
         {
             Dispatch = new BlockOptions { Parallelism = 2 },
             ShutdownTimeout = TimeSpan.FromSeconds(60),
@@ -47,7 +38,7 @@ public sealed class NatsKvClaimerStopTests(NatsServerFixture server) : IAsyncLif
         var run = pipeline.RunAsync(CancellationToken.None);
         try
         {
-            await Harness.EventuallyAsync(
+            await Eventually.WaitForAsync(
                 () => Task.FromResult(tool.Started == 2 && pipeline.Stats.Pulled == 20 && pipeline.Stats.Blocks.Dispatch.Queued == 18),
                 TimeSpan.FromSeconds(20),
                 "two running, eighteen claimed and waiting for a slot",
@@ -63,31 +54,11 @@ public sealed class NatsKvClaimerStopTests(NatsServerFixture server) : IAsyncLif
         }
         finally
         {
-            tool.Open();
+            tool.Release();
             await run.WaitAsync(TimeSpan.FromSeconds(60));
         }
 
         Assert.Equal(18, pipeline.Stats.HandedBack); // fails: 0, every claimed command was kept
         Assert.Equal(2, tool.Started); // fails: 20, the stop ran all the queued work itself
-    }
-
-    /// <summary>Holds every run until <see cref="Open"/> (or its token); counts the runs begun.</summary>
-    private sealed class HeldTool : ITool
-    {
-        private readonly TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private int _started;
-
-        public string Kind => "held";
-
-        public int Started => Volatile.Read(ref _started);
-
-        public void Open() => _gate.TrySetResult();
-
-        public async ValueTask<ToolResult> InvokeAsync(Command command, CancellationToken cancellationToken)
-        {
-            Interlocked.Increment(ref _started);
-            await _gate.Task.WaitAsync(cancellationToken);
-            return ToolResult.Success();
-        }
     }
 }

@@ -1,11 +1,3 @@
-using NATS.Client.Core;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Nats.Claiming;
-using Pipeline.Nats.Sources;
-using Pipeline.Nats.Tests.Support;
-using Xunit.Abstractions;
-
 namespace Pipeline.Nats.Tests.Claiming;
 
 [Collection(NatsCollection.Name)]
@@ -18,7 +10,7 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelp
     {
         await server.StartAsync();
         _connection = server.Connect("kv");
-        await Harness.CreateStreamAsync(_connection, _stream, $"{_stream}.>");
+        await JetStream.CreateStreamAsync(_connection, _stream, $"{_stream}.>");
     }
 
     public async Task DisposeAsync() => await _connection.DisposeAsync();
@@ -37,17 +29,17 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelp
         var seed = Seeds.Next(output);
         var random = new Random(seed);
         // Tool times of 0-2 ms, and the duplicates shuffled in among the originals, from the seed.
-        var commands = Enumerable.Range(0, count).Select(i => Harness.Make($"dup-{i}", tool: "slow", input: $$"""{"ms": {{random.Next(3)}}}""")).ToList();
+        var commands = Enumerable.Range(0, count).Select(i => TestCommands.Make($"dup-{i}", toolKind: "slow", inputJson: $$"""{"ms": {{random.Next(3)}}}""")).ToList();
         List<Pipeline.Commands.Command> published = twice ? [.. commands, .. commands] : [.. commands];
         if (twice)
         {
             random.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(published)[(count / 2)..]);
         }
 
-        await Harness.PublishAsync(_connection, $"{_stream}.c", published);
+        await JetStream.PublishAsync(_connection, $"{_stream}.c", published);
         var slow = new SlowTool(TimeSpan.Zero);
         var bucket = NatsServerFixture.UniqueName("claims");
-        var workers = new List<(NatsConnection Consumer, NatsConnection Claims, NatsCommandSource Source, CommandPipeline<NatsHandle> Pipeline, CountingSink Sink)>();
+        var workers = new List<(NatsConnection Consumer, NatsConnection Claims, NatsCommandSource Source, CommandPipeline<NatsHandle> Pipeline, CollectingSink Sink)>();
         for (var w = 0; w < 2; w++)
         {
             var consumer = server.Connect($"worker-{w}");
@@ -57,7 +49,7 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelp
             var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = _stream, Consumer = "pool", FetchExpires = TimeSpan.FromSeconds(1), FetchBatch = batch }, trackOrigins: true);
             await source.InitializeAsync(CancellationToken.None);
             var kv = new NatsKvClaimer(claims, new NatsKvClaimerOptions { Bucket = bucket, WorkerId = $"w{w}" }, source.OriginOf);
-            var sink = new CountingSink();
+            var sink = new CollectingSink();
             // RecentCommandIds 0: the engine's own duplicate cache is off, so only the claimer can stop a second run.
             var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [slow]), sink, new PipelineOptions
             {
@@ -72,8 +64,8 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelp
         try
         {
             var runs = workers.Select(w => w.Pipeline.RunAsync(CancellationToken.None)).ToArray();
-            await Harness.EventuallyAsync(
-                async () => (await Harness.ConsumerInfoAsync(_connection, _stream, "pool")) is { NumAckPending: 0, NumPending: 0 } && workers.Sum(w => w.Pipeline.Stats.Acked) == published.Count,
+            await Eventually.WaitForAsync(
+                async () => (await JetStream.ConsumerInfoAsync(_connection, _stream, "pool")) is { NumAckPending: 0, NumPending: 0 } && workers.Sum(w => w.Pipeline.Stats.Acked) == published.Count,
                 TimeSpan.FromSeconds(60),
                 $"every delivery acked (seed {seed})",
                 () => $"acked {workers.Sum(w => w.Pipeline.Stats.Acked)} of {published.Count}, runs {slow.Runs.Count}");
@@ -115,7 +107,7 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelp
     public async Task A_redelivery_of_the_same_stream_message_claims_again_and_another_publish_waits_until_the_first_has_ended()
     {
         var bucket = NatsServerFixture.UniqueName("claims");
-        var command = Harness.Make("same");
+        var command = TestCommands.Make("same");
         ulong? origin = 41;
         await using var claimer = new NatsKvClaimer(_connection, new NatsKvClaimerOptions { Bucket = bucket }, _ => origin);
 
@@ -129,12 +121,4 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelp
         origin = 42;
         Assert.Equal(Commands.ClaimOutcomeKind.AlreadyClaimed, (await claimer.ClaimAsync(Commands.ClaimOutcome.Claimed(command), CancellationToken.None)).Kind);
     }
-
-    [Theory]
-    [InlineData("plain-id_1", "plain-id_1")]
-    [InlineData("with space", "sha256.")]
-    [InlineData(".leading", "sha256.")]
-    [InlineData("ünïcode", "sha256.")]
-    public void Command_ids_that_are_not_valid_keys_are_hashed(string id, string expectedPrefix) =>
-        Assert.StartsWith(expectedPrefix, NatsKvClaimer.KeyFor(id), StringComparison.Ordinal);
 }

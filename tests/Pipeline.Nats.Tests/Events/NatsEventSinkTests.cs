@@ -1,11 +1,5 @@
-using System.Text;
-using System.Text.Json;
-using NATS.Client.Core;
-using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
-using Pipeline.Events;
 using Pipeline.Nats.Events;
-using Pipeline.Nats.Tests.Support;
 
 namespace Pipeline.Nats.Tests.Events;
 

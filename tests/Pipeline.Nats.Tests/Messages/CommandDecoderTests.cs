@@ -1,35 +1,10 @@
-using System.Text;
-using Pipeline.Nats.Connection;
 using Pipeline.Nats.Messages;
-using Pipeline.Nats.Sources;
 
-namespace Pipeline.Nats.Tests.Review;
+namespace Pipeline.Nats.Tests.Messages;
 
-/// <summary>review8: unit-level edges of the NATS integration.</summary>
-public sealed class Review8UnitTests
+/// <summary>CommandDecoder: whatever a message body holds, decoding is a command or a claim failure, never an exception.</summary>
+public sealed class CommandDecoderTests
 {
-    /// <summary>An unescaped '@' in a password: the user info ends at the last '@' before the host, not the first.</summary>
-    [Theory]
-    [InlineData("nats://user:p@ss@host:4222", "p@ss", "nats://***@host:4222")]
-    [InlineData("nats://user:a@b@c@host:4222,nats://u2:x@y@other:4222", "b@c", "nats://***@host:4222,nats://***@other:4222")]
-    [InlineData("tls://tok@en@host", "en", "tls://***@host")]
-    public void Redact_hides_a_password_that_contains_an_at_sign(string url, string secret, string expected)
-    {
-        var shown = NatsConnectionOptions.Redact(url);
-        Assert.DoesNotContain(secret, shown, StringComparison.Ordinal);
-        Assert.Equal(expected, shown);
-        Assert.DoesNotContain(secret, new NatsConnectionOptions { Url = url }.DisplayUrl, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public void A_url_Validate_refuses_names_it_without_a_password_that_contains_an_at_sign()
-    {
-        var options = new NatsConnectionOptions { Url = "nats://user:s3cr@t!@host:4222,ftp://x" };
-        var ex = Assert.ThrowsAny<ArgumentException>(options.Validate);
-        Assert.DoesNotContain("s3cr", ex.Message, StringComparison.Ordinal);
-        Assert.DoesNotContain("t!", ex.Message, StringComparison.Ordinal);
-    }
-
     /// <summary>Whatever the body, decoding is a claim or a claim failure, never an exception out of <c>NextAsync</c> (which would strand the handle).</summary>
     [Theory]
     [InlineData("")]
@@ -71,30 +46,5 @@ public sealed class Review8UnitTests
         var outcome = CommandDecoder.Instance.Decode(new NatsDeliveredMessage("s.c", body, null, 5, ulong.MaxValue));
         Assert.NotNull(outcome.Command);
         Assert.True(outcome.Command!.Attempts > 0);
-    }
-
-    /// <summary>ADR-15's forms, including a domain and an account hash (12 tokens) and without the random token (11).</summary>
-    [Theory]
-    [InlineData("$JS.ACK.dom.ABCDEFGHIJKLMNOPQRSTUVWXYZ234567ABCDEFGHIJKLMNOPQRSTUV.s.c.4.99.12.1732530000000000000.3.r4nd", 99UL, 4UL)]
-    [InlineData("$JS.ACK._.ACC.s.c.1.1.1.1732530000000000000.0", 1UL, 1UL)]
-    [InlineData("$JS.ACK.s.c.1.18446744073709551615.1.1.0", ulong.MaxValue, 1UL)]
-    public void Reads_the_domain_and_account_hash_forms(string replyTo, ulong sequence, ulong delivered)
-    {
-        Assert.True(AckSubject.TryParse(replyTo, out var s, out var d));
-        Assert.Equal(sequence, s);
-        Assert.Equal(delivered, d);
-    }
-
-    [Theory]
-    [InlineData("$JS.ACK.s.c.1.2.3.4")] // 8 tokens
-    [InlineData("$JS.ACK.s.c.1.2.3.4.5.6")] // 10 tokens
-    [InlineData("$JS.ACK.a.b.s.c.1.2.3.4.5.6.7.8")] // 14 tokens
-    [InlineData("$JS.ACK.s.c.+1.2.3.4.5")]
-    [InlineData("$JS.ACK.s.c.1.18446744073709551616.3.4.5")]
-    [InlineData("$JS.ACK.s.c. 1.2.3.4.5")]
-    [InlineData("$js.ack.s.c.1.2.3.4.5")]
-    public void Shapes_that_are_not_ack_subjects_are_left_to_the_client(string replyTo)
-    {
-        Assert.False(AckSubject.TryParse(replyTo, out _, out _));
     }
 }

@@ -1,14 +1,6 @@
-using System.Diagnostics;
-using System.Text;
-using NATS.Client.Core;
-using NATS.Client.JetStream;
 using OpenTelemetry;
 using OpenTelemetry.Trace;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
 using Pipeline.Nats.Messages;
-using Pipeline.Nats.Sources;
-using Pipeline.Nats.Tests.Support;
 using Pipeline.Telemetry;
 
 namespace Pipeline.Nats.Tests.Messages;
@@ -26,7 +18,7 @@ public sealed class TraceContextTests(NatsServerFixture server) : IAsyncLifetime
     {
         await server.StartAsync();
         _connection = server.Connect("trace");
-        await Harness.CreateStreamAsync(_connection, _stream, $"{_stream}.>");
+        await JetStream.CreateStreamAsync(_connection, _stream, $"{_stream}.>");
     }
 
     public async Task DisposeAsync() => await _connection.DisposeAsync();
@@ -45,9 +37,9 @@ public sealed class TraceContextTests(NatsServerFixture server) : IAsyncLifetime
 
             await using var consumer = server.Connect("consumer");
             await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = _stream, Consumer = "tracers", FetchExpires = TimeSpan.FromSeconds(1) });
-            var sink = new CountingSink();
+            var sink = new CollectingSink();
             var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(), sink, new PipelineOptions { AckMode = AckMode.AckAfterDispatch });
-            await Harness.RunUntilAsync(pipeline, () => sink.CompletedIds == 4, TimeSpan.FromSeconds(30), "all four completed", () => $"{sink.CompletedIds} completed");
+            await PipelineRuns.RunUntilAsync(pipeline, () => sink.CompletedIds == 4, TimeSpan.FromSeconds(30), "all four completed", () => $"{sink.CompletedIds} completed");
             tracing.ForceFlush();
         }
 
@@ -97,7 +89,7 @@ public sealed class TraceContextTests(NatsServerFixture server) : IAsyncLifetime
 
     private async Task Publish(NatsJSContext js, string id, NatsHeaders? headers)
     {
-        var ack = await js.PublishAsync($"{_stream}.c", Encoding.UTF8.GetBytes(Harness.Make(id).ToJson()), headers: headers);
+        var ack = await js.PublishAsync($"{_stream}.c", Encoding.UTF8.GetBytes(TestCommands.Make(id).ToJson()), headers: headers);
         ack.EnsureSuccess();
     }
 }

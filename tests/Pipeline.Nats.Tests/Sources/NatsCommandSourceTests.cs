@@ -1,24 +1,20 @@
-using System.Diagnostics;
-using NATS.Client.Core;
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Nats.Sources;
-using Pipeline.Nats.Tests.Support;
+namespace Pipeline.Nats.Tests.Sources;
 
-namespace Pipeline.Nats.Tests.Review;
-
-/// <summary>review8: the JetStream source against a real server, at the edges of its invariants.</summary>
+/// <summary>
+/// NatsCommandSource against a real server: what it holds goes back to the pool at a stop, at
+/// dispose and once idle; its idle timeout counts only quiet time; a renewal ends with its token;
+/// every setting Validate accepts still delivers.
+/// </summary>
 [Collection(NatsCollection.Name)]
-public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetime
+public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLifetime
 {
-    private readonly string _stream = NatsServerFixture.UniqueName("review8");
+    private readonly string _stream = NatsServerFixture.UniqueName("source");
 
     public async Task InitializeAsync()
     {
         await server.StartAsync();
         await using var setup = server.Connect("setup");
-        await Harness.CreateStreamAsync(setup, _stream, $"{_stream}.>");
+        await JetStream.CreateStreamAsync(setup, _stream, $"{_stream}.>");
     }
 
     public async Task DisposeAsync() => await server.StartAsync(); // leave it running for the next test
@@ -33,7 +29,7 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
     {
         await using (var publisher = server.Connect("publisher"))
         {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 6).Select(i => Harness.Make($"idle-{i}")));
+            await JetStream.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 6).Select(i => TestCommands.Make($"idle-{i}")));
         }
 
         await using var consumer = server.Connect("consumer");
@@ -49,7 +45,7 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         var first = await source.NextAsync(bound.Token);
         Assert.NotNull(first);
-        await Harness.EventuallyAsync(() => Task.FromResult(source.Fetched >= 2), TimeSpan.FromSeconds(10), "the second message fetched ahead");
+        await Eventually.WaitForAsync(() => Task.FromResult(source.Fetched >= 2), TimeSpan.FromSeconds(10), "the second message fetched ahead");
 
         // Two slots busy for 1.5 s: the buffer is full, nothing is taken, nothing arrives.
         await Task.Delay(TimeSpan.FromSeconds(1.5));
@@ -69,7 +65,7 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
     {
         await using (var publisher = server.Connect("publisher"))
         {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 8).Select(i => Harness.Make($"dispose-{i}")));
+            await JetStream.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 8).Select(i => TestCommands.Make($"dispose-{i}")));
         }
 
         await using var consumer = server.Connect("consumer");
@@ -86,10 +82,10 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
         {
             using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
             Assert.NotNull(await source.NextAsync(bound.Token));
-            await Harness.EventuallyAsync(() => Task.FromResult(source.Fetched >= 8), TimeSpan.FromSeconds(10), "eight fetched, seven waiting");
+            await Eventually.WaitForAsync(() => Task.FromResult(source.Fetched >= 8), TimeSpan.FromSeconds(10), "eight fetched, seven waiting");
 
             await server.KillAsync();
-            await Harness.EventuallyAsync(() => Task.FromResult(consumer.ConnectionState != NatsConnectionState.Open), TimeSpan.FromSeconds(10), "the client sees the server gone");
+            await Eventually.WaitForAsync(() => Task.FromResult(consumer.ConnectionState != NatsConnectionState.Open), TimeSpan.FromSeconds(10), "the client sees the server gone");
         }
         finally
         {
@@ -111,7 +107,7 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
     {
         await using (var publisher = server.Connect("publisher"))
         {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", [Harness.Make("renew-1")]);
+            await JetStream.PublishAsync(publisher, $"{_stream}.c", [TestCommands.Make("renew-1")]);
         }
 
         await using var consumer = server.Connect("consumer");
@@ -128,7 +124,7 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
         Assert.NotNull(pulled);
 
         await server.KillAsync();
-        await Harness.EventuallyAsync(() => Task.FromResult(consumer.ConnectionState != NatsConnectionState.Open), TimeSpan.FromSeconds(10), "the client sees the server gone");
+        await Eventually.WaitForAsync(() => Task.FromResult(consumer.ConnectionState != NatsConnectionState.Open), TimeSpan.FromSeconds(10), "the client sees the server gone");
 
         using var settle = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
         var clock = Stopwatch.StartNew();
@@ -158,9 +154,9 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
     {
         await using (var publisher = server.Connect("publisher"))
         {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", [
-                Harness.Make("handover-1", tool: "slow", input: """{"ms": 1500}"""),
-                Harness.Make("handover-2", tool: "slow", input: """{"ms": 1500}"""),
+            await JetStream.PublishAsync(publisher, $"{_stream}.c", [
+                TestCommands.Make("handover-1", toolKind: "slow", inputJson: """{"ms": 1500}"""),
+                TestCommands.Make("handover-2", toolKind: "slow", inputJson: """{"ms": 1500}"""),
             ]);
         }
 
@@ -193,10 +189,10 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
         await using var consumer = server.Connect("consumer");
         await using var source = new NatsCommandSource(consumer, options);
         var slow = new SlowTool(TimeSpan.Zero);
-        var sink = new CountingSink();
+        var sink = new CollectingSink();
         var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [slow]), sink, pipelineOptions);
 
-        await Harness.RunUntilAsync(pipeline, () => sink.CompletedIds == 2, TimeSpan.FromSeconds(30), "both completed");
+        await PipelineRuns.RunUntilAsync(pipeline, () => sink.CompletedIds == 2, TimeSpan.FromSeconds(30), "both completed");
 
         Assert.True(source.Fetched == 2, $"fetched {source.Fetched}: the server redelivered a message the worker held (renewals of handed-out deliveries {source.Renewals})");
     }
@@ -212,7 +208,7 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
     {
         await using (var publisher = server.Connect("publisher"))
         {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 3).Select(i => Harness.Make($"replay-{i}")));
+            await JetStream.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 3).Select(i => TestCommands.Make($"replay-{i}")));
         }
 
         await using var consumer = server.Connect("consumer");
@@ -262,7 +258,7 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
     {
         await using (var publisher = server.Connect("publisher"))
         {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 8).Select(i => Harness.Make($"back-{i}")));
+            await JetStream.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 8).Select(i => TestCommands.Make($"back-{i}")));
         }
 
         var options = new NatsSourceOptions
@@ -281,7 +277,7 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
             var first = await source.NextAsync(bound.Token);
             Assert.NotNull(first);
             await source.AckAsync(first.Value.Handle, bound.Token);
-            await Harness.EventuallyAsync(() => Task.FromResult(source.Fetched >= 8), TimeSpan.FromSeconds(10), "eight fetched");
+            await Eventually.WaitForAsync(() => Task.FromResult(source.Fetched >= 8), TimeSpan.FromSeconds(10), "eight fetched");
         }
 
         await using var second = server.Connect("second");
@@ -311,7 +307,7 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
     {
         await using (var publisher = server.Connect("publisher"))
         {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", [Harness.Make("expires-1")]);
+            await JetStream.PublishAsync(publisher, $"{_stream}.c", [TestCommands.Make("expires-1")]);
         }
 
         var options = new NatsSourceOptions
@@ -371,7 +367,7 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
 
         await using (var publisher = server.Connect("publisher"))
         {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", [Harness.Make("late-1"), Harness.Make("late-2")]);
+            await JetStream.PublishAsync(publisher, $"{_stream}.c", [TestCommands.Make("late-1"), TestCommands.Make("late-2")]);
         }
 
         // Another worker of the pool, while the idle one is still draining.
@@ -408,7 +404,7 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
         const int count = 40;
         await using (var publisher = server.Connect("publisher"))
         {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, count).Select(i => Harness.Make($"busy-{i}", tool: "gated")));
+            await JetStream.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, count).Select(i => TestCommands.Make($"busy-{i}", toolKind: "gated")));
         }
 
         var options = new NatsSourceOptions
@@ -426,16 +422,66 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
         options.ValidateFor(pipelineOptions);
         await using var consumer = server.Connect("consumer");
         await using var source = new NatsCommandSource(consumer, options);
-        var gated = new GatedTool(TimeSpan.Zero);
-        var sink = new CountingSink();
+        var gated = new GatedTool();
+        var sink = new CollectingSink();
         var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [gated]), sink, pipelineOptions);
 
         var run = pipeline.RunAsync(CancellationToken.None);
         // Every slot busy for 1.5 s (longer than the idle timeout), then all free at once.
         await Task.Delay(TimeSpan.FromSeconds(1.5));
-        gated.Open();
+        gated.Release();
         await run.WaitAsync(TimeSpan.FromSeconds(60));
 
         Assert.True(sink.CompletedIds == count, $"the run ended idle with {sink.CompletedIds} of {count} commands done");
+    }
+
+    [Fact]
+    public async Task After_a_stop_the_buffer_and_later_messages_go_to_another_worker_before_the_ack_wait()
+    {
+        var options = new NatsSourceOptions
+        {
+            Stream = _stream,
+            Consumer = "workers",
+            FetchBatch = 8,
+            AckWait = TimeSpan.FromSeconds(30),
+            FetchExpires = TimeSpan.FromSeconds(20),
+        };
+        await using var publisher = server.Connect("publisher");
+        await JetStream.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 8).Select(i => TestCommands.Make($"before-{i}")));
+
+        await using var first = server.Connect("first");
+        await using var stopping = new NatsCommandSource(first, options);
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var taken = await stopping.NextAsync(bound.Token);
+        Assert.NotNull(taken);
+        await Eventually.WaitForAsync(() => Task.FromResult(stopping.Fetched >= 8), TimeSpan.FromSeconds(10), "eight fetched");
+        await stopping.AckAsync(taken!.Value.Handle, bound.Token);
+        await Task.Delay(300); // the refill's pull request is open on the server
+
+        var stop = stopping.StopFetchingAsync();
+        Assert.True(await Task.WhenAny(stop, Task.Delay(TimeSpan.FromSeconds(3))) == stop, "StopFetchingAsync ended within 3 s");
+        Assert.Null(await stopping.NextAsync(bound.Token));
+
+        await Task.Delay(200);
+        await JetStream.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 4).Select(i => TestCommands.Make($"after-{i}")));
+
+        await using var second = server.Connect("second");
+        await using var other = new NatsCommandSource(second, options);
+        var got = new HashSet<string>();
+        using var soon = new CancellationTokenSource(TimeSpan.FromSeconds(8));
+        try
+        {
+            while (got.Count < 11)
+            {
+                var next = await other.NextAsync(soon.Token);
+                got.Add(next!.Value.Outcome.Command!.CommandId);
+                await other.AckAsync(next.Value.Handle, soon.Token);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        Assert.Equal(11, got.Count); // 7 given back + 4 published after the stop, none held for the 30 s ack wait
     }
 }

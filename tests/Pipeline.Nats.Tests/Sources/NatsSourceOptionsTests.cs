@@ -1,7 +1,3 @@
-using Pipeline.Engine;
-using Pipeline.Nats.Sources;
-using Pipeline.Nats.Tests.Support;
-
 namespace Pipeline.Nats.Tests.Sources;
 
 public sealed class NatsSourceOptionsTests
@@ -114,8 +110,8 @@ public sealed class NatsSourceIdleTests(NatsServerFixture server)
         await using var source = new NatsCommandSource(connection, options, timeProvider: time);
         // A slow start: connecting, or creating the stream and consumer, took longer than the idle window.
         time.Jump(TimeSpan.FromSeconds(10));
-        await Harness.CreateStreamAsync(connection, stream, $"{stream}.>");
-        await Harness.PublishAsync(connection, $"{stream}.a", [Harness.Make("after-a-slow-start")]);
+        await JetStream.CreateStreamAsync(connection, stream, $"{stream}.>");
+        await JetStream.PublishAsync(connection, $"{stream}.a", [TestCommands.Make("after-a-slow-start")]);
 
         var pulled = await source.NextAsync(CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
 

@@ -1,9 +1,3 @@
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Sources;
-using Pipeline.Tests.Support;
-
 namespace Pipeline.Tests.Engine.Stages;
 
 /// <summary>

@@ -1,6 +1,4 @@
-using System.Collections.Concurrent;
 using Pipeline.Engine.Stages;
-using Xunit.Abstractions;
 
 namespace Pipeline.Tests.Engine.Stages;
 
