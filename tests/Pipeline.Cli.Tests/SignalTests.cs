@@ -31,6 +31,26 @@ public sealed class SignalTests : IDisposable
         Assert.Empty(started.Except(ended));
     }
 
+    /// <summary>
+    /// Runs <paramref name="count"/> delay commands of <paramref name="delayMs"/> with their events
+    /// to a file, sends <paramref name="signal"/> at the first progress line, and waits (30 s at most) for the exit.
+    /// </summary>
+    private async Task<SignalledRun> RunAndSignalAsync(int count, int delayMs, int signal, params string[] args)
+    {
+        var events = Path.Combine(_directory, "events.jsonl");
+        var process = PipelineProcess.Start(["run", Commands(count, delayMs), "--events", events, .. args]);
+        await process.WaitForOutputAsync("progress:", TimeSpan.FromSeconds(30));
+        var signalled = Stopwatch.StartNew();
+        process.Signal(signal);
+        var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        return new SignalledRun(process, events, exit, signalled.Elapsed);
+    }
+
+    private sealed record SignalledRun(PipelineProcess Process, string Events, int Exit, TimeSpan SinceSignal) : IDisposable
+    {
+        public void Dispose() => Process.Dispose();
+    }
+
     [Theory]
     [InlineData(PipelineProcess.SigInt, "SIGINT", 130)]
     [InlineData(PipelineProcess.SigTerm, "SIGTERM", 143)]
@@ -62,13 +82,9 @@ public sealed class SignalTests : IDisposable
     [Fact]
     public async Task Sigterm_lets_the_commands_in_flight_finish_and_stops_pulling()
     {
-        var events = Path.Combine(_directory, "events.jsonl");
         // 16 at a time, 1.5 s each: a stop after the first second finds the first 16 running.
-        using var process = PipelineProcess.Start(["run", Commands(64, 1500), "--events", events, "--max-in-flight", "16", "--shutdown-timeout-ms", "20000"]);
-        await process.WaitForOutputAsync("progress:", TimeSpan.FromSeconds(30));
-
-        process.Signal(PipelineProcess.SigTerm);
-        var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        using var run = await RunAndSignalAsync(64, 1500, PipelineProcess.SigTerm, "--max-in-flight", "16", "--shutdown-timeout-ms", "20000");
+        var (process, events, exit, _) = run;
 
         Assert.Equal(143, exit);
         var written = await ReadEvents(events);
@@ -105,16 +121,11 @@ public sealed class SignalTests : IDisposable
     [Fact]
     public async Task Sigquit_stops_at_once()
     {
-        var events = Path.Combine(_directory, "events.jsonl");
-        using var process = PipelineProcess.Start(["run", Commands(32, 30_000), "--events", events, "--shutdown-timeout-ms", "60000"]);
-        await process.WaitForOutputAsync("progress:", TimeSpan.FromSeconds(30));
-
-        var signalled = Stopwatch.StartNew();
-        process.Signal(PipelineProcess.SigQuit);
-        var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        using var run = await RunAndSignalAsync(32, 30_000, PipelineProcess.SigQuit, "--shutdown-timeout-ms", "60000");
+        var (process, events, exit, sinceSignal) = run;
 
         Assert.Equal(131, exit);
-        Assert.InRange(signalled.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(3));
+        Assert.InRange(sinceSignal, TimeSpan.Zero, TimeSpan.FromSeconds(3));
         Assert.Contains("result         stopped by SIGQUIT", process.Stdout, StringComparison.Ordinal);
         EveryStartedHasItsEnd(await ReadEvents(events));
     }
@@ -137,12 +148,8 @@ public sealed class SignalTests : IDisposable
     [Fact]
     public async Task Sighup_drains_like_sigterm()
     {
-        var events = Path.Combine(_directory, "events.jsonl");
-        using var process = PipelineProcess.Start(["run", Commands(256, 30_000), "--events", events, "--shutdown-timeout-ms", "500"]);
-        await process.WaitForOutputAsync("progress:", TimeSpan.FromSeconds(30));
-
-        process.Signal(PipelineProcess.SigHup);
-        var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        using var run = await RunAndSignalAsync(256, 30_000, PipelineProcess.SigHup, "--shutdown-timeout-ms", "500");
+        var (process, events, exit, _) = run;
 
         Assert.Equal(129, exit);
         Assert.Contains("result         stopped by SIGHUP", process.Stdout, StringComparison.Ordinal);

@@ -163,8 +163,7 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
     {
         // Its own server: killing the shared one would disturb the other tests.
         var server = new NatsServerFixture();
-        await server.InitializeAsync();
-        try
+        await WithServerAsync(server, async () =>
         {
             var (stream, prefix) = Names();
             var file = Write("k.jsonl", Enumerable.Range(0, 2_000_000).Select(i => Line($"k{i}", i)));
@@ -182,19 +181,14 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
             // One line for the failure that stopped it, not one per publish in flight.
             Assert.True(process.Stderr.Split('\n').Count(l => l.Contains("not published:", StringComparison.Ordinal)) <= 1, process.Stderr);
             Assert.DoesNotContain("enqueued 2000000 commands", process.Stdout, StringComparison.Ordinal);
-        }
-        finally
-        {
-            await server.DisposeAsync();
-        }
+        });
     }
 
     [Fact]
     public async Task User_and_password_work_from_the_environment_and_wrong_ones_are_an_error_without_the_secret()
     {
         var server = new NatsServerFixture { ExtraArguments = ["--user", "alice", "--pass", "right-pa55word"], Auth = NatsAuthOpts.Default with { Username = "alice", Password = "right-pa55word" } };
-        await server.InitializeAsync();
-        try
+        await WithServerAsync(server, async () =>
         {
             var (stream, prefix) = Names();
             var file = Write("a.jsonl", [Line("a1")]);
@@ -220,19 +214,14 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
                 Assert.Contains("Authorization Violation", wrong.Stderr, StringComparison.OrdinalIgnoreCase);
                 Assert.DoesNotContain("wr0ng-", wrong.Stdout + wrong.Stderr, StringComparison.Ordinal);
             }
-        }
-        finally
-        {
-            await server.DisposeAsync();
-        }
+        });
     }
 
     [Fact]
     public async Task A_token_works_and_a_wrong_one_is_an_error_without_the_secret()
     {
         var server = new NatsServerFixture { ExtraArguments = ["--auth", "right-t0ken"], Auth = NatsAuthOpts.Default with { Token = "right-t0ken" } };
-        await server.InitializeAsync();
-        try
+        await WithServerAsync(server, async () =>
         {
             var (stream, prefix) = Names();
             var file = Write("t.jsonl", [Line("t1")]);
@@ -246,11 +235,7 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
             Assert.True(exit == 1, $"exit {exit}\n{wrong.Stdout}\n{wrong.Stderr}");
             Assert.Contains("Authorization Violation", wrong.Stderr, StringComparison.OrdinalIgnoreCase);
             Assert.DoesNotContain("wr0ng-t0ken", wrong.Stdout + wrong.Stderr, StringComparison.Ordinal);
-        }
-        finally
-        {
-            await server.DisposeAsync();
-        }
+        });
     }
 
     [Fact]
@@ -262,8 +247,7 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
             ExtraArguments = ["--tls", "--tlscert", cert, "--tlskey", key],
             Tls = NatsTlsOpts.Default with { Mode = TlsMode.Require, CaFile = cert },
         };
-        await server.InitializeAsync();
-        try
+        await WithServerAsync(server, async () =>
         {
             var (stream, prefix) = Names();
             var file = Write("tls.jsonl", [Line("tls1")]);
@@ -279,11 +263,7 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
             (exit, _, stderr) = await InvokeAsync(["enqueue", "--nats", nats.Url, "--tls-require", "--stream", stream, "--subject", prefix + ".x", file]);
             Assert.Equal(1, exit);
             Assert.Contains("does not support TLS", stderr, StringComparison.Ordinal);
-        }
-        finally
-        {
-            await server.DisposeAsync();
-        }
+        });
     }
 
     [Fact]
@@ -330,6 +310,20 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
         if (info.Info.State.Messages == 10)
         {
             Assert.DoesNotContain("the rest of the input was not published", enqueue.Stderr, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>Starts a server of the test's own (auth, TLS), runs <paramref name="test"/> on it, and stops it.</summary>
+    private static async Task WithServerAsync(NatsServerFixture server, Func<Task> test)
+    {
+        await server.InitializeAsync();
+        try
+        {
+            await test();
+        }
+        finally
+        {
+            await server.DisposeAsync();
         }
     }
 

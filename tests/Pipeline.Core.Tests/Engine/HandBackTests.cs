@@ -9,6 +9,15 @@ public sealed class HandBackTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
 
+    /// <summary>One pull loop and one tool at a time, a 30 s settle budget and a shutdown timeout no test reaches.</summary>
+    private static PipelineOptions OneAtATime => PipelineHarness.FastOptions() with
+    {
+        PullParallelism = 1,
+        Dispatch = new BlockOptions { Parallelism = 1 },
+        SettleTimeout = TimeSpan.FromSeconds(30),
+        ShutdownTimeout = TimeSpan.FromMinutes(5),
+    };
+
     /// <summary>
     /// The sweep takes two commands from the Dispatch queue and nacks them; the source answers the
     /// nacks a moment later (a network round trip). The one running tool then ends, the blocks
@@ -24,13 +33,7 @@ public sealed class HandBackTests
         var gated = new GatedTool("gated");
         var inner = InMemoryCommandSource.From(Enumerable.Range(0, 3).Select(i => TestCommands.Make($"c{i}", "gated")));
         var source = new SlowNackSource(inner);
-        var options = PipelineHarness.FastOptions() with
-        {
-            PullParallelism = 1,
-            Dispatch = new BlockOptions { Parallelism = 1 },
-            SettleTimeout = TimeSpan.FromSeconds(30),
-            ShutdownTimeout = TimeSpan.FromMinutes(5),
-        };
+        var options = OneAtATime;
         var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(gated), new CollectingSink(), options);
         using var stop = new CancellationTokenSource();
         var run = pipeline.RunAsync(stop.Token);
@@ -64,13 +67,7 @@ public sealed class HandBackTests
         var gated = new GatedTool("gated");
         var source = InMemoryCommandSource.From(Enumerable.Range(0, 2).Select(i => TestCommands.Make($"c{i}", "gated")));
         var claimer = new SlowReleaseClaimer(source);
-        var options = PipelineHarness.FastOptions() with
-        {
-            PullParallelism = 1,
-            Dispatch = new BlockOptions { Parallelism = 1 },
-            SettleTimeout = TimeSpan.FromSeconds(30),
-            ShutdownTimeout = TimeSpan.FromMinutes(5),
-        };
+        var options = OneAtATime;
         var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(gated), new CollectingSink(), options, claimer);
         using var stop = new CancellationTokenSource();
         var run = pipeline.RunAsync(stop.Token);

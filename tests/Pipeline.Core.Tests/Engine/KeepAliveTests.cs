@@ -21,15 +21,7 @@ public sealed class KeepAliveTests(ITestOutputHelper output)
         }
 
         source.Complete();
-        var gated = new GatedTool("gated");
-        var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with
-        {
-            Dispatch = new BlockOptions { Parallelism = 1 },
-            ShutdownTimeout = ShortShutdown,
-        };
-        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(gated), new CollectingSink(), options, timeProvider: time);
-
-        var run = pipeline.RunAsync(CancellationToken.None);
+        var (gated, run) = StartGatedRun(source, time, parallelism: 1);
         try
         {
             // One item running and as many waiting behind it as the pipeline will hold (all 16 today).
@@ -85,15 +77,7 @@ public sealed class KeepAliveTests(ITestOutputHelper output)
         source.Enqueue(TestCommands.Make("a", "gated"));
         source.Enqueue(TestCommands.Make("b", "gated"));
         source.Complete();
-        var gated = new GatedTool("gated");
-        var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with
-        {
-            Dispatch = new BlockOptions { Parallelism = 2 },
-            ShutdownTimeout = ShortShutdown,
-        };
-        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(gated), new CollectingSink(), options, timeProvider: time);
-
-        var run = pipeline.RunAsync(CancellationToken.None);
+        var (gated, run) = StartGatedRun(source, time, parallelism: 2);
         try
         {
             await Eventually.WaitFor(() => gated.Started == 2, ConditionBound, "both items running");
@@ -246,6 +230,19 @@ public sealed class KeepAliveTests(ITestOutputHelper output)
         Assert.True(source.SettlesOf(0).Count == 0,
             $"a settle of handle 0, which was never handed out ({string.Join(", ", source.SettlesOf(0))}): the stranded delivery was released before its settle read its handle");
         Assert.Equal(["nack"], source.SettlesOf(2));
+    }
+
+    /// <summary>Runs <paramref name="source"/> (commands of the tool <c>gated</c>) with ack after dispatch, <paramref name="parallelism"/> tools at a time, on the fake clock.</summary>
+    private static (GatedTool Gated, Task Run) StartGatedRun(KeepAliveSource source, FakeTimeProvider time, int parallelism)
+    {
+        var gated = new GatedTool("gated");
+        var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with
+        {
+            Dispatch = new BlockOptions { Parallelism = parallelism },
+            ShutdownTimeout = ShortShutdown,
+        };
+        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(gated), new CollectingSink(), options, timeProvider: time);
+        return (gated, pipeline.RunAsync(CancellationToken.None));
     }
 
     /// <summary>Moves the fake clock by <paramref name="total"/> in <paramref name="step"/>s, letting real threads catch up between steps.</summary>

@@ -6,27 +6,15 @@ namespace Pipeline.Nats.Tests.Claiming;
 /// started, as it does without a claimer, instead of keeping them all until they have run.
 /// </summary>
 [Collection(NatsCollection.Name)]
-public sealed class NatsKvClaimerStopTests(NatsServerFixture server) : IAsyncLifetime
+public sealed class NatsKvClaimerStopTests(NatsServerFixture server) : StreamTest(server, "kvstop")
 {
-    private readonly string _stream = NatsServerFixture.UniqueName("kvstop");
-    private NatsConnection _connection = null!;
-
-    public async Task InitializeAsync()
-    {
-        await server.StartAsync();
-        _connection = server.Connect("kvstop");
-        await JetStream.CreateStreamAsync(_connection, _stream, $"{_stream}.>");
-    }
-
-    public async Task DisposeAsync() => await _connection.DisposeAsync();
-
     [Fact]
     public async Task With_the_kv_claimer_a_stop_hands_back_the_claimed_commands_that_have_not_started()
     {
-        await JetStream.PublishAsync(_connection, $"{_stream}.c", Enumerable.Range(0, 20).Select(i => TestCommands.Make($"kvstop-{i}", toolKind: "held")));
-        await using var consumer = server.Connect("kvstop-worker");
-        await using var claims = server.Connect("kvstop-claims");
-        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = _stream, Consumer = "pool", FetchExpires = TimeSpan.FromSeconds(1), FetchBatch = 32 }, trackOrigins: true);
+        await JetStream.PublishAsync(Connection, $"{Stream}.c", Enumerable.Range(0, 20).Select(i => TestCommands.Make($"kvstop-{i}", toolKind: "held")));
+        await using var consumer = Server.Connect("kvstop-worker");
+        await using var claims = Server.Connect("kvstop-claims");
+        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = Stream, Consumer = "pool", FetchExpires = TimeSpan.FromSeconds(1), FetchBatch = 32 }, trackOrigins: true);
         await source.InitializeAsync(CancellationToken.None);
         var claimer = new NatsKvClaimer(claims, new NatsKvClaimerOptions { Bucket = NatsServerFixture.UniqueName("kvstopclaims"), WorkerId = "w1" }, source.OriginOf);
         var tool = new GatedTool("held");

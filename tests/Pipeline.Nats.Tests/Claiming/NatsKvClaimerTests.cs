@@ -1,20 +1,8 @@
 namespace Pipeline.Nats.Tests.Claiming;
 
 [Collection(NatsCollection.Name)]
-public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelper output) : IAsyncLifetime
+public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelper output) : StreamTest(server, "kv")
 {
-    private readonly string _stream = NatsServerFixture.UniqueName("kv");
-    private NatsConnection _connection = null!;
-
-    public async Task InitializeAsync()
-    {
-        await server.StartAsync();
-        _connection = server.Connect("kv");
-        await JetStream.CreateStreamAsync(_connection, _stream, $"{_stream}.>");
-    }
-
-    public async Task DisposeAsync() => await _connection.DisposeAsync();
-
     /// <summary>
     /// Two in-process workers (each its own connections) on one durable consumer. With the KV
     /// claimer every command runs exactly once, also when each was published twice; without it,
@@ -36,17 +24,17 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelp
             random.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(published)[(count / 2)..]);
         }
 
-        await JetStream.PublishAsync(_connection, $"{_stream}.c", published);
+        await JetStream.PublishAsync(Connection, $"{Stream}.c", published);
         var slow = new SlowTool(TimeSpan.Zero);
         var bucket = NatsServerFixture.UniqueName("claims");
         var workers = new List<(NatsConnection Consumer, NatsConnection Claims, NatsCommandSource Source, CommandPipeline<NatsHandle> Pipeline, CollectingSink Sink)>();
         for (var w = 0; w < 2; w++)
         {
-            var consumer = server.Connect($"worker-{w}");
-            var claims = server.Connect($"claims-{w}");
+            var consumer = Server.Connect($"worker-{w}");
+            var claims = Server.Connect($"claims-{w}");
             var batch = random.Next(4, 65);
             output.WriteLine($"worker {w}: fetch batch {batch}");
-            var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = _stream, Consumer = "pool", FetchExpires = TimeSpan.FromSeconds(1), FetchBatch = batch }, trackOrigins: true);
+            var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = Stream, Consumer = "pool", FetchExpires = TimeSpan.FromSeconds(1), FetchBatch = batch }, trackOrigins: true);
             await source.InitializeAsync(CancellationToken.None);
             var kv = new NatsKvClaimer(claims, new NatsKvClaimerOptions { Bucket = bucket, WorkerId = $"w{w}" }, source.OriginOf);
             var sink = new CollectingSink();
@@ -65,7 +53,7 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelp
         {
             var runs = workers.Select(w => w.Pipeline.RunAsync(CancellationToken.None)).ToArray();
             await Eventually.WaitForAsync(
-                async () => (await JetStream.ConsumerInfoAsync(_connection, _stream, "pool")) is { NumAckPending: 0, NumPending: 0 } && workers.Sum(w => w.Pipeline.Stats.Acked) == published.Count,
+                async () => (await JetStream.ConsumerInfoAsync(Connection, Stream, "pool")) is { NumAckPending: 0, NumPending: 0 } && workers.Sum(w => w.Pipeline.Stats.Acked) == published.Count,
                 TimeSpan.FromSeconds(60),
                 $"every delivery acked (seed {seed})",
                 () => $"acked {workers.Sum(w => w.Pipeline.Stats.Acked)} of {published.Count}, runs {slow.Runs.Count}");
@@ -109,7 +97,7 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelp
         var bucket = NatsServerFixture.UniqueName("claims");
         var command = TestCommands.Make("same");
         ulong? origin = 41;
-        await using var claimer = new NatsKvClaimer(_connection, new NatsKvClaimerOptions { Bucket = bucket }, _ => origin);
+        await using var claimer = new NatsKvClaimer(Connection, new NatsKvClaimerOptions { Bucket = bucket }, _ => origin);
 
         Assert.Equal(Commands.ClaimOutcomeKind.Claimed, (await claimer.ClaimAsync(Commands.ClaimOutcome.Claimed(command), CancellationToken.None)).Kind);
         Assert.Equal(Commands.ClaimOutcomeKind.Claimed, (await claimer.ClaimAsync(Commands.ClaimOutcome.Claimed(command), CancellationToken.None)).Kind);

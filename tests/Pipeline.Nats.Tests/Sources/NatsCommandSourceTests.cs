@@ -6,18 +6,12 @@ namespace Pipeline.Nats.Tests.Sources;
 /// every setting Validate accepts still delivers.
 /// </summary>
 [Collection(NatsCollection.Name)]
-public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLifetime
+public sealed class NatsCommandSourceTests(NatsServerFixture server) : StreamTest(server, "source")
 {
-    private readonly string _stream = NatsServerFixture.UniqueName("source");
+    /// <summary>The source's settings in these tests: the stream, and a durable consumer shared by the "workers".</summary>
+    private NatsSourceOptions Options => new() { Stream = Stream, Consumer = "workers" };
 
-    public async Task InitializeAsync()
-    {
-        await server.StartAsync();
-        await using var setup = server.Connect("setup");
-        await JetStream.CreateStreamAsync(setup, _stream, $"{_stream}.>");
-    }
-
-    public async Task DisposeAsync() => await server.StartAsync(); // leave it running for the next test
+    private Task PublishAsync(IEnumerable<Command> commands) => JetStream.PublishAsync(Connection, $"{Stream}.c", commands);
 
     /// <summary>
     /// A pipeline whose slots were all busy longer than the idle timeout took nothing, so nothing
@@ -27,16 +21,11 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLif
     [Fact]
     public async Task Idle_timeout_does_not_count_time_the_pipeline_was_busy_and_took_nothing()
     {
-        await using (var publisher = server.Connect("publisher"))
-        {
-            await JetStream.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 6).Select(i => TestCommands.Make($"idle-{i}")));
-        }
+        await PublishAsync(Enumerable.Range(0, 6).Select(i => TestCommands.Make($"idle-{i}")));
 
-        await using var consumer = server.Connect("consumer");
-        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions
+        await using var consumer = Server.Connect("consumer");
+        await using var source = new NatsCommandSource(consumer, Options with
         {
-            Stream = _stream,
-            Consumer = "workers",
             FetchBatch = 1,
             AckWait = TimeSpan.FromSeconds(30),
             FetchExpires = TimeSpan.FromSeconds(1),
@@ -63,16 +52,11 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLif
     [Fact]
     public async Task Dispose_with_a_full_buffer_while_the_server_is_down_ends_within_one_settle_timeout()
     {
-        await using (var publisher = server.Connect("publisher"))
-        {
-            await JetStream.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 8).Select(i => TestCommands.Make($"dispose-{i}")));
-        }
+        await PublishAsync(Enumerable.Range(0, 8).Select(i => TestCommands.Make($"dispose-{i}")));
 
-        await using var consumer = server.Connect("consumer");
-        var source = new NatsCommandSource(consumer, new NatsSourceOptions
+        await using var consumer = Server.Connect("consumer");
+        var source = new NatsCommandSource(consumer, Options with
         {
-            Stream = _stream,
-            Consumer = "workers",
             FetchBatch = 8,
             AckWait = TimeSpan.FromSeconds(30),
             FetchExpires = TimeSpan.FromSeconds(1),
@@ -84,7 +68,7 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLif
             Assert.NotNull(await source.NextAsync(bound.Token));
             await Eventually.WaitForAsync(() => Task.FromResult(source.Fetched >= 8), TimeSpan.FromSeconds(10), "eight fetched, seven waiting");
 
-            await server.KillAsync();
+            await Server.KillAsync();
             await Eventually.WaitForAsync(() => Task.FromResult(consumer.ConnectionState != NatsConnectionState.Open), TimeSpan.FromSeconds(10), "the client sees the server gone");
         }
         finally
@@ -105,16 +89,11 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLif
     [Fact]
     public async Task A_renewal_waiting_for_a_reconnect_ends_when_its_token_is_cancelled()
     {
-        await using (var publisher = server.Connect("publisher"))
-        {
-            await JetStream.PublishAsync(publisher, $"{_stream}.c", [TestCommands.Make("renew-1")]);
-        }
+        await PublishAsync([TestCommands.Make("renew-1")]);
 
-        await using var consumer = server.Connect("consumer");
-        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions
+        await using var consumer = Server.Connect("consumer");
+        await using var source = new NatsCommandSource(consumer, Options with
         {
-            Stream = _stream,
-            Consumer = "workers",
             AckWait = TimeSpan.FromSeconds(30),
             FetchExpires = TimeSpan.FromSeconds(1),
             SettleTimeout = TimeSpan.FromSeconds(4),
@@ -123,7 +102,7 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLif
         var pulled = await source.NextAsync(bound.Token);
         Assert.NotNull(pulled);
 
-        await server.KillAsync();
+        await Server.KillAsync();
         await Eventually.WaitForAsync(() => Task.FromResult(consumer.ConnectionState != NatsConnectionState.Open), TimeSpan.FromSeconds(10), "the client sees the server gone");
 
         using var settle = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
@@ -152,18 +131,13 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLif
     [Fact]
     public async Task A_message_handed_over_from_the_buffer_is_not_redelivered_with_an_allowed_keep_alive_interval()
     {
-        await using (var publisher = server.Connect("publisher"))
-        {
-            await JetStream.PublishAsync(publisher, $"{_stream}.c", [
+        await PublishAsync([
                 TestCommands.Make("handover-1", toolKind: "slow", inputJson: """{"ms": 1500}"""),
                 TestCommands.Make("handover-2", toolKind: "slow", inputJson: """{"ms": 1500}"""),
             ]);
-        }
 
-        var options = new NatsSourceOptions
+        var options = Options with
         {
-            Stream = _stream,
-            Consumer = "workers",
             FetchBatch = 2,
             MaxAckPending = 16,
             AckWait = TimeSpan.FromSeconds(2),
@@ -186,7 +160,7 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLif
             return; // refused up front: one form of the fix
         }
 
-        await using var consumer = server.Connect("consumer");
+        await using var consumer = Server.Connect("consumer");
         await using var source = new NatsCommandSource(consumer, options);
         var slow = new SlowTool(TimeSpan.Zero);
         var sink = new CollectingSink();
@@ -206,16 +180,11 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLif
     [Fact(Skip = "Left by design for now (docs/nats.md, 'The stream keeps acked commands'): a created stream has limits retention, so a durable consumer deleted and recreated replays the acked commands; a work-queue stream (On_a_work_queue_stream_every_command_completes_and_the_stream_ends_empty) or the KV claimer avoids it")]
     public async Task A_consumer_recreated_after_it_was_lost_does_not_deliver_the_acked_commands_again()
     {
-        await using (var publisher = server.Connect("publisher"))
-        {
-            await JetStream.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 3).Select(i => TestCommands.Make($"replay-{i}")));
-        }
+        await PublishAsync(Enumerable.Range(0, 3).Select(i => TestCommands.Make($"replay-{i}")));
 
-        await using var consumer = server.Connect("consumer");
-        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions
+        await using var consumer = Server.Connect("consumer");
+        await using var source = new NatsCommandSource(consumer, Options with
         {
-            Stream = _stream,
-            Consumer = "workers",
             FetchBatch = 4,
             AckWait = TimeSpan.FromSeconds(30),
             FetchExpires = TimeSpan.FromSeconds(1),
@@ -232,9 +201,9 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLif
             }
         }
 
-        await using (var admin = server.Connect("admin"))
+        await using (var admin = Server.Connect("admin"))
         {
-            await new NATS.Client.JetStream.NatsJSContext(admin).DeleteConsumerAsync(_stream, "workers");
+            await new NATS.Client.JetStream.NatsJSContext(admin).DeleteConsumerAsync(Stream, "workers");
         }
 
         // Nothing new was published: the source must find nothing, however it rebinds.
@@ -256,21 +225,16 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLif
     [Fact]
     public async Task Dispose_gives_back_the_buffered_messages_at_once()
     {
-        await using (var publisher = server.Connect("publisher"))
-        {
-            await JetStream.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 8).Select(i => TestCommands.Make($"back-{i}")));
-        }
+        await PublishAsync(Enumerable.Range(0, 8).Select(i => TestCommands.Make($"back-{i}")));
 
-        var options = new NatsSourceOptions
+        var options = Options with
         {
-            Stream = _stream,
-            Consumer = "workers",
             FetchBatch = 8,
             AckWait = TimeSpan.FromSeconds(30),
             FetchExpires = TimeSpan.FromSeconds(1),
             DoubleAck = true,
         };
-        await using var consumer = server.Connect("consumer");
+        await using var consumer = Server.Connect("consumer");
         await using (var source = new NatsCommandSource(consumer, options))
         {
             using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
@@ -280,7 +244,7 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLif
             await Eventually.WaitForAsync(() => Task.FromResult(source.Fetched >= 8), TimeSpan.FromSeconds(10), "eight fetched");
         }
 
-        await using var second = server.Connect("second");
+        await using var second = Server.Connect("second");
         await using var next = new NatsCommandSource(second, options);
         var taken = 0;
         using (var quick = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
@@ -305,15 +269,10 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLif
     [InlineData(1000)]
     public async Task Every_fetch_expiry_Validate_accepts_delivers(int expiresMs)
     {
-        await using (var publisher = server.Connect("publisher"))
-        {
-            await JetStream.PublishAsync(publisher, $"{_stream}.c", [TestCommands.Make("expires-1")]);
-        }
+        await PublishAsync([TestCommands.Make("expires-1")]);
 
-        var options = new NatsSourceOptions
+        var options = Options with
         {
-            Stream = _stream,
-            Consumer = "workers",
             FetchExpires = TimeSpan.FromMilliseconds(expiresMs),
         };
         try
@@ -326,7 +285,7 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLif
             return; // refused up front, naming the setting
         }
 
-        await using var consumer = server.Connect("consumer");
+        await using var consumer = Server.Connect("consumer");
         await using var source = new NatsCommandSource(consumer, options);
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         Pulled<NatsHandle>? pulled = null;
@@ -350,28 +309,23 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLif
     [Fact]
     public async Task An_idle_source_does_not_keep_what_arrives_after_it_went_idle()
     {
-        var options = new NatsSourceOptions
+        var options = Options with
         {
-            Stream = _stream,
-            Consumer = "workers",
             AckWait = TimeSpan.FromSeconds(30),
             FetchExpires = TimeSpan.FromSeconds(1),
             IdleTimeout = TimeSpan.FromSeconds(1),
         };
-        await using var consumer = server.Connect("consumer");
+        await using var consumer = Server.Connect("consumer");
         await using var idle = new NatsCommandSource(consumer, options);
         using (var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
         {
             Assert.Null(await idle.NextAsync(bound.Token)); // idle: the worker drains and will dispose it
         }
 
-        await using (var publisher = server.Connect("publisher"))
-        {
-            await JetStream.PublishAsync(publisher, $"{_stream}.c", [TestCommands.Make("late-1"), TestCommands.Make("late-2")]);
-        }
+        await PublishAsync([TestCommands.Make("late-1"), TestCommands.Make("late-2")]);
 
         // Another worker of the pool, while the idle one is still draining.
-        await using var other = server.Connect("other");
+        await using var other = Server.Connect("other");
         await using var busy = new NatsCommandSource(other, options with { IdleTimeout = null });
         using var quick = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         var taken = 0;
@@ -402,15 +356,10 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLif
     public async Task Exit_when_idle_with_tools_longer_than_the_idle_timeout_runs_every_command()
     {
         const int count = 40;
-        await using (var publisher = server.Connect("publisher"))
-        {
-            await JetStream.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, count).Select(i => TestCommands.Make($"busy-{i}", toolKind: "gated")));
-        }
+        await PublishAsync(Enumerable.Range(0, count).Select(i => TestCommands.Make($"busy-{i}", toolKind: "gated")));
 
-        var options = new NatsSourceOptions
+        var options = Options with
         {
-            Stream = _stream,
-            Consumer = "workers",
             FetchBatch = 1,
             MaxAckPending = 64,
             AckWait = TimeSpan.FromSeconds(30),
@@ -420,7 +369,7 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLif
         // 32 slots, refilled two at a time (MaxInFlight / 16): after a busy spell, two pulls back to back.
         var pipelineOptions = new PipelineOptions { MaxInFlight = 32, PullParallelism = 1, Dispatch = new BlockOptions { Parallelism = 32 } };
         options.ValidateFor(pipelineOptions);
-        await using var consumer = server.Connect("consumer");
+        await using var consumer = Server.Connect("consumer");
         await using var source = new NatsCommandSource(consumer, options);
         var gated = new GatedTool();
         var sink = new CollectingSink();
@@ -438,18 +387,15 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLif
     [Fact]
     public async Task After_a_stop_the_buffer_and_later_messages_go_to_another_worker_before_the_ack_wait()
     {
-        var options = new NatsSourceOptions
+        var options = Options with
         {
-            Stream = _stream,
-            Consumer = "workers",
             FetchBatch = 8,
             AckWait = TimeSpan.FromSeconds(30),
             FetchExpires = TimeSpan.FromSeconds(20),
         };
-        await using var publisher = server.Connect("publisher");
-        await JetStream.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 8).Select(i => TestCommands.Make($"before-{i}")));
+        await PublishAsync(Enumerable.Range(0, 8).Select(i => TestCommands.Make($"before-{i}")));
 
-        await using var first = server.Connect("first");
+        await using var first = Server.Connect("first");
         await using var stopping = new NatsCommandSource(first, options);
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         var taken = await stopping.NextAsync(bound.Token);
@@ -463,9 +409,9 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLif
         Assert.Null(await stopping.NextAsync(bound.Token));
 
         await Task.Delay(200);
-        await JetStream.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 4).Select(i => TestCommands.Make($"after-{i}")));
+        await PublishAsync(Enumerable.Range(0, 4).Select(i => TestCommands.Make($"after-{i}")));
 
-        await using var second = server.Connect("second");
+        await using var second = Server.Connect("second");
         await using var other = new NatsCommandSource(second, options);
         var got = new HashSet<string>();
         using var soon = new CancellationTokenSource(TimeSpan.FromSeconds(8));
@@ -483,5 +429,61 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : IAsyncLif
         }
 
         Assert.Equal(11, got.Count); // 7 given back + 4 published after the stop, none held for the 30 s ack wait
+    }
+
+    [Fact]
+    public async Task Bind_only_names_the_missing_stream_and_consumer()
+    {
+        var stream = NatsServerFixture.UniqueName("absent");
+        await using var source = new NatsCommandSource(Connection, new NatsSourceOptions { Stream = stream, Consumer = "nobody", CreateIfMissing = false });
+
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(async () => await source.InitializeAsync(CancellationToken.None));
+
+        Assert.Contains($"'{stream}'", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("'nobody'", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("CreateIfMissing", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task With_IdleTimeout_the_source_ends_once_nothing_arrives()
+    {
+        var stream = NatsServerFixture.UniqueName("idle");
+        await using var source = new NatsCommandSource(Connection, new NatsSourceOptions { Stream = stream, Subjects = [$"{stream}.>"], IdleTimeout = TimeSpan.FromMilliseconds(500), FetchExpires = TimeSpan.FromSeconds(1) });
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        Assert.Null(await source.NextAsync(CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(450), TimeSpan.FromSeconds(5));
+        Assert.Null(await source.NextAsync(CancellationToken.None)); // stays exhausted
+    }
+
+    [Fact]
+    public async Task The_idle_window_counts_from_the_first_fetch_not_from_construction()
+    {
+        var stream = NatsServerFixture.UniqueName("idlefrom");
+        var time = new JumpingTime();
+        var options = new NatsSourceOptions { Stream = stream, Subjects = [$"{stream}.>"], IdleTimeout = TimeSpan.FromSeconds(2), FetchExpires = TimeSpan.FromSeconds(1) };
+        await using var source = new NatsCommandSource(Connection, options, timeProvider: time);
+        // A slow start: connecting, or creating the stream and consumer, took longer than the idle window.
+        time.Jump(TimeSpan.FromSeconds(10));
+        await JetStream.CreateStreamAsync(Connection, stream, $"{stream}.>");
+        await JetStream.PublishAsync(Connection, $"{stream}.a", [TestCommands.Make("after-a-slow-start")]);
+
+        var pulled = await source.NextAsync(CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.True(pulled is not null, $"fetched {source.Fetched}, fetch errors {source.FetchErrors}");
+        Assert.Equal("after-a-slow-start", pulled.Value.Outcome.Command?.CommandId);
+        await source.AckAsync(pulled.Value.Handle, CancellationToken.None);
+        // The window still ends the source once nothing more arrives.
+        Assert.Null(await source.NextAsync(CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    /// <summary>The system clock, but its timestamps can jump ahead (time passing while the source was not fetching).</summary>
+    private sealed class JumpingTime : TimeProvider
+    {
+        private long _offset;
+
+        public void Jump(TimeSpan by) => Interlocked.Add(ref _offset, (long)(by.TotalSeconds * TimestampFrequency));
+
+        public override long GetTimestamp() => base.GetTimestamp() + Interlocked.Read(ref _offset);
     }
 }

@@ -54,6 +54,22 @@ public sealed class ClaimStageTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Two deliveries of c1 (tool <c>tracked</c>): the second is held behind the first, which the
+    /// test's <paramref name="tool"/> then ends; returns once the run has returned.
+    /// </summary>
+    private static async Task<(RecordingSource Source, CommandPipeline<long> Pipeline)> RunWithAHeldDuplicateAsync(TrackingTool tool, PipelineOptions options, CollectingSink sink)
+    {
+        var command = TestCommands.Make("c1", "tracked");
+        var source = new RecordingSource([ClaimOutcome.Claimed(command), ClaimOutcome.Claimed(command)]);
+        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(tool), sink, options);
+        var run = pipeline.RunAsync(CancellationToken.None);
+        await Eventually.WaitFor(() => tool.Started == 1 && source.Pulled == 2 && pipeline.Stats.Blocks.Claim.Queued == 1, TimeSpan.FromSeconds(20), "the duplicate held behind its running original");
+        tool.Release();
+        await run.WaitAsync(TimeSpan.FromSeconds(30));
+        return (source, pipeline);
+    }
+
+    /// <summary>
     /// With ack after dispatch a duplicate of a running command waits behind it. When the source
     /// runs out meanwhile and the original fails, the duplicate is claimed again and runs: it is
     /// not nacked as "still open at the end of the run" nor counted as a deadline settle.
@@ -61,16 +77,10 @@ public sealed class ClaimStageTests(ITestOutputHelper output)
     [Fact]
     public async Task A_duplicate_held_when_the_source_runs_out_runs_after_its_original_fails()
     {
-        var command = TestCommands.Make("c1", "tracked");
-        var source = new RecordingSource([ClaimOutcome.Claimed(command), ClaimOutcome.Claimed(command)]);
         var tool = new TrackingTool("tracked", (_, nth) => nth == 1 ? ToolResult.Failure("boom", transient: true) : ToolResult.Success());
         var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with { ToolRetries = 0 };
-        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(tool), new CollectingSink(), options);
 
-        var run = pipeline.RunAsync(CancellationToken.None);
-        await Eventually.WaitFor(() => tool.Started == 1 && source.Pulled == 2 && pipeline.Stats.Blocks.Claim.Queued == 1, TimeSpan.FromSeconds(20), "the duplicate held behind its running original");
-        tool.Release();
-        await run.WaitAsync(TimeSpan.FromSeconds(30));
+        var (source, pipeline) = await RunWithAHeldDuplicateAsync(tool, options, new CollectingSink());
 
         Assert.Equal(2, tool.InvocationsOf("c1"));
         Assert.Empty(tool.Violations);
@@ -85,17 +95,10 @@ public sealed class ClaimStageTests(ITestOutputHelper output)
     [Fact]
     public async Task A_duplicate_held_when_the_source_runs_out_is_skipped_after_its_original_succeeds()
     {
-        var command = TestCommands.Make("c1", "tracked");
-        var source = new RecordingSource([ClaimOutcome.Claimed(command), ClaimOutcome.Claimed(command)]);
         var tool = new TrackingTool("tracked");
         var sink = new CollectingSink();
-        var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch);
-        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(tool), sink, options);
 
-        var run = pipeline.RunAsync(CancellationToken.None);
-        await Eventually.WaitFor(() => tool.Started == 1 && source.Pulled == 2 && pipeline.Stats.Blocks.Claim.Queued == 1, TimeSpan.FromSeconds(20), "the duplicate held behind its running original");
-        tool.Release();
-        await run.WaitAsync(TimeSpan.FromSeconds(30));
+        var (source, pipeline) = await RunWithAHeldDuplicateAsync(tool, PipelineHarness.FastOptions(AckMode.AckAfterDispatch), sink);
 
         Assert.Equal(1, tool.InvocationsOf("c1"));
         Assert.Equal(1, pipeline.Stats.Completed);
