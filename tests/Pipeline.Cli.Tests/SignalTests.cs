@@ -46,6 +46,14 @@ public sealed class SignalTests : IDisposable
         return new SignalledRun(process, events, exit, signalled.Elapsed);
     }
 
+    /// <summary>Sends <paramref name="signal"/> once <paramref name="ready"/> has completed, and waits (30 s at most) for the exit code.</summary>
+    private static async Task<int> SignalOnceAsync(PipelineProcess process, Task ready, int signal)
+    {
+        await ready;
+        process.Signal(signal);
+        return await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+    }
+
     private sealed record SignalledRun(PipelineProcess Process, string Events, int Exit, TimeSpan SinceSignal) : IDisposable
     {
         public void Dispose() => Process.Dispose();
@@ -135,10 +143,7 @@ public sealed class SignalTests : IDisposable
     {
         using var process = PipelineProcess.Start(["run", Commands(4, 3000), "--shutdown-timeout-ms", "20000"]);
         // All four are running (the input is read to its end); a drain lets them finish.
-        await process.WaitForOutputAsync("dispatch 0/4", TimeSpan.FromSeconds(30));
-
-        process.Signal(PipelineProcess.SigTerm);
-        var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        var exit = await SignalOnceAsync(process, process.WaitForOutputAsync("dispatch 0/4", TimeSpan.FromSeconds(30)), PipelineProcess.SigTerm);
 
         Assert.Equal(0, exit);
         Assert.Contains("completed      4", process.Stdout, StringComparison.Ordinal);
@@ -169,10 +174,7 @@ public sealed class SignalTests : IDisposable
         using var process = PipelineProcess.Start(["run", commands, "--shutdown-timeout-ms", "20000"]);
         // Signalled once both are read: "bad" failed, "slow" running, none unsettled. The first
         // progress line can come before the file is read (then the stop cuts the input: exit 130).
-        await process.WaitForProgressAsync(@"failed 1, skipped 0, unsettled 0, .*claim 0/0 ack 0/0 dispatch 0/1 ", TimeSpan.FromSeconds(30));
-
-        process.Signal(PipelineProcess.SigInt);
-        var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        var exit = await SignalOnceAsync(process, process.WaitForProgressAsync(@"failed 1, skipped 0, unsettled 0, .*claim 0/0 ack 0/0 dispatch 0/1 ", TimeSpan.FromSeconds(30)), PipelineProcess.SigInt);
 
         Assert.Equal(1, exit);
         Assert.Contains("completed      1", process.Stdout, StringComparison.Ordinal);

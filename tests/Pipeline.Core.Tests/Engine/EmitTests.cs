@@ -72,6 +72,14 @@ public sealed class EmitTests(ITestOutputHelper output)
         Assert.Equal(SettleKind.Acked, source.Settled[0]);
     }
 
+    /// <summary>Batches of three events (a command's), <paramref name="sinkFailure"/> while the sink fails, retried after <paramref name="retryBackoff"/>.</summary>
+    private static PipelineOptions SmallBatches(SinkFailureAction sinkFailure, Backoff retryBackoff) => PipelineHarness.FastOptions() with
+    {
+        SinkFailure = sinkFailure,
+        EmitBatchSize = 3,
+        EmitRetryBackoff = retryBackoff,
+    };
+
     [Fact]
     public async Task With_backpressure_a_failing_sink_holds_the_pulls_and_loses_no_event_when_it_recovers()
     {
@@ -79,13 +87,7 @@ public sealed class EmitTests(ITestOutputHelper output)
         var sink = new CollectingSink { FailWrite = () => Volatile.Read(ref failing) == 1 };
         const int count = 200;
         var source = new RecordingSource(handle => handle < count ? ClaimOutcome.Claimed(TestCommands.Make($"c{handle}")) : null);
-        var options = PipelineHarness.FastOptions() with
-        {
-            SinkFailure = SinkFailureAction.Backpressure,
-            MaxInFlight = 16,
-            EmitBatchSize = 3,
-            EmitRetryBackoff = new Backoff { Base = TimeSpan.FromMilliseconds(1), Max = TimeSpan.FromMilliseconds(5) },
-        };
+        var options = SmallBatches(SinkFailureAction.Backpressure, new Backoff { Base = TimeSpan.FromMilliseconds(1), Max = TimeSpan.FromMilliseconds(5) }) with { MaxInFlight = 16 };
         var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(), sink, options);
         var run = pipeline.RunAsync(CancellationToken.None);
 
@@ -115,13 +117,7 @@ public sealed class EmitTests(ITestOutputHelper output)
         var sink = new CollectingSink { FailWrite = () => true };
         const int count = 2_000;
         var source = new RecordingSource(handle => handle < count ? ClaimOutcome.Claimed(TestCommands.Make($"c{handle}")) : null);
-        var options = PipelineHarness.FastOptions() with
-        {
-            SinkFailure = SinkFailureAction.Drop,
-            EmitRetries = 2,
-            EmitBatchSize = 3,
-            EmitRetryBackoff = new Backoff { Base = TimeSpan.Zero, Max = TimeSpan.FromSeconds(30) },
-        };
+        var options = SmallBatches(SinkFailureAction.Drop, new Backoff { Base = TimeSpan.Zero, Max = TimeSpan.FromSeconds(30) }) with { EmitRetries = 2 };
         var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(), sink, options);
 
         await pipeline.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));

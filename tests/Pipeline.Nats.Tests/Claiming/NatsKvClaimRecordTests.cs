@@ -33,6 +33,16 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     }
 
     /// <summary>A claimer of its own (its own connection, so it can be killed alone), claiming every command as delivered with <paramref name="sequence"/>.</summary>
+    /// <summary>Workers a and b (both told <paramref name="sequence"/> as the origin), and <paramref name="id"/> claimed by a.</summary>
+    private async Task<(NatsKvClaimer A, NatsKvClaimer B, Command Command)> ClaimedByAAsync(string id, Func<ulong?> sequence, NatsKvClaimerOptions? options = null)
+    {
+        var (a, _) = Worker("a", sequence, options);
+        var (b, _) = Worker("b", sequence, options);
+        var command = TestCommands.Make(id);
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
+        return (a, b, command);
+    }
+
     private (NatsKvClaimer Claimer, NatsConnection Connection) Worker(string id, Func<ulong?> sequence, NatsKvClaimerOptions? options = null, NatsOpts? connection = null)
     {
         var nats = new NatsConnection(connection ?? server.Options(id));
@@ -80,10 +90,7 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     public async Task A_redelivery_of_a_command_that_ran_to_its_end_is_already_claimed_by_any_worker(bool succeeded)
     {
         ulong? sequence = 7;
-        var (a, _) = Worker("a", () => sequence);
-        var (b, _) = Worker("b", () => sequence);
-        var command = TestCommands.Make("ended-1");
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
+        var (a, b, command) = await ClaimedByAAsync("ended-1", () => sequence);
 
         await a.RecordOutcomeAsync(ClaimOutcome.Claimed(command), succeeded, CancellationToken.None);
 
@@ -98,10 +105,7 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     [Fact]
     public async Task A_claim_held_by_a_live_worker_is_retry_later_for_another_and_left_as_it_is()
     {
-        var (a, _) = Worker("a", () => 3);
-        var (b, _) = Worker("b", () => 3);
-        var command = TestCommands.Make("live-1");
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
+        var (a, b, command) = await ClaimedByAAsync("live-1", () => 3);
         var before = await RecordAsync(command);
 
         using var bound = new CancellationTokenSource(Bound);
@@ -115,10 +119,7 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     [Fact]
     public async Task A_released_claim_is_claimed_by_the_next_delivery()
     {
-        var (a, _) = Worker("a", () => 9);
-        var (b, _) = Worker("b", () => 9);
-        var command = TestCommands.Make("released-1");
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
+        var (a, b, command) = await ClaimedByAAsync("released-1", () => 9);
 
         await a.ReleaseAsync(ClaimOutcome.Claimed(command), CancellationToken.None);
 
@@ -172,10 +173,7 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     [Fact]
     public async Task A_clean_stop_deletes_the_heartbeat_so_its_unreleased_claims_are_taken_over_at_once()
     {
-        var (a, _) = Worker("a", () => 12);
-        var (b, _) = Worker("b", () => 12);
-        var command = TestCommands.Make("stopped-1");
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
+        var (a, b, command) = await ClaimedByAAsync("stopped-1", () => 12);
         Assert.Equal(ClaimOutcomeKind.RetryLater, await ClaimAsync(b, TestCommands.Make("stopped-1")));
 
         await a.DisposeAsync();
@@ -218,10 +216,7 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     {
         // A long interval: the test takes a's heartbeat away by hand, and a must not put it back meanwhile.
         var slow = new NatsKvClaimerOptions { HeartbeatInterval = TimeSpan.FromSeconds(30), WorkerTimeout = TimeSpan.FromMinutes(1) };
-        var (a, _) = Worker("a", () => 30, slow);
-        var (b, _) = Worker("b", () => 30, slow);
-        var command = TestCommands.Make("taken-1");
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
+        var (a, b, command) = await ClaimedByAAsync("taken-1", () => 30, slow);
         var workers = await new NatsKVContext(new NatsJSContext(_admin)).GetStoreAsync(a.Options.WorkersBucket);
         await workers.DeleteAsync(a.Instance); // a looks gone (a long pause, a partition)
         Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, TestCommands.Make("taken-1")));

@@ -9,8 +9,8 @@ public sealed class NatsKvClaimerKeyTests(NatsServerFixture server) : IAsyncLife
     public Task DisposeAsync() => Task.CompletedTask;
 
     /// <summary>
-    /// Any command id is claimable: one KeyFor keeps verbatim must be a key the server takes,
-    /// or the claim throws on every delivery and the command is retried forever, never run.
+    /// Any command id is claimable: one KeyFor keeps verbatim is a key the server takes (else the
+    /// claim would throw on every delivery and the command be retried forever, never run).
     /// </summary>
     [Theory]
     [InlineData("a..b")]
@@ -31,9 +31,9 @@ public sealed class NatsKvClaimerKeyTests(NatsServerFixture server) : IAsyncLife
     }
 
     /// <summary>
-    /// A long command id of valid characters is kept verbatim as the key, so the subject of the KV
-    /// publish outgrows the server's control line (4 KB by default): the server closes the
-    /// connection, the one events share, on every delivery of that command.
+    /// A command id longer than the server's control line (4 KB by default) is claimed: its key is
+    /// at most 256 characters, so the KV publish's subject never makes the server close the
+    /// connection (the one events share) on every delivery of that command.
     /// </summary>
     [Fact]
     public async Task A_command_id_longer_than_the_servers_control_line_is_claimed()

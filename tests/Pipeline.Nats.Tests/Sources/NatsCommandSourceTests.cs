@@ -8,7 +8,7 @@ namespace Pipeline.Nats.Tests.Sources;
 [Collection(NatsCollection.Name)]
 public sealed class NatsCommandSourceTests(NatsServerFixture server) : StreamTest(server, "source")
 {
-    /// <summary>The source's settings in these tests: the stream, and a durable consumer shared by the "workers".</summary>
+    /// <summary>The source's settings in these tests: the stream, a durable consumer shared by the "workers", and the defaults (a 30 s ack wait, pull requests of 1 s).</summary>
     private NatsSourceOptions Options => new() { Stream = Stream, Consumer = "workers" };
 
     private Task PublishAsync(IEnumerable<Command> commands) => JetStream.PublishAsync(Connection, $"{Stream}.c", commands);
@@ -27,8 +27,6 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : StreamTes
         await using var source = new NatsCommandSource(consumer, Options with
         {
             FetchBatch = 1,
-            AckWait = TimeSpan.FromSeconds(30),
-            FetchExpires = TimeSpan.FromSeconds(1),
             IdleTimeout = TimeSpan.FromSeconds(1),
         });
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
@@ -46,8 +44,8 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : StreamTes
     }
 
     /// <summary>
-    /// Dispose naks what waits in the fetch buffer; with the server away each nak waits for its
-    /// deadline, one after the other: FetchBatch x SettleTimeout instead of one SettleTimeout.
+    /// Dispose naks what waits in the fetch buffer; with the server away the naks wait for their
+    /// deadline together, so dispose ends within one SettleTimeout, not FetchBatch x SettleTimeout.
     /// </summary>
     [Fact]
     public async Task Dispose_with_a_full_buffer_while_the_server_is_down_ends_within_one_settle_timeout()
@@ -58,8 +56,6 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : StreamTes
         var source = new NatsCommandSource(consumer, Options with
         {
             FetchBatch = 8,
-            AckWait = TimeSpan.FromSeconds(30),
-            FetchExpires = TimeSpan.FromSeconds(1),
             SettleTimeout = TimeSpan.FromSeconds(1),
         });
         try
@@ -83,8 +79,8 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : StreamTes
 
     /// <summary>
     /// The pipeline cancels a renewal in progress when it settles (KeepAlive.StopAsync) and waits
-    /// for it; a renewal that ignores the token holds the settle up for SettleTimeout / 2 per
-    /// message while disconnected, and its +WPI may still go out after the settle.
+    /// for it: a renewal waiting for a reconnect ends when its token is cancelled, so it neither
+    /// holds the settle up (SettleTimeout / 2 per message) nor sends its +WPI after the settle.
     /// </summary>
     [Fact]
     public async Task A_renewal_waiting_for_a_reconnect_ends_when_its_token_is_cancelled()
@@ -94,8 +90,6 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : StreamTes
         await using var consumer = Server.Connect("consumer");
         await using var source = new NatsCommandSource(consumer, Options with
         {
-            AckWait = TimeSpan.FromSeconds(30),
-            FetchExpires = TimeSpan.FromSeconds(1),
             SettleTimeout = TimeSpan.FromSeconds(4),
         });
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
@@ -124,9 +118,9 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : StreamTes
     /// A message waits in the fetch buffer while the pipeline is full. The buffer renews only what
     /// has waited a whole interval, on ticks an interval apart, so it can hand a message over
     /// almost two intervals after its last renewal; the pipeline's keep-alive then renews it one
-    /// interval after the pull: up to three intervals without a renewal. Validate allows an interval
-    /// of half the ack wait, where that is 1.5 ack waits: the server redelivers a message the worker
-    /// is holding. (At the default third it is exactly one ack wait: a race at the edge.)
+    /// interval after the pull: up to three intervals without a renewal. With every interval
+    /// Validate allows (here half the ack wait, where that would be 1.5 ack waits) the server must
+    /// not redeliver a message the worker holds; refusing such an interval up front also passes.
     /// </summary>
     [Fact]
     public async Task A_message_handed_over_from_the_buffer_is_not_redelivered_with_an_allowed_keep_alive_interval()
@@ -142,7 +136,6 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : StreamTes
             MaxAckPending = 16,
             AckWait = TimeSpan.FromSeconds(2),
             KeepAliveInterval = TimeSpan.FromSeconds(1),
-            FetchExpires = TimeSpan.FromSeconds(1),
         };
         var pipelineOptions = new PipelineOptions
         {
@@ -172,10 +165,9 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : StreamTes
     }
 
     /// <summary>
-    /// The stream keeps acked commands (limits retention, as created), so a durable consumer that
-    /// is lost (deleted by an operator, lost with a server's state) and recreated by the fetch
-    /// loop's rebind (DeliverPolicy All) delivers every command the stream holds again, and the
-    /// worker runs them a second time.
+    /// A durable consumer that is lost (deleted by an operator, lost with a server's state) and
+    /// recreated by the fetch loop's rebind delivers nothing already acked. Open: the stream keeps
+    /// acked commands (limits retention, as created) and the rebind uses DeliverPolicy All.
     /// </summary>
     [Fact(Skip = "Left by design for now (docs/nats.md, 'The stream keeps acked commands'): a created stream has limits retention, so a durable consumer deleted and recreated replays the acked commands; a work-queue stream (On_a_work_queue_stream_every_command_completes_and_the_stream_ends_empty) or the KV claimer avoids it")]
     public async Task A_consumer_recreated_after_it_was_lost_does_not_deliver_the_acked_commands_again()
@@ -186,8 +178,6 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : StreamTes
         await using var source = new NatsCommandSource(consumer, Options with
         {
             FetchBatch = 4,
-            AckWait = TimeSpan.FromSeconds(30),
-            FetchExpires = TimeSpan.FromSeconds(1),
             DoubleAck = true,
             ReconnectBackoff = new Backoff { Base = TimeSpan.FromMilliseconds(100), Max = TimeSpan.FromMilliseconds(500) },
         });
@@ -230,8 +220,6 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : StreamTes
         var options = Options with
         {
             FetchBatch = 8,
-            AckWait = TimeSpan.FromSeconds(30),
-            FetchExpires = TimeSpan.FromSeconds(1),
             DoubleAck = true,
         };
         await using var consumer = Server.Connect("consumer");
@@ -302,17 +290,15 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : StreamTes
     }
 
     /// <summary>
-    /// Once idle the source hands out nothing more, but its fetch loop goes on pulling and renewing
-    /// until it is disposed (after the pipeline's drain, which may be long): what arrives meanwhile
-    /// is held from the rest of the pool.
+    /// Once idle the source hands out nothing more and keeps nothing that arrives after it went
+    /// idle: while it waits to be disposed (after the pipeline's drain, which may be long), another
+    /// worker of the pool gets what arrives.
     /// </summary>
     [Fact]
     public async Task An_idle_source_does_not_keep_what_arrives_after_it_went_idle()
     {
         var options = Options with
         {
-            AckWait = TimeSpan.FromSeconds(30),
-            FetchExpires = TimeSpan.FromSeconds(1),
             IdleTimeout = TimeSpan.FromSeconds(1),
         };
         await using var consumer = Server.Connect("consumer");
@@ -362,8 +348,6 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : StreamTes
         {
             FetchBatch = 1,
             MaxAckPending = 64,
-            AckWait = TimeSpan.FromSeconds(30),
-            FetchExpires = TimeSpan.FromSeconds(1),
             IdleTimeout = TimeSpan.FromSeconds(1),
         };
         // 32 slots, refilled two at a time (MaxInFlight / 16): after a busy spell, two pulls back to back.
@@ -390,7 +374,6 @@ public sealed class NatsCommandSourceTests(NatsServerFixture server) : StreamTes
         var options = Options with
         {
             FetchBatch = 8,
-            AckWait = TimeSpan.FromSeconds(30),
             FetchExpires = TimeSpan.FromSeconds(20),
         };
         await PublishAsync(Enumerable.Range(0, 8).Select(i => TestCommands.Make($"before-{i}")));
