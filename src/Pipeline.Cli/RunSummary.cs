@@ -1,6 +1,7 @@
 using System.Globalization;
 using Pipeline.Engine;
 using Pipeline.Events;
+using Pipeline.Modules;
 
 namespace Pipeline.Cli;
 
@@ -43,11 +44,11 @@ internal sealed record RunSummary(
     /// <summary>Nothing failed, nothing was given up on, no settle failed, no event was dropped.</summary>
     public bool AllSucceeded => Unfinished == 0 && Failed == 0 && ClaimFailures == 0 && EventsDropped == 0 && Terminated == 0 && SettleErrors == 0;
 
-    /// <summary>A worker's idle end: what its consumer still held, by the server's count; null otherwise.</summary>
-    public ConsumerLeft? Consumer { get; init; }
+    /// <summary>A worker's idle end: what its backend still held (a NATS consumer, by the server's count); null otherwise.</summary>
+    public WorkLeft? Left { get; init; }
 
-    /// <summary>Nothing failed here, but the consumer still holds work: not "all succeeded".</summary>
-    public bool WorkLeft => AllSucceeded && Consumer is { Held: > 0 };
+    /// <summary>Nothing failed here, but the backend still holds work: not "all succeeded".</summary>
+    public bool WorkLeft => AllSucceeded && Left is { HoldsWork: true };
 
     public static RunSummary From(PipelineStats stats, IReadOnlyCollection<PipelineEvent> failures, TimeSpan elapsed) => new(
         stats.Pulled, stats.Completed, stats.Failed, stats.Skipped, stats.ClaimRetries, stats.ClaimFailures,
@@ -89,9 +90,10 @@ internal sealed record RunSummary(
             await output.WriteLineAsync(string.Create(c, $"  unfinished     {Unfinished} started and cut off by the stop (no result)"));
         }
 
-        if (Consumer is { } consumer)
+        if (Left is { } left)
         {
-            await output.WriteLineAsync(string.Create(c, $"  consumer       {TerminalText.Escape(consumer.Name)}: {consumer.AwaitingAck} awaiting ack, {consumer.Pending} pending{(consumer.Redelivered > 0 ? $" ({consumer.Redelivered} of them redelivered)" : "")}"));
+            // Names come from the configuration and the backend: escaped.
+            await output.WriteLineAsync($"  {TerminalText.Escape(left.Holder),-15}{TerminalText.Escape(left.Describe())}");
         }
 
         if (eventsPath is not null)
@@ -115,7 +117,7 @@ internal sealed record RunSummary(
 
         await output.WriteLineAsync(
             StoppedBecause is { } why ? $"  result         stopped {why}"
-            : WorkLeft ? string.Create(c, $"  result         nothing failed here, but the consumer still holds {Consumer!.Held} (awaiting ack or pending): run a worker again, or use --exit-when-drained")
+            : WorkLeft ? string.Create(c, $"  result         nothing failed here, but the {TerminalText.Escape(Left!.Holder)} still holds {Left.Held} ({Left.InProgressAs} or {Left.WaitingAs}): run a worker again, or use --exit-when-drained")
             : AllSucceeded ? "  result         all commands succeeded"
             : Failed + ClaimFailures + Terminated > 0 ? "  result         some commands failed"
             : $"  result         no command failed, but {Shortfall()}");
@@ -147,11 +149,4 @@ internal sealed record RunSummary(
     private static string Format(TimeSpan value) => value.TotalMilliseconds >= 1
         ? string.Create(CultureInfo.InvariantCulture, $"{value.TotalMilliseconds:0.0} ms")
         : string.Create(CultureInfo.InvariantCulture, $"{value.TotalMicroseconds:0} µs");
-}
-
-/// <summary>What a worker's consumer still held at its idle end: messages awaiting an ack and pending, by the server's count.</summary>
-internal sealed record ConsumerLeft(string Name, long AwaitingAck, ulong Pending, long Redelivered)
-{
-    /// <summary>Messages left on the consumer.</summary>
-    public long Held => AwaitingAck + (long)Math.Min(Pending, long.MaxValue / 2);
 }

@@ -8,7 +8,9 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Pipeline.Engine;
 using Pipeline.Hosting;
+using Pipeline.Modules;
 using Pipeline.Nats.Connection;
+using Pipeline.Nats.Modules;
 using Pipeline.Nats.Sources;
 
 namespace Pipeline.Cli;
@@ -107,6 +109,7 @@ internal static class WorkerCommand
             }
 
             var basis = new PipelineWorkerOptions();
+            var natsBasis = new NatsWorkerOptions();
             if (result.GetValue(config) is { } file)
             {
                 if (await ReadSettingsAsync(file, stderr) is not { } read)
@@ -114,12 +117,12 @@ internal static class WorkerCommand
                     return ExitCodes.UsageError;
                 }
 
-                basis = read;
+                (basis, natsBasis) = (read.Worker, read.Nats);
             }
 
             // Each setting: the flag when given, else the settings file's, else the default.
             var given = (Option o) => EngineArguments.IsGiven(result, o);
-            var source = basis.Nats.Source;
+            var source = natsBasis.Source;
             var idle = given(exitWhenIdle) ? TimeSpan.FromSeconds(result.GetValue(exitWhenIdle)) : source.IdleTimeout;
             var drain = given(exitWhenDrained) ? TimeSpan.FromSeconds(result.GetValue(exitWhenDrained)) : source.DrainTimeout;
             if (drain is { } d && (idle is not { } i || d < i))
@@ -127,9 +130,28 @@ internal static class WorkerCommand
                 await stderr.WriteLineAsync("error: --exit-when-drained needs --exit-when-idle (the quiet time that ends the run), and must be at least as long.");
                 return ExitCodes.UsageError;
             }
+            var nats = natsBasis with
+            {
+                Connection = connectionArguments.IsGiven(result) || natsBasis.Connection is null ? connectionArguments.Read(result) : natsBasis.Connection,
+                Source = source with
+                {
+                    Stream = EngineArguments.Given(result, stream, source.Stream),
+                    Subjects = given(subject) ? [.. result.GetValue(subject)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)] : source.Subjects,
+                    Consumer = EngineArguments.Given(result, consumer, source.Consumer),
+                    CreateIfMissing = given(bindOnly) ? !result.GetValue(bindOnly) : source.CreateIfMissing,
+                    MaxAckPending = EngineArguments.Given(result, maxAckPending, source.MaxAckPending),
+                    AckWait = given(ackWait) ? TimeSpan.FromMilliseconds(result.GetValue(ackWait)) : source.AckWait,
+                    MaxDeliver = given(maxDeliver) ? result.GetValue(maxDeliver) : source.MaxDeliver,
+                    FetchBatch = EngineArguments.Given(result, fetchBatch, source.FetchBatch),
+                    IdleTimeout = idle,
+                    DrainTimeout = drain,
+                },
+                KvClaimer = given(kvClaimer) ? result.GetValue(kvClaimer) : natsBasis.KvClaimer,
+                Claimer = natsBasis.Claimer with { Bucket = EngineArguments.Given(result, kvBucket, natsBasis.Claimer.Bucket)! },
+            };
             var options = basis with
             {
-                Source = SourceKinds.Nats,
+                Source = NatsModule.Kind,
                 Events = result.GetValue(events) ?? basis.Events,
                 Engine = engine.Read(result, basis.Engine) with
                 {
@@ -142,42 +164,23 @@ internal static class WorkerCommand
                     EnableShell = given(engine.EnableShell) ? result.GetValue(engine.EnableShell) : basis.Tools.EnableShell,
                     MaxOutputBytes = EngineArguments.Given(result, engine.MaxOutput, basis.Tools.MaxOutputBytes),
                 },
-                Nats = basis.Nats with
-                {
-                    Connection = connectionArguments.IsGiven(result) || basis.Nats.Connection is null ? connectionArguments.Read(result) : basis.Nats.Connection,
-                    Source = source with
-                    {
-                        Stream = EngineArguments.Given(result, stream, source.Stream),
-                        Subjects = given(subject) ? [.. result.GetValue(subject)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)] : source.Subjects,
-                        Consumer = EngineArguments.Given(result, consumer, source.Consumer),
-                        CreateIfMissing = given(bindOnly) ? !result.GetValue(bindOnly) : source.CreateIfMissing,
-                        MaxAckPending = EngineArguments.Given(result, maxAckPending, source.MaxAckPending),
-                        AckWait = given(ackWait) ? TimeSpan.FromMilliseconds(result.GetValue(ackWait)) : source.AckWait,
-                        MaxDeliver = given(maxDeliver) ? result.GetValue(maxDeliver) : source.MaxDeliver,
-                        FetchBatch = EngineArguments.Given(result, fetchBatch, source.FetchBatch),
-                        IdleTimeout = idle,
-                        DrainTimeout = drain,
-                    },
-                    KvClaimer = given(kvClaimer) ? result.GetValue(kvClaimer) : basis.Nats.KvClaimer,
-                    Claimer = basis.Nats.Claimer with { Bucket = EngineArguments.Given(result, kvBucket, basis.Nats.Claimer.Bucket)! },
-                },
                 Telemetry = basis.Telemetry with
                 {
                     OtlpEndpoint = result.GetValue(otlp) ?? basis.Telemetry.OtlpEndpoint,
                     Console = given(otelConsole) ? result.GetValue(otelConsole) : basis.Telemetry.Console,
                 },
             };
-            return await ExecuteAsync(options, new RunConsole(stdout, stderr, Console.OpenStandardInput, stop), result.GetValue(plain) ? false : interactive);
+            return await ExecuteAsync(options, nats, new RunConsole(stdout, stderr, Console.OpenStandardInput, stop), result.GetValue(plain) ? false : interactive);
         });
         return worker;
     }
 
-    public static async Task<int> ExecuteAsync(PipelineWorkerOptions options, RunConsole console, bool? interactive)
+    public static async Task<int> ExecuteAsync(PipelineWorkerOptions options, NatsWorkerOptions nats, RunConsole console, bool? interactive)
     {
         var (stdout, stderr, stop) = (console.Out, console.Error, console.Stop);
-        var where = options.Nats.Connection?.DisplayUrl ?? "(no server)";
+        var where = nats.Connection?.DisplayUrl ?? "(no server)";
         // Validated here too, so a bad combination is a usage error before any connection is made.
-        var invalid = new PipelineWorkerOptionsValidator().Validate(null, options);
+        var invalid = new PipelineWorkerOptionsValidator(new PipelineModules([new NatsModule(_ => nats), CoreModule.Instance])).Validate(null, options);
         if (invalid.Failed)
         {
             foreach (var failure in invalid.Failures)
@@ -226,6 +229,7 @@ internal static class WorkerCommand
                 return recorder = new FailureRecorder(sink, keep: RunSummary.MaxListed);
             },
         });
+        builder.Services.AddPipelineNats(_ => nats);
         builder.Services.AddPipelineWorker(_ => options);
         using var host = builder.Build();
         var state = host.Services.GetRequiredService<PipelineWorkerState>();
@@ -263,10 +267,10 @@ internal static class WorkerCommand
             return ExitCodes.UsageError;
         }
 
-        var idle = options.Nats.Source.IdleTimeout is not { } t ? string.Empty
-            : options.Nats.Source.DrainTimeout is { } d ? string.Create(CultureInfo.InvariantCulture, $", ending after {t.TotalSeconds:0} s idle once the consumer holds nothing (at most {d.TotalSeconds:0} s idle while it does)")
+        var idle = nats.Source.IdleTimeout is not { } t ? string.Empty
+            : nats.Source.DrainTimeout is { } d ? string.Create(CultureInfo.InvariantCulture, $", ending after {t.TotalSeconds:0} s idle once the consumer holds nothing (at most {d.TotalSeconds:0} s idle while it does)")
             : string.Create(CultureInfo.InvariantCulture, $", ending after {t.TotalSeconds:0} s idle");
-        await stderr.WriteLineAsync($"pipeline worker: consuming {TerminalText.Escape(where)} stream {options.Nats.Source.Stream} consumer {options.Nats.Source.Consumer}{idle} (Ctrl+C or SIGTERM drains)");
+        await stderr.WriteLineAsync($"pipeline worker: consuming {TerminalText.Escape(where)} stream {nats.Source.Stream} consumer {nats.Source.Consumer}{idle} (Ctrl+C or SIGTERM drains)");
         var clock = Stopwatch.StartNew();
         // Started now: a stop (StopApplication) becomes the host's StopAsync, the pipeline's drain.
         var shutdown = host.WaitForShutdownAsync();
@@ -303,12 +307,12 @@ internal static class WorkerCommand
         var summary = RunSummary.From(stats, recorder?.Failures ?? [], clock.Elapsed) with
         {
             Unfinished = recorder?.Unfinished ?? 0,
-            Consumer = state.ConsumerLeft is { } left ? new ConsumerLeft(options.Nats.Source.Consumer, left.AwaitingAck, left.Pending, left.Redelivered) : null,
+            Left = state.WorkLeft,
         };
         // An idle end while the consumer still holds work is not "all succeeded": a batch job
         // would take the work for done (exit 3, WorkLeft; failures here still make it 1).
         var exitCode = summary.AllSucceeded && state.Fault is null ? (summary.WorkLeft ? ExitCodes.WorkLeft : ExitCodes.Success) : ExitCodes.SomeFailed;
-        var eventsName = options.Events switch { null => null, "-" => "stdout", "nats" => $"NATS subjects {options.Nats.Events.SubjectTemplate}", var path => path };
+        var eventsName = options.Events switch { null => null, "-" => "stdout", "nats" => $"NATS subjects {nats.Events.SubjectTemplate}", var path => path };
         if (eventsGuard?.Failure is { } eventsFailure)
         {
             var why = TerminalText.Escape(eventsFailure.InnerException?.Message ?? eventsFailure.Message);
@@ -345,7 +349,7 @@ internal static class WorkerCommand
     }
 
     /// <summary>The worker's settings from a JSON file's <c>Pipeline</c> section (as a hosted worker binds appsettings.json); null, having said why, when it cannot be read.</summary>
-    internal static async Task<PipelineWorkerOptions?> ReadSettingsAsync(string file, TextWriter stderr)
+    internal static async Task<(PipelineWorkerOptions Worker, NatsWorkerOptions Nats)?> ReadSettingsAsync(string file, TextWriter stderr)
     {
         var path = Path.GetFullPath(file);
         if (!File.Exists(path))
@@ -357,7 +361,8 @@ internal static class WorkerCommand
         try
         {
             var configuration = new ConfigurationBuilder().AddJsonFile(path, optional: false, reloadOnChange: false).Build();
-            return PipelineWorkerServiceCollectionExtensions.Bind(configuration.GetSection(PipelineWorkerOptions.SectionName));
+            var section = configuration.GetSection(PipelineWorkerOptions.SectionName);
+            return (PipelineWorkerServiceCollectionExtensions.Bind(section), NatsModule.Bind(section.GetSection(NatsModule.SectionName)));
         }
         catch (Exception ex) when (ex is InvalidDataException or FormatException or InvalidOperationException or IOException or UnauthorizedAccessException)
         {

@@ -1,9 +1,6 @@
 using Pipeline.Dispatch;
 using Pipeline.Engine;
-using Pipeline.Nats.Claiming;
-using Pipeline.Nats.Connection;
-using Pipeline.Nats.Events;
-using Pipeline.Nats.Sources;
+using Pipeline.Modules;
 
 namespace Pipeline.Hosting;
 
@@ -12,23 +9,37 @@ namespace Pipeline.Hosting;
 /// host's configuration (appsettings.json, environment variables such as
 /// <c>PIPELINE__SOURCE=nats</c>, the command line such as <c>--Pipeline:Source=nats</c>).
 /// Immutable (init-only, NATS.Net style); every property has a documented default; the whole is
-/// validated when the host starts (see <see cref="PipelineWorkerOptionsValidator"/>).
+/// validated when the host starts (see <see cref="PipelineWorkerOptionsValidator"/>). A backend's
+/// own settings are its module's (<see cref="IPipelineModule"/>), in its section under
+/// <c>Pipeline</c>: <c>Pipeline:Nats</c> for the NATS module (<c>services.AddPipelineNats()</c>).
 /// </summary>
 public sealed record PipelineWorkerOptions
 {
     /// <summary>The configuration section <see cref="PipelineWorkerServiceCollectionExtensions.AddPipelineWorker(Microsoft.Extensions.Hosting.IHostApplicationBuilder)"/> binds.</summary>
     public const string SectionName = "Pipeline";
 
-    /// <summary>Where commands come from: <c>nats</c> (a JetStream durable consumer) or <c>file</c> (a JSON Lines file, the embedded default). Default <c>file</c>.</summary>
-    public string Source { get; init; } = SourceKinds.File;
+    /// <summary>
+    /// Where commands come from: a source kind of a registered module, <c>file</c> (a JSON Lines
+    /// file, the embedded default, built in) or <c>nats</c> (a JetStream durable consumer, with the
+    /// NATS module). Default <c>file</c>.
+    /// </summary>
+    public string Source { get; init; } = CoreModule.FileKind;
 
     /// <summary>With <see cref="Source"/> <c>file</c>: the JSON Lines commands file. Required there.</summary>
     public string? CommandsFile { get; init; }
 
     /// <summary>
-    /// Where events go: null for nowhere (counted only), <c>nats</c> for a JetStream subject per
-    /// execution (<see cref="NatsWorkerOptions.Events"/>), <c>-</c> for stdout, anything else a
-    /// JSON Lines file. Default null.
+    /// Who claims each command before it runs: a claimer kind of a registered module
+    /// (<c>nats-kv</c>: a KV bucket, so a command published twice runs once), or <c>none</c>.
+    /// Default null: the source module's older setting decides (<c>Pipeline:Nats:KvClaimer=true</c>
+    /// is an alias of <c>nats-kv</c>), else none.
+    /// </summary>
+    public string? Claimer { get; init; }
+
+    /// <summary>
+    /// Where events go: null for nowhere (counted only), a sink kind of a registered module
+    /// (<c>nats</c>: a JetStream subject per execution, with the NATS module; <c>-</c>: stdout),
+    /// anything else a JSON Lines file. Default null.
     /// </summary>
     public string? Events { get; init; }
 
@@ -38,15 +49,12 @@ public sealed record PipelineWorkerOptions
     /// <summary>The built-in tools: the shell tool (off by default) and the output cap.</summary>
     public ToolOptions Tools { get; init; } = new();
 
-    /// <summary>With <see cref="Source"/> <c>nats</c>: the connection, stream, consumer, claimer and event subject.</summary>
-    public NatsWorkerOptions Nats { get; init; } = new();
-
     /// <summary>OpenTelemetry export. Default: off.</summary>
     public TelemetryOptions Telemetry { get; init; } = new();
 
     /// <summary>
     /// Stop the host once the pipeline ends by itself (the file is read, the NATS source went idle
-    /// for <see cref="NatsSourceOptions.IdleTimeout"/>). Default true.
+    /// for <c>Pipeline:Nats:Source:IdleTimeout</c>). Default true.
     /// </summary>
     public bool StopHostWhenDone { get; init; } = true;
 
@@ -64,19 +72,6 @@ public sealed record PipelineWorkerOptions
     public TimeSpan RequiredHostShutdownTimeout => Engine.ShutdownTimeout + Engine.SettleTimeout + ShutdownMargin;
 }
 
-/// <summary>The source kinds a worker knows.</summary>
-public static class SourceKinds
-{
-    /// <summary>A JetStream durable pull consumer.</summary>
-    public const string Nats = "nats";
-
-    /// <summary>A JSON Lines file (the embedded default).</summary>
-    public const string File = "file";
-
-    /// <summary>Every kind, as messages list them.</summary>
-    public static IReadOnlyList<string> All { get; } = [Nats, File];
-}
-
 /// <summary>The built-in tools' settings a worker takes from configuration.</summary>
 public sealed record ToolOptions
 {
@@ -85,28 +80,6 @@ public sealed record ToolOptions
 
     /// <summary>Most bytes of output a tool keeps. Default 64 KiB.</summary>
     public int MaxOutputBytes { get; init; } = BuiltInToolOptions.DefaultMaxOutputBytes;
-}
-
-/// <summary>A worker on NATS: the connection and the JetStream pieces, each with its own defaults.</summary>
-public sealed record NatsWorkerOptions
-{
-    /// <summary>
-    /// The server, credentials and TLS. Required with source <c>nats</c> (null: none configured);
-    /// binding any <c>Nats:Connection:*</c> key creates it.
-    /// </summary>
-    public NatsConnectionOptions? Connection { get; init; }
-
-    /// <summary>The stream, durable consumer and pulling (<see cref="NatsSourceOptions"/> documents each default).</summary>
-    public NatsSourceOptions Source { get; init; } = new();
-
-    /// <summary>Claim each command in a KV bucket (create-if-absent on <c>command_id</c>), so a command published twice runs once. Default false.</summary>
-    public bool KvClaimer { get; init; }
-
-    /// <summary>The claim bucket, with <see cref="KvClaimer"/>.</summary>
-    public NatsKvClaimerOptions Claimer { get; init; } = new();
-
-    /// <summary>The events stream and subject template, with events <c>nats</c>.</summary>
-    public NatsEventSinkOptions Events { get; init; } = new();
 }
 
 /// <summary>OpenTelemetry export of the <c>Pipeline</c> traces and metrics. Off unless an endpoint is set or the console is asked for.</summary>

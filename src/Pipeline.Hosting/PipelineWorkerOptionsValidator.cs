@@ -1,30 +1,38 @@
 using System.Globalization;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
-using Pipeline.Nats.Sources;
+using Pipeline.Modules;
 
 namespace Pipeline.Hosting;
 
 /// <summary>
 /// Checks <see cref="PipelineWorkerOptions"/> when the host starts (<c>ValidateOnStart</c>), so a
 /// misconfigured worker fails before it pulls anything. Every message names the setting by its
-/// configuration key (<c>Pipeline:Engine:Dispatch:Parallelism</c>), as a user would type it.
+/// configuration key (<c>Pipeline:Engine:Dispatch:Parallelism</c>), as a user would type it. The
+/// source, claimer and sink kinds are looked up among the registered modules, and each module
+/// used checks its own section.
 /// </summary>
 public sealed class PipelineWorkerOptionsValidator : IValidateOptions<PipelineWorkerOptions>
 {
     private const string Root = PipelineWorkerOptions.SectionName;
+    private readonly PipelineModules _modules;
+    private readonly IConfiguration? _section;
+
+    /// <param name="modules">The registered modules.</param>
+    /// <param name="section">The <c>Pipeline</c> section the modules read their own sections from; null when the options were built in code.</param>
+    public PipelineWorkerOptionsValidator(PipelineModules modules, IConfiguration? section = null)
+    {
+        ArgumentNullException.ThrowIfNull(modules);
+        _modules = modules;
+        _section = section;
+    }
 
     /// <inheritdoc/>
     public ValidateOptionsResult Validate(string? name, PipelineWorkerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         var failures = new List<string>();
-        var kind = options.Source?.Trim().ToLowerInvariant();
-        if (kind is null || !SourceKinds.All.Contains(kind))
-        {
-            failures.Add($"{Root}:Source '{options.Source}' is not a known source kind; known: {string.Join(", ", SourceKinds.All)}.");
-        }
-
-        Check(failures, $"{Root}:Engine", options.Engine.Validate);
+        ModuleErrors.Check(failures, $"{Root}:Engine", options.Engine.Validate);
         if (options.Tools.MaxOutputBytes is < 1 or > Dispatch.BuiltInToolOptions.HardMaxOutputBytes)
         {
             failures.Add(string.Create(CultureInfo.InvariantCulture, $"{Root}:Tools:MaxOutputBytes must be from 1 to {Dispatch.BuiltInToolOptions.HardMaxOutputBytes} (it is {options.Tools.MaxOutputBytes})."));
@@ -35,43 +43,8 @@ public sealed class PipelineWorkerOptionsValidator : IValidateOptions<PipelineWo
             failures.Add($"{Root}:ShutdownMargin must not be negative.");
         }
 
-        if (kind == SourceKinds.File && string.IsNullOrWhiteSpace(options.CommandsFile))
-        {
-            failures.Add($"{Root}:CommandsFile is required with {Root}:Source 'file' (a JSON Lines file of commands).");
-        }
-
-        var nats = options.Nats;
-        if (kind == SourceKinds.Nats)
-        {
-            if (nats.Connection is null || string.IsNullOrWhiteSpace(nats.Connection.Url))
-            {
-                failures.Add($"{Root}:Nats:Connection:Url is required with {Root}:Source 'nats' (e.g. nats://127.0.0.1:4222).");
-            }
-            else
-            {
-                Check(failures, $"{Root}:Nats:Connection", nats.Connection.Validate);
-            }
-
-            Check(failures, $"{Root}:Nats:Source", () => nats.Source.ValidateFor(options.Engine));
-            if (nats.KvClaimer)
-            {
-                Check(failures, $"{Root}:Nats:Claimer", nats.Claimer.Validate);
-            }
-        }
-
-        if (options.Events == "nats")
-        {
-            if (kind != SourceKinds.Nats && (nats.Connection is null || string.IsNullOrWhiteSpace(nats.Connection.Url)))
-            {
-                failures.Add($"{Root}:Events 'nats' needs {Root}:Nats:Connection:Url.");
-            }
-
-            Check(failures, $"{Root}:Nats:Events", nats.Events.Validate);
-        }
-        else if (options.Events is { } events && string.IsNullOrWhiteSpace(events))
-        {
-            failures.Add($"{Root}:Events must be null (none), 'nats', '-' (stdout) or a file path, not ''.");
-        }
+        // The source, the claimer and the sink: each kind's module, and its own section.
+        failures.AddRange(WorkerModules.Prepare(_modules, options, _section).Errors);
 
         if (options.Telemetry.OtlpProtocol is not ("grpc" or "http/protobuf"))
         {
@@ -89,21 +62,5 @@ public sealed class PipelineWorkerOptionsValidator : IValidateOptions<PipelineWo
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
-    }
-
-    // The option records validate themselves and name the property; the prefix makes it a full
-    // configuration key ('Dispatch.Parallelism must be ...' → 'Pipeline:Engine:Dispatch.Parallelism must be ...').
-    private static void Check(List<string> failures, string prefix, Action validate)
-    {
-        try
-        {
-            validate();
-        }
-        catch (ArgumentException ex)
-        {
-            // ArgumentException appends " (Parameter 'x')" and the out-of-range value on a second line.
-            var message = ex.Message.Split('\n')[0].Trim().Replace($" (Parameter '{ex.ParamName}')", string.Empty, StringComparison.Ordinal);
-            failures.Add($"{prefix}:{message}");
-        }
     }
 }

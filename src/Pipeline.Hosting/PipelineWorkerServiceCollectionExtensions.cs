@@ -7,6 +7,7 @@ using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
+using Pipeline.Modules;
 using Pipeline.Telemetry;
 
 namespace Pipeline.Hosting;
@@ -18,6 +19,8 @@ public static class PipelineWorkerServiceCollectionExtensions
     /// Adds the worker configured by the builder's <c>Pipeline</c> section: appsettings.json,
     /// environment variables (<c>PIPELINE__SOURCE=nats</c>, <c>PIPELINE__NATS__CONNECTION__URL=...</c>)
     /// and the command line (<c>--Pipeline:Source=nats</c>), as the default host builder reads them.
+    /// The file source and the stdout and file sinks are built in; a backend is one more line
+    /// (<c>builder.Services.AddPipelineNats()</c>), and reads its own section (<c>Pipeline:Nats</c>).
     /// </summary>
     public static IHostApplicationBuilder AddPipelineWorker(this IHostApplicationBuilder builder)
     {
@@ -34,33 +37,16 @@ public static class PipelineWorkerServiceCollectionExtensions
         services.AddOptions<PipelineWorkerOptions>();
         services.AddSingleton<IOptionsFactory<PipelineWorkerOptions>>(sp => new FixedOptionsFactory(
             () => Bind(configuration), sp.GetServices<IConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IPostConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IValidateOptions<PipelineWorkerOptions>>()));
+        services.AddSingleton(new PipelineWorkerSection(configuration));
         // Telemetry is decided at registration (exporters are built with the providers); the
         // rest is bound, and validated, when the host starts.
         var telemetry = configuration.GetSection(nameof(PipelineWorkerOptions.Telemetry)).Get<TelemetryOptions>() ?? new TelemetryOptions();
         return services.AddWorkerCore(telemetry);
     }
 
-    /// <summary>
-    /// Binds the section; a list that is configured replaces its default. (The binder adds
-    /// configured items to a list that already has a value, so <c>Subjects:0=orders.&gt;</c> would
-    /// otherwise also keep <c>pipeline.commands.&gt;</c>.)
-    /// </summary>
-    internal static PipelineWorkerOptions Bind(IConfiguration configuration)
-    {
-        var options = configuration.Get<PipelineWorkerOptions>() ?? new PipelineWorkerOptions();
-        var nats = options.Nats;
-        if (configuration.GetSection("Nats:Source:Subjects").Get<string[]>() is { Length: > 0 } subjects)
-        {
-            nats = nats with { Source = nats.Source with { Subjects = subjects } };
-        }
-
-        if (configuration.GetSection("Nats:Events:Subjects").Get<string[]>() is { Length: > 0 } eventSubjects)
-        {
-            nats = nats with { Events = nats.Events with { Subjects = eventSubjects } };
-        }
-
-        return options with { Nats = nats };
-    }
+    /// <summary>Binds the section's own keys (a module binds its own section when the worker starts).</summary>
+    internal static PipelineWorkerOptions Bind(IConfiguration configuration) =>
+        configuration.Get<PipelineWorkerOptions>() ?? new PipelineWorkerOptions();
 
     /// <summary>
     /// Adds the worker with options built in code: <paramref name="configure"/> gets the defaults
@@ -75,13 +61,18 @@ public static class PipelineWorkerServiceCollectionExtensions
         services.AddOptions<PipelineWorkerOptions>();
         services.AddSingleton<IOptionsFactory<PipelineWorkerOptions>>(sp => new FixedOptionsFactory(
             () => options, sp.GetServices<IConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IPostConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IValidateOptions<PipelineWorkerOptions>>()));
+        services.AddSingleton(new PipelineWorkerSection(null));
         return services.AddWorkerCore(options.Telemetry);
     }
 
     private static IServiceCollection AddWorkerCore(this IServiceCollection services, TelemetryOptions telemetry)
     {
         services.AddOptions<PipelineWorkerOptions>().ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PipelineWorkerOptions>, PipelineWorkerOptionsValidator>());
+        // The built-in module (the file source, the stdout and file sinks); backends add theirs.
+        services.AddPipelineModule(CoreModule.Instance);
+        services.TryAddSingleton(sp => new PipelineModules(sp.GetServices<IPipelineModule>()));
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PipelineWorkerOptions>, PipelineWorkerOptionsValidator>(
+            sp => new PipelineWorkerOptionsValidator(sp.GetRequiredService<PipelineModules>(), sp.GetRequiredService<PipelineWorkerSection>().Configuration)));
         services.TryAddSingleton<PipelineWorkerState>();
         services.AddHostedService<PipelineWorker>();
 
@@ -179,3 +170,6 @@ public static class PipelineWorkerServiceCollectionExtensions
         protected override PipelineWorkerOptions CreateInstance(string name) => options();
     }
 }
+
+/// <summary>The <c>Pipeline</c> section the worker was configured from, for the modules to read their own sections; null for options built in code.</summary>
+internal sealed record PipelineWorkerSection(IConfiguration? Configuration);

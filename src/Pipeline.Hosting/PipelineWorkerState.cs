@@ -1,6 +1,6 @@
 using Pipeline.Engine;
 using Pipeline.Events;
-using Pipeline.Nats.Sources;
+using Pipeline.Modules;
 
 namespace Pipeline.Hosting;
 
@@ -31,10 +31,11 @@ public sealed class PipelineWorkerState
     public bool SourceExhausted { get; private set; }
 
     /// <summary>
-    /// After a NATS source's idle end: what its consumer still held as the worker ended (read from
-    /// the server); null for any other end, or when it could not be read.
+    /// After the source ended by itself (an idle end): what its backend still held as the worker
+    /// ended (a NATS consumer's messages awaiting an ack or pending, by the server's count); null
+    /// for any other end, for a backend that holds nothing back (a file), or when it could not be read.
     /// </summary>
-    public NatsConsumerState? ConsumerLeft { get; internal set; }
+    public WorkLeft? WorkLeft { get; internal set; }
 
     /// <summary>Stops at once: the hard deadline is now; what is still open is nacked.</summary>
     public void StopNow()

@@ -1,8 +1,14 @@
+using Pipeline.Modules;
+
 namespace Pipeline.Cli.Tests;
 
 /// <summary>The summary's result line names what kept a run from succeeding.</summary>
 public sealed class RunSummaryTests
 {
+    // What the NATS module reports at an idle end: a consumer's messages awaiting an ack and pending.
+    private static WorkLeft Consumer(long awaitingAck, long pending) =>
+        new("consumer", "pool", awaitingAck, pending, Redelivered: 0) { InProgressAs = "awaiting ack", WaitingAs = "pending" };
+
     private static RunSummary Make(long failed = 0, long settleErrors = 0, long dropped = 0, long unfinished = 0) =>
         new(Pulled: 10, Completed: 10 - failed, Failed: failed, Skipped: 0, ClaimRetries: 0, ClaimFailures: 0, Acked: 10 - settleErrors, Nacked: 0, Terminated: 0,
             SettleErrors: settleErrors, EventsEmitted: 30, EventsDropped: dropped, Failures: [], Elapsed: TimeSpan.FromSeconds(1), P50: TimeSpan.Zero, P95: TimeSpan.Zero, P99: TimeSpan.Zero, StoppedBecause: null)
@@ -36,7 +42,7 @@ public sealed class RunSummaryTests
     [Fact]
     public async Task An_idle_end_with_work_left_on_the_consumer_says_how_much_and_is_not_all_succeeded()
     {
-        var summary = Make() with { Consumer = new ConsumerLeft("pool", AwaitingAck: 1104, Pending: 6, Redelivered: 0) };
+        var summary = Make() with { Left = Consumer(1104, 6) };
         using var output = new StringWriter();
         await summary.WriteAsync(output, "nats://127.0.0.1:4222", null, verb: "worker");
 
@@ -48,11 +54,11 @@ public sealed class RunSummaryTests
     [Fact]
     public async Task An_idle_end_with_nothing_left_on_the_consumer_succeeds_and_a_failure_still_wins_over_work_left()
     {
-        var drained = Make() with { Consumer = new ConsumerLeft("pool", 0, 0, 0) };
+        var drained = Make() with { Left = Consumer(0, 0) };
         Assert.False(drained.WorkLeft);
         Assert.Equal("  result         all commands succeeded", await ResultLine(drained));
 
-        var failed = Make(failed: 1) with { Consumer = new ConsumerLeft("pool", 3, 0, 0) };
+        var failed = Make(failed: 1) with { Left = Consumer(3, 0) };
         Assert.False(failed.WorkLeft);
         Assert.Equal("  result         some commands failed", await ResultLine(failed));
     }

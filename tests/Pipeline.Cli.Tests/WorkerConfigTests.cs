@@ -1,6 +1,7 @@
 using Pipeline.Engine;
 using Pipeline.Hosting;
 using Pipeline.Nats.Connection;
+using Pipeline.Nats.Modules;
 
 namespace Pipeline.Cli.Tests;
 
@@ -32,8 +33,9 @@ public sealed class WorkerConfigTests : IDisposable
     public async Task The_sample_lists_the_documented_defaults()
     {
         using var stderr = new StringWriter();
-        var options = await WorkerCommand.ReadSettingsAsync(Sample, stderr);
-        Assert.True(options is not null, stderr.ToString());
+        var read = await WorkerCommand.ReadSettingsAsync(Sample, stderr);
+        Assert.True(read is not null, stderr.ToString());
+        var (options, nats) = read.Value;
 
         // The values the README and docs/nats.md give as defaults.
         Assert.Equal("nats", options.Source);
@@ -44,30 +46,31 @@ public sealed class WorkerConfigTests : IDisposable
         Assert.Equal(AckMode.AckBeforeDispatch, options.Engine.AckMode);
         Assert.Equal(SinkFailureAction.Backpressure, options.Engine.SinkFailure);
         Assert.Equal(TimeSpan.FromSeconds(30), options.Engine.ShutdownTimeout);
-        Assert.Equal("nats://127.0.0.1:4222", options.Nats.Connection?.Url);
-        Assert.Null(options.Nats.Connection?.User);
-        Assert.Equal("pipeline_commands", options.Nats.Source.Stream);
-        Assert.Equal(["pipeline.commands.>"], options.Nats.Source.Subjects);
-        Assert.Equal("pipeline-workers", options.Nats.Source.Consumer);
-        Assert.Equal(4096, options.Nats.Source.MaxAckPending);
-        Assert.Equal(TimeSpan.FromSeconds(30), options.Nats.Source.AckWait);
-        Assert.Equal(20, options.Nats.Source.MaxDeliver);
-        Assert.Equal(128, options.Nats.Source.FetchBatch);
-        Assert.Null(options.Nats.Source.IdleTimeout);
-        Assert.Null(options.Nats.Source.KeepAliveInterval);
-        Assert.Equal("pipeline_claims", options.Nats.Claimer.Bucket);
-        Assert.Equal(["pipeline.events.>"], options.Nats.Events.Subjects);
+        Assert.Equal("nats://127.0.0.1:4222", nats.Connection?.Url);
+        Assert.Null(nats.Connection?.User);
+        Assert.Equal("pipeline_commands", nats.Source.Stream);
+        Assert.Equal(["pipeline.commands.>"], nats.Source.Subjects);
+        Assert.Equal("pipeline-workers", nats.Source.Consumer);
+        Assert.Equal(4096, nats.Source.MaxAckPending);
+        Assert.Equal(TimeSpan.FromSeconds(30), nats.Source.AckWait);
+        Assert.Equal(20, nats.Source.MaxDeliver);
+        Assert.Equal(128, nats.Source.FetchBatch);
+        Assert.Null(nats.Source.IdleTimeout);
+        Assert.Null(nats.Source.KeepAliveInterval);
+        Assert.Equal("pipeline_claims", nats.Claimer.Bucket);
+        Assert.Equal(["pipeline.events.>"], nats.Events.Subjects);
         Assert.Null(options.Telemetry.OtlpEndpoint);
 
         // And nothing in it differs from the defaults in code (a key spelled wrong is ignored by the binder, so compare all).
         var defaults = new PipelineWorkerOptions();
+        var natsDefaults = new NatsWorkerOptions();
         Assert.Equal(defaults.Engine, options.Engine);
         Assert.Equal(defaults.Tools, options.Tools);
         Assert.Equal(defaults.Telemetry, options.Telemetry);
-        Assert.Equal(new NatsConnectionOptions(), options.Nats.Connection);
-        Assert.Equal(defaults.Nats.Source with { Subjects = options.Nats.Source.Subjects }, options.Nats.Source);
-        Assert.Equal(defaults.Nats.Claimer, options.Nats.Claimer);
-        Assert.Equal(defaults.Nats.Events with { Subjects = options.Nats.Events.Subjects }, options.Nats.Events);
+        Assert.Equal(new NatsConnectionOptions(), nats.Connection);
+        Assert.Equal(natsDefaults.Source with { Subjects = nats.Source.Subjects }, nats.Source);
+        Assert.Equal(natsDefaults.Claimer, nats.Claimer);
+        Assert.Equal(natsDefaults.Events with { Subjects = nats.Events.Subjects }, nats.Events);
         Assert.Equal((defaults.StopHostWhenDone, defaults.ShutdownMargin), (options.StopHostWhenDone, options.ShutdownMargin));
     }
 

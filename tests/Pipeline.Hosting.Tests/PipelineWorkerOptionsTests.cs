@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Pipeline.Engine;
+using Pipeline.Nats.Modules;
 
 namespace Pipeline.Hosting.Tests;
 
@@ -14,6 +15,7 @@ public sealed class PipelineWorkerOptionsTests
         var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
         builder.Configuration.AddInMemoryCollection(settings);
         builder.AddPipelineWorker();
+        builder.Services.AddPipelineNats();
         return builder.Build();
     }
 
@@ -79,18 +81,20 @@ public sealed class PipelineWorkerOptionsTests
             builder.Configuration.AddEnvironmentVariables();
             builder.Configuration.AddCommandLine(["--Pipeline:Nats:Source:Stream=orders", "--Pipeline:Nats:KvClaimer=true"]);
             builder.AddPipelineWorker();
+            builder.Services.AddPipelineNats();
             using var host = builder.Build();
             var options = host.Services.GetRequiredService<IOptions<PipelineWorkerOptions>>().Value;
+            var nats = NatsModule.Bind(builder.Configuration.GetSection("Pipeline:Nats"));
 
             Assert.Equal("nats", options.Source);
             Assert.Equal(64, options.Engine.Dispatch.Parallelism);
             Assert.Equal(1, options.Engine.Claim.Parallelism);
             Assert.Equal(SinkFailureAction.Drop, options.Engine.SinkFailure);
             Assert.Equal(AckMode.AckAfterDispatch, options.Engine.AckMode);
-            Assert.Equal("nats://127.0.0.1:4333", options.Nats.Connection!.Url);
-            Assert.Equal("orders", options.Nats.Source.Stream);
-            Assert.Equal("pipeline-workers", options.Nats.Source.Consumer);
-            Assert.True(options.Nats.KvClaimer);
+            Assert.Equal("nats://127.0.0.1:4333", nats.Connection!.Url);
+            Assert.Equal("orders", nats.Source.Stream);
+            Assert.Equal("pipeline-workers", nats.Source.Consumer);
+            Assert.True(nats.KvClaimer);
 
             // The host waits for the whole drain, the last settles and a margin: 120 + 5 + 5 s.
             Assert.Equal(TimeSpan.FromSeconds(130), host.Services.GetRequiredService<IOptions<HostOptions>>().Value.ShutdownTimeout);
@@ -105,13 +109,12 @@ public sealed class PipelineWorkerOptionsTests
     [Fact]
     public void A_list_in_configuration_replaces_the_default_rather_than_adding_to_it()
     {
-        using var host = Build(new()
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Pipeline:CommandsFile"] = "x.jsonl",
             ["Pipeline:Nats:Source:Subjects:0"] = "orders.>",
-        });
-        var options = host.Services.GetRequiredService<IOptions<PipelineWorkerOptions>>().Value;
-        Assert.Equal(["orders.>"], options.Nats.Source.Subjects);
+        }).Build();
+        Assert.Equal(["orders.>"], NatsModule.Bind(configuration.GetSection("Pipeline:Nats")).Source.Subjects);
     }
 
     [Fact]

@@ -151,6 +151,13 @@ public sealed partial class NatsCommandSource :
     /// <inheritdoc/>
     public ValueTask<Pulled<NatsHandle>?> NextAsync(CancellationToken cancellationToken)
     {
+        // A cancelled pull takes nothing, even with messages in the buffer: the caller would not
+        // settle what it was handed (the conformance suite's cancelled-pull case).
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<Pulled<NatsHandle>?>(cancellationToken);
+        }
+
         if (_exhausted)
         {
             return new((Pulled<NatsHandle>?)null);
