@@ -15,7 +15,7 @@ public static class Eventually
 
     /// <summary>
     /// Polls an asynchronous <paramref name="condition"/> (a server's state) every <paramref name="poll"/>
-    /// (default 50 ms) until true; fails naming <paramref name="what"/> after <paramref name="bound"/>.
+    /// (default 20 ms) until true; fails naming <paramref name="what"/> after <paramref name="bound"/>.
     /// </summary>
     public static async Task WaitForAsync(Func<Task<bool>> condition, TimeSpan bound, string what, Func<string>? state = null, TimeSpan? poll = null)
     {
@@ -27,7 +27,7 @@ public static class Eventually
                 Assert.Fail($"{what}: not reached within {bound.TotalSeconds:0.#} s{(state is null ? "" : $" ({state()})")}");
             }
 
-            await Task.Delay(poll ?? TimeSpan.FromMilliseconds(50));
+            await Task.Delay(poll ?? TimeSpan.FromMilliseconds(20));
         }
     }
 

@@ -21,6 +21,23 @@ public sealed class HandBackTests
         return settleTimeout is { } budget ? options with { SettleTimeout = budget } : options;
     }
 
+    /// <summary>
+    /// Runs <paramref name="pipeline"/> (<paramref name="open"/> once it returns, or after 5 s), stops
+    /// it once <paramref name="ready"/> holds, waits until the stop's sweep is <paramref name="sweeping"/>,
+    /// then lets the running tool finish and waits (30 s at most) for the run.
+    /// </summary>
+    private static async Task RunAndStopDuringTheSweepAsync(CommandPipeline<DeliveryHandle> pipeline, GatedTool gated, Action open, (Func<bool> Holds, string What) ready, (Func<bool> Holds, string What) sweeping)
+    {
+        using var stop = new CancellationTokenSource();
+        var run = pipeline.RunAsync(stop.Token);
+        OpenWhenReturned(run, open);
+        await Eventually.WaitFor(ready.Holds, Bound, ready.What);
+        await stop.CancelAsync();
+        await Eventually.WaitFor(sweeping.Holds, Bound, sweeping.What);
+        gated.Release();
+        await Eventually.Returns(run, TimeSpan.FromSeconds(30), "the stopped run");
+    }
+
     /// <summary>Opens a gate when the run returns, or after 5 s (for an engine that waits for what the gate holds back).</summary>
     private static void OpenWhenReturned(Task run, Action open)
     {
@@ -41,18 +58,13 @@ public sealed class HandBackTests
     public async Task RunAsync_does_not_return_while_a_swept_hand_back_nack_is_still_in_progress()
     {
         var gated = new GatedTool("gated");
-        var inner = InMemoryCommandSource.From(Enumerable.Range(0, 3).Select(i => TestCommands.Make($"c{i}", "gated")));
-        var source = new SlowNackSource(inner);
+        var source = new SlowNackSource(InMemoryCommandSource.From(Enumerable.Range(0, 3).Select(i => TestCommands.Make($"c{i}", "gated"))));
         var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(gated), new CollectingSink(), OneAtATime(settleTimeout: TimeSpan.FromSeconds(30)));
-        using var stop = new CancellationTokenSource();
-        var run = pipeline.RunAsync(stop.Token);
-        OpenWhenReturned(run, source.OpenNacks);
 
-        await Eventually.WaitFor(() => gated.Started == 1 && pipeline.Stats.Blocks.Dispatch.Queued == 2, Bound, "c0 running, c1 and c2 waiting for its slot");
-        await stop.CancelAsync();
-        await Eventually.WaitFor(() => source.NacksBegun == 2, Bound, "the sweep's two hand-back nacks begun");
-        gated.Release();
-        await Eventually.Returns(run, TimeSpan.FromSeconds(30), "the stopped run");
+        await RunAndStopDuringTheSweepAsync(
+            pipeline, gated, source.OpenNacks,
+            (() => gated.Started == 1 && pipeline.Stats.Blocks.Dispatch.Queued == 2, "c0 running, c1 and c2 waiting for its slot"),
+            (() => source.NacksBegun == 2, "the sweep's two hand-back nacks begun"));
 
         Assert.Equal(2, pipeline.Stats.HandedBack);
         Assert.Equal(0, pipeline.Stats.SettleErrors); // no nack abandoned by a run that did not wait for it
@@ -76,15 +88,11 @@ public sealed class HandBackTests
         var source = InMemoryCommandSource.From(Enumerable.Range(0, 2).Select(i => TestCommands.Make($"c{i}", "gated")));
         var claimer = new SlowReleaseClaimer(source);
         var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(gated), new CollectingSink(), OneAtATime(settleTimeout: TimeSpan.FromSeconds(30)), claimer);
-        using var stop = new CancellationTokenSource();
-        var run = pipeline.RunAsync(stop.Token);
-        OpenWhenReturned(run, claimer.OpenReleases);
 
-        await Eventually.WaitFor(() => gated.Started == 1 && pipeline.Stats.Blocks.Dispatch.Queued == 1, Bound, "c0 running, c1 waiting for its slot");
-        await stop.CancelAsync();
-        await Eventually.WaitFor(() => claimer.ReleasesBegun == 1, Bound, "the sweep releasing c1's claim");
-        gated.Release();
-        await Eventually.Returns(run, TimeSpan.FromSeconds(30), "the stopped run");
+        await RunAndStopDuringTheSweepAsync(
+            pipeline, gated, claimer.OpenReleases,
+            (() => gated.Started == 1 && pipeline.Stats.Blocks.Dispatch.Queued == 1, "c0 running, c1 waiting for its slot"),
+            (() => claimer.ReleasesBegun == 1, "the sweep releasing c1's claim"));
         await Eventually.WaitFor(() => claimer.NackedWhenReleased.Count == 1, Bound, "c1's release ended");
 
         Assert.Equal(0, pipeline.Stats.DeadlineSettles); // not nacked as "a block faulted"

@@ -72,7 +72,7 @@ public sealed class NatsCommandSourceConformanceTests(NatsServerFixture server) 
             var admin = server.Connect("conformance-backend");
             var js = new NatsJSContext(admin);
             await js.CreateStreamAsync(new StreamConfig(stream, [$"{stream}.>"]));
-            var sequences = await Harness.PublishAsync(admin, $"{stream}.commands", seed);
+            var sequences = await JetStream.PublishAsync(admin, $"{stream}.commands", seed);
             var options = new NatsSourceOptions
             {
                 Stream = stream,
