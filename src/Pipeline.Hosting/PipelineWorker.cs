@@ -25,7 +25,8 @@ internal sealed class PipelineWorker(
     ILoggerFactory loggers,
     IEnumerable<PipelineWorkerHooks> hooks,
     PipelineModules modules,
-    PipelineWorkerSection section) : BackgroundService
+    PipelineWorkerSection section,
+    ToolRegistryFactory toolRegistry) : BackgroundService
 {
     private readonly ILogger _logger = loggers.CreateLogger("Pipeline.Hosting");
 
@@ -56,13 +57,8 @@ internal sealed class PipelineWorker(
 
     private async Task RunAsync(PipelineWorkerOptions settings, CancellationToken stoppingToken)
     {
-        using var http = Pipeline.Tools.HttpTool.CreateDefaultClient();
-        var tools = ToolRegistry.CreateBuiltIn(new BuiltInToolOptions
-        {
-            EnableShell = settings.Tools.EnableShell,
-            MaxOutputBytes = settings.Tools.MaxOutputBytes,
-            HttpClient = http,
-        });
+        // Every tool registered in DI (AddPipelineTool), the built-in ones included (AddPipelineBuiltInTools).
+        var tools = toolRegistry.Create();
         var setup = WorkerModules.Prepare(modules, settings, section.Configuration);
         // Closed when the run ends, newest first: the source and its connections, then the sink's last flush.
         await using var run = await setup.OpenAsync(new ModuleRunContext(loggers, _logger)).ConfigureAwait(false);

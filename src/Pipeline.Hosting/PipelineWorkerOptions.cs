@@ -80,6 +80,9 @@ public sealed record ToolOptions
 
     /// <summary>Most bytes of output a tool keeps. Default 64 KiB.</summary>
     public int MaxOutputBytes { get; init; } = BuiltInToolOptions.DefaultMaxOutputBytes;
+
+    /// <summary>The built-in tools' options these settings make.</summary>
+    internal BuiltInToolOptions ToBuiltIn() => new() { EnableShell = EnableShell, MaxOutputBytes = MaxOutputBytes };
 }
 
 /// <summary>OpenTelemetry export of the <c>Pipeline</c> traces and metrics. Off unless an endpoint is set or the console is asked for.</summary>

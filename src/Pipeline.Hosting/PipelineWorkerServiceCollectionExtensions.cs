@@ -7,6 +7,7 @@ using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
+using Pipeline.Dispatch;
 using Pipeline.Modules;
 using Pipeline.Telemetry;
 
@@ -74,6 +75,8 @@ public static class PipelineWorkerServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PipelineWorkerOptions>, PipelineWorkerOptionsValidator>(
             sp => new PipelineWorkerOptionsValidator(sp.GetRequiredService<PipelineModules>(), sp.GetRequiredService<PipelineWorkerSection>().Configuration)));
         services.TryAddSingleton<PipelineWorkerState>();
+        // The built-in tools as configured (Pipeline:Tools), read when the run builds its tools, after validation.
+        services.AddPipelineBuiltInTools(sp => sp.GetRequiredService<IOptions<PipelineWorkerOptions>>().Value.Tools.ToBuiltIn());
         services.AddHostedService<PipelineWorker>();
 
         // The host waits HostOptions.ShutdownTimeout (30 s by default) for the worker, then walks

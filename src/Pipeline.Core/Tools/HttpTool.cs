@@ -21,7 +21,8 @@ namespace Pipeline.Tools;
 public sealed class HttpTool : ITool
 {
     private static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
-    private readonly HttpClient _client;
+    private readonly HttpClient? _client;
+    private readonly IHttpClientFactory? _clients;
     private readonly int _maxOutputBytes;
 
     /// <summary>Creates the tool with the default output limit (64 KiB).</summary>
@@ -36,6 +37,21 @@ public sealed class HttpTool : ITool
         _client = client ?? throw new ArgumentNullException(nameof(client));
         _maxOutputBytes = BuiltInToolOptions.ValidateMaxOutputBytes(maxOutputBytes, nameof(maxOutputBytes));
     }
+
+    /// <summary>
+    /// Creates the tool on <paramref name="clients"/>: a client named <see cref="HttpClientName"/>
+    /// for each request, as the factory means its clients to be used (its handlers are pooled and
+    /// recycled, so DNS changes are seen). Configure that client (<c>services.AddHttpClient(HttpTool.HttpClientName)</c>)
+    /// with no client-wide timeout: the tool sets its own.
+    /// </summary>
+    public HttpTool(IHttpClientFactory clients, int maxOutputBytes = BuiltInToolOptions.DefaultMaxOutputBytes)
+    {
+        _clients = clients ?? throw new ArgumentNullException(nameof(clients));
+        _maxOutputBytes = BuiltInToolOptions.ValidateMaxOutputBytes(maxOutputBytes, nameof(maxOutputBytes));
+    }
+
+    /// <summary>The name of the client the tool takes from an <see cref="IHttpClientFactory"/>: <c>Pipeline.Http</c>.</summary>
+    public const string HttpClientName = "Pipeline.Http";
 
     /// <inheritdoc/>
     public string Kind => "http";
@@ -82,7 +98,8 @@ public sealed class HttpTool : ITool
         try
         {
             // Headers only: the body is streamed into the bounded buffer, never buffered whole.
-            response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeoutCts.Token).ConfigureAwait(false);
+            var client = _client ?? _clients!.CreateClient(HttpClientName);
+            response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeoutCts.Token).ConfigureAwait(false);
             var stream = await response.Content.ReadAsStreamAsync(timeoutCts.Token).ConfigureAwait(false);
             await using (stream.ConfigureAwait(false))
             {

@@ -1,4 +1,8 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
+using Pipeline.Dispatch;
 
 namespace Pipeline.Tools;
 
@@ -23,17 +27,61 @@ public sealed class ToolInputException : Exception
     }
 }
 
-/// <summary>Reads fields of a tool's JSON input with errors that name the tool and the field.</summary>
-internal static class ToolInput
+/// <summary>
+/// Reads a tool's JSON input with errors that name the tool and the field: each check throws a
+/// <see cref="ToolInputException"/>, which fails the command for good (not retryable), e.g.
+/// <c>upper: input.text must be a string, not number.</c>. For an <see cref="ITool"/> of your
+/// own (check <see cref="RequireObject"/> first: the member readers expect an object); a
+/// <see cref="PipelineTool{TInput}"/> gets its input bound by <see cref="Bind"/> instead.
+/// </summary>
+public static class ToolInput
 {
+    /// <summary>
+    /// The reflection-based binding of a <see cref="PipelineTool{TInput}"/> without source-generated
+    /// metadata: snake_case members, case-sensitive, numbers only from JSON numbers, nullable
+    /// annotations and required constructor parameters respected, repeated members refused.
+    /// </summary>
+    internal static JsonSerializerOptions StrictOptions { get; } = CreateStrictOptions();
+
+    /// <summary>
+    /// Binds <paramref name="input"/> to <typeparamref name="T"/> with <paramref name="typeInfo"/>
+    /// (source-generated, or from options of your own). What does not bind is a
+    /// <see cref="ToolInputException"/> naming <paramref name="tool"/> and the member where
+    /// System.Text.Json says it (<c>upper: input.text: Cannot get the value of a token type
+    /// 'Number' as a string.</c>); so is a missing or <c>null</c> input.
+    /// </summary>
+    public static T Bind<T>(string tool, JsonElement input, JsonTypeInfo<T> typeInfo)
+    {
+        ArgumentNullException.ThrowIfNull(typeInfo);
+        if (input.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null)
+        {
+            throw new ToolInputException($"{tool}: input is required, not {Describe(input)}.");
+        }
+
+        T? value;
+        try
+        {
+            value = input.Deserialize(typeInfo);
+        }
+        catch (JsonException ex)
+        {
+            throw new ToolInputException(Explain(tool, ex), ex);
+        }
+
+        return value ?? throw new ToolInputException($"{tool}: input is required, not null.");
+    }
+
+    /// <summary>The input itself, when it is a JSON object.</summary>
     public static JsonElement RequireObject(string tool, JsonElement input) =>
         input.ValueKind == JsonValueKind.Object
             ? input
             : throw new ToolInputException($"{tool}: input must be a JSON object, not {Describe(input)}.");
 
+    /// <summary>A string member that must be there (and not null).</summary>
     public static string RequireString(string tool, JsonElement input, string name) =>
         OptionalString(tool, input, name) ?? throw new ToolInputException($"{tool}: input.{name} is required.");
 
+    /// <summary>A string member, or null when absent or null.</summary>
     public static string? OptionalString(string tool, JsonElement input, string name)
     {
         if (!input.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
@@ -49,7 +97,7 @@ internal static class ToolInput
     /// <summary>The longest wait a tool accepts, in milliseconds: <see cref="int.MaxValue"/> (about 24.8 days).</summary>
     public const long MaxMilliseconds = int.MaxValue;
 
-    /// <summary>A whole number of milliseconds from 0 to <see cref="MaxMilliseconds"/>.</summary>
+    /// <summary>A whole number of milliseconds from 0 to <see cref="MaxMilliseconds"/>, or null when absent or null.</summary>
     public static long? OptionalMilliseconds(string tool, JsonElement input, string name) =>
         OptionalInteger(tool, input, name, 0, MaxMilliseconds, " ms (about 24.8 days)");
 
@@ -57,7 +105,7 @@ internal static class ToolInput
     /// A per-command output limit from 1 to <paramref name="runLimit"/>, the run's
     /// <c>MaxOutputBytes</c>; <paramref name="runLimit"/> when absent.
     /// </summary>
-    public static int OutputLimit(string tool, JsonElement input, string name, int runLimit)
+    internal static int OutputLimit(string tool, JsonElement input, string name, int runLimit)
     {
         if (input.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number
             && value.TryGetDouble(out var requested) && requested > runLimit)
@@ -69,7 +117,10 @@ internal static class ToolInput
         return (int?)OptionalInteger(tool, input, name, 1, runLimit, " bytes") ?? runLimit;
     }
 
-    /// <summary>An integer from <paramref name="min"/> (0 or 1) to <paramref name="max"/>, or null when absent.</summary>
+    /// <summary>
+    /// An integer from <paramref name="min"/> (0 or 1) to <paramref name="max"/>, or null when absent
+    /// or null; <paramref name="unit"/> follows the most in the message (<c>" ms"</c>).
+    /// </summary>
     public static long? OptionalInteger(string tool, JsonElement input, string name, long min, long max, string unit = "")
     {
         if (!input.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
@@ -95,6 +146,7 @@ internal static class ToolInput
         throw new ToolInputException($"{tool}: input.{name} must be {kind}, not {value.GetRawText()}.");
     }
 
+    /// <summary>An array of strings, or empty when absent or null.</summary>
     public static IReadOnlyList<string> OptionalStringArray(string tool, JsonElement input, string name)
     {
         if (!input.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
@@ -118,6 +170,7 @@ internal static class ToolInput
         return items;
     }
 
+    /// <summary>An object of strings, as name/value pairs in their order, or empty when absent or null.</summary>
     public static IReadOnlyList<KeyValuePair<string, string>> OptionalStringMap(string tool, JsonElement input, string name)
     {
         if (!input.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
@@ -139,6 +192,45 @@ internal static class ToolInput
         }
 
         return pairs;
+    }
+
+    /// <summary>
+    /// <c>tool: input.member: reason</c>. The path is System.Text.Json's with <c>$</c> as <c>input</c>;
+    /// the reason is the inner error when it says what was wrong with the value (its JSON type, a
+    /// number out of range), which the outer one does not. Line and byte positions are left out:
+    /// they count within the input, not the command's line.
+    /// </summary>
+    private static string Explain(string tool, JsonException ex)
+    {
+        var where = ex.Path is ['$', .. var rest] ? "input" + rest : "input";
+        var reason = ex.InnerException is InvalidOperationException or FormatException or OverflowException
+            ? ex.InnerException.Message
+            : ex.Message;
+        var path = reason.IndexOf(" Path: ", StringComparison.Ordinal);
+        if (path >= 0)
+        {
+            reason = reason[..path];
+        }
+
+        return $"{tool}: {where}: {reason}";
+    }
+
+    [UnconditionalSuppressMessage("Trimming", "IL2026", Justification = "Reflection-based binding is the documented fallback; a tool under trimming supplies its JsonTypeInfo.")]
+    [UnconditionalSuppressMessage("AOT", "IL3050", Justification = "As above.")]
+    private static JsonSerializerOptions CreateStrictOptions()
+    {
+        var options = new JsonSerializerOptions
+        {
+            PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+            PropertyNameCaseInsensitive = false,
+            NumberHandling = JsonNumberHandling.Strict,
+            RespectNullableAnnotations = true,
+            RespectRequiredConstructorParameters = true,
+            AllowDuplicateProperties = false,
+            TypeInfoResolver = new DefaultJsonTypeInfoResolver(),
+        };
+        options.MakeReadOnly();
+        return options;
     }
 
     private static string Describe(JsonElement value) => value.ValueKind switch

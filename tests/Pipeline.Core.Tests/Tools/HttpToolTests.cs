@@ -47,7 +47,7 @@ public sealed class HttpToolTests(LoopbackHttpServer server) : IClassFixture<Loo
 
     public void Dispose() => _client.Dispose();
 
-    private async Task<Dispatch.ToolResult> Invoke(object input, CancellationToken cancellationToken = default) =>
+    private async Task<Pipeline.Dispatch.ToolResult> Invoke(object input, CancellationToken cancellationToken = default) =>
         await new HttpTool(_client).InvokeAsync(TestCommands.Make("h", "http", JsonSerializer.Serialize(input)), cancellationToken);
 
     private string Url(string path) => new Uri(server.BaseAddress, path).ToString();

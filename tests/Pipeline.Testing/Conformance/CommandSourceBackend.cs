@@ -53,8 +53,11 @@ public abstract class CommandSourceBackend<THandle> : IAsyncDisposable
 /// <summary>How the suite wants a backend set up; a backend applies what it has and ignores the rest.</summary>
 public sealed record ConformanceSettings
 {
-    /// <summary>The backend's redelivery deadline (an ack wait, a lease), where it has one. Default 2 s.</summary>
-    public TimeSpan RedeliveryDeadline { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>
+    /// The backend's redelivery deadline (an ack wait, a lease), where it has one. Default 30 s:
+    /// far beyond any stall, so only the cases about redelivery (which shorten it) see one.
+    /// </summary>
+    public TimeSpan RedeliveryDeadline { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
     /// For a source that ends when idle: how long nothing must arrive before <c>NextAsync</c>
