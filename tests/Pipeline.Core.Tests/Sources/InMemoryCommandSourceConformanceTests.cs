@@ -1,8 +1,4 @@
-using Microsoft.Extensions.Time.Testing;
-using Pipeline.Commands;
-using Pipeline.Sources;
 using Pipeline.Testing.Conformance;
-using Pipeline.Tests.Support;
 
 namespace Pipeline.Tests.Sources;
 

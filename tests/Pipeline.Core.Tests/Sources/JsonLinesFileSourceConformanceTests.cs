@@ -1,10 +1,5 @@
-using System.Text;
-using Microsoft.Extensions.Time.Testing;
-using Pipeline.Commands;
-using Pipeline.Sources;
 using Pipeline.Testing.Conformance;
 using Pipeline.Tests.Sources.Support;
-using Pipeline.Tests.Support;
 
 namespace Pipeline.Tests.Sources;
 

@@ -1,11 +1,5 @@
 using System.Collections.Concurrent;
-using System.Text.Json;
-using NATS.Client.Core;
-using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
-using Pipeline.Commands;
-using Pipeline.Nats.Sources;
-using Pipeline.Nats.Tests.Support;
 using Pipeline.Sources;
 using Pipeline.Testing.Conformance;
 
