@@ -3,6 +3,7 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using Pipeline.Dispatch;
 using Pipeline.Engine;
+using Pipeline.Modules;
 using Pipeline.Sources;
 
 namespace Pipeline.Cli;
@@ -15,6 +16,13 @@ public static class PipelineCli
 
     /// <summary>The most attempts <c>--max-attempts</c> takes.</summary>
     public const int MaxAttempts = 1000;
+
+    /// <summary>
+    /// The backends <c>pipeline worker</c> and <c>pipeline enqueue</c> offer, each registered by
+    /// this one line (the file source and the stdout and file sinks are built in). A new backend
+    /// is its project and an entry here: its flags, checks and help come from its module.
+    /// </summary>
+    internal static IReadOnlyList<IPipelineModule> Modules { get; } = [new Pipeline.Nats.Modules.NatsModule()];
 
     /// <summary>Parses <paramref name="args"/> and runs the command.</summary>
     /// <param name="args">The arguments.</param>
@@ -113,7 +121,7 @@ public static class PipelineCli
             return await RunCommand.ExecuteAsync(request, new RunConsole(stdout, stderr, stdin, stop), token);
         });
 
-        return new RootCommand("Pipeline: a high-throughput command worker. Pull, Claim, Ack-decision, Dispatch, Emit.") { run, WorkerCommand.Build(stdout, stderr, interactive, stop), Nats.EnqueueCli.Build(stdout, stderr, interactive, stop, stdin) };
+        return new RootCommand("Pipeline: a high-throughput command worker. Pull, Claim, Ack-decision, Dispatch, Emit.") { run, WorkerCommand.Build(stdout, stderr, interactive, stop, Modules), EnqueueCommand.Build(stdout, stderr, interactive, stop, stdin, Modules) };
     }
 
     /// <summary>An integer option with a default and an inclusive range; a value outside it is a usage error naming the option.</summary>

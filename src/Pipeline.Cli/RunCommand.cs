@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Pipeline.Dispatch;
 using Pipeline.Engine;
@@ -65,38 +63,24 @@ internal static class RunCommand
         }
 
         await using var sinkScope = eventSink;
-        // With events on stdout, the human-facing output moves to stderr.
-        var human = request.EventsPath == "-" ? stderr : stdout;
+        await using var session = new RunSession(console, eventsOnStdout: request.EventsPath == "-", verb: "run");
         using var http = Pipeline.Tools.HttpTool.CreateDefaultClient();
         var tools = ToolRegistry.CreateBuiltIn(request.Tools with { HttpClient = http });
         CommandPipeline<DeliveryHandle>? pipeline = null;
-        var eventsGuard = eventSink is null ? null : new StopOnSinkFailure(eventSink, () => pipeline?.RequestStop());
-        var recorder = new FailureRecorder((IEventSink?)eventsGuard ?? NullEventSink.Instance, keep: RunSummary.MaxListed);
+        var sink = session.Record(eventSink ?? (IEventSink)NullEventSink.Instance, eventSink is null ? null : () => pipeline?.RequestStop());
         // The engine's warnings and errors (sink retries, settle failures, a block fault) go to
         // stderr, one escaped line each: they carry command ids and tool errors from the input.
         using var logging = LoggerFactory.Create(builder => builder
             .SetMinimumLevel(LogLevel.Warning)
             .AddConsole(console => (console.LogToStandardErrorThreshold, console.FormatterName) = (LogLevel.Trace, TerminalLogFormatter.FormatterName))
             .AddConsoleFormatter<TerminalLogFormatter, Microsoft.Extensions.Logging.Console.ConsoleFormatterOptions>());
-        pipeline = new CommandPipeline<DeliveryHandle>(source, tools, recorder, request.Options, logger: logging.CreateLogger("pipeline"));
+        pipeline = new CommandPipeline<DeliveryHandle>(source, tools, sink, request.Options, logger: logging.CreateLogger("pipeline"));
 
-        var stop = console.Stop;
-        var clock = Stopwatch.StartNew();
+        session.Clock.Start();
         var run = pipeline.RunAsync(cancellationToken);
-        await using var onStop = stop.Graceful.Register(() =>
-        {
-            if (!stop.Now.IsCancellationRequested && stop.First is { } first)
-            {
-                stderr.WriteLine(string.Create(CultureInfo.InvariantCulture, $"pipeline: {first.Name}: stopping; commands in flight have {request.Options.ShutdownTimeout.TotalMilliseconds:0} ms to finish (again to stop now)"));
-            }
-        });
-        await using var onStopNow = stop.Now.Register(() =>
-        {
-            stderr.WriteLine("pipeline: stopping now; commands still open are nacked");
-            pipeline.StopNow();
-        });
-        var interactive = request.Interactive ?? (ReferenceEquals(human, Console.Out) && !Console.IsOutputRedirected);
-        await ProgressDisplay.ShowAsync(run, pipeline.Stats, clock, interactive, human);
+        // The graceful stop is the token RunAsync has; a second signal is the hard deadline now.
+        session.OnStop(request.Options.ShutdownTimeout, graceful: static () => { }, now: pipeline.StopNow);
+        await session.ShowProgressAsync(run, pipeline.Stats, request.Interactive);
         var faulted = false;
         try
         {
@@ -109,37 +93,18 @@ internal static class RunCommand
             await stderr.WriteLineAsync(TerminalText.Escape($"error: {ex.Message} {ex.InnerException?.GetType().Name}: {ex.InnerException?.Message}", 2000));
         }
 
-        clock.Stop();
-
-        var summary = RunSummary.From(pipeline.Stats, recorder.Failures, clock.Elapsed) with { Unfinished = recorder.Unfinished };
-        var exitCode = summary.AllSucceeded && !faulted ? ExitCodes.Success : ExitCodes.SomeFailed;
-        var eventsName = request.EventsPath == "-" ? "stdout" : request.EventsPath;
-        if (eventsGuard?.Failure is { } eventsFailure)
-        {
-            var why = TerminalText.Escape(eventsFailure.InnerException?.Message ?? eventsFailure.Message);
-            await stderr.WriteLineAsync($"error: cannot write events to {TerminalText.Escape(eventsName)}: {why}; the run stopped.");
-            summary = summary with { StoppedBecause = $"because the events file could not be written ({why})" };
-            exitCode = ExitCodes.SomeFailed;
-        }
-        else if (stop.First is { } stopRequest && (!source.Exhausted || summary.Unfinished > 0 || pipeline.DeadlineReached))
-        {
+        session.Clock.Stop();
+        var summary = session.Summarize(pipeline.Stats);
+        return await session.FinishAsync(
+            summary,
+            summary.AllSucceeded && !faulted ? ExitCodes.Success : ExitCodes.SomeFailed,
+            inputName,
+            request.EventsPath == "-" ? "stdout" : request.EventsPath,
             // A stop cut the run short (input left unread, tools cancelled at the deadline), unless
             // every command was read and drained in time, when the results say how it went.
-            summary = summary with { StoppedBecause = $"by {stopRequest.Name} before every command was done" };
-            exitCode = stopRequest.ExitCode;
-        }
-
-        try
-        {
-            await summary.WriteAsync(human, inputName, eventSink is null ? null : eventsName);
-        }
-        catch (IOException ex)
-        {
-            // Output to a full disk or a closed pipe: the exit code still says how the run went.
-            await stderr.WriteLineAsync($"error: cannot write the summary: {TerminalText.Escape(ex.Message)}");
-        }
-
-        return exitCode;
+            (stop, done) => !source.Exhausted || done.Unfinished > 0 || pipeline.DeadlineReached
+                ? ($"by {stop.Name} before every command was done", stop.ExitCode)
+                : (null, null));
     }
 
     // Whether creating the events file would truncate the commands being read: the commands file,

@@ -1,6 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
-using System.Globalization;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -9,16 +7,15 @@ using Microsoft.Extensions.Options;
 using Pipeline.Engine;
 using Pipeline.Hosting;
 using Pipeline.Modules;
-using Pipeline.Nats.Connection;
-using Pipeline.Nats.Modules;
-using Pipeline.Nats.Sources;
 
 namespace Pipeline.Cli;
 
 /// <summary>
 /// <c>pipeline worker --nats &lt;url&gt;</c>: the hosted worker (<see cref="PipelineWorkerServiceCollectionExtensions"/>)
-/// on a JetStream durable consumer, until stopped, or until nothing arrived for
-/// <c>--exit-when-idle</c> seconds; then the same summary as <c>run</c>.
+/// on the source a module's flag selects (<c>--nats</c>: a JetStream durable consumer), until
+/// stopped, or until nothing arrived for <c>--exit-when-idle</c> seconds; then the same summary
+/// as <c>run</c>. Each module's flags are keys of its configuration section, laid over a
+/// <c>--config</c> file's: one setting, one check, whether it came from a flag or a file.
 /// </summary>
 /// <remarks>
 /// Stops follow <see cref="StopSignals"/>, not the host's console lifetime (which would end the
@@ -26,35 +23,20 @@ namespace Pipeline.Cli;
 /// the pipeline's drain; a second one, or SIGQUIT, is <see cref="PipelineWorkerState.StopNow"/>.
 /// Exit codes: 0 stopped (a signal, or idle) with every command done and none failed; 1 some
 /// failed (a tool, a malformed message, a dropped event) or the worker faulted; 2 a usage or
-/// configuration error; 3 an idle end with nothing failed while the consumer still holds work
+/// configuration error; 3 an idle end with nothing failed while the backend still holds work
 /// (<c>--exit-when-drained</c> waits for it); 128 + the signal when a stop cut work off (a second
 /// signal, SIGQUIT, or the shutdown timeout): that work was nacked and is redelivered to the pool.
 /// </remarks>
 internal static class WorkerCommand
 {
-    /// <summary>The longest <c>--exit-when-idle</c>: one day, in seconds.</summary>
-    public const int MaxIdleSeconds = 86_400;
-
-    public static Command Build(TextWriter stdout, TextWriter stderr, bool? interactive, StopSignals stop)
+    public static Command Build(TextWriter stdout, TextWriter stderr, bool? interactive, StopSignals stop, IReadOnlyList<IPipelineModule> modules)
     {
-        var nats = new NatsSourceOptions();
-        // --nats, the credentials and TLS: the same options, checks and messages as 'enqueue'.
-        var connectionArguments = new Nats.NatsConnectionArguments();
-        var stream = new Option<string>("--stream") { Description = $"The JetStream stream of commands. Default: {nats.Stream}.", DefaultValueFactory = _ => nats.Stream };
-        var subject = new Option<string>("--subjects") { Description = $"The stream's subjects when it is created, comma-separated. Default: {string.Join(',', nats.Subjects)}.", DefaultValueFactory = _ => string.Join(',', nats.Subjects) };
-        var consumer = new Option<string>("--consumer") { Description = $"The durable pull consumer the pool of workers shares. Default: {nats.Consumer}.", DefaultValueFactory = _ => nats.Consumer };
-        var bindOnly = new Option<bool>("--bind-only") { Description = "Only bind to an existing stream and consumer; never create or update them. Default: create when missing." };
-        var maxAckPending = PipelineCli.Int("--max-ack-pending", "The consumer's most unacked messages across the pool; at least --max-in-flight + --fetch-batch.", nats.MaxAckPending, 1, 1_000_000);
-        var ackWait = PipelineCli.Int("--ack-wait-ms", "How long the server waits for an ack before redelivering, in milliseconds (held messages are renewed at a third of it).", (int)nats.AckWait.TotalMilliseconds, 1000, PipelineCli.MaxTimeoutMs);
-        var maxDeliver = PipelineCli.Int("--max-deliver", "Most deliveries of one message (-1: no limit); at least --max-attempts with after-dispatch.", (int)nats.MaxDeliver, -1, 1_000_000);
-        var fetchBatch = PipelineCli.Int("--fetch-batch", "Most messages one fetch asks for (held ahead of the pipeline).", nats.FetchBatch, 1, 10_000);
-        var kvClaimer = new Option<bool>("--kv-claimer") { Description = "Claim each command_id in a NATS KV bucket, so a command published twice runs once. Default: off." };
-        var kvBucket = new Option<string>("--kv-bucket") { Description = "The claim bucket, with --kv-claimer. Default: pipeline_claims.", DefaultValueFactory = _ => "pipeline_claims" };
-        var events = new Option<string?>("--events") { Description = "Where events go: 'nats' (a JetStream subject per execution), a JSON Lines file, or '-' for stdout. Default: none." };
-        var exitWhenIdle = PipelineCli.Int("--exit-when-idle", "End once nothing has arrived for this many seconds, and print the summary (batch jobs, tests). Default: run until stopped.", 0, 1, MaxIdleSeconds);
-        exitWhenIdle.DefaultValueFactory = null;
-        var exitWhenDrained = PipelineCli.Int("--exit-when-drained", "With --exit-when-idle: once idle, while the consumer still holds messages (awaiting an ack, e.g. a killed worker's, or pending), keep running what comes back until it holds none, for at most this many seconds with nothing arriving. Default: exit at the first idle, reporting what it holds (exit 3).", 0, 1, MaxIdleSeconds);
-        exitWhenDrained.DefaultValueFactory = null;
+        var registry = Registry(modules);
+        var lines = modules.Select(m => m.WorkerCommandLine).OfType<ModuleCommandLine>().ToList();
+        var selectors = string.Join(", ", lines.Select(l => l.Selector.Name));
+        var arguments = new ModuleArguments(lines);
+        var sinks = registry.SinkKinds.Where(k => k != CoreModule.StandardOutputKind).Select(k => $"'{k}'").ToList();
+        var events = new Option<string?>("--events") { Description = $"Where events go: {string.Join(", ", sinks.Append("a JSON Lines file"))}, or '-' for stdout. Default: none." };
         var engine = new EngineArguments(worker: true);
         var sinkFailure = new Option<string>("--sink-failure") { Description = "While the event sink fails: backpressure (hold work until it takes events) or drop (retry, then drop and count).", DefaultValueFactory = _ => "backpressure" };
         sinkFailure.AcceptOnlyFromAmong("backpressure", "drop");
@@ -78,14 +60,14 @@ internal static class WorkerCommand
         var plain = new Option<bool>("--plain") { Description = "Plain progress lines (every 10 s) even on a terminal." };
         var config = new Option<string?>("--config")
         {
-            Description = "A JSON settings file: its Pipeline section configures the worker as appsettings.json does a hosted one (samples/appsettings.json lists every key). Flags given win over it; the connection is the file's unless --nats is given. Default: none.",
+            Description = $"A JSON settings file: its Pipeline section configures the worker as appsettings.json does a hosted one (samples/appsettings.json lists every key). Flags given win over it; the connection is the file's unless the source's flag ({selectors}) is given. Default: none.",
             HelpName = "file",
         };
 
-        var worker = new Command("worker", "Run the worker on a NATS JetStream durable consumer until stopped (Ctrl+C or SIGTERM drains), then print a summary.")
-        {
-            stream, subject, consumer, bindOnly, maxAckPending, ackWait, maxDeliver, fetchBatch, kvClaimer, kvBucket, events, exitWhenIdle, exitWhenDrained,
-        };
+        var sources = string.Join("; ", lines.Select(l => $"{l.Selector.Name} {l.Selector.HelpName}: {l.Summary}"));
+        var worker = new Command("worker", $"Run the worker on the source its flag chooses ({sources}) until stopped (Ctrl+C or SIGTERM drains), then print a summary.");
+        arguments.AddTo(worker);
+        worker.Options.Add(events);
         engine.AddTo(worker);
         // The worker's own extra, listed beside --ack-mode as help has always shown it.
         worker.Options.Insert(worker.Options.IndexOf(engine.AckMode) + 1, sinkFailure);
@@ -93,12 +75,11 @@ internal static class WorkerCommand
         worker.Options.Add(otelConsole);
         worker.Options.Add(plain);
         worker.Options.Add(config);
-        connectionArguments.AddTo(worker, settingsFile: config);
         worker.SetAction(async (result, _) =>
         {
             if (result.GetValue(events) is { Length: 0 })
             {
-                await stderr.WriteLineAsync("error: --events must be 'nats', a file or '-', not ''.");
+                await stderr.WriteLineAsync($"error: --events must be {string.Join(", ", sinks.Append("a file"))} or '-', not ''.");
                 return ExitCodes.UsageError;
             }
 
@@ -108,50 +89,45 @@ internal static class WorkerCommand
                 return ExitCodes.UsageError;
             }
 
-            var basis = new PipelineWorkerOptions();
-            var natsBasis = new NatsWorkerOptions();
-            if (result.GetValue(config) is { } file)
+            if (arguments.Selected(result, out var selectError) is not { } line)
+            {
+                await stderr.WriteLineAsync($"error: {selectError ?? "no module offers a source to run a worker on."}");
+                return ExitCodes.UsageError;
+            }
+
+            // Each setting: the flag when given, else the settings file's, else the module's default.
+            var file = result.GetValue(config);
+            var settings = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+            if (file is not null)
             {
                 if (await ReadSettingsAsync(file, stderr) is not { } read)
                 {
                     return ExitCodes.UsageError;
                 }
 
-                (basis, natsBasis) = (read.Worker, read.Nats);
+                foreach (var (key, value) in read.AsEnumerable().Where(s => s.Value is not null))
+                {
+                    settings[key] = value;
+                }
             }
 
-            // Each setting: the flag when given, else the settings file's, else the default.
-            var given = (Option o) => EngineArguments.IsGiven(result, o);
-            var source = natsBasis.Source;
-            var idle = given(exitWhenIdle) ? TimeSpan.FromSeconds(result.GetValue(exitWhenIdle)) : source.IdleTimeout;
-            var drain = given(exitWhenDrained) ? TimeSpan.FromSeconds(result.GetValue(exitWhenDrained)) : source.DrainTimeout;
-            if (drain is { } d && (idle is not { } i || d < i))
+            arguments.Apply(result, line, settings);
+            settings[$"{PipelineWorkerOptions.SectionName}:{nameof(PipelineWorkerOptions.Source)}"] = line.SourceKind;
+            if (line.Check?.Invoke(arguments.Values(result, line, settings, settingsFile: file is not null)) is { Count: > 0 } flagErrors)
             {
-                await stderr.WriteLineAsync("error: --exit-when-drained needs --exit-when-idle (the quiet time that ends the run), and must be at least as long.");
+                foreach (var error in flagErrors)
+                {
+                    await stderr.WriteLineAsync($"error: {TerminalText.Escape(error)}");
+                }
+
                 return ExitCodes.UsageError;
             }
-            var nats = natsBasis with
-            {
-                Connection = connectionArguments.IsGiven(result) || natsBasis.Connection is null ? connectionArguments.Read(result) : natsBasis.Connection,
-                Source = source with
-                {
-                    Stream = EngineArguments.Given(result, stream, source.Stream),
-                    Subjects = given(subject) ? [.. result.GetValue(subject)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)] : source.Subjects,
-                    Consumer = EngineArguments.Given(result, consumer, source.Consumer),
-                    CreateIfMissing = given(bindOnly) ? !result.GetValue(bindOnly) : source.CreateIfMissing,
-                    MaxAckPending = EngineArguments.Given(result, maxAckPending, source.MaxAckPending),
-                    AckWait = given(ackWait) ? TimeSpan.FromMilliseconds(result.GetValue(ackWait)) : source.AckWait,
-                    MaxDeliver = given(maxDeliver) ? result.GetValue(maxDeliver) : source.MaxDeliver,
-                    FetchBatch = EngineArguments.Given(result, fetchBatch, source.FetchBatch),
-                    IdleTimeout = idle,
-                    DrainTimeout = drain,
-                },
-                KvClaimer = given(kvClaimer) ? result.GetValue(kvClaimer) : natsBasis.KvClaimer,
-                Claimer = natsBasis.Claimer with { Bucket = EngineArguments.Given(result, kvBucket, natsBasis.Claimer.Bucket)! },
-            };
+
+            var section = new ConfigurationBuilder().AddInMemoryCollection(settings).Build().GetSection(PipelineWorkerOptions.SectionName);
+            var basis = PipelineWorkerServiceCollectionExtensions.Bind(section);
+            var given = (Option o) => EngineArguments.IsGiven(result, o);
             var options = basis with
             {
-                Source = NatsModule.Kind,
                 Events = result.GetValue(events) ?? basis.Events,
                 Engine = engine.Read(result, basis.Engine) with
                 {
@@ -170,116 +146,47 @@ internal static class WorkerCommand
                     Console = given(otelConsole) ? result.GetValue(otelConsole) : basis.Telemetry.Console,
                 },
             };
-            return await ExecuteAsync(options, nats, new RunConsole(stdout, stderr, Console.OpenStandardInput, stop), result.GetValue(plain) ? false : interactive);
+            return await ExecuteAsync(new WorkerRequest(options, section, modules), new RunConsole(stdout, stderr, Console.OpenStandardInput, stop), result.GetValue(plain) ? false : interactive);
         });
         return worker;
     }
 
-    public static async Task<int> ExecuteAsync(PipelineWorkerOptions options, NatsWorkerOptions nats, RunConsole console, bool? interactive)
+    public static async Task<int> ExecuteAsync(WorkerRequest request, RunConsole console, bool? interactive)
     {
-        var (stdout, stderr, stop) = (console.Out, console.Error, console.Stop);
-        var where = nats.Connection?.DisplayUrl ?? "(no server)";
-        // Validated here too, so a bad combination is a usage error before any connection is made.
-        var invalid = new PipelineWorkerOptionsValidator(new PipelineModules([new NatsModule(_ => nats), CoreModule.Instance])).Validate(null, options);
-        if (invalid.Failed)
+        var (options, stderr) = (request.Options, console.Error);
+        var registry = Registry(request.Modules);
+        var setup = WorkerModules.Prepare(registry, options, request.Section);
+        if (!await CheckAsync(request, registry, stderr))
         {
-            foreach (var failure in invalid.Failures)
-            {
-                await stderr.WriteLineAsync($"error: {TerminalText.Escape(failure)}");
-            }
-
             return ExitCodes.UsageError;
         }
 
-        // An events file that cannot be created is a usage error before anything is pulled, as for run.
-        if (options.Events is { } eventsPath and not "nats" and not "-")
-        {
-            try
-            {
-                using var probe = new FileStream(eventsPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-            {
-                await stderr.WriteLineAsync($"error: cannot write events to {TerminalText.Escape(eventsPath)}: {TerminalText.Escape(ex.Message)}");
-                return ExitCodes.UsageError;
-            }
-        }
-
-        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
-        // StopSignals own the signals; the host's console lifetime would fight them.
-        builder.Services.AddSingleton<IHostLifetime, SignalLifetime>();
-        builder.Logging.SetMinimumLevel(LogLevel.Warning)
-            .AddConsole(o => (o.LogToStandardErrorThreshold, o.FormatterName) = (LogLevel.Trace, TerminalLogFormatter.FormatterName))
-            .AddConsoleFormatter<TerminalLogFormatter, Microsoft.Extensions.Logging.Console.ConsoleFormatterOptions>();
-        FailureRecorder? recorder = null;
-        StopOnSinkFailure? eventsGuard = null;
+        await using var session = new RunSession(console, eventsOnStdout: options.Events == CoreModule.StandardOutputKind, verb: "worker");
         IHostApplicationLifetime? stopping = null;
-        builder.Services.AddSingleton(new PipelineWorkerHooks
-        {
-            WrapSink = sink =>
-            {
-                // An events file (or stdout) that cannot be written stops the worker as it stops
-                // 'run': commands run on would leave no record, and back-pressure would hold the
-                // work forever. Events to NATS wait for the server instead (it comes back).
-                if (options.Events is not null and not "nats")
-                {
-                    sink = eventsGuard = new StopOnSinkFailure(sink, () => stopping?.StopApplication());
-                }
-
-                return recorder = new FailureRecorder(sink, keep: RunSummary.MaxListed);
-            },
-        });
-        builder.Services.AddPipelineNats(_ => nats);
-        builder.Services.AddPipelineWorker(_ => options);
-        using var host = builder.Build();
+        using var host = BuildHost(request, session, registry.IsLocal(options.Events) ? () => stopping?.StopApplication() : null);
         var state = host.Services.GetRequiredService<PipelineWorkerState>();
-        var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
-        stopping = lifetime;
-        var human = options.Events == "-" ? stderr : stdout;
-        var shutdownMs = options.Engine.ShutdownTimeout.TotalMilliseconds;
-
-        await using var onStop = stop.Graceful.Register(() =>
-        {
-            if (!stop.Now.IsCancellationRequested && stop.First is { } first)
-            {
-                stderr.WriteLine(string.Create(CultureInfo.InvariantCulture, $"pipeline: {first.Name}: stopping; commands in flight have {shutdownMs:0} ms to finish (again to stop now)"));
-            }
-
-            lifetime.StopApplication();
-        });
-        await using var onStopNow = stop.Now.Register(() =>
-        {
-            stderr.WriteLine("pipeline: stopping now; commands still open are nacked");
-            state.StopNow();
-        });
-
+        stopping = host.Services.GetRequiredService<IHostApplicationLifetime>();
+        session.OnStop(options.Engine.ShutdownTimeout, graceful: stopping.StopApplication, now: state.StopNow);
         try
         {
             await host.StartAsync(CancellationToken.None);
         }
         catch (OptionsValidationException ex)
         {
-            foreach (var failure in ex.Failures)
-            {
-                await stderr.WriteLineAsync($"error: {TerminalText.Escape(failure)}");
-            }
-
+            await WriteErrorsAsync(stderr, ex.Failures);
             return ExitCodes.UsageError;
         }
 
-        var idle = nats.Source.IdleTimeout is not { } t ? string.Empty
-            : nats.Source.DrainTimeout is { } d ? string.Create(CultureInfo.InvariantCulture, $", ending after {t.TotalSeconds:0} s idle once the consumer holds nothing (at most {d.TotalSeconds:0} s idle while it does)")
-            : string.Create(CultureInfo.InvariantCulture, $", ending after {t.TotalSeconds:0} s idle");
-        await stderr.WriteLineAsync($"pipeline worker: consuming {TerminalText.Escape(where)} stream {nats.Source.Stream} consumer {nats.Source.Consumer}{idle} (Ctrl+C or SIGTERM drains)");
-        var clock = Stopwatch.StartNew();
+        var source = setup.Source!;
+        await stderr.WriteLineAsync($"pipeline worker: consuming {TerminalText.Escape(source.ToString())}{source.Ending} (Ctrl+C or SIGTERM drains)");
+        session.Clock.Start();
         // Started now: a stop (StopApplication) becomes the host's StopAsync, the pipeline's drain.
         var shutdown = host.WaitForShutdownAsync();
         PipelineStats? stats = null;
         try
         {
             stats = await state.Started;
-            var showInteractive = interactive ?? (ReferenceEquals(human, Console.Out) && !Console.IsOutputRedirected);
-            await ProgressDisplay.ShowAsync(state.Completion, stats, clock, showInteractive, human, TimeSpan.FromSeconds(10), "pipeline worker");
+            await session.ShowProgressAsync(state.Completion, stats, interactive, TimeSpan.FromSeconds(10), "pipeline worker");
         }
         catch (Exception)
         {
@@ -287,7 +194,95 @@ internal static class WorkerCommand
         }
 
         await shutdown;
-        clock.Stop();
+        session.Clock.Stop();
+        return await FinishAsync(state, stats, session, source.Where, setup.EventsName, options.Engine.AckMode, console);
+    }
+
+    /// <summary>The worker's settings file: its <c>Pipeline</c> section (as a hosted worker binds appsettings.json); null, having said why, when it cannot be read.</summary>
+    internal static async Task<IConfigurationSection?> ReadSettingsAsync(string file, TextWriter stderr)
+    {
+        var path = Path.GetFullPath(file);
+        if (!File.Exists(path))
+        {
+            await stderr.WriteLineAsync($"error: --config '{TerminalText.Escape(file)}' does not exist.");
+            return null;
+        }
+
+        try
+        {
+            var section = new ConfigurationBuilder().AddJsonFile(path, optional: false, reloadOnChange: false).Build().GetSection(PipelineWorkerOptions.SectionName);
+            // Bound once here, so a value of the wrong type is an error naming the file.
+            _ = PipelineWorkerServiceCollectionExtensions.Bind(section);
+            return section;
+        }
+        catch (Exception ex) when (ex is InvalidDataException or FormatException or InvalidOperationException or IOException or UnauthorizedAccessException)
+        {
+            await stderr.WriteLineAsync($"error: --config '{TerminalText.Escape(file)}' cannot be read: {TerminalText.Escape(ex.Message, 500)}");
+            return null;
+        }
+    }
+
+    private static PipelineModules Registry(IEnumerable<IPipelineModule> modules) => new(modules.Append(CoreModule.Instance));
+
+    // Checked before anything is connected: the settings (a usage error listing every one), then an events file that cannot be created.
+    private static async Task<bool> CheckAsync(WorkerRequest request, PipelineModules registry, TextWriter stderr)
+    {
+        var invalid = new PipelineWorkerOptionsValidator(registry, request.Section).Validate(null, request.Options);
+        if (invalid.Failed)
+        {
+            await WriteErrorsAsync(stderr, invalid.Failures);
+            return false;
+        }
+
+        if (registry.IsFilePath(request.Options.Events))
+        {
+            try
+            {
+                using var probe = new FileStream(request.Options.Events!, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                await stderr.WriteLineAsync($"error: cannot write events to {TerminalText.Escape(request.Options.Events)}: {TerminalText.Escape(ex.Message)}");
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static async Task WriteErrorsAsync(TextWriter stderr, IEnumerable<string> failures)
+    {
+        foreach (var failure in failures)
+        {
+            await stderr.WriteLineAsync($"error: {TerminalText.Escape(failure)}");
+        }
+    }
+
+    // The host: the modules, the worker with the session's sink wrappers, and the terminal's logging.
+    private static IHost BuildHost(WorkerRequest request, RunSession session, Action? stopOnEventsFailure)
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        // StopSignals own the signals; the host's console lifetime would fight them.
+        builder.Services.AddSingleton<IHostLifetime, SignalLifetime>();
+        builder.Logging.SetMinimumLevel(LogLevel.Warning)
+            .AddConsole(o => (o.LogToStandardErrorThreshold, o.FormatterName) = (LogLevel.Trace, TerminalLogFormatter.FormatterName))
+            .AddConsoleFormatter<TerminalLogFormatter, Microsoft.Extensions.Logging.Console.ConsoleFormatterOptions>();
+        // An events file (or stdout) that cannot be written stops the worker as it stops 'run':
+        // commands run on would leave no record, and back-pressure would hold the work forever.
+        // Events to a server wait for it instead (it comes back).
+        builder.Services.AddSingleton(new PipelineWorkerHooks { WrapSink = sink => session.Record(sink, stopOnEventsFailure) });
+        foreach (var module in request.Modules)
+        {
+            builder.Services.AddPipelineModule(module);
+        }
+
+        builder.Services.AddPipelineWorker(request.Section, _ => request.Options);
+        return builder.Build();
+    }
+
+    private static async Task<int> FinishAsync(PipelineWorkerState state, PipelineStats? stats, RunSession session, string where, string? eventsName, AckMode ackMode, RunConsole console)
+    {
+        var (stderr, stopNow) = (console.Error, console.Stop.Now);
         if (state.Fault is { } fault)
         {
             await stderr.WriteLineAsync(TerminalText.Escape($"error: the worker stopped: {fault.GetType().Name}: {fault.Message} {fault.InnerException?.Message}", 2000));
@@ -304,71 +299,25 @@ internal static class WorkerCommand
             return ExitCodes.SomeFailed;
         }
 
-        var summary = RunSummary.From(stats, recorder?.Failures ?? [], clock.Elapsed) with
-        {
-            Unfinished = recorder?.Unfinished ?? 0,
-            Left = state.WorkLeft,
-        };
-        // An idle end while the consumer still holds work is not "all succeeded": a batch job
+        var summary = session.Summarize(stats) with { Left = state.WorkLeft };
+        // An idle end while the backend still holds work is not "all succeeded": a batch job
         // would take the work for done (exit 3, WorkLeft; failures here still make it 1).
         var exitCode = summary.AllSucceeded && state.Fault is null ? (summary.WorkLeft ? ExitCodes.WorkLeft : ExitCodes.Success) : ExitCodes.SomeFailed;
-        var eventsName = options.Events switch { null => null, "-" => "stdout", "nats" => $"NATS subjects {nats.Events.SubjectTemplate}", var path => path };
-        if (eventsGuard?.Failure is { } eventsFailure)
+        return await session.FinishAsync(summary, exitCode, where, eventsName, (request, done) =>
         {
-            var why = TerminalText.Escape(eventsFailure.InnerException?.Message ?? eventsFailure.Message);
-            await stderr.WriteLineAsync($"error: cannot write events to {TerminalText.Escape(eventsName)}: {why}; the worker stopped.");
-            summary = summary with { StoppedBecause = $"because the events file could not be written ({why})" };
-            exitCode = ExitCodes.SomeFailed;
-        }
-        else if (stop.First is { } request && (stop.Now.IsCancellationRequested || state.DeadlineReached || summary.Unfinished > 0))
-        {
-            // Work was cut off (nacked, to be redelivered to the pool), not drained.
-            // Ack before dispatch: a tool cut off had been acked as it started and is not redelivered.
-            var fate = options.Engine.AckMode == AckMode.AckBeforeDispatch
-                ? "those not started were handed back for redelivery; tools cut off had been acked as they started and are not redelivered"
-                : "they were nacked for redelivery";
-            summary = summary with { StoppedBecause = $"by {request.Name} before the commands in flight were done ({fate})" };
-            exitCode = request.ExitCode;
-        }
-        else if (stop.First is { } drained)
-        {
-            var handedBack = summary.HandedBack > 0 ? $"; {summary.HandedBack} not started were handed back for redelivery" : "";
-            summary = summary with { StoppedBecause = summary.AllSucceeded ? $"by {drained.Name}; every tool running finished{handedBack}" : null };
-        }
+            if (stopNow.IsCancellationRequested || state.DeadlineReached || done.Unfinished > 0)
+            {
+                // Work was cut off (nacked, to be redelivered to the pool), not drained.
+                // Ack before dispatch: a tool cut off had been acked as it started and is not redelivered.
+                var fate = ackMode == AckMode.AckBeforeDispatch
+                    ? "those not started were handed back for redelivery; tools cut off had been acked as they started and are not redelivered"
+                    : "they were nacked for redelivery";
+                return ($"by {request.Name} before the commands in flight were done ({fate})", request.ExitCode);
+            }
 
-        try
-        {
-            await summary.WriteAsync(human, where, eventsName, verb: "worker");
-        }
-        catch (IOException ex)
-        {
-            await stderr.WriteLineAsync($"error: cannot write the summary: {TerminalText.Escape(ex.Message)}");
-        }
-
-        return exitCode;
-    }
-
-    /// <summary>The worker's settings from a JSON file's <c>Pipeline</c> section (as a hosted worker binds appsettings.json); null, having said why, when it cannot be read.</summary>
-    internal static async Task<(PipelineWorkerOptions Worker, NatsWorkerOptions Nats)?> ReadSettingsAsync(string file, TextWriter stderr)
-    {
-        var path = Path.GetFullPath(file);
-        if (!File.Exists(path))
-        {
-            await stderr.WriteLineAsync($"error: --config '{TerminalText.Escape(file)}' does not exist.");
-            return null;
-        }
-
-        try
-        {
-            var configuration = new ConfigurationBuilder().AddJsonFile(path, optional: false, reloadOnChange: false).Build();
-            var section = configuration.GetSection(PipelineWorkerOptions.SectionName);
-            return (PipelineWorkerServiceCollectionExtensions.Bind(section), NatsModule.Bind(section.GetSection(NatsModule.SectionName)));
-        }
-        catch (Exception ex) when (ex is InvalidDataException or FormatException or InvalidOperationException or IOException or UnauthorizedAccessException)
-        {
-            await stderr.WriteLineAsync($"error: --config '{TerminalText.Escape(file)}' cannot be read: {TerminalText.Escape(ex.Message, 500)}");
-            return null;
-        }
+            var handedBack = done.HandedBack > 0 ? $"; {done.HandedBack} not started were handed back for redelivery" : "";
+            return (done.AllSucceeded ? $"by {request.Name}; every tool running finished{handedBack}" : null, null);
+        });
     }
 
     /// <summary>A host lifetime that only waits: start and stop come from <see cref="StopSignals"/> and the worker.</summary>
@@ -379,3 +328,9 @@ internal static class WorkerCommand
         public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 }
+
+/// <summary>What <c>pipeline worker</c> was asked to do.</summary>
+/// <param name="Options">The worker's options: the settings file's, the flags' over them.</param>
+/// <param name="Section">The merged <c>Pipeline</c> section the modules read their own sections from.</param>
+/// <param name="Modules">The modules the command line was built with (the built-in one is added).</param>
+internal sealed record WorkerRequest(PipelineWorkerOptions Options, IConfiguration Section, IReadOnlyList<IPipelineModule> Modules);

@@ -45,6 +45,25 @@ public static class PipelineWorkerServiceCollectionExtensions
         return services.AddWorkerCore(telemetry);
     }
 
+    /// <summary>
+    /// Adds the worker configured by <paramref name="configuration"/> (the <c>Pipeline</c> section,
+    /// which the modules read their own sections from), with <paramref name="configure"/> changing
+    /// the worker's own options after they are bound (<c>o => o with { ... }</c>): settings in
+    /// code win over the configuration. Validated when the host starts.
+    /// </summary>
+    public static IServiceCollection AddPipelineWorker(this IServiceCollection services, IConfiguration configuration, Func<PipelineWorkerOptions, PipelineWorkerOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentNullException.ThrowIfNull(configure);
+        var options = configure(Bind(configuration)) ?? throw new ArgumentException("configure returned null.", nameof(configure));
+        services.AddOptions<PipelineWorkerOptions>();
+        services.AddSingleton<IOptionsFactory<PipelineWorkerOptions>>(sp => new FixedOptionsFactory(
+            () => options, sp.GetServices<IConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IPostConfigureOptions<PipelineWorkerOptions>>(), sp.GetServices<IValidateOptions<PipelineWorkerOptions>>()));
+        services.AddSingleton(new PipelineWorkerSection(configuration));
+        return services.AddWorkerCore(options.Telemetry);
+    }
+
     /// <summary>Binds the section's own keys (a module binds its own section when the worker starts).</summary>
     internal static PipelineWorkerOptions Bind(IConfiguration configuration) =>
         configuration.Get<PipelineWorkerOptions>() ?? new PipelineWorkerOptions();

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Pipeline.Engine;
 using Pipeline.Hosting;
 using Pipeline.Nats.Connection;
@@ -33,9 +34,10 @@ public sealed class WorkerConfigTests : IDisposable
     public async Task The_sample_lists_the_documented_defaults()
     {
         using var stderr = new StringWriter();
-        var read = await WorkerCommand.ReadSettingsAsync(Sample, stderr);
-        Assert.True(read is not null, stderr.ToString());
-        var (options, nats) = read.Value;
+        var section = await WorkerCommand.ReadSettingsAsync(Sample, stderr);
+        Assert.True(section is not null, stderr.ToString());
+        var options = section.Get<PipelineWorkerOptions>()!;
+        var nats = NatsModule.Bind(section.GetSection(NatsModule.SectionName));
 
         // The values the README and docs/nats.md give as defaults.
         Assert.Equal("nats", options.Source);

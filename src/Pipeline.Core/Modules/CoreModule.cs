@@ -37,6 +37,12 @@ public sealed class CoreModule : IPipelineModule
     public IReadOnlyList<string> SinkKinds { get; } = [StandardOutputKind, FileKind];
 
     /// <inheritdoc/>
+    public ModuleCommandLine? WorkerCommandLine => null;
+
+    /// <inheritdoc/>
+    public ModuleEnqueue? Enqueue => null;
+
+    /// <inheritdoc/>
     public string? ImpliedClaimer(ModuleContext context) => null;
 
     /// <inheritdoc/>

@@ -24,6 +24,15 @@ public interface IPipelineModule
     /// <summary>The event sink kinds it offers, as <c>Pipeline:Events</c> names them (<c>nats</c>).</summary>
     IReadOnlyList<string> SinkKinds { get; }
 
+    /// <summary>
+    /// What <c>pipeline worker</c> takes to run this module's source: its selecting flag
+    /// (<c>--nats URL</c>) and its own flags; null when the module's source does not run there.
+    /// </summary>
+    ModuleCommandLine? WorkerCommandLine { get; }
+
+    /// <summary>What <c>pipeline enqueue</c> takes to put commands where this module's source takes them from; null when it cannot.</summary>
+    ModuleEnqueue? Enqueue { get; }
+
     /// <summary>The claimer this module's source uses when <c>Pipeline:Claimer</c> is not set (an older key kept as an alias); null for none.</summary>
     string? ImpliedClaimer(ModuleContext context);
 

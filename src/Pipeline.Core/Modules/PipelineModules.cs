@@ -40,6 +40,12 @@ public sealed class PipelineModules
     /// <summary>Every event sink kind chosen by name (the file sink takes any other value, a path).</summary>
     public IReadOnlyList<string> SinkKinds => [.. _modules.SelectMany(m => m.SinkKinds).Where(k => k != CoreModule.FileKind)];
 
+    /// <summary>Whether <c>Pipeline:Events</c> <paramref name="events"/> is a file path (it names no sink kind).</summary>
+    public bool IsFilePath(string? events) => !string.IsNullOrWhiteSpace(events) && !SinkKinds.Contains(events);
+
+    /// <summary>Whether <paramref name="events"/> goes to this machine (a file, or stdout): a write that fails there will not succeed by waiting, as a server's may.</summary>
+    public bool IsLocal(string? events) => events == CoreModule.StandardOutputKind || IsFilePath(events);
+
     /// <summary>
     /// Resolves <paramref name="choice"/> to modules and has each plan its part. Every setting
     /// that cannot work is in <see cref="PipelineSetup.Errors"/>, each naming its key.

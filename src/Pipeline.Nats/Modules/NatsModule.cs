@@ -42,6 +42,17 @@ public sealed class NatsModule : IPipelineModule
     public IReadOnlyList<string> SinkKinds { get; } = [Kind];
 
     /// <inheritdoc/>
+    public ModuleCommandLine? WorkerCommandLine => NatsCommandLine.Worker;
+
+    /// <inheritdoc/>
+    public ModuleEnqueue? Enqueue { get; } = new()
+    {
+        CommandLine = NatsEnqueuer.CommandLine(),
+        Summary = "NATS JetStream",
+        Open = NatsEnqueuer.Open,
+    };
+
+    /// <inheritdoc/>
     public string? ImpliedClaimer(ModuleContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
@@ -70,7 +81,21 @@ public sealed class NatsModule : IPipelineModule
             options = options with { Events = options.Events with { Subjects = eventSubjects } };
         }
 
-        return options;
+        // An empty credential or file is none (as an empty flag or environment variable always was).
+        return options.Connection is not { } connection ? options : options with
+        {
+            Connection = connection with
+            {
+                User = Blank(connection.User),
+                Password = Blank(connection.Password),
+                Token = Blank(connection.Token),
+                CredsFile = Blank(connection.CredsFile),
+                NKeyFile = Blank(connection.NKeyFile),
+                TlsCaFile = Blank(connection.TlsCaFile),
+                TlsCertFile = Blank(connection.TlsCertFile),
+                TlsKeyFile = Blank(connection.TlsKeyFile),
+            },
+        };
     }
 
     /// <summary>The options a run uses: bound from the context's <c>Nats</c> section, then changed by the code's configure, if any.</summary>
@@ -81,6 +106,8 @@ public sealed class NatsModule : IPipelineModule
         var options = Bind(context.Configuration.GetSection(SectionName));
         return _configure is null ? options : _configure(options) ?? throw new InvalidOperationException("The NATS module's configure returned null.");
     }
+
+    private static string? Blank(string? value) => string.IsNullOrEmpty(value) ? null : value;
 
     /// <inheritdoc/>
     public IModulePlan Plan(ModuleSelection selection, ModuleContext context)

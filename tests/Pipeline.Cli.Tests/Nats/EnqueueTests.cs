@@ -2,8 +2,8 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using NATS.Client.Core;
-using Pipeline.Cli.Nats;
 using Pipeline.Commands;
+using Pipeline.Nats.Modules;
 
 namespace Pipeline.Cli.Tests.Nats;
 
@@ -194,7 +194,7 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
             var file = Write("a.jsonl", [Line("a1")]);
             using (var right = PipelineProcess.Start(
                 ["enqueue", "--nats", server.Url, "--nats-user", "alice", "--stream", stream, "--subject", prefix + ".x", file],
-                environment: new Dictionary<string, string> { [NatsConnectionArguments.PasswordVariable] = "right-pa55word" }))
+                environment: new Dictionary<string, string> { [NatsCommandLine.PasswordVariable] = "right-pa55word" }))
             {
                 var exit = await right.WaitForExitAsync(TimeSpan.FromSeconds(60));
                 Assert.True(exit == 0, $"exit {exit}\n{right.Stdout}\n{right.Stderr}");
@@ -230,7 +230,7 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
 
             using var wrong = PipelineProcess.Start(
                 ["enqueue", "--nats", server.Url, "--stream", stream, "--subject", prefix + ".x", file],
-                environment: new Dictionary<string, string> { [NatsConnectionArguments.TokenVariable] = "wr0ng-t0ken" });
+                environment: new Dictionary<string, string> { [NatsCommandLine.TokenVariable] = "wr0ng-t0ken" });
             exit = await wrong.WaitForExitAsync(TimeSpan.FromSeconds(30));
             Assert.True(exit == 1, $"exit {exit}\n{wrong.Stdout}\n{wrong.Stderr}");
             Assert.Contains("Authorization Violation", wrong.Stderr, StringComparison.OrdinalIgnoreCase);

@@ -33,6 +33,10 @@ public sealed class InMemoryModule(IEnumerable<Command> commands) : IPipelineMod
 
     public IReadOnlyList<string> SinkKinds { get; } = ["memory"];
 
+    public ModuleCommandLine? WorkerCommandLine => null;
+
+    public ModuleEnqueue? Enqueue => null;
+
     public string? ImpliedClaimer(ModuleContext context) => null;
 
     public IModulePlan Plan(ModuleSelection selection, ModuleContext context)
