@@ -9,8 +9,12 @@ namespace Pipeline.Claiming;
 /// </summary>
 public interface IClaimer
 {
-    /// <summary>Claims <paramref name="pulled"/>'s command for this worker.</summary>
-    ValueTask<ClaimOutcome> ClaimAsync(ClaimOutcome pulled, CancellationToken cancellationToken);
+    /// <summary>
+    /// Claims the pulled command (<see cref="ClaimContext.Pulled"/>) for this worker. The context
+    /// also carries the source's description of the delivery (<see cref="ClaimContext.Delivery"/>),
+    /// when the source offers one, for a claim that depends on which delivery it is.
+    /// </summary>
+    ValueTask<ClaimOutcome> ClaimAsync(ClaimContext context, CancellationToken cancellationToken);
 }
 
 /// <summary>For sources that already claim inside <c>NextAsync</c>: the pulled outcome stands.</summary>
@@ -20,5 +24,5 @@ public sealed class PassThroughClaimer : IClaimer
     public static PassThroughClaimer Instance { get; } = new();
 
     /// <inheritdoc/>
-    public ValueTask<ClaimOutcome> ClaimAsync(ClaimOutcome pulled, CancellationToken cancellationToken) => new(pulled);
+    public ValueTask<ClaimOutcome> ClaimAsync(ClaimContext context, CancellationToken cancellationToken) => new(context.Pulled);
 }

@@ -51,6 +51,22 @@ public interface ISupportsKeepAlive<THandle>
 }
 
 /// <summary>
+/// A source that describes each delivery to a claimer (<see cref="Claiming.ClaimContext.Delivery"/>):
+/// where it came from, which delivery of the message it is, the transport's metadata. The engine
+/// passes the description through untouched, so it stays source-agnostic; a claimer matches the
+/// type it knows (e.g. <c>NatsDelivery</c>).
+/// </summary>
+public interface ISupportsDeliveryInfo<THandle>
+{
+    /// <summary>
+    /// The description of the delivery behind <paramref name="handle"/>, or null. Asked only when a
+    /// claimer other than <see cref="Claiming.PassThroughClaimer"/> claims it (once per claim), so it
+    /// may allocate; a throw is treated as the claimer's (retry later).
+    /// </summary>
+    object? DeliveryOf(THandle handle);
+}
+
+/// <summary>
 /// A source that fetches ahead of <c>NextAsync</c> (a buffer, an open pull request). When a stop
 /// begins the pipeline calls it before it hands back the commands that have not started, so what
 /// it hands back is not delivered to this worker again but to the rest of the pool.

@@ -15,6 +15,7 @@ public sealed class SourceCapabilities<THandle>
         KeepAlive = source as ISupportsKeepAlive<THandle>;
         Telemetry = source as ISupportsTelemetry<THandle>;
         StopPulling = source as ISupportsStopPulling;
+        DeliveryInfo = source as ISupportsDeliveryInfo<THandle>;
     }
 
     /// <summary>The source itself.</summary>
@@ -34,6 +35,9 @@ public sealed class SourceCapabilities<THandle>
 
     /// <summary>Stops a source that fetches ahead, or null when it holds nothing it was not asked for.</summary>
     public ISupportsStopPulling? StopPulling { get; }
+
+    /// <summary>Describes each delivery to a claimer, or null when the claimer gets the pulled outcome alone.</summary>
+    public ISupportsDeliveryInfo<THandle>? DeliveryInfo { get; }
 
     /// <summary>Discovers what <paramref name="source"/> offers.</summary>
     public static SourceCapabilities<THandle> Discover(ICommandSource<THandle> source) =>

@@ -9,6 +9,7 @@ using NATS.Client.JetStream;
 using NATS.Client.KeyValueStore;
 using Pipeline.Claiming;
 using Pipeline.Commands;
+using Pipeline.Nats.Sources;
 using Polly;
 using Polly.Retry;
 
@@ -41,9 +42,11 @@ namespace Pipeline.Nats.Claiming;
 /// (killed, partitioned) expires by itself: nats-server 2.9 has no per-key TTL, and a bucket MaxAge
 /// needs no clock agreement between workers. A clean stop deletes the key at once. Identity is the
 /// instance, not the worker id, which users set and two live processes could share.</para>
-/// <para>The stream sequence comes from <c>originOf</c> (e.g. <see cref="Sources.NatsCommandSource.OriginOf"/>);
-/// without it a claimer cannot tell its own redelivery from a second publish, and treats a record it
-/// still holds as running. A KV failure throws, which the pipeline treats as a retry later.</para>
+/// <para>The stream sequence comes from the claim's context: the <see cref="NatsDelivery"/> that
+/// <see cref="NatsCommandSource"/> describes each delivery with (<see cref="ClaimContext.Delivery"/>).
+/// Without it (another source, or a context with no delivery) a claimer cannot tell its own
+/// redelivery from a second publish, and treats a record it still holds as running. A KV failure
+/// throws, which the pipeline treats as a retry later.</para>
 /// </remarks>
 public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
 {
@@ -56,7 +59,6 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
     private readonly INatsConnection _connection;
     private readonly INatsKVContext _kv;
     private readonly NatsKvClaimerOptions _options;
-    private readonly Func<Command, ulong?>? _originOf;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly byte[] _workerId;
@@ -68,6 +70,9 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
     // The claims this claimer granted and the engine has not yet released or ended, by key: the
     // deliveries (command instances) that hold each, and the record's revision to compare-and-set.
     private readonly ConcurrentDictionary<string, Grant> _grants = new(StringComparer.Ordinal);
+
+    // The claims in progress here, by key: the turn each waits for (see ClaimAsync).
+    private readonly ConcurrentDictionary<string, Task> _claiming = new(StringComparer.Ordinal);
     private INatsKVStore? _claims;
     private INatsKVStore? _workers;
     private Task? _heartbeats;
@@ -78,17 +83,15 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
     /// <summary>Creates the claimer; the buckets are bound (or created) and the first heartbeat put at the first claim.</summary>
     /// <param name="connection">A connection, best not the consumer's.</param>
     /// <param name="options">Settings; defaults when null. Validated here.</param>
-    /// <param name="originOf">The stream sequence a command was delivered with, when known.</param>
     /// <param name="logger">Takeovers and heartbeat trouble.</param>
     /// <param name="timeProvider">The clock; the system clock when null.</param>
-    public NatsKvClaimer(INatsConnection connection, NatsKvClaimerOptions? options = null, Func<Command, ulong?>? originOf = null, ILogger? logger = null, TimeProvider? timeProvider = null)
+    public NatsKvClaimer(INatsConnection connection, NatsKvClaimerOptions? options = null, ILogger? logger = null, TimeProvider? timeProvider = null)
     {
         ArgumentNullException.ThrowIfNull(connection);
         _options = options ?? new NatsKvClaimerOptions();
         _options.Validate();
         _connection = connection;
         _kv = new NatsKVContext(new NatsJSContext(connection));
-        _originOf = originOf;
         _logger = logger ?? NullLogger.Instance;
         _time = timeProvider ?? TimeProvider.System;
         _workerId = Encoding.UTF8.GetBytes(_options.WorkerId);
@@ -123,9 +126,13 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
         return valid ? commandId : "sha256." + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(commandId)));
     }
 
-    /// <inheritdoc/>
-    public async ValueTask<ClaimOutcome> ClaimAsync(ClaimOutcome pulled, CancellationToken cancellationToken)
+    /// <summary>
+    /// Claims the pulled command, recording the stream sequence of the delivery it came with
+    /// (<see cref="NatsDelivery.StreamSequence"/> of <see cref="ClaimContext.Delivery"/>, when it is one).
+    /// </summary>
+    public async ValueTask<ClaimOutcome> ClaimAsync(ClaimContext context, CancellationToken cancellationToken)
     {
+        var pulled = context.Pulled;
         if (pulled.Command is not { } command)
         {
             return pulled;
@@ -136,7 +143,33 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
         var (claims, workers) = await BindAsync(cancellationToken).ConfigureAwait(false);
         await StayAliveAsync(cancellationToken).ConfigureAwait(false);
         var key = KeyFor(command.CommandId);
-        var sequence = _originOf?.Invoke(command);
+        ulong? sequence = context.Delivery is NatsDelivery delivery ? delivery.StreamSequence : null;
+
+        // One claim of a key at a time here: a claim that read the record another claim here had
+        // just created, before that one listed its grant, found it claimed by this claimer and
+        // not held, and took it again (the command ran twice).
+        var turn = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        while (!_claiming.TryAdd(key, turn.Task))
+        {
+            if (_claiming.TryGetValue(key, out var ahead))
+            {
+                await ahead.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        try
+        {
+            return await ClaimKeyAsync(pulled, command, key, sequence, claims, workers, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _claiming.TryRemove(KeyValuePair.Create(key, turn.Task));
+            turn.TrySetResult();
+        }
+    }
+
+    private async ValueTask<ClaimOutcome> ClaimKeyAsync(ClaimOutcome pulled, Command command, string key, ulong? sequence, INatsKVStore claims, INatsKVStore workers, CancellationToken cancellationToken)
+    {
         var mine = new ClaimRecord(ClaimState.Claimed, _options.WorkerId, Instance, sequence).ToUtf8();
 
         // The create step of TryCreateAsync (expected revision 0), without its read on a conflict:
@@ -174,7 +207,10 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
                         return pulled;
                     }
 
-                    continue; // ended meanwhile: read what it wrote
+                    // Ended: its outcome or release is being written. Read what it wrote once it
+                    // has (read before, the record still says claimed here).
+                    await held.Written.WaitAsync(cancellationToken).ConfigureAwait(false);
+                    continue;
                 }
 
                 if (await DecideAsync(record, command, sequence, workers, cancellationToken).ConfigureAwait(false) is { } decided)
@@ -320,6 +356,9 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
     /// <summary>
     /// The grant <paramref name="claimed"/>'s delivery holds, when this call is the one to write
     /// for it: an outcome from any holder ends the grant; a release only from its last holder.
+    /// The grant stays listed, ended, until its write is done (<see cref="WriteAsync"/>): a claim
+    /// that reads the record before the write lands then finds it still held here, and is not
+    /// granted from under the write (a second run of a command that just completed).
     /// </summary>
     private (string Key, Grant Grant, Command Command)? TakeGrant(ClaimOutcome claimed, bool release, string what)
     {
@@ -335,7 +374,6 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
             return null;
         }
 
-        _grants.TryRemove(KeyValuePair.Create(key, grant));
         return (key, grant, command);
     }
 
@@ -373,6 +411,12 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
             throw new InvalidOperationException(
                 $"Writing {what} to the claim record of {held.Command.CommandId} in bucket {_options.Bucket} failed ({ex.GetType().Name}: {ex.Message}); the record stays claimed, and once this worker is gone a redelivery runs the command again.",
                 ex);
+        }
+        finally
+        {
+            // Written, or given up on (then a delivery here claims the command again).
+            _grants.TryRemove(KeyValuePair.Create(held.Key, held.Grant));
+            held.Grant.EndWrite();
         }
     }
 
@@ -481,11 +525,17 @@ public sealed class NatsKvClaimer : IClaimer, IClaimRecorder, IAsyncDisposable
     private sealed class Grant(ulong revision, ulong? sequence, Command holder)
     {
         private readonly List<Command> _holders = [holder];
+        private readonly TaskCompletionSource _written = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private bool _ended;
 
         public ulong Revision { get; } = revision;
 
         public ulong? Sequence { get; } = sequence;
+
+        /// <summary>Completes once the grant has ended and its outcome or release is written (or given up on).</summary>
+        public Task Written => _written.Task;
+
+        public void EndWrite() => _written.TrySetResult();
 
         /// <summary>Adds a holder; false when the grant has ended meanwhile.</summary>
         public bool TryJoin(Command command)

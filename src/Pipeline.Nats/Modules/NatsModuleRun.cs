@@ -27,7 +27,6 @@ internal sealed class NatsModuleRun : IModuleRun
     private readonly ILogger _logger;
     private readonly RunResources _resources = new();
     private readonly NatsConnection? _side;
-    private NatsCommandSource? _source;
 
     public NatsModuleRun(ModuleSelection selection, NatsWorkerOptions options, PipelineOptions engine, ModuleRunContext context)
     {
@@ -45,15 +44,12 @@ internal sealed class NatsModuleRun : IModuleRun
     public IEventSink CreateSink() =>
         _resources.AddDisposable(new NatsEventSink(_side ?? throw NotSelected("event sink"), _options.Events, _logger));
 
-    public IClaimer CreateClaimer()
-    {
-        var source = _source;
-        return _resources.Add(new NatsKvClaimer(
+    // The stream sequence of each claimed delivery comes with the claim (NatsDelivery in its context).
+    public IClaimer CreateClaimer() =>
+        _resources.Add(new NatsKvClaimer(
             _side ?? throw NotSelected("claimer"),
             _options.Claimer with { WorkerId = _engine.WorkerId },
-            source is null ? null : source.OriginOf,
             _logger));
-    }
 
     public async Task<WorkLeft?> RunSourceAsync(IPipelineRunner runner, CancellationToken stoppingToken)
     {
@@ -108,7 +104,7 @@ internal sealed class NatsModuleRun : IModuleRun
             throw new InvalidOperationException($"NATS at {connection.DisplayUrl} was not reached within the idle timeout ({settings.IdleTimeout!.Value.TotalSeconds:0.###} s); nothing was pulled.");
         }
 
-        var source = _source = _resources.Add(new NatsCommandSource(consumer, settings, logger: _logger, trackOrigins: _selection.Claimer is not null));
+        var source = _resources.Add(new NatsCommandSource(consumer, settings, logger: _logger));
         try
         {
             // Bound now, so a stream or consumer that bind-only cannot find is an error at

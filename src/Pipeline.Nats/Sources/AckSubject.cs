@@ -1,7 +1,7 @@
 namespace Pipeline.Nats.Sources;
 
 /// <summary>
-/// Reads the stream sequence and the delivery count from a JetStream message's reply subject
+/// Reads the stream sequence and the delivery count (and, for a claimer, the consumer sequence) from a JetStream message's reply subject
 /// (<c>$JS.ACK.&lt;stream&gt;.&lt;consumer&gt;.&lt;delivered&gt;.&lt;stream seq&gt;.&lt;consumer seq&gt;.&lt;ts&gt;.&lt;pending&gt;</c>,
 /// or the form with domain and account hash before the stream, ADR-15) without allocating.
 /// NATS.Net's <c>Metadata</c> splits the subject into strings and builds a record: about 560 bytes
@@ -17,23 +17,39 @@ internal static class AckSubject
     {
         streamSequence = 0;
         numDelivered = 0;
+        Span<Range> tokens = stackalloc Range[V2Tokens + 1];
+        var first = FirstNumber(replyTo, tokens);
+        return first > 0
+            && TryRead(replyTo!, tokens[first], out numDelivered)
+            && TryRead(replyTo!, tokens[first + 1], out streamSequence);
+    }
+
+    /// <summary>The consumer sequence (the token after the stream sequence); false when <paramref name="replyTo"/> is not an ack subject this reads.</summary>
+    public static bool TryParseConsumerSequence(string? replyTo, out ulong consumerSequence)
+    {
+        consumerSequence = 0;
+        Span<Range> tokens = stackalloc Range[V2Tokens + 1];
+        var first = FirstNumber(replyTo, tokens);
+        return first > 0 && TryRead(replyTo!, tokens[first + 2], out consumerSequence);
+    }
+
+    /// <summary>The index of the delivery count's token, or -1 when <paramref name="replyTo"/> is not an ack subject.</summary>
+    private static int FirstNumber(string? replyTo, Span<Range> tokens)
+    {
         if (replyTo is null || !replyTo.StartsWith("$JS.ACK.", StringComparison.Ordinal))
         {
-            return false;
+            return -1;
         }
 
-        Span<Range> tokens = stackalloc Range[V2Tokens + 1];
-        var count = replyTo.AsSpan().Split(tokens, '.');
         // As NATS.Net: 9 tokens (v1), or 11 to 12 (v2, the last one optional).
-        var first = count switch
+        return replyTo.AsSpan().Split(tokens, '.') switch
         {
             V1Tokens => 4,
             V2Tokens - 1 or V2Tokens => 6,
             _ => -1,
         };
-
-        return first > 0
-            && ulong.TryParse(replyTo.AsSpan(tokens[first]), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out numDelivered)
-            && ulong.TryParse(replyTo.AsSpan(tokens[first + 1]), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out streamSequence);
     }
+
+    private static bool TryRead(string replyTo, Range token, out ulong value) =>
+        ulong.TryParse(replyTo.AsSpan(token), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out value);
 }

@@ -24,6 +24,7 @@ public sealed partial class NatsCommandSource :
     ISupportsTerminate<NatsHandle>,
     ISupportsKeepAlive<NatsHandle>,
     ISupportsTelemetry<NatsHandle>,
+    ISupportsDeliveryInfo<NatsHandle>,
     ISupportsStopPulling,
     IAsyncDisposable
 {
@@ -41,8 +42,6 @@ public sealed partial class NatsCommandSource :
     private readonly AckOpts _ackOptions;
     private readonly long _idleTicks;
 
-    // Open deliveries by their command, for a claimer that needs the stream sequence (see OriginOf).
-    private readonly ConcurrentDictionary<Command, ulong>? _origins;
     private readonly Counter _acked = new();
     private readonly Counter _nacked = new();
     private readonly Counter _terminated = new();
@@ -58,14 +57,12 @@ public sealed partial class NatsCommandSource :
     /// <param name="decoder">The message shape; <see cref="CommandDecoder"/> when null.</param>
     /// <param name="logger">Diagnostics.</param>
     /// <param name="timeProvider">The clock; the system clock when null.</param>
-    /// <param name="trackOrigins">Remember each open delivery's stream sequence by its command, for <see cref="OriginOf"/>.</param>
     public NatsCommandSource(
         INatsConnection connection,
         NatsSourceOptions? options = null,
         INatsMessageDecoder? decoder = null,
         ILogger? logger = null,
-        TimeProvider? timeProvider = null,
-        bool trackOrigins = false)
+        TimeProvider? timeProvider = null)
     {
         ArgumentNullException.ThrowIfNull(connection);
         _options = options ?? new NatsSourceOptions();
@@ -79,7 +76,6 @@ public sealed partial class NatsCommandSource :
         _js = new NatsJSContext(connection);
         _ackOptions = _options.DoubleAck ? ConfirmedAck : PlainAck;
         _idleTicks = _options.IdleTimeout is { } idle ? (long)(idle.TotalSeconds * _time.TimestampFrequency) : 0;
-        _origins = trackOrigins ? new ConcurrentDictionary<Command, ulong>(ReferenceEqualityComparer.Instance) : null;
     }
 
     /// <summary>The settings in force.</summary>
@@ -124,11 +120,20 @@ public sealed partial class NatsCommandSource :
     public ValueTask InitializeAsync(CancellationToken cancellationToken) => _fetcher.BindAsync(cancellationToken);
 
     /// <summary>
-    /// The stream sequence of the open delivery that carried <paramref name="command"/> (the very
-    /// instance this source decoded), when the source tracks origins; null otherwise.
+    /// This delivery as a claimer sees it (<see cref="NatsDelivery"/>): its subject, stream and
+    /// consumer sequences, delivery count and headers. Read from the handle, so nothing is kept per
+    /// delivery; asked only when a claimer other than the pass-through claims.
     /// </summary>
-    public ulong? OriginOf(Command command) =>
-        _origins is not null && command is not null && _origins.TryGetValue(command, out var sequence) ? sequence : null;
+    public object? DeliveryOf(NatsHandle handle)
+    {
+        var message = handle.Message;
+        if (!AckSubject.TryParseConsumerSequence(message.ReplyTo, out var consumerSequence))
+        {
+            consumerSequence = message.Metadata?.Sequence.Consumer ?? 0;
+        }
+
+        return new NatsDelivery(message.Subject, handle.StreamSequence, consumerSequence, handle.NumDelivered, message.Headers);
+    }
 
     /// <summary>
     /// Stops fetching: the pull request in progress is drained briefly, and everything fetched
@@ -170,21 +175,21 @@ public sealed partial class NatsCommandSource :
     /// <inheritdoc/>
     public ValueTask AckAsync(NatsHandle handle, CancellationToken cancellationToken)
     {
-        Forget(handle);
+        Forget();
         return Count(handle.Message.AckAsync(_ackOptions, _deadlines.Next()), _acked);
     }
 
     /// <inheritdoc/>
     public ValueTask NackAsync(NatsHandle handle, CancellationToken cancellationToken)
     {
-        Forget(handle);
+        Forget();
         return Count(handle.Message.NakAsync(_ackOptions, _deadlines.Next()), _nacked);
     }
 
     /// <inheritdoc/>
     public ValueTask NackAsync(NatsHandle handle, TimeSpan delay, CancellationToken cancellationToken)
     {
-        Forget(handle);
+        Forget();
         var options = delay > TimeSpan.Zero ? _ackOptions with { NakDelay = delay } : _ackOptions;
         return Count(handle.Message.NakAsync(options, _deadlines.Next()), _nacked);
     }
@@ -192,7 +197,7 @@ public sealed partial class NatsCommandSource :
     /// <inheritdoc/>
     public ValueTask TerminateAsync(NatsHandle handle, string reason, CancellationToken cancellationToken)
     {
-        Forget(handle);
+        Forget();
         // nats-server 2.9 compares the payload to exactly "+TERM": a reason would make it ignore the terminate.
         Log.Terminated(_logger, handle.StreamSequence, handle.NumDelivered, reason);
         return Count(handle.Message.AckTerminateAsync(_ackOptions, _deadlines.Next()), _terminated);
@@ -351,27 +356,15 @@ public sealed partial class NatsCommandSource :
             outcome = ClaimOutcome.Failed($"stream sequence {sequence}: the decoder threw {ex.GetType().Name}: {ex.Message}");
         }
 
-        if (_origins is not null && outcome.Command is { } command)
-        {
-            _origins[command] = sequence;
-        }
-
         Interlocked.Increment(ref _open);
-        return new Pulled<NatsHandle>(outcome, new NatsHandle(message, sequence, delivered, _origins is null ? null : outcome.Command))
+        return new Pulled<NatsHandle>(outcome, new NatsHandle(message, sequence, delivered))
         {
             Parent = TraceParentOf(delivery),
         };
     }
 
-    private void Forget(in NatsHandle handle)
-    {
-        // Every handle is settled exactly once (the pipeline's guarantee): the count of those held.
-        Interlocked.Decrement(ref _open);
-        if (_origins is not null && handle.Command is { } command)
-        {
-            _origins.TryRemove(command, out _);
-        }
-    }
+    // Every handle is settled exactly once (the pipeline's guarantee): the count of those held.
+    private void Forget() => Interlocked.Decrement(ref _open);
 
     private static ValueTask Count(ValueTask call, Counter counter)
     {
@@ -406,8 +399,11 @@ public sealed partial class NatsCommandSource :
         ICommandSource<NatsHandle>,
         ISupportsDelayedNack<NatsHandle>,
         ISupportsTerminate<NatsHandle>,
+        ISupportsDeliveryInfo<NatsHandle>,
         ISupportsStopPulling
     {
+        public object? DeliveryOf(NatsHandle handle) => source.DeliveryOf(handle);
+
         public Task StopPullingAsync() => source.StopFetchingAsync();
 
         public ValueTask<Pulled<NatsHandle>?> NextAsync(CancellationToken cancellationToken) => source.NextAsync(cancellationToken);

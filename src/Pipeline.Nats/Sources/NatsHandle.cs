@@ -1,15 +1,13 @@
 using NATS.Client.JetStream;
-using Pipeline.Commands;
 
 namespace Pipeline.Nats.Sources;
 
 /// <summary>The handle of one JetStream delivery: the message to settle, and where it sits in its stream.</summary>
 public readonly struct NatsHandle
 {
-    internal NatsHandle(INatsJSMsg<byte[]> message, ulong streamSequence, ulong numDelivered, Command? tracked)
+    internal NatsHandle(INatsJSMsg<byte[]> message, ulong streamSequence, ulong numDelivered)
     {
         Message = message;
-        Command = tracked;
         StreamSequence = streamSequence;
         NumDelivered = numDelivered;
     }
@@ -21,7 +19,4 @@ public readonly struct NatsHandle
     public ulong NumDelivered { get; }
 
     internal INatsJSMsg<byte[]> Message { get; }
-
-    /// <summary>The command whose origin the source tracks for this delivery, if it does.</summary>
-    internal Command? Command { get; }
 }

@@ -164,7 +164,7 @@ public sealed class HandBackTests
 
         public void OpenReleases() => _open.TrySetResult();
 
-        public ValueTask<ClaimOutcome> ClaimAsync(ClaimOutcome pulled, CancellationToken cancellationToken) => new(pulled);
+        public ValueTask<ClaimOutcome> ClaimAsync(ClaimContext context, CancellationToken cancellationToken) => new(context.Pulled);
 
         public async ValueTask ReleaseAsync(ClaimOutcome claimed, CancellationToken cancellationToken)
         {
@@ -183,7 +183,7 @@ public sealed class HandBackTests
 
         public int ReleasesTried => Volatile.Read(ref _releasesTried);
 
-        public ValueTask<ClaimOutcome> ClaimAsync(ClaimOutcome pulled, CancellationToken cancellationToken) => new(pulled);
+        public ValueTask<ClaimOutcome> ClaimAsync(ClaimContext context, CancellationToken cancellationToken) => new(context.Pulled);
 
         public ValueTask ReleaseAsync(ClaimOutcome claimed, CancellationToken cancellationToken)
         {

@@ -359,7 +359,7 @@ public sealed class PipelineOutcomeTests
 
     private sealed class ThrowingClaimer : Pipeline.Claiming.IClaimer
     {
-        public ValueTask<ClaimOutcome> ClaimAsync(ClaimOutcome pulled, CancellationToken cancellationToken) =>
+        public ValueTask<ClaimOutcome> ClaimAsync(Pipeline.Claiming.ClaimContext context, CancellationToken cancellationToken) =>
             throw new HttpRequestException("control plane down");
     }
 }

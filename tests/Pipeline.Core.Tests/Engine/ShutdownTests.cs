@@ -113,10 +113,10 @@ public sealed class ShutdownTests
 
         public System.Collections.Concurrent.ConcurrentBag<string> Completed { get; } = [];
 
-        public ValueTask<ClaimOutcome> ClaimAsync(ClaimOutcome pulled, CancellationToken cancellationToken)
+        public ValueTask<ClaimOutcome> ClaimAsync(ClaimContext context, CancellationToken cancellationToken)
         {
-            Claimed.Add(pulled.Command!.CommandId);
-            return new(pulled);
+            Claimed.Add(context.Command!.CommandId);
+            return new(context.Pulled);
         }
 
         public ValueTask ReleaseAsync(ClaimOutcome claimed, CancellationToken cancellationToken)

@@ -71,9 +71,9 @@ internal enum ClaimBehaviour : byte
 /// <summary>A claimer that does, for each command, what the test's plan says.</summary>
 internal sealed class HostileClaimer(Func<Command, ClaimBehaviour> behaviourOf, Hangs hangs) : IClaimer
 {
-    public ValueTask<ClaimOutcome> ClaimAsync(ClaimOutcome pulled, CancellationToken cancellationToken)
+    public ValueTask<ClaimOutcome> ClaimAsync(ClaimContext context, CancellationToken cancellationToken)
     {
-        var command = pulled.Command!;
+        var command = context.Command!;
         return behaviourOf(command) switch
         {
             ClaimBehaviour.Claim => new(ClaimOutcome.Claimed(command)),

@@ -18,8 +18,9 @@ internal sealed class ScriptedClaimer(Func<ClaimOutcome, CancellationToken, Valu
     /// <summary>Lets hung claims return (cleanup after a failed test).</summary>
     public void ReleaseHangs() => _never.TrySetResult();
 
-    public async ValueTask<ClaimOutcome> ClaimAsync(ClaimOutcome pulled, CancellationToken cancellationToken)
+    public async ValueTask<ClaimOutcome> ClaimAsync(ClaimContext context, CancellationToken cancellationToken)
     {
+        var pulled = context.Pulled;
         Interlocked.Increment(ref _calls);
         if (Hang?.Invoke(pulled.Command) == true)
         {

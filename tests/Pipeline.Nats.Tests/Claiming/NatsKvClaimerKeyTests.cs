@@ -61,9 +61,9 @@ public sealed class NatsKvClaimerKeyTests(NatsServerFixture server) : IAsyncLife
         await using var connection = server.Connect("claims");
         await using var claimer = new NatsKvClaimer(connection, new NatsKvClaimerOptions { Bucket = NatsServerFixture.UniqueName("claims"), WorkerId = "w" });
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        var first = await claimer.ClaimAsync(ClaimOutcome.Claimed(command), bound.Token);
+        var first = await claimer.ClaimAsync(ClaimContexts.Delivered(command), bound.Token);
         await claimer.RecordOutcomeAsync(first, succeeded: true, bound.Token);
-        var second = await claimer.ClaimAsync(ClaimOutcome.Claimed(command), bound.Token);
+        var second = await claimer.ClaimAsync(ClaimContexts.Delivered(command), bound.Token);
         return (first, second);
     }
 }

@@ -14,9 +14,9 @@ public sealed class NatsKvClaimerStopTests(NatsServerFixture server) : StreamTes
         await JetStream.PublishAsync(Connection, $"{Stream}.c", Enumerable.Range(0, 20).Select(i => TestCommands.Make($"kvstop-{i}", toolKind: "held")));
         await using var consumer = Server.Connect("kvstop-worker");
         await using var claims = Server.Connect("kvstop-claims");
-        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = Stream, Consumer = "pool", FetchExpires = TimeSpan.FromSeconds(1), FetchBatch = 32 }, trackOrigins: true);
+        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = Stream, Consumer = "pool", FetchExpires = TimeSpan.FromSeconds(1), FetchBatch = 32 });
         await source.InitializeAsync(CancellationToken.None);
-        var claimer = new NatsKvClaimer(claims, new NatsKvClaimerOptions { Bucket = NatsServerFixture.UniqueName("kvstopclaims"), WorkerId = "w1" }, source.OriginOf);
+        var claimer = new NatsKvClaimer(claims, new NatsKvClaimerOptions { Bucket = NatsServerFixture.UniqueName("kvstopclaims"), WorkerId = "w1" });
         var tool = new GatedTool("held");
         var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [tool]), new CollectingSink(), new PipelineOptions
         {

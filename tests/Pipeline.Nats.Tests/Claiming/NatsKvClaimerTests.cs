@@ -34,9 +34,9 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelp
             var claims = Server.Connect($"claims-{w}");
             var batch = random.Next(4, 65);
             output.WriteLine($"worker {w}: fetch batch {batch}");
-            var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = Stream, Consumer = "pool", FetchExpires = TimeSpan.FromSeconds(1), FetchBatch = batch }, trackOrigins: true);
+            var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = Stream, Consumer = "pool", FetchExpires = TimeSpan.FromSeconds(1), FetchBatch = batch });
             await source.InitializeAsync(CancellationToken.None);
-            var kv = new NatsKvClaimer(claims, new NatsKvClaimerOptions { Bucket = bucket, WorkerId = $"w{w}" }, source.OriginOf);
+            var kv = new NatsKvClaimer(claims, new NatsKvClaimerOptions { Bucket = bucket, WorkerId = $"w{w}" });
             var sink = new CollectingSink();
             // RecentCommandIds 0: the engine's own duplicate cache is off, so only the claimer can stop a second run.
             var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [slow]), sink, new PipelineOptions
@@ -97,16 +97,89 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelp
         var bucket = NatsServerFixture.UniqueName("claims");
         var command = TestCommands.Make("same");
         ulong? origin = 41;
-        await using var claimer = new NatsKvClaimer(Connection, new NatsKvClaimerOptions { Bucket = bucket }, _ => origin);
+        await using var claimer = new NatsKvClaimer(Connection, new NatsKvClaimerOptions { Bucket = bucket });
 
-        Assert.Equal(Commands.ClaimOutcomeKind.Claimed, (await claimer.ClaimAsync(Commands.ClaimOutcome.Claimed(command), CancellationToken.None)).Kind);
-        Assert.Equal(Commands.ClaimOutcomeKind.Claimed, (await claimer.ClaimAsync(Commands.ClaimOutcome.Claimed(command), CancellationToken.None)).Kind);
+        Assert.Equal(Commands.ClaimOutcomeKind.Claimed, (await claimer.ClaimAsync(ClaimContexts.Delivered(command, origin), CancellationToken.None)).Kind);
+        Assert.Equal(Commands.ClaimOutcomeKind.Claimed, (await claimer.ClaimAsync(ClaimContexts.Delivered(command, origin), CancellationToken.None)).Kind);
         origin = 42;
-        Assert.Equal(Commands.ClaimOutcomeKind.RetryLater, (await claimer.ClaimAsync(Commands.ClaimOutcome.Claimed(command), CancellationToken.None)).Kind);
+        Assert.Equal(Commands.ClaimOutcomeKind.RetryLater, (await claimer.ClaimAsync(ClaimContexts.Delivered(command, origin), CancellationToken.None)).Kind);
         origin = null;
-        Assert.Equal(Commands.ClaimOutcomeKind.RetryLater, (await claimer.ClaimAsync(Commands.ClaimOutcome.Claimed(command), CancellationToken.None)).Kind);
+        Assert.Equal(Commands.ClaimOutcomeKind.RetryLater, (await claimer.ClaimAsync(ClaimContexts.Delivered(command, origin), CancellationToken.None)).Kind);
         await claimer.RecordOutcomeAsync(Commands.ClaimOutcome.Claimed(command), succeeded: true, CancellationToken.None);
         origin = 42;
-        Assert.Equal(Commands.ClaimOutcomeKind.AlreadyClaimed, (await claimer.ClaimAsync(Commands.ClaimOutcome.Claimed(command), CancellationToken.None)).Kind);
+        Assert.Equal(Commands.ClaimOutcomeKind.AlreadyClaimed, (await claimer.ClaimAsync(ClaimContexts.Delivered(command, origin), CancellationToken.None)).Kind);
+    }
+
+    /// <summary>
+    /// The claimer's redelivery rule on deliveries the source describes itself (the claim's
+    /// context), not sequences made up by the test: a redelivery of the stream message it holds
+    /// claims again, a second publish of the command (another stream sequence) waits while the
+    /// claim is held, and is skipped once the command has ended.
+    /// </summary>
+    [Fact]
+    public async Task On_the_sources_own_deliveries_a_redelivery_claims_again_and_a_second_publish_waits_until_the_first_has_ended()
+    {
+        var command = TestCommands.Make("real-same");
+        var published = await JetStream.PublishAsync(Connection, $"{Stream}.c", [command]);
+        await using var consumer = Server.Connect("kv-real");
+        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = Stream, Consumer = "real", FetchExpires = TimeSpan.FromSeconds(1) });
+        await using var claimer = new NatsKvClaimer(Connection, new NatsKvClaimerOptions { Bucket = NatsServerFixture.UniqueName("claims") });
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        async Task<(NatsHandle Handle, Commands.ClaimOutcome Outcome)> PullAndClaimAsync()
+        {
+            var pulled = (await source.NextAsync(bound.Token))!.Value;
+            var outcome = await claimer.ClaimAsync(new Pipeline.Claiming.ClaimContext(pulled.Outcome, source.DeliveryOf(pulled.Handle)), bound.Token);
+            return (pulled.Handle, outcome);
+        }
+
+        var first = await PullAndClaimAsync();
+        await source.NackAsync(first.Handle, CancellationToken.None); // the claim is kept: a lost ack, a redelivery racing the first
+        var redelivered = await PullAndClaimAsync();
+        var republished = await JetStream.PublishAsync(Connection, $"{Stream}.c", [command]);
+        var second = await PullAndClaimAsync();
+        await claimer.RecordOutcomeAsync(redelivered.Outcome, succeeded: true, CancellationToken.None);
+        await source.AckAsync(redelivered.Handle, CancellationToken.None);
+        await source.NackAsync(second.Handle, CancellationToken.None);
+        var secondAgain = await PullAndClaimAsync();
+        await source.AckAsync(secondAgain.Handle, CancellationToken.None);
+
+        Assert.Equal(published[0], first.Handle.StreamSequence);
+        Assert.Equal(Commands.ClaimOutcomeKind.Claimed, first.Outcome.Kind);
+        Assert.Equal((published[0], 2UL), (redelivered.Handle.StreamSequence, redelivered.Handle.NumDelivered));
+        Assert.Equal(Commands.ClaimOutcomeKind.Claimed, redelivered.Outcome.Kind);
+        Assert.Equal(republished[0], second.Handle.StreamSequence);
+        Assert.Equal(Commands.ClaimOutcomeKind.RetryLater, second.Outcome.Kind);
+        Assert.Equal(republished[0], secondAgain.Handle.StreamSequence);
+        Assert.Equal(Commands.ClaimOutcomeKind.AlreadyClaimed, secondAgain.Outcome.Kind);
+    }
+
+    /// <summary>
+    /// Through the pipeline, each command's claim record carries the stream sequence the command
+    /// was published at: the Claim block hands the claimer the source's description of the very
+    /// delivery it claims. Without it the record has no sequence, and the claimer cannot tell its
+    /// own redelivery from a second publish.
+    /// </summary>
+    [Fact]
+    public async Task Through_the_pipeline_each_claim_record_names_the_stream_sequence_its_command_was_published_at()
+    {
+        const int count = 200;
+        var commands = Enumerable.Range(0, count).Select(i => TestCommands.Make($"seq-{i}")).ToList();
+        var published = await JetStream.PublishAsync(Connection, $"{Stream}.c", commands);
+        var bucket = NatsServerFixture.UniqueName("claims");
+        await using var consumer = Server.Connect("kv-seq");
+        await using var claims = Server.Connect("kv-seq-claims");
+        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = Stream, Consumer = "seq", FetchExpires = TimeSpan.FromSeconds(1) });
+        await using var claimer = new NatsKvClaimer(claims, new NatsKvClaimerOptions { Bucket = bucket, WorkerId = "w" });
+        var sink = new CollectingSink();
+        var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(), sink, new PipelineOptions { Claim = new BlockOptions { Parallelism = 8 } }, claimer);
+
+        await PipelineRuns.RunUntilAsync(pipeline, () => sink.CompletedIds == count, TimeSpan.FromSeconds(60), "all completed", () => $"{sink.CompletedIds} completed");
+
+        var store = await new NATS.Client.KeyValueStore.NatsKVContext(new NATS.Client.JetStream.NatsJSContext(Connection)).GetStoreAsync(bucket);
+        for (var i = 0; i < count; i++)
+        {
+            var entry = await store.GetEntryAsync<byte[]>(NatsKvClaimer.KeyFor(commands[i].CommandId));
+            Assert.Equal(new ClaimRecord(ClaimState.Completed, "w", claimer.Instance, published[i]), ClaimRecord.Parse(entry.Value));
+        }
     }
 }

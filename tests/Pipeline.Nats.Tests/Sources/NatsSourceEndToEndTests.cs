@@ -107,6 +107,39 @@ public sealed class NatsSourceEndToEndTests(NatsServerFixture server) : StreamTe
         Assert.Equal(count, pulled.Select(p => p.Id).Distinct().Count());
     }
 
+    /// <summary>
+    /// What the source tells a claimer of each delivery (<see cref="NatsDelivery"/>) is that
+    /// delivery as the server sent it: the subject and stream sequence it was published with, and
+    /// for a redelivery the same stream sequence with the next delivery count and consumer
+    /// sequence. The KV claimer tells its own redelivery from a second publish by it. The source
+    /// without keep-alive describes its deliveries too.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Each_delivery_is_described_as_the_server_sent_it_and_a_redelivery_keeps_its_stream_sequence(bool keepAlive)
+    {
+        var js = new NATS.Client.JetStream.NatsJSContext(Connection);
+        var headers = new NatsHeaders { ["X-Origin"] = "test" };
+        var ack = await js.PublishAsync(Subject, Encoding.UTF8.GetBytes(TestCommands.Make("described").ToJson()), headers: headers);
+        ack.EnsureSuccess();
+        await using var source = new NatsCommandSource(_consumerConnection, Options());
+        var described = (Pipeline.Sources.ISupportsDeliveryInfo<NatsHandle>)(keepAlive ? source : source.WithoutKeepAlive());
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+
+        var first = (await source.NextAsync(bound.Token))!.Value;
+        var firstDelivery = Assert.IsType<NatsDelivery>(described.DeliveryOf(first.Handle));
+        await source.NackAsync(first.Handle, CancellationToken.None);
+        var again = (await source.NextAsync(bound.Token))!.Value;
+        var againDelivery = Assert.IsType<NatsDelivery>(described.DeliveryOf(again.Handle));
+        await source.AckAsync(again.Handle, CancellationToken.None);
+
+        Assert.Equal(new NatsDelivery(Subject, ack.Seq, 1, 1, firstDelivery.Headers), firstDelivery);
+        Assert.Equal("test", firstDelivery.Headers?["X-Origin"].ToString());
+        Assert.Equal(new NatsDelivery(Subject, ack.Seq, 2, 2, againDelivery.Headers), againDelivery);
+        Assert.Equal("test", againDelivery.Headers?["X-Origin"].ToString());
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]

@@ -85,3 +85,14 @@ internal sealed class RenewalClock(Pipeline.Nats.Sources.NatsCommandSource sourc
         _renewals.Enqueue(System.Diagnostics.Stopwatch.GetTimestamp());
     }
 }
+
+/// <summary>What the Claim block hands a claimer, as the JetStream source describes a delivery.</summary>
+internal static class ClaimContexts
+{
+    /// <summary>
+    /// <paramref name="command"/> delivered from stream sequence <paramref name="streamSequence"/> (as
+    /// <see cref="NatsCommandSource"/> describes it); no delivery information when the sequence is null.
+    /// </summary>
+    public static Pipeline.Claiming.ClaimContext Delivered(Command command, ulong? streamSequence = null) =>
+        new(ClaimOutcome.Claimed(command), streamSequence is { } sequence ? new NatsDelivery("test.commands", sequence, ConsumerSequence: sequence, NumDelivered: 1) : null);
+}

@@ -80,8 +80,8 @@ public sealed class InMemoryModule(IEnumerable<Command> commands) : IPipelineMod
             return ValueTask.CompletedTask;
         }
 
-        public ValueTask<ClaimOutcome> ClaimAsync(ClaimOutcome pulled, CancellationToken cancellationToken) =>
-            new(module._claimed.TryAdd(pulled.Command!.CommandId, 0) ? pulled : ClaimOutcome.AlreadyClaimed(pulled.Command));
+        public ValueTask<ClaimOutcome> ClaimAsync(ClaimContext context, CancellationToken cancellationToken) =>
+            new(module._claimed.TryAdd(context.Command!.CommandId, 0) ? context.Pulled : ClaimOutcome.AlreadyClaimed(context.Command));
 
         public ValueTask DisposeAsync()
         {

@@ -1,5 +1,6 @@
 using Pipeline.Claiming;
 using Pipeline.Commands;
+using Pipeline.Sources;
 
 namespace Pipeline.Engine.Stages;
 
@@ -25,6 +26,7 @@ internal sealed class ClaimStage<THandle>
     private readonly PipelineRuntime<THandle> _runtime;
     private readonly IClaimer _claimer;
     private readonly bool _claimTakesTime;
+    private readonly ISupportsDeliveryInfo<THandle>? _deliveryInfo;
     private readonly bool _counts;
     private readonly AckDecisionStage<THandle> _next;
     private readonly StageBlock<Delivery<THandle>> _block;
@@ -37,6 +39,7 @@ internal sealed class ClaimStage<THandle>
         _runtime = runtime;
         _claimer = claimer;
         _claimTakesTime = claimer is not PassThroughClaimer;
+        _deliveryInfo = runtime.Source.DeliveryInfo;
         _counts = runtime.Recent is not null;
         _next = next;
         _block = new StageBlock<Delivery<THandle>>(ClaimAsync, runtime.Options.Claim.Parallelism);
@@ -161,7 +164,13 @@ internal sealed class ClaimStage<THandle>
                     return;
                 }
 
-                outcome = await ClaimWithClaimerAsync(outcome).ConfigureAwait(false);
+                if (_claimTakesTime)
+                {
+                    // Only a real claimer is asked (and its context built): the pass-through's
+                    // answer is the validated outcome itself.
+                    outcome = await ClaimWithClaimerAsync(delivery, outcome).ConfigureAwait(false);
+                }
+
                 if (outcome.Kind == ClaimOutcomeKind.Claimed)
                 {
                     delivery.ClaimedElsewhere = _claimTakesTime;
@@ -231,11 +240,13 @@ internal sealed class ClaimStage<THandle>
         _next.Post(delivery);
     }
 
-    private async ValueTask<ClaimOutcome> ClaimWithClaimerAsync(ClaimOutcome pulled)
+    /// <summary>Asks the claimer, with what the source says of this delivery when it says anything.</summary>
+    private async ValueTask<ClaimOutcome> ClaimWithClaimerAsync(Delivery<THandle> delivery, ClaimOutcome pulled)
     {
         try
         {
-            return Validate(await _claimer.ClaimAsync(pulled, _runtime.Abort).ConfigureAwait(false), "the claimer");
+            var context = new ClaimContext(pulled, _deliveryInfo?.DeliveryOf(delivery.Handle));
+            return Validate(await _claimer.ClaimAsync(context, _runtime.Abort).ConfigureAwait(false), "the claimer");
         }
         catch (Exception ex)
         {

@@ -1,3 +1,5 @@
+using Pipeline.Claiming;
+
 namespace Pipeline.Tests.Engine.Stages;
 
 /// <summary>
@@ -395,5 +397,120 @@ public sealed class ClaimStageTests(ITestOutputHelper output)
         Assert.All(Enumerable.Range(0, 20), h => Assert.Contains(source.SettlesOf(h)[0].Kind, new[] { SettleKind.Nacked, SettleKind.NackedWithDelay }));
         Assert.Equal(20, pipeline.Stats.ClaimRetries);
         Assert.Equal(0, pipeline.Stats.InternalErrors);
+    }
+
+    /// <summary>
+    /// A claimer is told which delivery it claims: the description the source gave for that very
+    /// handle (a claim that depends on the delivery, e.g. the KV claimer's stream sequence, is
+    /// otherwise made for the wrong one). Many commands, claimed eight at a time by a claimer that
+    /// yields at random, so a context built from a delivery other than the one claimed would show.
+    /// </summary>
+    [Fact]
+    public async Task A_claimer_gets_the_delivery_information_the_source_gave_for_that_very_delivery()
+    {
+        const int count = 2_000;
+        var source = new DescribingSource(count);
+        var claimer = new ContextRecordingClaimer(seed: 15);
+        var options = PipelineHarness.FastOptions() with { Claim = new BlockOptions { Parallelism = 8 }, Dispatch = new BlockOptions { Parallelism = 8 } };
+        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(), new CollectingSink(), options, claimer);
+
+        await pipeline.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(count, pipeline.Stats.Completed);
+        Assert.Equal(count, claimer.Seen.Count);
+        foreach (var (command, delivery) in claimer.Seen)
+        {
+            // Handle n carries command "c{n}", and the source describes handle n as Described(n).
+            var handle = long.Parse(command.CommandId.AsSpan(1), System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Equal(new Described(handle), delivery);
+        }
+
+        Assert.Equal(count, claimer.Seen.Select(seen => seen.Command.CommandId).Distinct().Count());
+    }
+
+    /// <summary>A source without <see cref="ISupportsDeliveryInfo{THandle}"/>: the claimer gets the pulled command and no delivery.</summary>
+    [Fact]
+    public async Task Without_the_capability_a_claimer_gets_no_delivery_information()
+    {
+        var source = new RecordingSource(Enumerable.Range(0, 50).Select(i => ClaimOutcome.Claimed(TestCommands.Make($"c{i}"))));
+        var claimer = new ContextRecordingClaimer(seed: 15);
+        var options = PipelineHarness.FastOptions() with { Claim = new BlockOptions { Parallelism = 4 } };
+        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(), new CollectingSink(), options, claimer);
+
+        await pipeline.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(50, pipeline.Stats.Completed);
+        Assert.Equal(50, claimer.Seen.Count);
+        Assert.All(claimer.Seen, seen => Assert.Null(seen.Delivery));
+    }
+
+    /// <summary>Without a claimer (the pass-through) the source is never asked to describe a delivery: runs without one pay nothing for the context.</summary>
+    [Fact]
+    public async Task Without_a_claimer_the_source_is_never_asked_to_describe_a_delivery()
+    {
+        var source = new DescribingSource(200);
+        var pipeline = new CommandPipeline<long>(source, PipelineHarness.Tools(), new CollectingSink(), PipelineHarness.FastOptions());
+
+        await pipeline.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(200, pipeline.Stats.Completed);
+        Assert.Equal(0, source.DescribeCalls);
+    }
+
+    /// <summary>What <see cref="DescribingSource"/> says of handle <paramref name="Handle"/>.</summary>
+    private sealed record Described(long Handle);
+
+    /// <summary>Hands out <c>c{n}</c> on handle n and describes each delivery by its handle; acks and nacks are ignored.</summary>
+    private sealed class DescribingSource(int count) : ICommandSource<long>, ISupportsDeliveryInfo<long>
+    {
+        private long _next = -1;
+        private int _described;
+
+        public int DescribeCalls => Volatile.Read(ref _described);
+
+        public ValueTask<Pulled<long>?> NextAsync(CancellationToken cancellationToken)
+        {
+            var handle = Interlocked.Increment(ref _next);
+            return new(handle < count ? new Pulled<long>(ClaimOutcome.Claimed(TestCommands.Make($"c{handle}")), handle) : null);
+        }
+
+        public object? DeliveryOf(long handle)
+        {
+            Interlocked.Increment(ref _described);
+            return new Described(handle);
+        }
+
+        public ValueTask AckAsync(long handle, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+        public ValueTask NackAsync(long handle, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    }
+
+    /// <summary>Claims everything, yielding or waiting a moment at random first (so claims interleave); records each context's command and delivery.</summary>
+    private sealed class ContextRecordingClaimer(int seed) : IClaimer
+    {
+        private readonly Random _random = new(seed);
+
+        public ConcurrentBag<(Command Command, object? Delivery)> Seen { get; } = [];
+
+        public async ValueTask<ClaimOutcome> ClaimAsync(ClaimContext context, CancellationToken cancellationToken)
+        {
+            int pause;
+            lock (_random)
+            {
+                pause = _random.Next(4);
+            }
+
+            if (pause == 0)
+            {
+                await Task.Delay(1, cancellationToken);
+            }
+            else
+            {
+                await Task.Yield();
+            }
+
+            Seen.Add((context.Command!, context.Delivery));
+            return context.Pulled;
+        }
     }
 }
