@@ -1,10 +1,4 @@
-using System.Diagnostics;
-using System.Text;
 using System.Text.RegularExpressions;
-using NATS.Client.JetStream;
-using NATS.Client.JetStream.Models;
-using Pipeline.Cli.Tests.Support;
-using Xunit.Abstractions;
 
 namespace Pipeline.Cli.Tests;
 

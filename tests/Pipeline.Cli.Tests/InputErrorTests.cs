@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using Pipeline.Cli.Tests.Support;
-
 namespace Pipeline.Cli.Tests;
 
 /// <summary>Inputs that must not hurt: each has an exit code and a message that names what was wrong.</summary>
@@ -12,13 +9,7 @@ public sealed class InputErrorTests : IDisposable
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
-    private static async Task<(int Exit, string Out, string Err)> Run(params string[] args)
-    {
-        using var stdout = new StringWriter();
-        using var stderr = new StringWriter();
-        var exit = await PipelineCli.InvokeAsync(args, stdout, stderr, interactive: false).WaitAsync(TimeSpan.FromSeconds(60));
-        return (exit, stdout.ToString(), stderr.ToString());
-    }
+    private static Task<(int Exit, string Out, string Err)> Run(params string[] args) => InProcessCli.RunAsync(args);
 
     private string Commands(int count = 1)
     {
@@ -205,5 +196,40 @@ public sealed class InputErrorTests : IDisposable
         await process.WaitForExitAsync(timeout.Token);
         Assert.Equal(130, process.ExitCode);
         Assert.Contains("completed      1", seen + await output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_empty_events_path_is_a_usage_error()
+    {
+        var (exit, _, error) = await Run(["run", Commands(), "--events", ""]);
+
+        Assert.Equal(2, exit);
+        Assert.StartsWith("error: ", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_empty_commands_path_is_a_usage_error()
+    {
+        var (exit, _, error) = await Run(["run", ""]);
+
+        Assert.Equal(2, exit);
+        Assert.StartsWith("error: ", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Events_may_not_name_the_file_standard_input_reads()
+    {
+        // pipeline run - --events commands.jsonl < commands.jsonl: the events file would truncate the input being read.
+        var commands = Commands();
+        var before = await File.ReadAllTextAsync(commands);
+
+        var (exit, _, error) = await InProcessCli.RunAsync(["run", "-", "--events", commands], stdin: () => File.OpenRead(commands));
+
+        Assert.Equal(2, exit);
+        Assert.Contains("--events names the commands file", error, StringComparison.Ordinal);
+        Assert.Equal(before, await File.ReadAllTextAsync(commands));
     }
 }

@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace Pipeline.Cli.Tests;
 
 public sealed class RunCommandTests : IDisposable
@@ -8,13 +6,7 @@ public sealed class RunCommandTests : IDisposable
 
     private static string Sample(string name) => Path.Combine(AppContext.BaseDirectory, "samples", name);
 
-    private static async Task<(int Exit, string Out, string Err)> Run(params string[] args)
-    {
-        using var stdout = new StringWriter();
-        using var stderr = new StringWriter();
-        var exit = await PipelineCli.InvokeAsync(args, stdout, stderr, interactive: false).WaitAsync(TimeSpan.FromSeconds(60));
-        return (exit, stdout.ToString(), stderr.ToString());
-    }
+    private static Task<(int Exit, string Out, string Err)> Run(params string[] args) => InProcessCli.RunAsync(args);
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 

@@ -1,7 +1,3 @@
-using System.Diagnostics;
-using System.Text.Json;
-using Pipeline.Cli.Tests.Support;
-
 namespace Pipeline.Cli.Tests;
 
 /// <summary>What the real <c>pipeline run</c> process does when it is sent a signal mid-run.</summary>
@@ -35,6 +31,34 @@ public sealed class SignalTests : IDisposable
         Assert.Empty(started.Except(ended));
     }
 
+    /// <summary>
+    /// Runs <paramref name="count"/> delay commands of <paramref name="delayMs"/> with their events
+    /// to a file, sends <paramref name="signal"/> at the first progress line, and waits (30 s at most) for the exit.
+    /// </summary>
+    private async Task<SignalledRun> RunAndSignalAsync(int count, int delayMs, int signal, params string[] args)
+    {
+        var events = Path.Combine(_directory, "events.jsonl");
+        var process = PipelineProcess.Start(["run", Commands(count, delayMs), "--events", events, .. args]);
+        await process.WaitForOutputAsync("progress:", TimeSpan.FromSeconds(30));
+        var signalled = Stopwatch.StartNew();
+        process.Signal(signal);
+        var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        return new SignalledRun(process, events, exit, signalled.Elapsed);
+    }
+
+    /// <summary>Sends <paramref name="signal"/> once <paramref name="ready"/> has completed, and waits (30 s at most) for the exit code.</summary>
+    private static async Task<int> SignalOnceAsync(PipelineProcess process, Task ready, int signal)
+    {
+        await ready;
+        process.Signal(signal);
+        return await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    private sealed record SignalledRun(PipelineProcess Process, string Events, int Exit, TimeSpan SinceSignal) : IDisposable
+    {
+        public void Dispose() => Process.Dispose();
+    }
+
     [Theory]
     [InlineData(PipelineProcess.SigInt, "SIGINT", 130)]
     [InlineData(PipelineProcess.SigTerm, "SIGTERM", 143)]
@@ -66,13 +90,9 @@ public sealed class SignalTests : IDisposable
     [Fact]
     public async Task Sigterm_lets_the_commands_in_flight_finish_and_stops_pulling()
     {
-        var events = Path.Combine(_directory, "events.jsonl");
         // 16 at a time, 1.5 s each: a stop after the first second finds the first 16 running.
-        using var process = PipelineProcess.Start(["run", Commands(64, 1500), "--events", events, "--max-in-flight", "16", "--shutdown-timeout-ms", "20000"]);
-        await process.WaitForOutputAsync("progress:", TimeSpan.FromSeconds(30));
-
-        process.Signal(PipelineProcess.SigTerm);
-        var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        using var run = await RunAndSignalAsync(64, 1500, PipelineProcess.SigTerm, "--max-in-flight", "16", "--shutdown-timeout-ms", "20000");
+        var (process, events, exit, _) = run;
 
         Assert.Equal(143, exit);
         var written = await ReadEvents(events);
@@ -109,16 +129,11 @@ public sealed class SignalTests : IDisposable
     [Fact]
     public async Task Sigquit_stops_at_once()
     {
-        var events = Path.Combine(_directory, "events.jsonl");
-        using var process = PipelineProcess.Start(["run", Commands(32, 30_000), "--events", events, "--shutdown-timeout-ms", "60000"]);
-        await process.WaitForOutputAsync("progress:", TimeSpan.FromSeconds(30));
-
-        var signalled = Stopwatch.StartNew();
-        process.Signal(PipelineProcess.SigQuit);
-        var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        using var run = await RunAndSignalAsync(32, 30_000, PipelineProcess.SigQuit, "--shutdown-timeout-ms", "60000");
+        var (process, events, exit, sinceSignal) = run;
 
         Assert.Equal(131, exit);
-        Assert.InRange(signalled.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(3));
+        Assert.InRange(sinceSignal, TimeSpan.Zero, TimeSpan.FromSeconds(3));
         Assert.Contains("result         stopped by SIGQUIT", process.Stdout, StringComparison.Ordinal);
         EveryStartedHasItsEnd(await ReadEvents(events));
     }
@@ -128,10 +143,7 @@ public sealed class SignalTests : IDisposable
     {
         using var process = PipelineProcess.Start(["run", Commands(4, 3000), "--shutdown-timeout-ms", "20000"]);
         // All four are running (the input is read to its end); a drain lets them finish.
-        await process.WaitForOutputAsync("dispatch 0/4", TimeSpan.FromSeconds(30));
-
-        process.Signal(PipelineProcess.SigTerm);
-        var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        var exit = await SignalOnceAsync(process, process.WaitForOutputAsync("dispatch 0/4", TimeSpan.FromSeconds(30)), PipelineProcess.SigTerm);
 
         Assert.Equal(0, exit);
         Assert.Contains("completed      4", process.Stdout, StringComparison.Ordinal);
@@ -141,12 +153,8 @@ public sealed class SignalTests : IDisposable
     [Fact]
     public async Task Sighup_drains_like_sigterm()
     {
-        var events = Path.Combine(_directory, "events.jsonl");
-        using var process = PipelineProcess.Start(["run", Commands(256, 30_000), "--events", events, "--shutdown-timeout-ms", "500"]);
-        await process.WaitForOutputAsync("progress:", TimeSpan.FromSeconds(30));
-
-        process.Signal(PipelineProcess.SigHup);
-        var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        using var run = await RunAndSignalAsync(256, 30_000, PipelineProcess.SigHup, "--shutdown-timeout-ms", "500");
+        var (process, events, exit, _) = run;
 
         Assert.Equal(129, exit);
         Assert.Contains("result         stopped by SIGHUP", process.Stdout, StringComparison.Ordinal);
@@ -166,10 +174,7 @@ public sealed class SignalTests : IDisposable
         using var process = PipelineProcess.Start(["run", commands, "--shutdown-timeout-ms", "20000"]);
         // Signalled once both are read: "bad" failed, "slow" running, none unsettled. The first
         // progress line can come before the file is read (then the stop cuts the input: exit 130).
-        await process.WaitForProgressAsync(@"failed 1, skipped 0, unsettled 0, .*claim 0/0 ack 0/0 dispatch 0/1 ", TimeSpan.FromSeconds(30));
-
-        process.Signal(PipelineProcess.SigInt);
-        var exit = await process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        var exit = await SignalOnceAsync(process, process.WaitForProgressAsync(@"failed 1, skipped 0, unsettled 0, .*claim 0/0 ack 0/0 dispatch 0/1 ", TimeSpan.FromSeconds(30)), PipelineProcess.SigInt);
 
         Assert.Equal(1, exit);
         Assert.Contains("completed      1", process.Stdout, StringComparison.Ordinal);

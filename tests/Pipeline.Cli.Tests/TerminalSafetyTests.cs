@@ -1,7 +1,3 @@
-using System.Diagnostics;
-using System.Text.Json;
-using Pipeline.Cli.Tests.Support;
-
 namespace Pipeline.Cli.Tests;
 
 /// <summary>Text from input or from a peer never drives the terminal: the real binary, piped and on a pseudo-terminal.</summary>

@@ -1,58 +1,10 @@
-using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
-using Pipeline.Cli.Tests.Support;
-using Xunit.Abstractions;
-
 namespace Pipeline.Cli.Tests;
 
 /// <summary>A Kestrel server on 127.0.0.1 whose <c>/endless</c> body never ends.</summary>
-public sealed class EndlessBodyServer : IAsyncLifetime
+public sealed class EndlessBodyServer : LoopbackWebServer
 {
-    private WebApplication? _app;
-
-    public Uri BaseAddress { get; private set; } = null!;
-
-    public async Task InitializeAsync()
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.ClearProviders();
-        var app = builder.Build();
-        app.MapGet("/endless", async (HttpContext context) =>
-        {
-            var chunk = new byte[16 * 1024];
-            chunk.AsSpan().Fill((byte)'a');
-            try
-            {
-                while (!context.RequestAborted.IsCancellationRequested)
-                {
-                    await context.Response.Body.WriteAsync(chunk, context.RequestAborted);
-                }
-            }
-            catch (Exception ex) when (ex is OperationCanceledException or IOException)
-            {
-                // the client stopped reading and dropped the connection
-            }
-        });
-        await app.StartAsync();
-        BaseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single());
-        _app = app;
-    }
-
-    public async Task DisposeAsync()
-    {
-        if (_app is not null)
-        {
-            await _app.DisposeAsync();
-        }
-    }
+    protected override void Map(WebApplication app) => app.MapGet("/endless", WriteEndlessBodyAsync);
 }
 
 /// <summary>

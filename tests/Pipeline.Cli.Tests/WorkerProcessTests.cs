@@ -1,10 +1,4 @@
-using System.Diagnostics;
-using System.Text;
-using System.Text.Json;
 using NATS.Client.Core;
-using NATS.Client.JetStream;
-using NATS.Client.JetStream.Models;
-using Pipeline.Cli.Tests.Support;
 
 namespace Pipeline.Cli.Tests;
 
@@ -119,6 +113,33 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
         var started = events.Where(e => e.Type == "command.started").Select(e => e.Id).ToHashSet();
         var ended = events.Where(e => e.Type is "command.completed" or "command.failed").Select(e => e.Id).ToHashSet();
         Assert.Empty(started.Except(ended));
+    }
+
+    /// <summary>Waits for each worker to exit (120 s at most), each with exit code 0.</summary>
+    private static async Task ExitCleanlyAsync(IEnumerable<PipelineProcess> workers)
+    {
+        foreach (var worker in workers)
+        {
+            var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(120));
+            Assert.True(exit == 0, $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}");
+        }
+    }
+
+    /// <summary>
+    /// Every id has exactly one command.completed across the workers' events files, and every
+    /// worker took part (a pool, not one worker and a bystander).
+    /// </summary>
+    private static void EveryIdCompletedOnceAcrossThePool(List<string> ids, List<PipelineProcess> workers, IEnumerable<string> files)
+    {
+        var summaries = string.Join("\n", workers.Select(w => w.Stdout + w.Stderr));
+        var perWorker = files.Select(f => ReadEvents(f).Where(e => e.Type == "command.completed").Select(e => e.Id!).ToList()).ToList();
+        var completed = perWorker.SelectMany(c => c).ToList();
+        var twice = completed.GroupBy(id => id).Where(g => g.Count() > 1).Select(g => g.Key).Take(5).ToList();
+        Assert.True(twice.Count == 0, $"ran more than once: {string.Join(", ", twice)} ({completed.Count} completions)\n{summaries}");
+        var missing = ids.Except(completed).ToList();
+        Assert.True(missing.Count == 0, $"never completed: {missing.Count}, e.g. {string.Join(", ", missing.Take(5))}\n{summaries}");
+        Assert.Equal(ids.Count, completed.Count);
+        Assert.All(perWorker, c => Assert.NotEmpty(c));
     }
 
     [Fact]
@@ -267,28 +288,14 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
             }
 
             await nats.PublishAsync(subject, [.. ids.Select(Noop), .. ids.Select(Noop)]);
-            foreach (var worker in workers)
-            {
-                var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(120));
-                Assert.True(exit == 0, $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}");
-            }
+            await ExitCleanlyAsync(workers);
         }
         finally
         {
             workers.ForEach(w => w.Dispose());
         }
 
-        var summaries = string.Join("\n", workers.Select(w => w.Stdout + w.Stderr));
-
-        var perWorker = files.Select(f => ReadEvents(f).Where(e => e.Type == "command.completed").Select(e => e.Id!).ToList()).ToList();
-        var completed = perWorker.SelectMany(c => c).ToList();
-        var twice = completed.GroupBy(id => id).Where(g => g.Count() > 1).Select(g => g.Key).Take(5).ToList();
-        Assert.True(twice.Count == 0, $"ran more than once: {string.Join(", ", twice)} ({completed.Count} completions)");
-        var missing = ids.Except(completed).ToList();
-        Assert.True(missing.Count == 0, $"never completed: {missing.Count}, e.g. {string.Join(", ", missing.Take(5))}\n{summaries}");
-        Assert.Equal(ids.Count, completed.Count);
-        // Both took part: a pool, not one worker and a bystander.
-        Assert.All(perWorker, c => Assert.NotEmpty(c));
+        EveryIdCompletedOnceAcrossThePool(ids, workers, files);
     }
 
     [Fact]
@@ -578,26 +585,14 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
             }
 
             await nats.PublishAsync(subject, [.. ids.Select(Noop)]);
-            foreach (var worker in workers)
-            {
-                var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(120));
-                Assert.True(exit == 0, $"exit {exit}\nstdout:\n{worker.Stdout}\nstderr:\n{worker.Stderr}");
-            }
+            await ExitCleanlyAsync(workers);
         }
         finally
         {
             workers.ForEach(w => w.Dispose());
         }
 
-        var summaries = string.Join("\n", workers.Select(w => w.Stdout + w.Stderr));
-        var perWorker = files.Select(f => ReadEvents(f).Where(e => e.Type == "command.completed").Select(e => e.Id!).ToList()).ToList();
-        var completed = perWorker.SelectMany(c => c).ToList();
-        var twice = completed.GroupBy(id => id).Where(g => g.Count() > 1).Select(g => g.Key).Take(5).ToList();
-        Assert.True(twice.Count == 0, $"ran more than once: {string.Join(", ", twice)} ({completed.Count} completions)\n{summaries}");
-        var missing = ids.Except(completed).ToList();
-        Assert.True(missing.Count == 0, $"never completed: {missing.Count}, e.g. {string.Join(", ", missing.Take(5))}\n{summaries}");
-        Assert.Equal(ids.Count, completed.Count);
-        Assert.All(perWorker, c => Assert.NotEmpty(c));
+        EveryIdCompletedOnceAcrossThePool(ids, workers, files);
         await using var connection = nats.Connect();
         var consumer = await new NatsJSContext(connection).GetConsumerAsync(args[args.IndexOf("--stream") + 1], args[args.IndexOf("--consumer") + 1]);
         Assert.Equal(0UL, consumer.Info.NumPending);

@@ -1,15 +1,9 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using System.Text.RegularExpressions;
 using NATS.Client.Core;
-using NATS.Client.JetStream;
-using NATS.Client.JetStream.Models;
-using Pipeline.Cli.Tests.Support;
 using Pipeline.Commands;
 using Pipeline.Nats.Modules;
-using Xunit.Abstractions;
 
 namespace Pipeline.Cli.Tests.Nats;
 
@@ -169,8 +163,7 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
     {
         // Its own server: killing the shared one would disturb the other tests.
         var server = new NatsServerFixture();
-        await server.InitializeAsync();
-        try
+        await WithServerAsync(server, async () =>
         {
             var (stream, prefix) = Names();
             var file = Write("k.jsonl", Enumerable.Range(0, 2_000_000).Select(i => Line($"k{i}", i)));
@@ -188,19 +181,14 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
             // One line for the failure that stopped it, not one per publish in flight.
             Assert.True(process.Stderr.Split('\n').Count(l => l.Contains("not published:", StringComparison.Ordinal)) <= 1, process.Stderr);
             Assert.DoesNotContain("enqueued 2000000 commands", process.Stdout, StringComparison.Ordinal);
-        }
-        finally
-        {
-            await server.DisposeAsync();
-        }
+        });
     }
 
     [Fact]
     public async Task User_and_password_work_from_the_environment_and_wrong_ones_are_an_error_without_the_secret()
     {
         var server = new NatsServerFixture { ExtraArguments = ["--user", "alice", "--pass", "right-pa55word"], Auth = NatsAuthOpts.Default with { Username = "alice", Password = "right-pa55word" } };
-        await server.InitializeAsync();
-        try
+        await WithServerAsync(server, async () =>
         {
             var (stream, prefix) = Names();
             var file = Write("a.jsonl", [Line("a1")]);
@@ -226,19 +214,14 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
                 Assert.Contains("Authorization Violation", wrong.Stderr, StringComparison.OrdinalIgnoreCase);
                 Assert.DoesNotContain("wr0ng-", wrong.Stdout + wrong.Stderr, StringComparison.Ordinal);
             }
-        }
-        finally
-        {
-            await server.DisposeAsync();
-        }
+        });
     }
 
     [Fact]
     public async Task A_token_works_and_a_wrong_one_is_an_error_without_the_secret()
     {
         var server = new NatsServerFixture { ExtraArguments = ["--auth", "right-t0ken"], Auth = NatsAuthOpts.Default with { Token = "right-t0ken" } };
-        await server.InitializeAsync();
-        try
+        await WithServerAsync(server, async () =>
         {
             var (stream, prefix) = Names();
             var file = Write("t.jsonl", [Line("t1")]);
@@ -252,11 +235,7 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
             Assert.True(exit == 1, $"exit {exit}\n{wrong.Stdout}\n{wrong.Stderr}");
             Assert.Contains("Authorization Violation", wrong.Stderr, StringComparison.OrdinalIgnoreCase);
             Assert.DoesNotContain("wr0ng-t0ken", wrong.Stdout + wrong.Stderr, StringComparison.Ordinal);
-        }
-        finally
-        {
-            await server.DisposeAsync();
-        }
+        });
     }
 
     [Fact]
@@ -268,8 +247,7 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
             ExtraArguments = ["--tls", "--tlscert", cert, "--tlskey", key],
             Tls = NatsTlsOpts.Default with { Mode = TlsMode.Require, CaFile = cert },
         };
-        await server.InitializeAsync();
-        try
+        await WithServerAsync(server, async () =>
         {
             var (stream, prefix) = Names();
             var file = Write("tls.jsonl", [Line("tls1")]);
@@ -285,11 +263,7 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
             (exit, _, stderr) = await InvokeAsync(["enqueue", "--nats", nats.Url, "--tls-require", "--stream", stream, "--subject", prefix + ".x", file]);
             Assert.Equal(1, exit);
             Assert.Contains("does not support TLS", stderr, StringComparison.Ordinal);
-        }
-        finally
-        {
-            await server.DisposeAsync();
-        }
+        });
     }
 
     [Fact]
@@ -315,6 +289,44 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
         Assert.Equal(Count, info.Info.State.Messages);
     }
 
+    [Fact]
+    public async Task A_line_over_the_servers_max_payload_is_reported_truthfully()
+    {
+        var (stream, _) = Names();
+        await using (var setup = nats.Connect())
+        {
+            await JetStream.CreateStreamAsync(setup, stream, $"{stream}.>");
+        }
+
+        var big = $$$"""{"command_id":"big","execution_id":1,"step":"s","tool_kind":"echo","input":{"s":"{{{new string('x', 2 * 1024 * 1024)}}}"}}""";
+        var path = Write("big.jsonl", [big, .. Enumerable.Range(0, 10).Select(i => Line($"after{i}"))]);
+
+        using var enqueue = PipelineProcess.Start(["enqueue", "--nats", nats.Url, "--stream", stream, "--subject", $"{stream}.cmd", "--max-line-bytes", "8388608", path]);
+        var exit = await enqueue.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(1, exit);
+        await using var connection = nats.Connect();
+        var info = await new NatsJSContext(connection).GetStreamAsync(stream);
+        if (info.Info.State.Messages == 10)
+        {
+            Assert.DoesNotContain("the rest of the input was not published", enqueue.Stderr, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>Starts a server of the test's own (auth, TLS), runs <paramref name="test"/> on it, and stops it.</summary>
+    private static async Task WithServerAsync(NatsServerFixture server, Func<Task> test)
+    {
+        await server.InitializeAsync();
+        try
+        {
+            await test();
+        }
+        finally
+        {
+            await server.DisposeAsync();
+        }
+    }
+
     private static (string Stream, string Prefix) Names()
     {
         var stream = NatsServerFixture.UniqueName("enq");
@@ -328,12 +340,7 @@ public sealed partial class EnqueueTests(NatsServerFixture nats, ITestOutputHelp
         return path;
     }
 
-    private static async Task<(int Exit, string Stdout, string Stderr)> InvokeAsync(string[] args)
-    {
-        var (stdout, stderr) = (new StringWriter(), new StringWriter());
-        var exit = await PipelineCli.InvokeAsync(args, stdout, stderr, interactive: false).WaitAsync(TimeSpan.FromSeconds(60));
-        return (exit, stdout.ToString(), stderr.ToString());
-    }
+    private static async Task<(int Exit, string Stdout, string Stderr)> InvokeAsync(string[] args) => await InProcessCli.RunAsync(args);
 
     private async Task<List<INatsJSMsg<byte[]>>> ReadAllAsync(string stream)
     {

@@ -1,5 +1,3 @@
-using Pipeline.Claiming;
-
 namespace Pipeline.Tests.Claiming;
 
 public sealed class RecentCommandIdsTests

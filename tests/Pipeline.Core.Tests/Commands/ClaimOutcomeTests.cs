@@ -1,6 +1,3 @@
-using Pipeline.Commands;
-using Pipeline.Tests.Support;
-
 namespace Pipeline.Tests.Commands;
 
 public sealed class ClaimOutcomeTests

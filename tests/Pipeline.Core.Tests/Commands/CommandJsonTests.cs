@@ -1,6 +1,3 @@
-using System.Text.Json;
-using Pipeline.Commands;
-
 namespace Pipeline.Tests.Commands;
 
 public sealed class CommandJsonTests

@@ -1,7 +1,3 @@
-using System.Text;
-using System.Text.Json;
-using Pipeline.Commands;
-
 namespace Pipeline.Tests.Commands;
 
 /// <summary>The fast path of <see cref="Command.Parse(ReadOnlySpan{byte})"/> reads what the serializer reads, and leaves the rest to it.</summary>

@@ -1,9 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Tests.Support;
 using Pipeline.Tests.Tools;
-using Pipeline.Tools;
 
 namespace Pipeline.Tests.Dispatch;
 

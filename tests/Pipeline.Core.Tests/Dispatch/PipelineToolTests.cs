@@ -1,12 +1,5 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Events;
-using Pipeline.Tests.Support;
-using Pipeline.Tools;
 
 namespace Pipeline.Tests.Dispatch;
 

@@ -1,6 +1,3 @@
-using System.Collections.Concurrent;
-using Pipeline.Dispatch;
-
 namespace Pipeline.Tests.Dispatch;
 
 /// <summary>What the probe tools saw: each run, each scoped service made and disposed. A singleton.</summary>

@@ -1,12 +1,5 @@
-using System.Collections.Concurrent;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Events;
-using Pipeline.Tests.Support;
-using Pipeline.Tools;
 
 namespace Pipeline.Tests.Dispatch;
 

@@ -1,8 +1,3 @@
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Tests.Support;
-
 namespace Pipeline.Tests.Engine;
 
 public sealed class BackPressureTests

@@ -1,9 +1,3 @@
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Tests.Support;
-using Xunit.Abstractions;
-
 namespace Pipeline.Tests.Engine;
 
 /// <summary>

@@ -1,10 +1,4 @@
-using System.Diagnostics;
 using System.Globalization;
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Tests.Support;
-using Xunit.Abstractions;
 
 namespace Pipeline.Tests.Engine;
 
@@ -678,49 +672,24 @@ public sealed class ExactlyOnceUnderHostileCalleesTests(ITestOutputHelper output
             };
         }
 
-        private static ClaimBehaviour PickClaim(Random random) => random.NextDouble() switch
-        {
-            < 0.60 => ClaimBehaviour.Claim,
-            < 0.68 => ClaimBehaviour.ClaimAsync,
-            < 0.72 => ClaimBehaviour.AlreadyClaimed,
-            < 0.75 => ClaimBehaviour.RetryLater,
-            < 0.78 => ClaimBehaviour.RetryLaterWithoutCommand,
-            < 0.81 => ClaimBehaviour.Failed,
-            < 0.84 => ClaimBehaviour.FailedWithoutCommand,
-            < 0.87 => ClaimBehaviour.Default,
-            < 0.90 => ClaimBehaviour.Throw,
-            < 0.92 => ClaimBehaviour.ThrowAsync,
-            < 0.935 => ClaimBehaviour.Slow,
-            < 0.936 => ClaimBehaviour.Hang,
-            _ => ClaimBehaviour.Claim,
-        };
+        private static ClaimBehaviour PickClaim(Random random) => Weighted.Pick(random, ClaimBehaviour.Claim,
+        [
+            (0.60, ClaimBehaviour.Claim), (0.68, ClaimBehaviour.ClaimAsync), (0.72, ClaimBehaviour.AlreadyClaimed), (0.75, ClaimBehaviour.RetryLater),
+            (0.78, ClaimBehaviour.RetryLaterWithoutCommand), (0.81, ClaimBehaviour.Failed), (0.84, ClaimBehaviour.FailedWithoutCommand), (0.87, ClaimBehaviour.Default),
+            (0.90, ClaimBehaviour.Throw), (0.92, ClaimBehaviour.ThrowAsync), (0.935, ClaimBehaviour.Slow), (0.936, ClaimBehaviour.Hang),
+        ]);
 
-        private static string PickTool(Random random) => random.NextDouble() switch
-        {
-            < 0.34 => HostileToolKinds.Ok,
-            < 0.46 => HostileToolKinds.OkAsync,
-            < 0.51 => HostileToolKinds.Slow,
-            < 0.59 => HostileToolKinds.Fail,
-            < 0.65 => HostileToolKinds.Throw,
-            < 0.69 => HostileToolKinds.ThrowAsync,
-            < 0.74 => HostileToolKinds.Transient,
-            < 0.77 => HostileToolKinds.TransientThrow,
-            < 0.80 => HostileToolKinds.Timeout,
-            < 0.82 => HostileToolKinds.SpuriousCancel,
-            < 0.84 => HostileToolKinds.Unknown,
-            < 0.841 => HostileToolKinds.Hang,
-            _ => HostileToolKinds.Ok,
-        };
+        private static string PickTool(Random random) => Weighted.Pick(random, HostileToolKinds.Ok,
+        [
+            (0.34, HostileToolKinds.Ok), (0.46, HostileToolKinds.OkAsync), (0.51, HostileToolKinds.Slow), (0.59, HostileToolKinds.Fail),
+            (0.65, HostileToolKinds.Throw), (0.69, HostileToolKinds.ThrowAsync), (0.74, HostileToolKinds.Transient), (0.77, HostileToolKinds.TransientThrow),
+            (0.80, HostileToolKinds.Timeout), (0.82, HostileToolKinds.SpuriousCancel), (0.84, HostileToolKinds.Unknown), (0.841, HostileToolKinds.Hang),
+        ]);
 
-        private static SourceSettle PickSettle(Random random) => random.NextDouble() switch
-        {
-            < 0.90 => SourceSettle.Accept,
-            < 0.96 => SourceSettle.AcceptAsync,
-            < 0.975 => SourceSettle.Throw,
-            < 0.99 => SourceSettle.ThrowAsync,
-            < 0.9995 => SourceSettle.Accept,
-            < 0.99975 => SourceSettle.HangHonouringToken,
-            _ => SourceSettle.HangIgnoringToken,
-        };
+        private static SourceSettle PickSettle(Random random) => Weighted.Pick(random, SourceSettle.HangIgnoringToken,
+        [
+            (0.90, SourceSettle.Accept), (0.96, SourceSettle.AcceptAsync), (0.975, SourceSettle.Throw), (0.99, SourceSettle.ThrowAsync),
+            (0.9995, SourceSettle.Accept), (0.99975, SourceSettle.HangHonouringToken),
+        ]);
     }
 }

@@ -1,9 +1,3 @@
-using System.Diagnostics;
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Tests.Support;
-
 namespace Pipeline.Tests.Engine;
 
 /// <summary>

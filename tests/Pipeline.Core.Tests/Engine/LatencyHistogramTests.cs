@@ -1,5 +1,3 @@
-using Pipeline.Engine;
-
 namespace Pipeline.Tests.Engine;
 
 public sealed class LatencyHistogramTests

@@ -1,9 +1,3 @@
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Events;
-using Pipeline.Tests.Support;
-
 namespace Pipeline.Tests.Engine;
 
 /// <summary>Each outcome and each dispatch result leads to its one settle and its events.</summary>
@@ -137,14 +131,21 @@ public sealed class PipelineOutcomeTests
         Assert.Equal(EventTypes.CommandCompleted, sink.For("s").Last().EventType);
     }
 
-    [Fact]
-    public async Task Ack_after_dispatch_nacks_a_failure_with_attempts_left()
+    /// <summary>One command of a tool that always fails, ack after dispatch, 3 attempts; <paramref name="attempts"/> made before this delivery.</summary>
+    private static async Task<(RecordingSource Source, CollectingSink Sink)> RunAlwaysFailingAfterDispatch(string id, int attempts)
     {
         var failing = new ScriptedTool("fail", (_, _) => new ValueTask<ToolResult>(ToolResult.Failure("nope")));
         var (source, sink, _) = await Run(
-            [ClaimOutcome.Claimed(TestCommands.Make("n", "fail", attempts: 1))],
+            [ClaimOutcome.Claimed(TestCommands.Make(id, "fail", attempts: attempts))],
             PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with { MaxAttempts = 3 },
             PipelineHarness.Tools(failing));
+        return (source, sink);
+    }
+
+    [Fact]
+    public async Task Ack_after_dispatch_nacks_a_failure_with_attempts_left()
+    {
+        var (source, sink) = await RunAlwaysFailingAfterDispatch("n", attempts: 1);
 
         Assert.Equal(SettleKind.Nacked, source.Settled[0]);
         var failed = sink.For("n").Last();
@@ -155,11 +156,7 @@ public sealed class PipelineOutcomeTests
     [Fact]
     public async Task Ack_after_dispatch_gives_up_after_max_attempts()
     {
-        var failing = new ScriptedTool("fail", (_, _) => new ValueTask<ToolResult>(ToolResult.Failure("nope")));
-        var (source, sink, _) = await Run(
-            [ClaimOutcome.Claimed(TestCommands.Make("g", "fail", attempts: 2))],
-            PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with { MaxAttempts = 3 },
-            PipelineHarness.Tools(failing));
+        var (source, sink) = await RunAlwaysFailingAfterDispatch("g", attempts: 2);
 
         Assert.Equal(SettleKind.Terminated, source.Settled[0]);
         Assert.Contains("attempt 3 of 3; giving up", sink.For("g").Last().Error, StringComparison.Ordinal);

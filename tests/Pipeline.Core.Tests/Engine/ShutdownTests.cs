@@ -1,14 +1,9 @@
-using Microsoft.Extensions.Time.Testing;
-using Pipeline.Claiming;
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Events;
-using Pipeline.Sources;
-using Pipeline.Tests.Support;
-
 namespace Pipeline.Tests.Engine;
 
+/// <summary>
+/// A stop before the deadline: what has not started is handed back at once, running tools finish,
+/// claims that cannot be released are kept and run; StopNow before, twice and after a run.
+/// </summary>
 public sealed class ShutdownTests
 {
     /// <summary>One pull loop, two tools at a time, and a shutdown timeout no test reaches: a stop drains or hands back.</summary>
@@ -18,16 +13,6 @@ public sealed class ShutdownTests
         Dispatch = new BlockOptions { Parallelism = 2 },
         ShutdownTimeout = TimeSpan.FromMinutes(5),
     };
-
-    private static async Task WaitFor(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(20);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not reached in 20 s");
-            await Task.Delay(5);
-        }
-    }
 
     /// <summary>
     /// A stop hands back at once what has not started (nacked: another worker gets it now, not
@@ -46,10 +31,10 @@ public sealed class ShutdownTests
         using var stop = new CancellationTokenSource();
         var run = pipeline.RunAsync(stop.Token);
 
-        await WaitFor(() => gated.Started == 2 && pipeline.Stats.Pulled > 10);
+        await Eventually.WaitFor(() => gated.Started == 2 && pipeline.Stats.Pulled > 10);
         await stop.CancelAsync();
         // Handed back while the two tools still run: nothing waits for a slot.
-        await WaitFor(() => source.Nacked == pipeline.Stats.Pulled - 2);
+        await Eventually.WaitFor(() => source.Nacked == pipeline.Stats.Pulled - 2);
         Assert.Equal(0, source.Acked - (mode == AckMode.AckBeforeDispatch ? 2 : 0));
         gated.Release();
         await run.WaitAsync(TimeSpan.FromSeconds(30));
@@ -81,7 +66,7 @@ public sealed class ShutdownTests
         using var stop = new CancellationTokenSource();
         var run = pipeline.RunAsync(stop.Token);
 
-        await WaitFor(() => gated.Started == 2 && claimer.Calls == 20);
+        await Eventually.WaitFor(() => gated.Started == 2 && claimer.Calls == 20);
         await stop.CancelAsync();
         gated.Release();
         await run.WaitAsync(TimeSpan.FromSeconds(30));
@@ -104,9 +89,9 @@ public sealed class ShutdownTests
         using var stop = new CancellationTokenSource();
         var run = pipeline.RunAsync(stop.Token);
 
-        await WaitFor(() => gated.Started == 2 && claimer.Claimed.Count == 20);
+        await Eventually.WaitFor(() => gated.Started == 2 && claimer.Claimed.Count == 20);
         await stop.CancelAsync();
-        await WaitFor(() => source.Nacked == 18);
+        await Eventually.WaitFor(() => source.Nacked == 18);
         gated.Release();
         await run.WaitAsync(TimeSpan.FromSeconds(30));
 
@@ -148,73 +133,6 @@ public sealed class ShutdownTests
         }
     }
 
-    /// <summary>
-    /// Ack before dispatch acks as the tool starts, not while the command waits for a slot: at the
-    /// deadline the two running ones were acked (they are ours, cut off), and the eight that never
-    /// started are nacked for redelivery. Acking them at claim lost them: acked, never run.
-    /// </summary>
-    [Fact]
-    public async Task Ack_before_dispatch_at_the_deadline_nacks_the_commands_that_never_started()
-    {
-        var time = new FakeTimeProvider();
-        var stuck = new GatedTool("stuck");
-        var source = InMemoryCommandSource.From(Enumerable.Range(0, 10).Select(i => TestCommands.Make($"c{i}", "stuck")));
-        var sink = new CollectingSink();
-        var options = PipelineHarness.FastOptions(AckMode.AckBeforeDispatch) with
-        {
-            Dispatch = new BlockOptions { Parallelism = 2 },
-            ShutdownTimeout = TimeSpan.FromSeconds(5),
-        };
-        var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(stuck), sink, options, timeProvider: time);
-        using var stop = new CancellationTokenSource();
-        var run = pipeline.RunAsync(stop.Token);
-
-        await WaitFor(() => stuck.Started == 2 && pipeline.Stats.Pulled == 10);
-        Assert.Equal(2, source.Acked); // only the two whose tools started
-        await stop.CancelAsync();
-        time.Advance(TimeSpan.FromSeconds(5));
-        await run.WaitAsync(TimeSpan.FromSeconds(30));
-
-        Assert.Equal(0, pipeline.Stats.InFlight);
-        Assert.Equal(2, source.Acked);
-        Assert.Equal(8, source.Nacked);
-        Assert.Equal(8, source.Ready); // back in the source, to run again
-        Assert.Equal(2, stuck.Started);
-    }
-
-    [Fact]
-    public async Task At_the_deadline_running_tools_are_cancelled_and_their_items_nacked()
-    {
-        var time = new FakeTimeProvider();
-        var stuck = new GatedTool("stuck");
-        var source = InMemoryCommandSource.From(Enumerable.Range(0, 10).Select(i => TestCommands.Make($"c{i}", "stuck")));
-        var sink = new CollectingSink();
-        var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch) with
-        {
-            Dispatch = new BlockOptions { Parallelism = 2 },
-            ShutdownTimeout = TimeSpan.FromSeconds(5),
-        };
-        var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(stuck), sink, options, timeProvider: time);
-        using var stop = new CancellationTokenSource();
-        var run = pipeline.RunAsync(stop.Token);
-
-        await WaitFor(() => stuck.Started == 2);
-        await stop.CancelAsync();
-        time.Advance(TimeSpan.FromSeconds(4));
-        await Task.Delay(50);
-        Assert.False(run.IsCompleted, "the pipeline must wait for the deadline");
-
-        time.Advance(TimeSpan.FromSeconds(1));
-        await run.WaitAsync(TimeSpan.FromSeconds(30));
-
-        var stats = pipeline.Stats;
-        Assert.Equal(0, stats.InFlight);
-        Assert.Equal(stats.Pulled, source.Nacked);
-        Assert.Equal(0, source.Acked);
-        Assert.Equal(10, source.Ready);
-        Assert.Contains(sink.Events, e => e.EventType == EventTypes.CommandFailed && e.Error!.Contains("shutdown deadline", StringComparison.Ordinal));
-    }
-
     [Fact]
     public async Task A_tool_that_overruns_its_timeout_fails_with_a_clear_error()
     {
@@ -226,7 +144,7 @@ public sealed class ShutdownTests
         var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(stuck), sink, options, timeProvider: time);
         var run = pipeline.RunAsync(CancellationToken.None);
 
-        await WaitFor(() => stuck.Started == 1);
+        await Eventually.WaitFor(() => stuck.Started == 1);
         time.Advance(TimeSpan.FromSeconds(10));
         await run.WaitAsync(TimeSpan.FromSeconds(30));
 
@@ -261,18 +179,18 @@ public sealed class ShutdownTests
             .ContinueWith(t => { writesInProgressAtReturn = sink.InProgress; return t; }, TaskContinuationOptions.ExecuteSynchronously).Unwrap();
         try
         {
-            await WaitFor(() => sink.InProgress == 1); // the early events of the running tool
+            await Eventually.WaitFor(() => sink.InProgress == 1); // the early events of the running tool
             pipeline.StopNow();
-            await WaitFor(() => pipeline.Stats.DeadlineSettles == 1); // the sweep runs once the budget's timers are armed
+            await Eventually.WaitFor(() => pipeline.Stats.DeadlineSettles == 1); // the sweep runs once the budget's timers are armed
 
             time.Stall();
             time.Advance(budget); // every timer of the budget comes due while no thread is free to run it
             time.Resume();
-            await WaitFor(() => sink.TokenFired);
+            await Eventually.WaitFor(() => sink.TokenFired);
             var returned = await Task.WhenAny(run, Task.Delay(500)) == run;
 
             sink.Release(); // its unwind ends
-            await WaitFor(() => sink.InProgress == 0);
+            await Eventually.WaitFor(() => sink.InProgress == 0);
             time.Advance(budget / 5);
             await run.WaitAsync(TimeSpan.FromSeconds(30));
             Assert.False(returned, "RunAsync returned while the sink still unwound from its token");
@@ -291,6 +209,42 @@ public sealed class ShutdownTests
         var pipeline = new CommandPipeline<DeliveryHandle>(InMemoryCommandSource.From([]), PipelineHarness.Tools(), new CollectingSink());
         await pipeline.RunAsync(CancellationToken.None);
         await Assert.ThrowsAsync<InvalidOperationException>(() => pipeline.RunAsync(CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task StopNow_before_RunAsync_twice_and_after_it_settles_every_handle_and_returns_at_once()
+    {
+        var source = InMemoryCommandSource.From(Enumerable.Range(0, 50).Select(i => TestCommands.Make($"c{i}")));
+        var sink = new CollectingSink();
+        var options = PipelineHarness.FastOptions() with { SettleTimeout = TimeSpan.FromSeconds(10) };
+        var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(), sink, options);
+
+        pipeline.StopNow();
+        pipeline.StopNow();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await pipeline.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+        clock.Stop();
+        pipeline.StopNow();
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"RunAsync took {clock.Elapsed}");
+        Assert.Equal(pipeline.Stats.Pulled, source.Acked + source.Nacked);
+        Assert.Equal(0, pipeline.Stats.InFlight);
+    }
+
+    [Fact]
+    public async Task StopNow_after_a_run_that_ended_on_its_own_changes_nothing()
+    {
+        var source = InMemoryCommandSource.From(Enumerable.Range(0, 20).Select(i => TestCommands.Make($"c{i}")));
+        var sink = new CollectingSink();
+        var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(), sink, PipelineHarness.FastOptions());
+        await pipeline.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+        var emitted = pipeline.Stats.EventsEmitted;
+
+        pipeline.StopNow();
+        pipeline.StopNow();
+
+        Assert.Equal(20, source.Acked);
+        Assert.Equal(emitted, pipeline.Stats.EventsEmitted);
     }
 
     /// <summary>Every write waits for its token and then, unwinding, for <see cref="Release"/>.</summary>

@@ -1,12 +1,5 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Sources;
 using Pipeline.Telemetry;
-using Pipeline.Tests.Support;
 
 namespace Pipeline.Tests.Engine;
 

@@ -1,7 +1,3 @@
-using System.Text;
-using System.Text.Json;
-using Pipeline.Events;
-
 namespace Pipeline.Tests.Events;
 
 public sealed class JsonLinesEventSinkTests

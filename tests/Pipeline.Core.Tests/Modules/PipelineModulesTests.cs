@@ -1,7 +1,5 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
-using Pipeline.Commands;
-using Pipeline.Engine;
 using Pipeline.Modules;
 using Pipeline.Testing.Modules;
 

@@ -1,9 +1,6 @@
-using System.Text;
-using Pipeline.Sources;
-
 namespace Pipeline.Tests.Sources;
 
-/// <summary>Review of issue 7: memory that grows with the input.</summary>
+/// <summary>The embedded file source's dead letters stay bounded however many lines are malformed.</summary>
 public sealed class DeadLetterBoundTests
 {
     [Fact]

@@ -1,10 +1,5 @@
-using System.Text;
-using Microsoft.Extensions.Time.Testing;
-using Pipeline.Commands;
-using Pipeline.Sources;
 using Pipeline.Testing.Conformance;
 using Pipeline.Tests.Sources.Support;
-using Pipeline.Tests.Support;
 
 namespace Pipeline.Tests.Sources;
 
@@ -63,17 +58,8 @@ public sealed class JsonLinesFileSourceConformanceTests : CommandSourceConforman
         var path = Path.Combine(_directory, "one.jsonl");
         File.WriteAllLines(path, [TestCommands.Make("c0").ToJson()]);
         await using var source = JsonLinesFileSource.Open(path, new JsonLinesSourceOptions { TimeProvider = time });
-        var first = (await source.NextAsync(CancellationToken.None))!.Value;
-        await source.NackAsync(first.Handle, TimeSpan.FromSeconds(5), CancellationToken.None);
 
-        var next = source.NextAsync(CancellationToken.None).AsTask();
-        time.Advance(TimeSpan.FromSeconds(4));
-        await Task.Yield();
-        Assert.False(next.IsCompleted);
-
-        time.Advance(TimeSpan.FromSeconds(1));
-        var again = (await next.WaitAsync(TimeSpan.FromSeconds(10)))!.Value;
-        Assert.Equal(1, again.Outcome.Command!.Attempts);
+        await DelayedNackChecks.ComesBackOnTheClockAsync<JsonLinesFileSource, DeliveryHandle>(source, time);
     }
 }
 

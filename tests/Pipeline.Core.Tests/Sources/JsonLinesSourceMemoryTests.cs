@@ -1,8 +1,4 @@
-using System.Text;
-using Pipeline.Commands;
-using Pipeline.Sources;
 using Pipeline.Tests.Sources.Support;
-using Xunit.Abstractions;
 
 namespace Pipeline.Tests.Sources;
 

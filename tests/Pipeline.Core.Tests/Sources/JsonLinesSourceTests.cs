@@ -1,8 +1,4 @@
-using System.Diagnostics;
 using System.IO.Pipes;
-using System.Text;
-using Pipeline.Commands;
-using Pipeline.Sources;
 using Pipeline.Tests.Sources.Support;
 
 namespace Pipeline.Tests.Sources;

@@ -1,9 +1,3 @@
-using System.Collections.Concurrent;
-using Pipeline.Commands;
-using Pipeline.Sources;
-using Pipeline.Tests.Support;
-using Xunit.Abstractions;
-
 namespace Pipeline.Tests.Sources;
 
 /// <summary>Runs the race alone: other tests on the same cores would hide it.</summary>

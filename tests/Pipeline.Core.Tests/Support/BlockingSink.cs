@@ -1,5 +1,3 @@
-using Pipeline.Events;
-
 namespace Pipeline.Tests.Support;
 
 /// <summary>

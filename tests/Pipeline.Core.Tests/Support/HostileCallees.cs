@@ -1,8 +1,3 @@
-using Pipeline.Claiming;
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Events;
-
 namespace Pipeline.Tests.Support;
 
 /// <summary>

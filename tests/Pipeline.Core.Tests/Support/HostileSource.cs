@@ -1,8 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
-using Pipeline.Commands;
-using Pipeline.Sources;
-
 namespace Pipeline.Tests.Support;
 
 /// <summary>

@@ -1,6 +1,3 @@
-using System.Collections.Concurrent;
-using Pipeline.Events;
-
 namespace Pipeline.Tests.Support;
 
 /// <summary>

@@ -1,6 +1,3 @@
-using Pipeline.Commands;
-using Pipeline.Sources;
-
 namespace Pipeline.Tests.Support;
 
 /// <summary>What became of one settle call.</summary>

@@ -1,7 +1,3 @@
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Tools;
-
 namespace Pipeline.Tests.Support;
 
 internal static class PipelineHarness

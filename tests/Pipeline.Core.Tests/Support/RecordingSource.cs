@@ -1,7 +1,3 @@
-using System.Collections.Concurrent;
-using Pipeline.Commands;
-using Pipeline.Sources;
-
 namespace Pipeline.Tests.Support;
 
 /// <summary>How a handle was settled.</summary>

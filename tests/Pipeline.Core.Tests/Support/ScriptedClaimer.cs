@@ -1,6 +1,3 @@
-using Pipeline.Claiming;
-using Pipeline.Commands;
-
 namespace Pipeline.Tests.Support;
 
 /// <summary>

@@ -1,6 +1,3 @@
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-
 namespace Pipeline.Tests.Support;
 
 /// <summary>A tool whose behaviour the test supplies.</summary>

@@ -1,7 +1,3 @@
-using System.Collections.Concurrent;
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-
 namespace Pipeline.Tests.Support;
 
 /// <summary>

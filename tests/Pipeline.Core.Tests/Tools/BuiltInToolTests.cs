@@ -1,8 +1,3 @@
-using Microsoft.Extensions.Time.Testing;
-using Pipeline.Dispatch;
-using Pipeline.Tests.Support;
-using Pipeline.Tools;
-
 namespace Pipeline.Tests.Tools;
 
 public sealed class BuiltInToolTests

@@ -1,9 +1,3 @@
-using System.Diagnostics;
-using System.Text.Json;
-using Pipeline.Dispatch;
-using Pipeline.Tests.Support;
-using Pipeline.Tools;
-
 namespace Pipeline.Tests.Tools;
 
 /// <summary>The http tool's bounds: a streamed body capped at the output limit, a timeout over headers and body, input errors.</summary>

@@ -1,32 +1,15 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
-using Pipeline.Tests.Support;
-using Pipeline.Tools;
 
 namespace Pipeline.Tests.Tools;
 
 /// <summary>A real Kestrel server on 127.0.0.1, shared by the HTTP tool's tests.</summary>
-public sealed class LoopbackHttpServer : IAsyncLifetime
+public sealed class LoopbackHttpServer : LoopbackWebServer
 {
-    private WebApplication? _app;
-
-    public Uri BaseAddress { get; private set; } = null!;
-
-    public async Task InitializeAsync()
+    protected override void Map(WebApplication app)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.ClearProviders();
-        var app = builder.Build();
         app.MapGet("/ok", () => "hello");
         app.MapPost("/echo", async (HttpRequest request) =>
         {
@@ -55,37 +38,6 @@ public sealed class LoopbackHttpServer : IAsyncLifetime
             await context.Response.Body.FlushAsync(context.RequestAborted);
             await Task.Delay(Timeout.InfiniteTimeSpan, context.RequestAborted);
         });
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single();
-        BaseAddress = new Uri(address);
-        _app = app;
-    }
-
-    /// <summary>A body that never ends: 16 KiB chunks until the client goes away.</summary>
-    public static async Task WriteEndlessBodyAsync(HttpContext context)
-    {
-        var chunk = new byte[16 * 1024];
-        chunk.AsSpan().Fill((byte)'a');
-        context.Response.ContentType = "text/plain";
-        try
-        {
-            while (!context.RequestAborted.IsCancellationRequested)
-            {
-                await context.Response.Body.WriteAsync(chunk, context.RequestAborted);
-            }
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException)
-        {
-            // the client stopped reading and dropped the connection: what the tool should do
-        }
-    }
-
-    public async Task DisposeAsync()
-    {
-        if (_app is not null)
-        {
-            await _app.DisposeAsync();
-        }
     }
 }
 

@@ -1,8 +1,3 @@
-using System.Text;
-using Pipeline.Dispatch;
-using Pipeline.Tests.Support;
-using Pipeline.Tools;
-
 namespace Pipeline.Tests.Tools;
 
 /// <summary>The output limit: the capped buffer itself, the run option, echo's cap, delay's range.</summary>

@@ -1,9 +1,3 @@
-using System.Diagnostics;
-using System.Text.Json;
-using Pipeline.Dispatch;
-using Pipeline.Tests.Support;
-using Pipeline.Tools;
-
 namespace Pipeline.Tests.Tools;
 
 /// <summary>The shell tool's bounds: capped output, a timeout over the whole run, and the process group killed.</summary>

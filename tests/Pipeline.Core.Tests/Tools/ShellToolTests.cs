@@ -1,8 +1,3 @@
-using System.Text.Json;
-using Pipeline.Dispatch;
-using Pipeline.Tests.Support;
-using Pipeline.Tools;
-
 namespace Pipeline.Tests.Tools;
 
 public sealed class ShellToolTests

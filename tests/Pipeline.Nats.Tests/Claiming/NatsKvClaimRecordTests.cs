@@ -1,11 +1,5 @@
-using System.Text;
-using NATS.Client.Core;
-using NATS.Client.JetStream;
 using NATS.Client.KeyValueStore;
 using Pipeline.Claiming;
-using Pipeline.Commands;
-using Pipeline.Nats.Claiming;
-using Pipeline.Nats.Tests.Support;
 
 namespace Pipeline.Nats.Tests.Claiming;
 
@@ -41,6 +35,16 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     }
 
     /// <summary>A claimer of its own (its own connection, so it can be killed alone), claiming every command as delivered with <paramref name="sequence"/>.</summary>
+    /// <summary>Workers a and b (both told <paramref name="sequence"/> as the origin), and <paramref name="id"/> claimed by a.</summary>
+    private async Task<(NatsKvClaimer A, NatsKvClaimer B, Command Command)> ClaimedByAAsync(string id, Func<ulong?> sequence, NatsKvClaimerOptions? options = null)
+    {
+        var (a, _) = Worker("a", sequence, options);
+        var (b, _) = Worker("b", sequence, options);
+        var command = TestCommands.Make(id);
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
+        return (a, b, command);
+    }
+
     private (NatsKvClaimer Claimer, NatsConnection Connection) Worker(string id, Func<ulong?> sequence, NatsKvClaimerOptions? options = null, NatsOpts? connection = null)
     {
         var nats = new NatsConnection(connection ?? server.Options(id));
@@ -65,7 +69,7 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     }
 
     /// <summary>The claim's context as the source gives it: <paramref name="command"/> delivered with the stream sequence <paramref name="claimer"/>'s worker sees now.</summary>
-    private ClaimContext Delivered(NatsKvClaimer claimer, Command command) => Harness.Delivered(command, _sequenceOf[claimer]());
+    private ClaimContext Delivered(NatsKvClaimer claimer, Command command) => ClaimContexts.Delivered(command, _sequenceOf[claimer]());
 
     private async Task<ClaimOutcomeKind> ClaimAsync(NatsKvClaimer claimer, Command command)
     {
@@ -77,7 +81,7 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     public async Task A_new_command_is_claimed_and_its_record_names_the_worker_and_the_stream_sequence()
     {
         var (a, _) = Worker("a", () => 41);
-        var command = Harness.Make("new-1");
+        var command = TestCommands.Make("new-1");
 
         Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
 
@@ -92,32 +96,26 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     public async Task A_redelivery_of_a_command_that_ran_to_its_end_is_already_claimed_by_any_worker(bool succeeded)
     {
         ulong? sequence = 7;
-        var (a, _) = Worker("a", () => sequence);
-        var (b, _) = Worker("b", () => sequence);
-        var command = Harness.Make("ended-1");
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
+        var (a, b, command) = await ClaimedByAAsync("ended-1", () => sequence);
 
         await a.RecordOutcomeAsync(ClaimOutcome.Claimed(command), succeeded, CancellationToken.None);
 
         Assert.Equal(succeeded ? ClaimState.Completed : ClaimState.Failed, (await RecordAsync(command))!.State);
         // The ack was lost: the same stream message comes back, to the pool or to the same worker.
-        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(b, Harness.Make("ended-1")));
-        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(a, Harness.Make("ended-1")));
+        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(b, TestCommands.Make("ended-1")));
+        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(a, TestCommands.Make("ended-1")));
         sequence = 8; // and a second publish of it
-        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(b, Harness.Make("ended-1")));
+        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(b, TestCommands.Make("ended-1")));
     }
 
     [Fact]
     public async Task A_claim_held_by_a_live_worker_is_retry_later_for_another_and_left_as_it_is()
     {
-        var (a, _) = Worker("a", () => 3);
-        var (b, _) = Worker("b", () => 3);
-        var command = Harness.Make("live-1");
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
+        var (a, b, command) = await ClaimedByAAsync("live-1", () => 3);
         var before = await RecordAsync(command);
 
         using var bound = new CancellationTokenSource(Bound);
-        var outcome = await b.ClaimAsync(Delivered(b, Harness.Make("live-1")), bound.Token);
+        var outcome = await b.ClaimAsync(Delivered(b, TestCommands.Make("live-1")), bound.Token);
 
         Assert.Equal(ClaimOutcomeKind.RetryLater, outcome.Kind);
         Assert.Contains("claimed by worker a", outcome.Reason, StringComparison.Ordinal);
@@ -127,15 +125,12 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     [Fact]
     public async Task A_released_claim_is_claimed_by_the_next_delivery()
     {
-        var (a, _) = Worker("a", () => 9);
-        var (b, _) = Worker("b", () => 9);
-        var command = Harness.Make("released-1");
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
+        var (a, b, command) = await ClaimedByAAsync("released-1", () => 9);
 
         await a.ReleaseAsync(ClaimOutcome.Claimed(command), CancellationToken.None);
 
         Assert.Null(await RecordAsync(command));
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, Harness.Make("released-1")));
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, TestCommands.Make("released-1")));
         Assert.Equal("b", (await RecordAsync(command))!.Worker);
     }
 
@@ -154,20 +149,20 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
         var ids = Enumerable.Range(0, 20).Select(i => $"gone-{i}").ToList();
         foreach (var id in ids)
         {
-            Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, Harness.Make(id)));
+            Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, TestCommands.Make(id)));
         }
 
         // Bound both others first, so each has its own heartbeat before the race.
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, Harness.Make("warm-b")));
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(c, Harness.Make("warm-c")));
-        Assert.Equal(ClaimOutcomeKind.RetryLater, await ClaimAsync(b, Harness.Make(ids[0]))); // a is alive yet
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, TestCommands.Make("warm-b")));
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(c, TestCommands.Make("warm-c")));
+        Assert.Equal(ClaimOutcomeKind.RetryLater, await ClaimAsync(b, TestCommands.Make(ids[0]))); // a is alive yet
 
         await aConnection.DisposeAsync(); // killed: no more heartbeats, no goodbye
-        await Harness.EventuallyAsync(async () => !await HeartbeatExistsAsync(a), Bound, "a's heartbeat expired");
+        await Eventually.WaitForAsync(async () => !await HeartbeatExistsAsync(a), Bound, "a's heartbeat expired");
 
         var raced = await Task.WhenAll(ids.Select(async id =>
         {
-            var both = await Task.WhenAll(ClaimAsync(b, Harness.Make(id)), ClaimAsync(c, Harness.Make(id)));
+            var both = await Task.WhenAll(ClaimAsync(b, TestCommands.Make(id)), ClaimAsync(c, TestCommands.Make(id)));
             return (Id: id, B: both[0], C: both[1]);
         }));
 
@@ -176,7 +171,7 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
             Assert.True(
                 (byB, byC) is (ClaimOutcomeKind.Claimed, ClaimOutcomeKind.RetryLater) or (ClaimOutcomeKind.RetryLater, ClaimOutcomeKind.Claimed),
                 $"{id}: b {byB}, c {byC}");
-            var record = await RecordAsync(Harness.Make(id));
+            var record = await RecordAsync(TestCommands.Make(id));
             Assert.Equal(byB == ClaimOutcomeKind.Claimed ? b.Instance : c.Instance, record!.Instance);
         }
     }
@@ -184,16 +179,13 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     [Fact]
     public async Task A_clean_stop_deletes_the_heartbeat_so_its_unreleased_claims_are_taken_over_at_once()
     {
-        var (a, _) = Worker("a", () => 12);
-        var (b, _) = Worker("b", () => 12);
-        var command = Harness.Make("stopped-1");
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
-        Assert.Equal(ClaimOutcomeKind.RetryLater, await ClaimAsync(b, Harness.Make("stopped-1")));
+        var (a, b, command) = await ClaimedByAAsync("stopped-1", () => 12);
+        Assert.Equal(ClaimOutcomeKind.RetryLater, await ClaimAsync(b, TestCommands.Make("stopped-1")));
 
         await a.DisposeAsync();
 
         Assert.False(await HeartbeatExistsAsync(a));
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, Harness.Make("stopped-1")));
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, TestCommands.Make("stopped-1")));
     }
 
     /// <summary>
@@ -207,20 +199,20 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     {
         ulong? sequence = 20;
         var (a, _) = Worker("a", () => sequence);
-        var first = Harness.Make("own-1");
+        var first = TestCommands.Make("own-1");
         Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, first));
         var claimed = await RecordAsync(first);
 
-        var redelivered = Harness.Make("own-1");
+        var redelivered = TestCommands.Make("own-1");
         Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, redelivered));
         sequence = 21;
-        Assert.Equal(ClaimOutcomeKind.RetryLater, await ClaimAsync(a, Harness.Make("own-1")));
+        Assert.Equal(ClaimOutcomeKind.RetryLater, await ClaimAsync(a, TestCommands.Make("own-1")));
 
         await a.ReleaseAsync(ClaimOutcome.Claimed(redelivered), CancellationToken.None);
         Assert.Equal(claimed, await RecordAsync(first)); // the first still holds it
         await a.RecordOutcomeAsync(ClaimOutcome.Claimed(first), succeeded: true, CancellationToken.None);
         Assert.Equal(new ClaimRecord(ClaimState.Completed, "a", a.Instance, 20), await RecordAsync(first));
-        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(a, Harness.Make("own-1")));
+        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(a, TestCommands.Make("own-1")));
     }
 
     /// <summary>
@@ -239,8 +231,8 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
         {
             var id = $"both-{i}";
             var both = await Task.WhenAll(
-                Task.Run(async () => (await a.ClaimAsync(Harness.Delivered(Harness.Make(id), 70), bound.Token)).Kind),
-                Task.Run(async () => (await a.ClaimAsync(Harness.Delivered(Harness.Make(id), 71), bound.Token)).Kind));
+                Task.Run(async () => (await a.ClaimAsync(ClaimContexts.Delivered(TestCommands.Make(id), 70), bound.Token)).Kind),
+                Task.Run(async () => (await a.ClaimAsync(ClaimContexts.Delivered(TestCommands.Make(id), 71), bound.Token)).Kind));
             if (both.Order().ToArray() is not [ClaimOutcomeKind.Claimed, ClaimOutcomeKind.RetryLater])
             {
                 wrong.Add($"{id}: {both[0]}, {both[1]}");
@@ -266,11 +258,11 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
         var granted = new List<string>();
         for (var i = 0; i < 400; i++)
         {
-            var first = Harness.Make($"writing-{i}");
+            var first = TestCommands.Make($"writing-{i}");
             sequence = 60;
             Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, first));
             sequence = 61; // the second publish
-            var second = ClaimAsync(a, Harness.Make($"writing-{i}"));
+            var second = ClaimAsync(a, TestCommands.Make($"writing-{i}"));
             // 0 to 1.5 ms: about a round trip or two, so some writes start between the claim's read and its answer.
             var until = System.Diagnostics.Stopwatch.GetTimestamp() + (random.Next(1_500) * System.Diagnostics.Stopwatch.Frequency / 1_000_000);
             while (System.Diagnostics.Stopwatch.GetTimestamp() < until)
@@ -295,13 +287,10 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     {
         // A long interval: the test takes a's heartbeat away by hand, and a must not put it back meanwhile.
         var slow = new NatsKvClaimerOptions { HeartbeatInterval = TimeSpan.FromSeconds(30), WorkerTimeout = TimeSpan.FromMinutes(1) };
-        var (a, _) = Worker("a", () => 30, slow);
-        var (b, _) = Worker("b", () => 30, slow);
-        var command = Harness.Make("taken-1");
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
+        var (a, b, command) = await ClaimedByAAsync("taken-1", () => 30, slow);
         var workers = await new NatsKVContext(new NatsJSContext(_admin)).GetStoreAsync(a.Options.WorkersBucket);
         await workers.DeleteAsync(a.Instance); // a looks gone (a long pause, a partition)
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, Harness.Make("taken-1")));
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(b, TestCommands.Make("taken-1")));
         var taken = await RecordAsync(command);
 
         if (release)
@@ -327,7 +316,7 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     public async Task An_outcome_written_as_the_server_dies_is_retried_until_it_lands_on_the_restarted_one()
     {
         var (a, _) = Worker("a", () => 50, connection: server.Options("a") with { RequestTimeout = TimeSpan.FromSeconds(1) });
-        var command = Harness.Make("restart-1");
+        var command = TestCommands.Make("restart-1");
         Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, command));
 
         await server.PauseAsync();
@@ -346,13 +335,13 @@ public sealed class NatsKvClaimRecordTests(NatsServerFixture server) : IAsyncLif
     {
         ulong? sequence = 41;
         var (a, _) = Worker("a", () => sequence);
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, Harness.Make("bind-first")));
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, TestCommands.Make("bind-first")));
         var store = await new NatsKVContext(new NatsJSContext(_admin)).GetStoreAsync(_bucket);
         await store.PutAsync("legacy-1", Encoding.UTF8.GetBytes("41/old-worker"));
 
-        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, Harness.Make("legacy-1"))); // its own stream message again
+        Assert.Equal(ClaimOutcomeKind.Claimed, await ClaimAsync(a, TestCommands.Make("legacy-1"))); // its own stream message again
         await store.PutAsync("legacy-2", Encoding.UTF8.GetBytes("41/old-worker"));
         sequence = 42;
-        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(a, Harness.Make("legacy-2"))); // a second publish
+        Assert.Equal(ClaimOutcomeKind.AlreadyClaimed, await ClaimAsync(a, TestCommands.Make("legacy-2"))); // a second publish
     }
 }

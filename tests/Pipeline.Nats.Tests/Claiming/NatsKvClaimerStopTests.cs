@@ -1,12 +1,3 @@
-using System.Text.Json;
-using NATS.Client.Core;
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Nats.Claiming;
-using Pipeline.Nats.Sources;
-using Pipeline.Nats.Tests.Support;
-
 namespace Pipeline.Nats.Tests.Claiming;
 
 /// <summary>
@@ -15,31 +6,19 @@ namespace Pipeline.Nats.Tests.Claiming;
 /// started, as it does without a claimer, instead of keeping them all until they have run.
 /// </summary>
 [Collection(NatsCollection.Name)]
-public sealed class NatsKvClaimerStopTests(NatsServerFixture server) : IAsyncLifetime
+public sealed class NatsKvClaimerStopTests(NatsServerFixture server) : StreamTest(server, "kvstop")
 {
-    private readonly string _stream = NatsServerFixture.UniqueName("kvstop");
-    private NatsConnection _connection = null!;
-
-    public async Task InitializeAsync()
-    {
-        await server.StartAsync();
-        _connection = server.Connect("kvstop");
-        await Harness.CreateStreamAsync(_connection, _stream, $"{_stream}.>");
-    }
-
-    public async Task DisposeAsync() => await _connection.DisposeAsync();
-
     [Fact]
     public async Task With_the_kv_claimer_a_stop_hands_back_the_claimed_commands_that_have_not_started()
     {
-        await Harness.PublishAsync(_connection, $"{_stream}.c", Enumerable.Range(0, 20).Select(i => Harness.Make($"kvstop-{i}", tool: "held")));
-        await using var consumer = server.Connect("kvstop-worker");
-        await using var claims = server.Connect("kvstop-claims");
-        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = _stream, Consumer = "pool", FetchExpires = TimeSpan.FromSeconds(1), FetchBatch = 32 });
+        await JetStream.PublishAsync(Connection, $"{Stream}.c", Enumerable.Range(0, 20).Select(i => TestCommands.Make($"kvstop-{i}", toolKind: "held")));
+        await using var consumer = Server.Connect("kvstop-worker");
+        await using var claims = Server.Connect("kvstop-claims");
+        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = Stream, Consumer = "pool", FetchExpires = TimeSpan.FromSeconds(1), FetchBatch = 32 });
         await source.InitializeAsync(CancellationToken.None);
         var claimer = new NatsKvClaimer(claims, new NatsKvClaimerOptions { Bucket = NatsServerFixture.UniqueName("kvstopclaims"), WorkerId = "w1" });
-        var tool = new HeldTool();
-        var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [tool]), new CountingSink(), new PipelineOptions
+        var tool = new GatedTool("held");
+        var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [tool]), new CollectingSink(), new PipelineOptions
         {
             Dispatch = new BlockOptions { Parallelism = 2 },
             ShutdownTimeout = TimeSpan.FromSeconds(60),
@@ -47,7 +26,7 @@ public sealed class NatsKvClaimerStopTests(NatsServerFixture server) : IAsyncLif
         var run = pipeline.RunAsync(CancellationToken.None);
         try
         {
-            await Harness.EventuallyAsync(
+            await Eventually.WaitForAsync(
                 () => Task.FromResult(tool.Started == 2 && pipeline.Stats.Pulled == 20 && pipeline.Stats.Blocks.Dispatch.Queued == 18),
                 TimeSpan.FromSeconds(20),
                 "two running, eighteen claimed and waiting for a slot",
@@ -63,31 +42,11 @@ public sealed class NatsKvClaimerStopTests(NatsServerFixture server) : IAsyncLif
         }
         finally
         {
-            tool.Open();
+            tool.Release();
             await run.WaitAsync(TimeSpan.FromSeconds(60));
         }
 
-        Assert.Equal(18, pipeline.Stats.HandedBack); // fails: 0, every claimed command was kept
-        Assert.Equal(2, tool.Started); // fails: 20, the stop ran all the queued work itself
-    }
-
-    /// <summary>Holds every run until <see cref="Open"/> (or its token); counts the runs begun.</summary>
-    private sealed class HeldTool : ITool
-    {
-        private readonly TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private int _started;
-
-        public string Kind => "held";
-
-        public int Started => Volatile.Read(ref _started);
-
-        public void Open() => _gate.TrySetResult();
-
-        public async ValueTask<ToolResult> InvokeAsync(Command command, CancellationToken cancellationToken)
-        {
-            Interlocked.Increment(ref _started);
-            await _gate.Task.WaitAsync(cancellationToken);
-            return ToolResult.Success();
-        }
+        Assert.Equal(18, pipeline.Stats.HandedBack); // each claimed command not started is handed back, none kept
+        Assert.Equal(2, tool.Started); // the stop does not run the queued work itself
     }
 }

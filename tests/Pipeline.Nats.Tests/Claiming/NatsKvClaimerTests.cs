@@ -1,28 +1,8 @@
-using NATS.Client.Core;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Nats.Claiming;
-using Pipeline.Nats.Sources;
-using Pipeline.Nats.Tests.Support;
-using Xunit.Abstractions;
-
 namespace Pipeline.Nats.Tests.Claiming;
 
 [Collection(NatsCollection.Name)]
-public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelper output) : IAsyncLifetime
+public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelper output) : StreamTest(server, "kv")
 {
-    private readonly string _stream = NatsServerFixture.UniqueName("kv");
-    private NatsConnection _connection = null!;
-
-    public async Task InitializeAsync()
-    {
-        await server.StartAsync();
-        _connection = server.Connect("kv");
-        await Harness.CreateStreamAsync(_connection, _stream, $"{_stream}.>");
-    }
-
-    public async Task DisposeAsync() => await _connection.DisposeAsync();
-
     /// <summary>
     /// Two in-process workers (each its own connections) on one durable consumer. With the KV
     /// claimer every command runs exactly once, also when each was published twice; without it,
@@ -37,27 +17,27 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelp
         var seed = Seeds.Next(output);
         var random = new Random(seed);
         // Tool times of 0-2 ms, and the duplicates shuffled in among the originals, from the seed.
-        var commands = Enumerable.Range(0, count).Select(i => Harness.Make($"dup-{i}", tool: "slow", input: $$"""{"ms": {{random.Next(3)}}}""")).ToList();
+        var commands = Enumerable.Range(0, count).Select(i => TestCommands.Make($"dup-{i}", toolKind: "slow", inputJson: $$"""{"ms": {{random.Next(3)}}}""")).ToList();
         List<Pipeline.Commands.Command> published = twice ? [.. commands, .. commands] : [.. commands];
         if (twice)
         {
             random.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(published)[(count / 2)..]);
         }
 
-        await Harness.PublishAsync(_connection, $"{_stream}.c", published);
+        await JetStream.PublishAsync(Connection, $"{Stream}.c", published);
         var slow = new SlowTool(TimeSpan.Zero);
         var bucket = NatsServerFixture.UniqueName("claims");
-        var workers = new List<(NatsConnection Consumer, NatsConnection Claims, NatsCommandSource Source, CommandPipeline<NatsHandle> Pipeline, CountingSink Sink)>();
+        var workers = new List<(NatsConnection Consumer, NatsConnection Claims, NatsCommandSource Source, CommandPipeline<NatsHandle> Pipeline, CollectingSink Sink)>();
         for (var w = 0; w < 2; w++)
         {
-            var consumer = server.Connect($"worker-{w}");
-            var claims = server.Connect($"claims-{w}");
+            var consumer = Server.Connect($"worker-{w}");
+            var claims = Server.Connect($"claims-{w}");
             var batch = random.Next(4, 65);
             output.WriteLine($"worker {w}: fetch batch {batch}");
-            var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = _stream, Consumer = "pool", FetchExpires = TimeSpan.FromSeconds(1), FetchBatch = batch });
+            var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = Stream, Consumer = "pool", FetchExpires = TimeSpan.FromSeconds(1), FetchBatch = batch });
             await source.InitializeAsync(CancellationToken.None);
             var kv = new NatsKvClaimer(claims, new NatsKvClaimerOptions { Bucket = bucket, WorkerId = $"w{w}" });
-            var sink = new CountingSink();
+            var sink = new CollectingSink();
             // RecentCommandIds 0: the engine's own duplicate cache is off, so only the claimer can stop a second run.
             var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [slow]), sink, new PipelineOptions
             {
@@ -72,8 +52,8 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelp
         try
         {
             var runs = workers.Select(w => w.Pipeline.RunAsync(CancellationToken.None)).ToArray();
-            await Harness.EventuallyAsync(
-                async () => (await Harness.ConsumerInfoAsync(_connection, _stream, "pool")) is { NumAckPending: 0, NumPending: 0 } && workers.Sum(w => w.Pipeline.Stats.Acked) == published.Count,
+            await Eventually.WaitForAsync(
+                async () => (await JetStream.ConsumerInfoAsync(Connection, Stream, "pool")) is { NumAckPending: 0, NumPending: 0 } && workers.Sum(w => w.Pipeline.Stats.Acked) == published.Count,
                 TimeSpan.FromSeconds(60),
                 $"every delivery acked (seed {seed})",
                 () => $"acked {workers.Sum(w => w.Pipeline.Stats.Acked)} of {published.Count}, runs {slow.Runs.Count}");
@@ -115,19 +95,19 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelp
     public async Task A_redelivery_of_the_same_stream_message_claims_again_and_another_publish_waits_until_the_first_has_ended()
     {
         var bucket = NatsServerFixture.UniqueName("claims");
-        var command = Harness.Make("same");
+        var command = TestCommands.Make("same");
         ulong? origin = 41;
-        await using var claimer = new NatsKvClaimer(_connection, new NatsKvClaimerOptions { Bucket = bucket });
+        await using var claimer = new NatsKvClaimer(Connection, new NatsKvClaimerOptions { Bucket = bucket });
 
-        Assert.Equal(Commands.ClaimOutcomeKind.Claimed, (await claimer.ClaimAsync(Harness.Delivered(command, origin), CancellationToken.None)).Kind);
-        Assert.Equal(Commands.ClaimOutcomeKind.Claimed, (await claimer.ClaimAsync(Harness.Delivered(command, origin), CancellationToken.None)).Kind);
+        Assert.Equal(Commands.ClaimOutcomeKind.Claimed, (await claimer.ClaimAsync(ClaimContexts.Delivered(command, origin), CancellationToken.None)).Kind);
+        Assert.Equal(Commands.ClaimOutcomeKind.Claimed, (await claimer.ClaimAsync(ClaimContexts.Delivered(command, origin), CancellationToken.None)).Kind);
         origin = 42;
-        Assert.Equal(Commands.ClaimOutcomeKind.RetryLater, (await claimer.ClaimAsync(Harness.Delivered(command, origin), CancellationToken.None)).Kind);
+        Assert.Equal(Commands.ClaimOutcomeKind.RetryLater, (await claimer.ClaimAsync(ClaimContexts.Delivered(command, origin), CancellationToken.None)).Kind);
         origin = null;
-        Assert.Equal(Commands.ClaimOutcomeKind.RetryLater, (await claimer.ClaimAsync(Harness.Delivered(command, origin), CancellationToken.None)).Kind);
+        Assert.Equal(Commands.ClaimOutcomeKind.RetryLater, (await claimer.ClaimAsync(ClaimContexts.Delivered(command, origin), CancellationToken.None)).Kind);
         await claimer.RecordOutcomeAsync(Commands.ClaimOutcome.Claimed(command), succeeded: true, CancellationToken.None);
         origin = 42;
-        Assert.Equal(Commands.ClaimOutcomeKind.AlreadyClaimed, (await claimer.ClaimAsync(Harness.Delivered(command, origin), CancellationToken.None)).Kind);
+        Assert.Equal(Commands.ClaimOutcomeKind.AlreadyClaimed, (await claimer.ClaimAsync(ClaimContexts.Delivered(command, origin), CancellationToken.None)).Kind);
     }
 
     /// <summary>
@@ -139,11 +119,11 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelp
     [Fact]
     public async Task On_the_sources_own_deliveries_a_redelivery_claims_again_and_a_second_publish_waits_until_the_first_has_ended()
     {
-        var command = Harness.Make("real-same");
-        var published = await Harness.PublishAsync(_connection, $"{_stream}.c", [command]);
-        await using var consumer = server.Connect("kv-real");
-        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = _stream, Consumer = "real", FetchExpires = TimeSpan.FromSeconds(1) });
-        await using var claimer = new NatsKvClaimer(_connection, new NatsKvClaimerOptions { Bucket = NatsServerFixture.UniqueName("claims") });
+        var command = TestCommands.Make("real-same");
+        var published = await JetStream.PublishAsync(Connection, $"{Stream}.c", [command]);
+        await using var consumer = Server.Connect("kv-real");
+        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = Stream, Consumer = "real", FetchExpires = TimeSpan.FromSeconds(1) });
+        await using var claimer = new NatsKvClaimer(Connection, new NatsKvClaimerOptions { Bucket = NatsServerFixture.UniqueName("claims") });
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         async Task<(NatsHandle Handle, Commands.ClaimOutcome Outcome)> PullAndClaimAsync()
         {
@@ -155,7 +135,7 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelp
         var first = await PullAndClaimAsync();
         await source.NackAsync(first.Handle, CancellationToken.None); // the claim is kept: a lost ack, a redelivery racing the first
         var redelivered = await PullAndClaimAsync();
-        var republished = await Harness.PublishAsync(_connection, $"{_stream}.c", [command]);
+        var republished = await JetStream.PublishAsync(Connection, $"{Stream}.c", [command]);
         var second = await PullAndClaimAsync();
         await claimer.RecordOutcomeAsync(redelivered.Outcome, succeeded: true, CancellationToken.None);
         await source.AckAsync(redelivered.Handle, CancellationToken.None);
@@ -183,31 +163,23 @@ public sealed class NatsKvClaimerTests(NatsServerFixture server, ITestOutputHelp
     public async Task Through_the_pipeline_each_claim_record_names_the_stream_sequence_its_command_was_published_at()
     {
         const int count = 200;
-        var commands = Enumerable.Range(0, count).Select(i => Harness.Make($"seq-{i}")).ToList();
-        var published = await Harness.PublishAsync(_connection, $"{_stream}.c", commands);
+        var commands = Enumerable.Range(0, count).Select(i => TestCommands.Make($"seq-{i}")).ToList();
+        var published = await JetStream.PublishAsync(Connection, $"{Stream}.c", commands);
         var bucket = NatsServerFixture.UniqueName("claims");
-        await using var consumer = server.Connect("kv-seq");
-        await using var claims = server.Connect("kv-seq-claims");
-        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = _stream, Consumer = "seq", FetchExpires = TimeSpan.FromSeconds(1) });
+        await using var consumer = Server.Connect("kv-seq");
+        await using var claims = Server.Connect("kv-seq-claims");
+        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = Stream, Consumer = "seq", FetchExpires = TimeSpan.FromSeconds(1) });
         await using var claimer = new NatsKvClaimer(claims, new NatsKvClaimerOptions { Bucket = bucket, WorkerId = "w" });
-        var sink = new CountingSink();
+        var sink = new CollectingSink();
         var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(), sink, new PipelineOptions { Claim = new BlockOptions { Parallelism = 8 } }, claimer);
 
-        await Harness.RunUntilAsync(pipeline, () => sink.CompletedIds == count, TimeSpan.FromSeconds(60), "all completed", () => $"{sink.CompletedIds} completed");
+        await PipelineRuns.RunUntilAsync(pipeline, () => sink.CompletedIds == count, TimeSpan.FromSeconds(60), "all completed", () => $"{sink.CompletedIds} completed");
 
-        var store = await new NATS.Client.KeyValueStore.NatsKVContext(new NATS.Client.JetStream.NatsJSContext(_connection)).GetStoreAsync(bucket);
+        var store = await new NATS.Client.KeyValueStore.NatsKVContext(new NATS.Client.JetStream.NatsJSContext(Connection)).GetStoreAsync(bucket);
         for (var i = 0; i < count; i++)
         {
             var entry = await store.GetEntryAsync<byte[]>(NatsKvClaimer.KeyFor(commands[i].CommandId));
             Assert.Equal(new ClaimRecord(ClaimState.Completed, "w", claimer.Instance, published[i]), ClaimRecord.Parse(entry.Value));
         }
     }
-
-    [Theory]
-    [InlineData("plain-id_1", "plain-id_1")]
-    [InlineData("with space", "sha256.")]
-    [InlineData(".leading", "sha256.")]
-    [InlineData("ünïcode", "sha256.")]
-    public void Command_ids_that_are_not_valid_keys_are_hashed(string id, string expectedPrefix) =>
-        Assert.StartsWith(expectedPrefix, NatsKvClaimer.KeyFor(id), StringComparison.Ordinal);
 }

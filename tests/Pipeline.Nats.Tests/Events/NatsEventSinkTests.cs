@@ -1,39 +1,22 @@
-using System.Text;
-using System.Text.Json;
-using NATS.Client.Core;
-using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
-using Pipeline.Events;
 using Pipeline.Nats.Events;
-using Pipeline.Nats.Tests.Support;
 
 namespace Pipeline.Nats.Tests.Events;
 
 [Collection(NatsCollection.Name)]
-public sealed class NatsEventSinkTests(NatsServerFixture server) : IAsyncLifetime
+public sealed class NatsEventSinkTests(NatsServerFixture server) : StreamTest(server, "events", createStream: false)
 {
-    private readonly string _stream = NatsServerFixture.UniqueName("events");
-    private NatsConnection _connection = null!;
-
-    public async Task InitializeAsync()
-    {
-        await server.StartAsync();
-        _connection = server.Connect("events");
-    }
-
-    public async Task DisposeAsync() => await _connection.DisposeAsync();
-
-    private NatsEventSinkOptions Options() => new() { Stream = _stream, Subjects = [$"{_stream}.>"], SubjectTemplate = $"{_stream}.{{execution_id}}" };
+    private NatsEventSinkOptions Options() => new() { Stream = Stream, Subjects = [$"{Stream}.>"], SubjectTemplate = $"{Stream}.{{execution_id}}" };
 
     private async Task<List<string>> ReadCommandIdsAsync(string subject) =>
-        [.. (await ReadAsync(_connection, subject)).Select(e => e.Body.GetProperty("command_id").GetString()!)];
+        [.. (await ReadAsync(Connection, subject)).Select(e => e.Body.GetProperty("command_id").GetString()!)];
 
     /// <summary>Every message on <paramref name="subject"/>, in stream order, with its Nats-Msg-Id.</summary>
     private async Task<List<(JsonElement Body, string? MsgId)>> ReadAsync(NatsConnection connection, string subject)
     {
         var js = new NatsJSContext(connection);
         // FilterSubject: nats-server 2.9 ignores the ordered consumer's list of filters.
-        var consumer = await js.CreateOrUpdateConsumerAsync(_stream, new ConsumerConfig(NatsServerFixture.UniqueName("reader")) { FilterSubject = subject, AckPolicy = ConsumerConfigAckPolicy.None });
+        var consumer = await js.CreateOrUpdateConsumerAsync(Stream, new ConsumerConfig(NatsServerFixture.UniqueName("reader")) { FilterSubject = subject, AckPolicy = ConsumerConfigAckPolicy.None });
         var read = new List<(JsonElement, string?)>();
         await foreach (var msg in consumer.FetchAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = 100, Expires = TimeSpan.FromSeconds(1) }))
         {
@@ -55,11 +38,11 @@ public sealed class NatsEventSinkTests(NatsServerFixture server) : IAsyncLifetim
     [Fact]
     public async Task Events_go_to_a_subject_per_execution_in_the_created_stream()
     {
-        using var sink = new NatsEventSink(_connection, new NatsEventSinkOptions { Stream = _stream, Subjects = [$"{_stream}.>"], SubjectTemplate = $"{_stream}.{{execution_id}}.events" });
+        using var sink = new NatsEventSink(Connection, new NatsEventSinkOptions { Stream = Stream, Subjects = [$"{Stream}.>"], SubjectTemplate = $"{Stream}.{{execution_id}}.events" });
         await sink.WriteAsync(new[] { Event(1, "a"), Event(2, "b"), Event(1, "c") }, CancellationToken.None);
 
-        var js = new NatsJSContext(_connection);
-        var consumer = await js.CreateOrUpdateConsumerAsync(_stream, new ConsumerConfig("reader") { FilterSubject = $"{_stream}.1.events" });
+        var js = new NatsJSContext(Connection);
+        var consumer = await js.CreateOrUpdateConsumerAsync(Stream, new ConsumerConfig("reader") { FilterSubject = $"{Stream}.1.events" });
         var ids = new List<string>();
         await foreach (var msg in consumer.FetchAsync<byte[]>(new NatsJSFetchOpts { MaxMsgs = 10, Expires = TimeSpan.FromSeconds(1) }))
         {
@@ -74,9 +57,9 @@ public sealed class NatsEventSinkTests(NatsServerFixture server) : IAsyncLifetim
     public async Task A_publish_the_stream_refuses_fails_the_batch()
     {
         // A stream that takes one message and refuses the rest: the refusal comes back in the ack, not as an exception.
-        var js = new NatsJSContext(_connection);
-        await js.CreateStreamAsync(new StreamConfig(_stream, [$"{_stream}.>"]) { MaxMsgs = 1, Discard = StreamConfigDiscard.New });
-        using var sink = new NatsEventSink(_connection, new NatsEventSinkOptions { Stream = _stream, SubjectTemplate = $"{_stream}.{{execution_id}}" });
+        var js = new NatsJSContext(Connection);
+        await js.CreateStreamAsync(new StreamConfig(Stream, [$"{Stream}.>"]) { MaxMsgs = 1, Discard = StreamConfigDiscard.New });
+        using var sink = new NatsEventSink(Connection, new NatsEventSinkOptions { Stream = Stream, SubjectTemplate = $"{Stream}.{{execution_id}}" });
 
         var ex = await Assert.ThrowsAsync<IOException>(async () => await sink.WriteAsync(new[] { Event(1, "a"), Event(1, "b") }, CancellationToken.None));
         Assert.Contains("1 of 2", ex.Message, StringComparison.Ordinal);
@@ -85,7 +68,7 @@ public sealed class NatsEventSinkTests(NatsServerFixture server) : IAsyncLifetim
     [Fact]
     public async Task A_publish_acknowledged_as_a_duplicate_counts_as_stored_and_the_stream_keeps_one_copy()
     {
-        using var sink = new NatsEventSink(_connection, Options());
+        using var sink = new NatsEventSink(Connection, Options());
         var batch = new[] { Event(1, "a") };
         await sink.WriteAsync(batch, CancellationToken.None);
 
@@ -93,7 +76,7 @@ public sealed class NatsEventSinkTests(NatsServerFixture server) : IAsyncLifetim
         // answers "duplicate" (it holds the Nats-Msg-Id already), which is success for the sink.
         await sink.WriteAsync(batch, CancellationToken.None);
 
-        var stream = await new NatsJSContext(_connection).GetStreamAsync(_stream);
+        var stream = await new NatsJSContext(Connection).GetStreamAsync(Stream);
         Assert.Equal(1L, stream.Info.State.Messages);
         Assert.Equal(2, sink.Published);
         Assert.Equal(1, sink.Duplicates);
@@ -103,10 +86,10 @@ public sealed class NatsEventSinkTests(NatsServerFixture server) : IAsyncLifetim
     public async Task A_batch_retried_after_a_partial_failure_succeeds_and_stores_each_event_once()
     {
         // A stream that takes one message and refuses the rest: the first write stores a, fails b.
-        var js = new NatsJSContext(_connection);
-        var config = new StreamConfig(_stream, [$"{_stream}.>"]) { MaxMsgs = 1, Discard = StreamConfigDiscard.New };
+        var js = new NatsJSContext(Connection);
+        var config = new StreamConfig(Stream, [$"{Stream}.>"]) { MaxMsgs = 1, Discard = StreamConfigDiscard.New };
         await js.CreateStreamAsync(config);
-        using var sink = new NatsEventSink(_connection, Options());
+        using var sink = new NatsEventSink(Connection, Options());
         var batch = new[] { Event(1, "a"), Event(1, "b") };
         await Assert.ThrowsAsync<IOException>(async () => await sink.WriteAsync(batch, CancellationToken.None));
 
@@ -115,7 +98,7 @@ public sealed class NatsEventSinkTests(NatsServerFixture server) : IAsyncLifetim
         await js.UpdateStreamAsync(config with { MaxMsgs = -1 });
         await sink.WriteAsync(batch, CancellationToken.None);
 
-        Assert.Equal(["a", "b"], await ReadCommandIdsAsync($"{_stream}.1"));
+        Assert.Equal(["a", "b"], await ReadCommandIdsAsync($"{Stream}.1"));
         Assert.Equal(2, sink.Published);
         Assert.Equal(0, sink.Duplicates);
     }
@@ -140,7 +123,7 @@ public sealed class NatsEventSinkTests(NatsServerFixture server) : IAsyncLifetim
             var bigError = Event(1, "big-error") with { EventType = EventTypes.CommandFailed, Status = EventStatus.Failed, Error = "boom " + text };
             await sink.WriteAsync(new[] { Event(1, "before"), bigResult, bigError, Event(1, "after") }, CancellationToken.None);
 
-            var stored = await ReadAsync(connection, $"{_stream}.1");
+            var stored = await ReadAsync(connection, $"{Stream}.1");
             Assert.Equal(["before", "big-result", "big-error", "after"], stored.Select(e => e.Body.GetProperty("command_id").GetString()));
             var result = stored[1].Body.GetProperty("result");
             Assert.True(result.GetProperty("truncated").GetBoolean());
@@ -152,7 +135,7 @@ public sealed class NatsEventSinkTests(NatsServerFixture server) : IAsyncLifetim
             // Shortened, it keeps its Nats-Msg-Id: a retry of it is still a duplicate, not a second copy.
             Assert.Equal(stored[1].MsgId, $"big-result:{EventTypes.CommandCompleted}:0:{bigResult.CreatedAt.UtcTicks}");
             await sink.WriteAsync(new[] { bigResult }, CancellationToken.None);
-            Assert.Equal(4L, (await new NatsJSContext(connection).GetStreamAsync(_stream)).Info.State.Messages);
+            Assert.Equal(4L, (await new NatsJSContext(connection).GetStreamAsync(Stream)).Info.State.Messages);
         }
         finally
         {

@@ -1,35 +1,16 @@
-using System.Diagnostics;
-using System.Text;
-using NATS.Client.Core;
-using NATS.Client.JetStream;
 using OpenTelemetry;
 using OpenTelemetry.Trace;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
 using Pipeline.Nats.Messages;
-using Pipeline.Nats.Sources;
-using Pipeline.Nats.Tests.Support;
 using Pipeline.Telemetry;
 
 namespace Pipeline.Nats.Tests.Messages;
 
 /// <summary>The W3C trace context a producer put in the message headers parents the command's spans (OpenTelemetry SDK, in-memory exporter).</summary>
 [Collection(NatsCollection.Name)]
-public sealed class TraceContextTests(NatsServerFixture server) : IAsyncLifetime
+public sealed class TraceContextTests(NatsServerFixture server) : StreamTest(server, "trace")
 {
     private const string TraceId = "4bf92f3577b34da6a3ce929d0e0e4736";
     private const string ParentSpanId = "00f067aa0ba902b7";
-    private readonly string _stream = NatsServerFixture.UniqueName("trace");
-    private NatsConnection _connection = null!;
-
-    public async Task InitializeAsync()
-    {
-        await server.StartAsync();
-        _connection = server.Connect("trace");
-        await Harness.CreateStreamAsync(_connection, _stream, $"{_stream}.>");
-    }
-
-    public async Task DisposeAsync() => await _connection.DisposeAsync();
 
     [Fact]
     public async Task A_traceparent_header_parents_the_commands_spans_and_none_or_garbage_starts_a_new_trace()
@@ -37,21 +18,21 @@ public sealed class TraceContextTests(NatsServerFixture server) : IAsyncLifetime
         var spans = new List<Activity>();
         using (var tracing = Sdk.CreateTracerProviderBuilder().AddSource(PipelineTelemetry.Name).AddInMemoryExporter(spans).Build())
         {
-            var js = new NatsJSContext(_connection);
+            var js = new NatsJSContext(Connection);
             await Publish(js, "traced", new NatsHeaders { ["traceparent"] = $"00-{TraceId}-{ParentSpanId}-01", ["tracestate"] = "congo=t61rcWkgMzE" });
             await Publish(js, "plain", null);
             await Publish(js, "garbage", new NatsHeaders { ["traceparent"] = "00-not-a-trace-parent-at-all-zz" });
             await Publish(js, "zeros", new NatsHeaders { ["traceparent"] = "00-00000000000000000000000000000000-0000000000000000-01" });
 
-            await using var consumer = server.Connect("consumer");
-            await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = _stream, Consumer = "tracers", FetchExpires = TimeSpan.FromSeconds(1) });
-            var sink = new CountingSink();
+            await using var consumer = Server.Connect("consumer");
+            await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = Stream, Consumer = "tracers", FetchExpires = TimeSpan.FromSeconds(1) });
+            var sink = new CollectingSink();
             var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(), sink, new PipelineOptions { AckMode = AckMode.AckAfterDispatch });
-            await Harness.RunUntilAsync(pipeline, () => sink.CompletedIds == 4, TimeSpan.FromSeconds(30), "all four completed", () => $"{sink.CompletedIds} completed");
+            await PipelineRuns.RunUntilAsync(pipeline, () => sink.CompletedIds == 4, TimeSpan.FromSeconds(30), "all four completed", () => $"{sink.CompletedIds} completed");
             tracing.ForceFlush();
         }
 
-        var process = spans.Where(s => s.OperationName == $"process {_stream}").ToDictionary(s => (string)s.GetTagItem("pipeline.command_id")!);
+        var process = spans.Where(s => s.OperationName == $"process {Stream}").ToDictionary(s => (string)s.GetTagItem("pipeline.command_id")!);
         Assert.Equal(["garbage", "plain", "traced", "zeros"], process.Keys.Order(StringComparer.Ordinal));
 
         var traced = process["traced"];
@@ -60,7 +41,7 @@ public sealed class TraceContextTests(NatsServerFixture server) : IAsyncLifetime
         Assert.Equal("congo=t61rcWkgMzE", traced.TraceStateString);
         Assert.Equal(ActivityKind.Consumer, traced.Kind);
         Assert.Equal("nats", traced.GetTagItem("messaging.system"));
-        Assert.Equal(_stream, traced.GetTagItem("messaging.destination.name"));
+        Assert.Equal(Stream, traced.GetTagItem("messaging.destination.name"));
         Assert.Equal("tracers", traced.GetTagItem("messaging.consumer.group.name"));
         Assert.Equal("1", traced.GetTagItem("messaging.message.id")); // the stream sequence
         Assert.Equal("process", traced.GetTagItem("messaging.operation.type"));
@@ -97,7 +78,7 @@ public sealed class TraceContextTests(NatsServerFixture server) : IAsyncLifetime
 
     private async Task Publish(NatsJSContext js, string id, NatsHeaders? headers)
     {
-        var ack = await js.PublishAsync($"{_stream}.c", Encoding.UTF8.GetBytes(Harness.Make(id).ToJson()), headers: headers);
+        var ack = await js.PublishAsync($"{Stream}.c", Encoding.UTF8.GetBytes(TestCommands.Make(id).ToJson()), headers: headers);
         ack.EnsureSuccess();
     }
 }

@@ -1,11 +1,5 @@
 using System.Collections.Concurrent;
-using System.Text.Json;
-using NATS.Client.Core;
-using NATS.Client.JetStream;
 using NATS.Client.JetStream.Models;
-using Pipeline.Commands;
-using Pipeline.Nats.Sources;
-using Pipeline.Nats.Tests.Support;
 using Pipeline.Sources;
 using Pipeline.Testing.Conformance;
 
@@ -72,7 +66,7 @@ public sealed class NatsCommandSourceConformanceTests(NatsServerFixture server) 
             var admin = server.Connect("conformance-backend");
             var js = new NatsJSContext(admin);
             await js.CreateStreamAsync(new StreamConfig(stream, [$"{stream}.>"]));
-            var sequences = await Harness.PublishAsync(admin, $"{stream}.commands", seed);
+            var sequences = await JetStream.PublishAsync(admin, $"{stream}.commands", seed);
             var options = new NatsSourceOptions
             {
                 Stream = stream,

@@ -1,27 +1,9 @@
-using NATS.Client.Core;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Nats.Sources;
-using Pipeline.Nats.Tests.Support;
-using Xunit.Abstractions;
-
 namespace Pipeline.Nats.Tests.Sources;
 
 /// <summary>The server dies under a running pipeline: the run goes on, nothing is lost, nothing stays stuck.</summary>
 [Collection(NatsCollection.Name)]
-public sealed class NatsServerFaultTests(NatsServerFixture server, ITestOutputHelper output) : IAsyncLifetime
+public sealed class NatsServerFaultTests(NatsServerFixture server, ITestOutputHelper output) : StreamTest(server, "fault")
 {
-    private readonly string _stream = NatsServerFixture.UniqueName("fault");
-
-    public async Task InitializeAsync()
-    {
-        await server.StartAsync();
-        await using var setup = server.Connect("setup");
-        await Harness.CreateStreamAsync(setup, _stream, $"{_stream}.>");
-    }
-
-    public async Task DisposeAsync() => await server.StartAsync(); // leave it running for the next test
-
     [Theory]
     [InlineData(true, 20_000)]
     [InlineData(false, 4000)]
@@ -35,28 +17,28 @@ public sealed class NatsServerFaultTests(NatsServerFixture server, ITestOutputHe
         var free = count / 8 + random.Next(count * 3 / 8);
         var toolMs = ids.Select(_ => random.Next(4)).ToArray();
         output.WriteLine($"{count} commands, {free} run before the fault");
-        await using (var publisher = server.Connect("publisher"))
+        await using (var publisher = Server.Connect("publisher"))
         {
             // The first part runs freely; the rest is held until the server is down, so the
             // fault always lands mid-run (unheld, the whole run can finish before a SIGTERM'd
             // server has exited) with deliveries in flight and messages still on the server.
-            await Harness.PublishAsync(publisher, $"{_stream}.c", ids.Select((id, i) => i < free
-                ? Harness.Make(id, tool: "delay", input: $$"""{"ms": {{toolMs[i]}}}""")
-                : Harness.Make(id, tool: "gated", input: $$"""{"ms": {{toolMs[i]}}}""")));
+            await JetStream.PublishAsync(publisher, $"{Stream}.c", ids.Select((id, i) => i < free
+                ? TestCommands.Make(id, toolKind: "delay", inputJson: $$"""{"ms": {{toolMs[i]}}}""")
+                : TestCommands.Make(id, toolKind: "gated", inputJson: $$"""{"ms": {{toolMs[i]}}}""")));
         }
 
-        var gated = new GatedTool(TimeSpan.Zero);
+        var gated = new GatedTool();
 
-        await using var consumer = server.Connect("consumer");
+        await using var consumer = Server.Connect("consumer");
         await using var source = new NatsCommandSource(consumer, new NatsSourceOptions
         {
-            Stream = _stream,
+            Stream = Stream,
             Consumer = "workers",
             AckWait = TimeSpan.FromSeconds(3),
             FetchExpires = TimeSpan.FromSeconds(1),
             SettleTimeout = TimeSpan.FromSeconds(1),
         });
-        var sink = new CountingSink();
+        var sink = new CollectingSink();
         var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [gated]), sink, new PipelineOptions
         {
             MaxInFlight = 1024,
@@ -66,24 +48,24 @@ public sealed class NatsServerFaultTests(NatsServerFixture server, ITestOutputHe
         });
         var run = pipeline.RunAsync(CancellationToken.None);
 
-        await Harness.EventuallyAsync(() => Task.FromResult(sink.CompletedIds >= free), TimeSpan.FromSeconds(30), $"the free part done before the fault (seed {seed})");
+        await Eventually.WaitForAsync(() => Task.FromResult(sink.CompletedIds >= free), TimeSpan.FromSeconds(30), $"the free part done before the fault (seed {seed})");
         if (kill)
         {
-            await server.KillAsync();
+            await Server.KillAsync();
         }
         else
         {
-            await server.StopAsync();
+            await Server.StopAsync();
         }
 
         var doneAtFault = sink.CompletedIds;
-        gated.Open(); // the held work finishes while the server is down: its acks wait for the reconnect, or time out and come back
+        gated.Release(); // the held work finishes while the server is down: its acks wait for the reconnect, or time out and come back
         await Task.Delay(TimeSpan.FromSeconds(1.5));
-        await server.StartAsync();
+        await Server.StartAsync();
 
-        await using var observer = server.Connect("observer");
-        await Harness.EventuallyAsync(
-            async () => sink.CompletedIds == count && (await Harness.ConsumerInfoAsync(observer, _stream, "workers")) is { NumAckPending: 0, NumPending: 0 },
+        await using var observer = Server.Connect("observer");
+        await Eventually.WaitForAsync(
+            async () => sink.CompletedIds == count && (await JetStream.ConsumerInfoAsync(observer, Stream, "workers")) is { NumAckPending: 0, NumPending: 0 },
             TimeSpan.FromSeconds(60),
             $"every command completed and nothing pending on the server (seed {seed})",
             () => $"{sink.CompletedIds} of {count} completed ({doneAtFault} at the fault), fetched {source.Fetched}, fetch errors {source.FetchErrors}, settle errors {pipeline.Stats.SettleErrors}");
@@ -101,17 +83,17 @@ public sealed class NatsServerFaultTests(NatsServerFixture server, ITestOutputHe
     [Fact]
     public async Task An_ack_while_the_server_is_down_gives_up_at_its_deadline()
     {
-        await using (var publisher = server.Connect("publisher"))
+        await using (var publisher = Server.Connect("publisher"))
         {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", [Harness.Make("one")]);
+            await JetStream.PublishAsync(publisher, $"{Stream}.c", [TestCommands.Make("one")]);
         }
 
-        await using var consumer = server.Connect("consumer");
-        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = _stream, Consumer = "workers", SettleTimeout = TimeSpan.FromSeconds(1) });
+        await using var consumer = Server.Connect("consumer");
+        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions { Stream = Stream, Consumer = "workers", SettleTimeout = TimeSpan.FromSeconds(1) });
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         var item = (await source.NextAsync(bound.Token))!.Value;
-        await server.KillAsync();
-        await Harness.EventuallyAsync(() => Task.FromResult(consumer.ConnectionState != NatsConnectionState.Open), TimeSpan.FromSeconds(10), "the client saw the server go");
+        await Server.KillAsync();
+        await Eventually.WaitForAsync(() => Task.FromResult(consumer.ConnectionState != NatsConnectionState.Open), TimeSpan.FromSeconds(10), "the client saw the server go");
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
         // Bounded here, so a missing deadline fails the test instead of hanging it.

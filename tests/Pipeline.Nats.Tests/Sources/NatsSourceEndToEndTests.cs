@@ -1,42 +1,29 @@
-using System.Text;
-using NATS.Client.Core;
-using NATS.Client.JetStream;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Events;
-using Pipeline.Nats.Sources;
-using Pipeline.Nats.Tests.Support;
-
 namespace Pipeline.Nats.Tests.Sources;
 
 /// <summary>The existing engine, end to end, on the JetStream source against a real nats-server.</summary>
 [Collection(NatsCollection.Name)]
-public sealed class NatsSourceEndToEndTests(NatsServerFixture server) : IAsyncLifetime
+public sealed class NatsSourceEndToEndTests(NatsServerFixture server) : StreamTest(server, "e2e")
 {
-    private readonly string _stream = NatsServerFixture.UniqueName("e2e");
     private NatsConnection _consumerConnection = null!;
-    private NatsConnection _publisher = null!;
 
-    private string Subject => $"{_stream}.commands";
+    private string Subject => $"{Stream}.commands";
 
-    public async Task InitializeAsync()
+    public override async Task InitializeAsync()
     {
-        await server.StartAsync(); // a test before may have left it stopped
-        _consumerConnection = server.Connect("consumer");
-        _publisher = server.Connect("publisher");
-        await Harness.CreateStreamAsync(_publisher, _stream, $"{_stream}.>");
+        await base.InitializeAsync();
+        _consumerConnection = Server.Connect("consumer");
     }
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
         await _consumerConnection.DisposeAsync();
-        await _publisher.DisposeAsync();
+        await base.DisposeAsync();
     }
 
     private NatsSourceOptions Options(TimeSpan? ackWait = null) => new()
     {
-        Stream = _stream,
-        Subjects = [$"{_stream}.>"],
+        Stream = Stream,
+        Subjects = [$"{Stream}.>"],
         Consumer = "workers",
         AckWait = ackWait ?? TimeSpan.FromSeconds(30),
         FetchExpires = TimeSpan.FromSeconds(1),
@@ -48,21 +35,21 @@ public sealed class NatsSourceEndToEndTests(NatsServerFixture server) : IAsyncLi
     {
         const int count = 300;
         var stream = NatsServerFixture.UniqueName("wq");
-        var js = new NATS.Client.JetStream.NatsJSContext(_publisher);
+        var js = new NATS.Client.JetStream.NatsJSContext(Connection);
         await js.CreateStreamAsync(new NATS.Client.JetStream.Models.StreamConfig(stream, [$"{stream}.>"])
         {
             Retention = NATS.Client.JetStream.Models.StreamConfigRetention.Workqueue,
         });
-        await Harness.PublishAsync(_publisher, $"{stream}.c", Enumerable.Range(0, count).Select(i => Harness.Make($"wq-{i}")));
+        await JetStream.PublishAsync(Connection, $"{stream}.c", Enumerable.Range(0, count).Select(i => TestCommands.Make($"wq-{i}")));
         var options = Options() with { Stream = stream, Subjects = [$"{stream}.>"] };
         await using var source = new NatsCommandSource(_consumerConnection, options);
-        var sink = new CountingSink();
+        var sink = new CollectingSink();
         var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(), sink, new PipelineOptions { MaxInFlight = 64, AckMode = AckMode.AckAfterDispatch });
 
-        await Harness.RunUntilAsync(pipeline, () => sink.CompletedIds == count, TimeSpan.FromSeconds(60), "all completed", () => $"{sink.CompletedIds} completed");
+        await PipelineRuns.RunUntilAsync(pipeline, () => sink.CompletedIds == count, TimeSpan.FromSeconds(60), "all completed", () => $"{sink.CompletedIds} completed");
 
         Assert.All(sink.CompletedById, pair => Assert.Equal(1, pair.Value));
-        await Harness.EventuallyAsync(
+        await Eventually.WaitForAsync(
             async () => (await js.GetStreamAsync(stream)).Info.State.Messages == 0,
             TimeSpan.FromSeconds(10),
             "the stream emptied by the acks");
@@ -73,23 +60,23 @@ public sealed class NatsSourceEndToEndTests(NatsServerFixture server) : IAsyncLi
     {
         const int count = 2000;
         var ids = Enumerable.Range(0, count).Select(i => $"cmd-{i}").ToArray();
-        await Harness.PublishAsync(_publisher, Subject, ids.Select(id => Harness.Make(id)));
+        await JetStream.PublishAsync(Connection, Subject, ids.Select(id => TestCommands.Make(id)));
         var options = Options();
         var pipelineOptions = new PipelineOptions { MaxInFlight = 256, PullParallelism = 4 };
         options.ValidateFor(pipelineOptions);
         await using var source = new NatsCommandSource(_consumerConnection, options);
-        var sink = new CountingSink();
+        var sink = new CollectingSink();
         var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(), sink, pipelineOptions);
 
-        await Harness.RunUntilAsync(pipeline, () => sink.CompletedIds == count, TimeSpan.FromSeconds(60), "all completed", () => $"{sink.CompletedIds} completed");
+        await PipelineRuns.RunUntilAsync(pipeline, () => sink.CompletedIds == count, TimeSpan.FromSeconds(60), "all completed", () => $"{sink.CompletedIds} completed");
 
         Assert.Equal(ids.Order(StringComparer.Ordinal), sink.CompletedById.Keys.Order(StringComparer.Ordinal));
         Assert.All(sink.CompletedById, pair => Assert.Equal(1, pair.Value));
         Assert.Equal(count, source.Acked);
         Assert.Equal(0, pipeline.Stats.InFlight);
         // The server's own view: nothing pending, nothing waiting for an ack.
-        await Harness.EventuallyAsync(
-            async () => (await Harness.ConsumerInfoAsync(_publisher, _stream, "workers")) is { NumAckPending: 0, NumPending: 0 },
+        await Eventually.WaitForAsync(
+            async () => (await JetStream.ConsumerInfoAsync(Connection, Stream, "workers")) is { NumAckPending: 0, NumPending: 0 },
             TimeSpan.FromSeconds(5),
             "the consumer has nothing pending");
     }
@@ -98,7 +85,7 @@ public sealed class NatsSourceEndToEndTests(NatsServerFixture server) : IAsyncLi
     public async Task Concurrent_NextAsync_calls_each_get_their_own_message()
     {
         const int count = 400;
-        var sequences = await Harness.PublishAsync(_publisher, Subject, Enumerable.Range(0, count).Select(i => Harness.Make($"c-{i}")));
+        var sequences = await JetStream.PublishAsync(Connection, Subject, Enumerable.Range(0, count).Select(i => TestCommands.Make($"c-{i}")));
         await using var source = new NatsCommandSource(_consumerConnection, Options() with { FetchBatch = 16 });
         var pulled = new System.Collections.Concurrent.ConcurrentBag<(ulong Sequence, string Id)>();
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
@@ -132,9 +119,9 @@ public sealed class NatsSourceEndToEndTests(NatsServerFixture server) : IAsyncLi
     [InlineData(false)]
     public async Task Each_delivery_is_described_as_the_server_sent_it_and_a_redelivery_keeps_its_stream_sequence(bool keepAlive)
     {
-        var js = new NATS.Client.JetStream.NatsJSContext(_publisher);
+        var js = new NATS.Client.JetStream.NatsJSContext(Connection);
         var headers = new NatsHeaders { ["X-Origin"] = "test" };
-        var ack = await js.PublishAsync(Subject, Encoding.UTF8.GetBytes(Harness.Make("described").ToJson()), headers: headers);
+        var ack = await js.PublishAsync(Subject, Encoding.UTF8.GetBytes(TestCommands.Make("described").ToJson()), headers: headers);
         ack.EnsureSuccess();
         await using var source = new NatsCommandSource(_consumerConnection, Options());
         var described = (Pipeline.Sources.ISupportsDeliveryInfo<NatsHandle>)(keepAlive ? source : source.WithoutKeepAlive());
@@ -162,10 +149,10 @@ public sealed class NatsSourceEndToEndTests(NatsServerFixture server) : IAsyncLi
         // loaded 2-core machine (three test hosts, their child processes and the server) stalled
         // the renewals past the ack wait now and then, and the server rightly redelivered.
         var ackWait = TimeSpan.FromSeconds(3);
-        await Harness.PublishAsync(_publisher, Subject, [Harness.Make("long", tool: "slow")]);
+        await JetStream.PublishAsync(Connection, Subject, [TestCommands.Make("long", toolKind: "slow")]);
         await using var source = new NatsCommandSource(_consumerConnection, Options(ackWait) with { KeepAliveInterval = TimeSpan.FromMilliseconds(250) });
         var slow = new SlowTool(3 * ackWait);
-        var sink = new CountingSink();
+        var sink = new CollectingSink();
         var clock = new RenewalClock(source);
         var pipeline = new CommandPipeline<NatsHandle>(
             keepAlive ? clock : source.WithoutKeepAlive(),
@@ -173,7 +160,7 @@ public sealed class NatsSourceEndToEndTests(NatsServerFixture server) : IAsyncLi
             sink,
             new PipelineOptions { AckMode = AckMode.AckAfterDispatch });
 
-        await Harness.RunUntilAsync(pipeline, () => sink.CompletedIds == 1, TimeSpan.FromSeconds(30), "completed");
+        await PipelineRuns.RunUntilAsync(pipeline, () => sink.CompletedIds == 1, TimeSpan.FromSeconds(30), "completed");
 
         if (keepAlive)
         {
@@ -191,11 +178,11 @@ public sealed class NatsSourceEndToEndTests(NatsServerFixture server) : IAsyncLi
     [Fact]
     public async Task An_always_failing_command_is_terminated_after_max_attempts_with_one_failed_event()
     {
-        await Harness.PublishAsync(_publisher, Subject, [Harness.Make("poison", tool: "fail")]);
+        await JetStream.PublishAsync(Connection, Subject, [TestCommands.Make("poison", toolKind: "fail")]);
         var options = Options(TimeSpan.FromSeconds(1)) with { MaxDeliver = 5 };
         await using var source = new NatsCommandSource(_consumerConnection, options);
         var failing = new FailingTool();
-        var sink = new CountingSink();
+        var sink = new CollectingSink();
         var pipelineOptions = new PipelineOptions
         {
             AckMode = AckMode.AckAfterDispatch,
@@ -206,7 +193,7 @@ public sealed class NatsSourceEndToEndTests(NatsServerFixture server) : IAsyncLi
         options.ValidateFor(pipelineOptions);
         var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [failing]), sink, pipelineOptions);
 
-        await Harness.RunUntilAsync(pipeline, () => source.Terminated == 1, TimeSpan.FromSeconds(20), "terminated", () => $"fetched {source.Fetched}, nacked {source.Nacked}");
+        await PipelineRuns.RunUntilAsync(pipeline, () => source.Terminated == 1, TimeSpan.FromSeconds(20), "terminated", () => $"fetched {source.Fetched}, nacked {source.Nacked}");
         // Past the ack wait twice: a terminated message must not come back.
         await Task.Delay(TimeSpan.FromSeconds(2.5));
 
@@ -218,7 +205,7 @@ public sealed class NatsSourceEndToEndTests(NatsServerFixture server) : IAsyncLi
         Assert.Equal([0, 1, 2], failures.Select(e => e.Attempts));
         var givingUp = Assert.Single(failures, e => e.Error!.Contains("giving up", StringComparison.Ordinal));
         Assert.Equal(2, givingUp.Attempts);
-        var info = await Harness.ConsumerInfoAsync(_publisher, _stream, "workers");
+        var info = await JetStream.ConsumerInfoAsync(Connection, Stream, "workers");
         Assert.Equal(0, info.NumAckPending);
         Assert.Equal(0ul, info.NumPending);
     }
@@ -226,19 +213,19 @@ public sealed class NatsSourceEndToEndTests(NatsServerFixture server) : IAsyncLi
     [Fact]
     public async Task A_malformed_body_is_a_claim_failed_naming_its_stream_sequence_and_is_terminated_not_redelivered()
     {
-        var sequences = await Harness.PublishAsync(_publisher, Subject, [Encoding.UTF8.GetBytes("{not json"), Encoding.UTF8.GetBytes(Harness.Make("fine").ToJson())]);
+        var sequences = await JetStream.PublishAsync(Connection, Subject, [Encoding.UTF8.GetBytes("{not json"), Encoding.UTF8.GetBytes(TestCommands.Make("fine").ToJson())]);
         await using var source = new NatsCommandSource(_consumerConnection, Options(TimeSpan.FromSeconds(1)));
-        var sink = new CountingSink();
+        var sink = new CollectingSink();
         var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(), sink, new PipelineOptions { AckMode = AckMode.AckAfterDispatch });
 
-        await Harness.RunUntilAsync(pipeline, () => source.Terminated == 1 && sink.CompletedIds == 1, TimeSpan.FromSeconds(20), "malformed terminated, fine completed");
+        await PipelineRuns.RunUntilAsync(pipeline, () => source.Terminated == 1 && sink.CompletedIds == 1, TimeSpan.FromSeconds(20), "malformed terminated, fine completed");
         await Task.Delay(TimeSpan.FromSeconds(2.5)); // twice the ack wait
 
         var failed = Assert.Single(sink.OfType(EventTypes.ClaimFailed));
         Assert.Contains($"stream sequence {sequences[0]}", failed.Error, StringComparison.Ordinal);
         Assert.Equal(2, source.Fetched);
         Assert.Equal(1, pipeline.Stats.Terminated);
-        var info = await Harness.ConsumerInfoAsync(_publisher, _stream, "workers");
+        var info = await JetStream.ConsumerInfoAsync(Connection, Stream, "workers");
         Assert.Equal(0, info.NumAckPending);
     }
 
@@ -246,19 +233,19 @@ public sealed class NatsSourceEndToEndTests(NatsServerFixture server) : IAsyncLi
     [Fact]
     public async Task A_decoder_that_throws_is_a_claim_failed_and_the_message_is_terminated()
     {
-        var sequences = await Harness.PublishAsync(_publisher, Subject, [Encoding.UTF8.GetBytes(Harness.Make("thrown").ToJson())]);
+        var sequences = await JetStream.PublishAsync(Connection, Subject, [Encoding.UTF8.GetBytes(TestCommands.Make("thrown").ToJson())]);
         await using var source = new NatsCommandSource(_consumerConnection, Options(TimeSpan.FromSeconds(1)), new ThrowingDecoder());
-        var sink = new CountingSink();
+        var sink = new CollectingSink();
         var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(), sink, new PipelineOptions { AckMode = AckMode.AckAfterDispatch });
 
-        await Harness.RunUntilAsync(pipeline, () => source.Terminated == 1, TimeSpan.FromSeconds(20), "terminated");
+        await PipelineRuns.RunUntilAsync(pipeline, () => source.Terminated == 1, TimeSpan.FromSeconds(20), "terminated");
         await Task.Delay(TimeSpan.FromSeconds(2.5)); // twice the ack wait
 
         var failed = Assert.Single(sink.OfType(EventTypes.ClaimFailed));
         Assert.Contains($"stream sequence {sequences[0]}", failed.Error, StringComparison.Ordinal);
         Assert.Contains("decoder exploded", failed.Error, StringComparison.Ordinal);
         Assert.Equal(1, source.Fetched);
-        var info = await Harness.ConsumerInfoAsync(_publisher, _stream, "workers");
+        var info = await JetStream.ConsumerInfoAsync(Connection, Stream, "workers");
         Assert.Equal(0, info.NumAckPending);
     }
 

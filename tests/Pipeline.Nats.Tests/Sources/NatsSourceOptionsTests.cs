@@ -1,7 +1,3 @@
-using Pipeline.Engine;
-using Pipeline.Nats.Sources;
-using Pipeline.Nats.Tests.Support;
-
 namespace Pipeline.Nats.Tests.Sources;
 
 public sealed class NatsSourceOptionsTests
@@ -64,75 +60,5 @@ public sealed class NatsSourceOptionsTests
         new NatsSourceOptions { MaxDeliver = 5 }.ValidateFor(pipeline);
         new NatsSourceOptions { MaxDeliver = -1 }.ValidateFor(pipeline);
         new NatsSourceOptions { MaxDeliver = 1 }.ValidateFor(new PipelineOptions { MaxAttempts = 5 }); // before dispatch: the claim is ownership, no redelivery
-    }
-}
-
-[Collection(NatsCollection.Name)]
-public sealed class NatsSourceBindTests(NatsServerFixture server)
-{
-    [Fact]
-    public async Task Bind_only_names_the_missing_stream_and_consumer()
-    {
-        await server.StartAsync();
-        await using var connection = server.Connect();
-        var stream = NatsServerFixture.UniqueName("absent");
-        await using var source = new NatsCommandSource(connection, new NatsSourceOptions { Stream = stream, Consumer = "nobody", CreateIfMissing = false });
-
-        var ex = await Assert.ThrowsAsync<InvalidOperationException>(async () => await source.InitializeAsync(CancellationToken.None));
-
-        Assert.Contains($"'{stream}'", ex.Message, StringComparison.Ordinal);
-        Assert.Contains("'nobody'", ex.Message, StringComparison.Ordinal);
-        Assert.Contains("CreateIfMissing", ex.Message, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public async Task With_IdleTimeout_the_source_ends_once_nothing_arrives()
-    {
-        await server.StartAsync();
-        await using var connection = server.Connect();
-        var stream = NatsServerFixture.UniqueName("idle");
-        await using var source = new NatsCommandSource(connection, new NatsSourceOptions { Stream = stream, Subjects = [$"{stream}.>"], IdleTimeout = TimeSpan.FromMilliseconds(500), FetchExpires = TimeSpan.FromSeconds(1) });
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-
-        Assert.Null(await source.NextAsync(CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
-        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(450), TimeSpan.FromSeconds(5));
-        Assert.Null(await source.NextAsync(CancellationToken.None)); // stays exhausted
-    }
-}
-
-[Collection(NatsCollection.Name)]
-public sealed class NatsSourceIdleTests(NatsServerFixture server)
-{
-    [Fact]
-    public async Task The_idle_window_counts_from_the_first_fetch_not_from_construction()
-    {
-        await server.StartAsync();
-        await using var connection = server.Connect();
-        var stream = NatsServerFixture.UniqueName("idlefrom");
-        var time = new JumpingTime();
-        var options = new NatsSourceOptions { Stream = stream, Subjects = [$"{stream}.>"], IdleTimeout = TimeSpan.FromSeconds(2), FetchExpires = TimeSpan.FromSeconds(1) };
-        await using var source = new NatsCommandSource(connection, options, timeProvider: time);
-        // A slow start: connecting, or creating the stream and consumer, took longer than the idle window.
-        time.Jump(TimeSpan.FromSeconds(10));
-        await Harness.CreateStreamAsync(connection, stream, $"{stream}.>");
-        await Harness.PublishAsync(connection, $"{stream}.a", [Harness.Make("after-a-slow-start")]);
-
-        var pulled = await source.NextAsync(CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
-
-        Assert.True(pulled is not null, $"fetched {source.Fetched}, fetch errors {source.FetchErrors}");
-        Assert.Equal("after-a-slow-start", pulled.Value.Outcome.Command?.CommandId);
-        await source.AckAsync(pulled.Value.Handle, CancellationToken.None);
-        // The window still ends the source once nothing more arrives.
-        Assert.Null(await source.NextAsync(CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
-    }
-
-    /// <summary>The system clock, but its timestamps can jump ahead (time passing while the source was not fetching).</summary>
-    private sealed class JumpingTime : TimeProvider
-    {
-        private long _offset;
-
-        public void Jump(TimeSpan by) => Interlocked.Add(ref _offset, (long)(by.TotalSeconds * TimestampFrequency));
-
-        public override long GetTimestamp() => base.GetTimestamp() + Interlocked.Read(ref _offset);
     }
 }

@@ -1,9 +1,3 @@
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Sources;
-using Pipeline.Tests.Support;
-
 namespace Pipeline.Tests.Engine.Stages;
 
 /// <summary>
@@ -40,7 +34,7 @@ public sealed class ClaimStageStopTests
         var second = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(tool), new CollectingSink(), options);
         await Eventually.Returns(second.RunAsync(CancellationToken.None), Bound, "the next worker's run");
 
-        Assert.Equal(1, tool.InvocationsOf("c1")); // fails: 2, the next worker ran the handed-back duplicate
+        Assert.Equal(1, tool.InvocationsOf("c1")); // the next worker does not run a handed-back duplicate
         Assert.Equal(1, first.Stats.Skipped);
         Assert.Equal(0, first.Stats.HandedBack);
     }
@@ -94,7 +88,7 @@ public sealed class ClaimStageStopTests
         var second = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(tool), new CollectingSink(), PipelineHarness.FastOptions());
         await Eventually.Returns(second.RunAsync(CancellationToken.None), Bound, "the next worker's run");
 
-        Assert.Equal(1, runs.GetValueOrDefault("c1")); // fails: 2, the next worker ran the handed-back duplicate
+        Assert.Equal(1, runs.GetValueOrDefault("c1")); // the next worker does not run a handed-back duplicate
         Assert.Equal(1, first.Stats.Skipped);
     }
 }

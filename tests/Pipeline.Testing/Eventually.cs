@@ -1,20 +1,33 @@
-namespace Pipeline.Tests.Support;
+namespace Pipeline.Testing;
 
 /// <summary>Bounded waits: a condition that never comes, or a run that never returns, fails cleanly.</summary>
-internal static class Eventually
+public static class Eventually
 {
+    /// <summary>How long <see cref="WaitFor(Func{bool})"/> waits when the test names no bound.</summary>
+    public static readonly TimeSpan DefaultBound = TimeSpan.FromSeconds(20);
+
+    /// <summary>Polls <paramref name="condition"/> until true; fails after <see cref="DefaultBound"/>.</summary>
+    public static Task WaitFor(Func<bool> condition) => WaitFor(condition, DefaultBound, "condition");
+
     /// <summary>Polls <paramref name="condition"/> until true; fails naming <paramref name="what"/> after <paramref name="bound"/>.</summary>
-    public static async Task WaitFor(Func<bool> condition, TimeSpan bound, string what, Func<string>? state = null)
+    public static Task WaitFor(Func<bool> condition, TimeSpan bound, string what, Func<string>? state = null) =>
+        WaitForAsync(() => Task.FromResult(condition()), bound, what, state, TimeSpan.FromMilliseconds(2));
+
+    /// <summary>
+    /// Polls an asynchronous <paramref name="condition"/> (a server's state) every <paramref name="poll"/>
+    /// (default 20 ms) until true; fails naming <paramref name="what"/> after <paramref name="bound"/>.
+    /// </summary>
+    public static async Task WaitForAsync(Func<Task<bool>> condition, TimeSpan bound, string what, Func<string>? state = null, TimeSpan? poll = null)
     {
         var deadline = DateTime.UtcNow + bound;
-        while (!condition())
+        while (!await condition())
         {
             if (DateTime.UtcNow >= deadline)
             {
                 Assert.Fail($"{what}: not reached within {bound.TotalSeconds:0.#} s{(state is null ? "" : $" ({state()})")}");
             }
 
-            await Task.Delay(2);
+            await Task.Delay(poll ?? TimeSpan.FromMilliseconds(20));
         }
     }
 

@@ -1,13 +1,8 @@
-using System.Text;
-using System.Text.Json;
-using Pipeline.Cli.Tests.Support;
-using Xunit.Abstractions;
-
 namespace Pipeline.Cli.Tests;
 
-/// <summary>Inputs an attacker controls, fed to the real <c>pipeline</c> process, whose memory is measured.</summary>
+/// <summary>The line bound (--max-line-bytes) in the real <c>pipeline</c> process: a line far over it is a claim failure, and the process memory stays bounded.</summary>
 [Collection(RealProcesses.Name)]
-public sealed class HostileInputProcessTests(ITestOutputHelper output) : IDisposable
+public sealed class LineBoundProcessTests(ITestOutputHelper output) : IDisposable
 {
     private const long HugeLineBytes = 300_000_000;
 
@@ -16,7 +11,7 @@ public sealed class HostileInputProcessTests(ITestOutputHelper output) : IDispos
     // is still half of what holding the line alone would take.
     private const long PeakRssBound = 150_000_000;
 
-    private readonly string _directory = Directory.CreateTempSubdirectory("pipeline-hostile-").FullName;
+    private readonly string _directory = Directory.CreateTempSubdirectory("pipeline-line-bound-").FullName;
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 

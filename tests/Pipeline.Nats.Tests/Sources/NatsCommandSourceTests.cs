@@ -1,27 +1,17 @@
-using System.Diagnostics;
-using NATS.Client.Core;
-using Pipeline.Commands;
-using Pipeline.Dispatch;
-using Pipeline.Engine;
-using Pipeline.Nats.Sources;
-using Pipeline.Nats.Tests.Support;
+namespace Pipeline.Nats.Tests.Sources;
 
-namespace Pipeline.Nats.Tests.Review;
-
-/// <summary>review8: the JetStream source against a real server, at the edges of its invariants.</summary>
+/// <summary>
+/// NatsCommandSource against a real server: what it holds goes back to the pool at a stop, at
+/// dispose and once idle; its idle timeout counts only quiet time; a renewal ends with its token;
+/// every setting Validate accepts still delivers.
+/// </summary>
 [Collection(NatsCollection.Name)]
-public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetime
+public sealed class NatsCommandSourceTests(NatsServerFixture server) : StreamTest(server, "source")
 {
-    private readonly string _stream = NatsServerFixture.UniqueName("review8");
+    /// <summary>The source's settings in these tests: the stream, a durable consumer shared by the "workers", and the defaults (a 30 s ack wait, pull requests of 1 s).</summary>
+    private NatsSourceOptions Options => new() { Stream = Stream, Consumer = "workers" };
 
-    public async Task InitializeAsync()
-    {
-        await server.StartAsync();
-        await using var setup = server.Connect("setup");
-        await Harness.CreateStreamAsync(setup, _stream, $"{_stream}.>");
-    }
-
-    public async Task DisposeAsync() => await server.StartAsync(); // leave it running for the next test
+    private Task PublishAsync(IEnumerable<Command> commands) => JetStream.PublishAsync(Connection, $"{Stream}.c", commands);
 
     /// <summary>
     /// A pipeline whose slots were all busy longer than the idle timeout took nothing, so nothing
@@ -31,25 +21,18 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
     [Fact]
     public async Task Idle_timeout_does_not_count_time_the_pipeline_was_busy_and_took_nothing()
     {
-        await using (var publisher = server.Connect("publisher"))
-        {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 6).Select(i => Harness.Make($"idle-{i}")));
-        }
+        await PublishAsync(Enumerable.Range(0, 6).Select(i => TestCommands.Make($"idle-{i}")));
 
-        await using var consumer = server.Connect("consumer");
-        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions
+        await using var consumer = Server.Connect("consumer");
+        await using var source = new NatsCommandSource(consumer, Options with
         {
-            Stream = _stream,
-            Consumer = "workers",
             FetchBatch = 1,
-            AckWait = TimeSpan.FromSeconds(30),
-            FetchExpires = TimeSpan.FromSeconds(1),
             IdleTimeout = TimeSpan.FromSeconds(1),
         });
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         var first = await source.NextAsync(bound.Token);
         Assert.NotNull(first);
-        await Harness.EventuallyAsync(() => Task.FromResult(source.Fetched >= 2), TimeSpan.FromSeconds(10), "the second message fetched ahead");
+        await Eventually.WaitForAsync(() => Task.FromResult(source.Fetched >= 2), TimeSpan.FromSeconds(10), "the second message fetched ahead");
 
         // Two slots busy for 1.5 s: the buffer is full, nothing is taken, nothing arrives.
         await Task.Delay(TimeSpan.FromSeconds(1.5));
@@ -61,35 +44,28 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
     }
 
     /// <summary>
-    /// Dispose naks what waits in the fetch buffer; with the server away each nak waits for its
-    /// deadline, one after the other: FetchBatch x SettleTimeout instead of one SettleTimeout.
+    /// Dispose naks what waits in the fetch buffer; with the server away the naks wait for their
+    /// deadline together, so dispose ends within one SettleTimeout, not FetchBatch x SettleTimeout.
     /// </summary>
     [Fact]
     public async Task Dispose_with_a_full_buffer_while_the_server_is_down_ends_within_one_settle_timeout()
     {
-        await using (var publisher = server.Connect("publisher"))
-        {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 8).Select(i => Harness.Make($"dispose-{i}")));
-        }
+        await PublishAsync(Enumerable.Range(0, 8).Select(i => TestCommands.Make($"dispose-{i}")));
 
-        await using var consumer = server.Connect("consumer");
-        var source = new NatsCommandSource(consumer, new NatsSourceOptions
+        await using var consumer = Server.Connect("consumer");
+        var source = new NatsCommandSource(consumer, Options with
         {
-            Stream = _stream,
-            Consumer = "workers",
             FetchBatch = 8,
-            AckWait = TimeSpan.FromSeconds(30),
-            FetchExpires = TimeSpan.FromSeconds(1),
             SettleTimeout = TimeSpan.FromSeconds(1),
         });
         try
         {
             using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
             Assert.NotNull(await source.NextAsync(bound.Token));
-            await Harness.EventuallyAsync(() => Task.FromResult(source.Fetched >= 8), TimeSpan.FromSeconds(10), "eight fetched, seven waiting");
+            await Eventually.WaitForAsync(() => Task.FromResult(source.Fetched >= 8), TimeSpan.FromSeconds(10), "eight fetched, seven waiting");
 
-            await server.KillAsync();
-            await Harness.EventuallyAsync(() => Task.FromResult(consumer.ConnectionState != NatsConnectionState.Open), TimeSpan.FromSeconds(10), "the client sees the server gone");
+            await Server.KillAsync();
+            await Eventually.WaitForAsync(() => Task.FromResult(consumer.ConnectionState != NatsConnectionState.Open), TimeSpan.FromSeconds(10), "the client sees the server gone");
         }
         finally
         {
@@ -103,32 +79,25 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
 
     /// <summary>
     /// The pipeline cancels a renewal in progress when it settles (KeepAlive.StopAsync) and waits
-    /// for it; a renewal that ignores the token holds the settle up for SettleTimeout / 2 per
-    /// message while disconnected, and its +WPI may still go out after the settle.
+    /// for it: a renewal waiting for a reconnect ends when its token is cancelled, so it neither
+    /// holds the settle up (SettleTimeout / 2 per message) nor sends its +WPI after the settle.
     /// </summary>
     [Fact]
     public async Task A_renewal_waiting_for_a_reconnect_ends_when_its_token_is_cancelled()
     {
-        await using (var publisher = server.Connect("publisher"))
-        {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", [Harness.Make("renew-1")]);
-        }
+        await PublishAsync([TestCommands.Make("renew-1")]);
 
-        await using var consumer = server.Connect("consumer");
-        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions
+        await using var consumer = Server.Connect("consumer");
+        await using var source = new NatsCommandSource(consumer, Options with
         {
-            Stream = _stream,
-            Consumer = "workers",
-            AckWait = TimeSpan.FromSeconds(30),
-            FetchExpires = TimeSpan.FromSeconds(1),
             SettleTimeout = TimeSpan.FromSeconds(4),
         });
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         var pulled = await source.NextAsync(bound.Token);
         Assert.NotNull(pulled);
 
-        await server.KillAsync();
-        await Harness.EventuallyAsync(() => Task.FromResult(consumer.ConnectionState != NatsConnectionState.Open), TimeSpan.FromSeconds(10), "the client sees the server gone");
+        await Server.KillAsync();
+        await Eventually.WaitForAsync(() => Task.FromResult(consumer.ConnectionState != NatsConnectionState.Open), TimeSpan.FromSeconds(10), "the client sees the server gone");
 
         using var settle = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
         var clock = Stopwatch.StartNew();
@@ -149,30 +118,24 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
     /// A message waits in the fetch buffer while the pipeline is full. The buffer renews only what
     /// has waited a whole interval, on ticks an interval apart, so it can hand a message over
     /// almost two intervals after its last renewal; the pipeline's keep-alive then renews it one
-    /// interval after the pull: up to three intervals without a renewal. Validate allows an interval
-    /// of half the ack wait, where that is 1.5 ack waits: the server redelivers a message the worker
-    /// is holding. (At the default third it is exactly one ack wait: a race at the edge.)
+    /// interval after the pull: up to three intervals without a renewal. With every interval
+    /// Validate allows (here half the ack wait, where that would be 1.5 ack waits) the server must
+    /// not redeliver a message the worker holds; refusing such an interval up front also passes.
     /// </summary>
     [Fact]
     public async Task A_message_handed_over_from_the_buffer_is_not_redelivered_with_an_allowed_keep_alive_interval()
     {
-        await using (var publisher = server.Connect("publisher"))
-        {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", [
-                Harness.Make("handover-1", tool: "slow", input: """{"ms": 1500}"""),
-                Harness.Make("handover-2", tool: "slow", input: """{"ms": 1500}"""),
+        await PublishAsync([
+                TestCommands.Make("handover-1", toolKind: "slow", inputJson: """{"ms": 1500}"""),
+                TestCommands.Make("handover-2", toolKind: "slow", inputJson: """{"ms": 1500}"""),
             ]);
-        }
 
-        var options = new NatsSourceOptions
+        var options = Options with
         {
-            Stream = _stream,
-            Consumer = "workers",
             FetchBatch = 2,
             MaxAckPending = 16,
             AckWait = TimeSpan.FromSeconds(2),
             KeepAliveInterval = TimeSpan.FromSeconds(1),
-            FetchExpires = TimeSpan.FromSeconds(1),
         };
         var pipelineOptions = new PipelineOptions
         {
@@ -190,39 +153,31 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
             return; // refused up front: one form of the fix
         }
 
-        await using var consumer = server.Connect("consumer");
+        await using var consumer = Server.Connect("consumer");
         await using var source = new NatsCommandSource(consumer, options);
         var slow = new SlowTool(TimeSpan.Zero);
-        var sink = new CountingSink();
+        var sink = new CollectingSink();
         var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [slow]), sink, pipelineOptions);
 
-        await Harness.RunUntilAsync(pipeline, () => sink.CompletedIds == 2, TimeSpan.FromSeconds(30), "both completed");
+        await PipelineRuns.RunUntilAsync(pipeline, () => sink.CompletedIds == 2, TimeSpan.FromSeconds(30), "both completed");
 
         Assert.True(source.Fetched == 2, $"fetched {source.Fetched}: the server redelivered a message the worker held (renewals of handed-out deliveries {source.Renewals})");
     }
 
     /// <summary>
-    /// The stream keeps acked commands (limits retention, as created), so a durable consumer that
-    /// is lost (deleted by an operator, lost with a server's state) and recreated by the fetch
-    /// loop's rebind (DeliverPolicy All) delivers every command the stream holds again, and the
-    /// worker runs them a second time.
+    /// A durable consumer that is lost (deleted by an operator, lost with a server's state) and
+    /// recreated by the fetch loop's rebind delivers nothing already acked. Open: the stream keeps
+    /// acked commands (limits retention, as created) and the rebind uses DeliverPolicy All.
     /// </summary>
     [Fact(Skip = "Left by design for now (docs/nats.md, 'The stream keeps acked commands'): a created stream has limits retention, so a durable consumer deleted and recreated replays the acked commands; a work-queue stream (On_a_work_queue_stream_every_command_completes_and_the_stream_ends_empty) or the KV claimer avoids it")]
     public async Task A_consumer_recreated_after_it_was_lost_does_not_deliver_the_acked_commands_again()
     {
-        await using (var publisher = server.Connect("publisher"))
-        {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 3).Select(i => Harness.Make($"replay-{i}")));
-        }
+        await PublishAsync(Enumerable.Range(0, 3).Select(i => TestCommands.Make($"replay-{i}")));
 
-        await using var consumer = server.Connect("consumer");
-        await using var source = new NatsCommandSource(consumer, new NatsSourceOptions
+        await using var consumer = Server.Connect("consumer");
+        await using var source = new NatsCommandSource(consumer, Options with
         {
-            Stream = _stream,
-            Consumer = "workers",
             FetchBatch = 4,
-            AckWait = TimeSpan.FromSeconds(30),
-            FetchExpires = TimeSpan.FromSeconds(1),
             DoubleAck = true,
             ReconnectBackoff = new Backoff { Base = TimeSpan.FromMilliseconds(100), Max = TimeSpan.FromMilliseconds(500) },
         });
@@ -236,9 +191,9 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
             }
         }
 
-        await using (var admin = server.Connect("admin"))
+        await using (var admin = Server.Connect("admin"))
         {
-            await new NATS.Client.JetStream.NatsJSContext(admin).DeleteConsumerAsync(_stream, "workers");
+            await new NATS.Client.JetStream.NatsJSContext(admin).DeleteConsumerAsync(Stream, "workers");
         }
 
         // Nothing new was published: the source must find nothing, however it rebinds.
@@ -260,31 +215,24 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
     [Fact]
     public async Task Dispose_gives_back_the_buffered_messages_at_once()
     {
-        await using (var publisher = server.Connect("publisher"))
-        {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, 8).Select(i => Harness.Make($"back-{i}")));
-        }
+        await PublishAsync(Enumerable.Range(0, 8).Select(i => TestCommands.Make($"back-{i}")));
 
-        var options = new NatsSourceOptions
+        var options = Options with
         {
-            Stream = _stream,
-            Consumer = "workers",
             FetchBatch = 8,
-            AckWait = TimeSpan.FromSeconds(30),
-            FetchExpires = TimeSpan.FromSeconds(1),
             DoubleAck = true,
         };
-        await using var consumer = server.Connect("consumer");
+        await using var consumer = Server.Connect("consumer");
         await using (var source = new NatsCommandSource(consumer, options))
         {
             using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
             var first = await source.NextAsync(bound.Token);
             Assert.NotNull(first);
             await source.AckAsync(first.Value.Handle, bound.Token);
-            await Harness.EventuallyAsync(() => Task.FromResult(source.Fetched >= 8), TimeSpan.FromSeconds(10), "eight fetched");
+            await Eventually.WaitForAsync(() => Task.FromResult(source.Fetched >= 8), TimeSpan.FromSeconds(10), "eight fetched");
         }
 
-        await using var second = server.Connect("second");
+        await using var second = Server.Connect("second");
         await using var next = new NatsCommandSource(second, options);
         var taken = 0;
         using (var quick = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
@@ -309,15 +257,10 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
     [InlineData(1000)]
     public async Task Every_fetch_expiry_Validate_accepts_delivers(int expiresMs)
     {
-        await using (var publisher = server.Connect("publisher"))
-        {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", [Harness.Make("expires-1")]);
-        }
+        await PublishAsync([TestCommands.Make("expires-1")]);
 
-        var options = new NatsSourceOptions
+        var options = Options with
         {
-            Stream = _stream,
-            Consumer = "workers",
             FetchExpires = TimeSpan.FromMilliseconds(expiresMs),
         };
         try
@@ -330,7 +273,7 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
             return; // refused up front, naming the setting
         }
 
-        await using var consumer = server.Connect("consumer");
+        await using var consumer = Server.Connect("consumer");
         await using var source = new NatsCommandSource(consumer, options);
         using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         Pulled<NatsHandle>? pulled = null;
@@ -347,35 +290,28 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
     }
 
     /// <summary>
-    /// Once idle the source hands out nothing more, but its fetch loop goes on pulling and renewing
-    /// until it is disposed (after the pipeline's drain, which may be long): what arrives meanwhile
-    /// is held from the rest of the pool.
+    /// Once idle the source hands out nothing more and keeps nothing that arrives after it went
+    /// idle: while it waits to be disposed (after the pipeline's drain, which may be long), another
+    /// worker of the pool gets what arrives.
     /// </summary>
     [Fact]
     public async Task An_idle_source_does_not_keep_what_arrives_after_it_went_idle()
     {
-        var options = new NatsSourceOptions
+        var options = Options with
         {
-            Stream = _stream,
-            Consumer = "workers",
-            AckWait = TimeSpan.FromSeconds(30),
-            FetchExpires = TimeSpan.FromSeconds(1),
             IdleTimeout = TimeSpan.FromSeconds(1),
         };
-        await using var consumer = server.Connect("consumer");
+        await using var consumer = Server.Connect("consumer");
         await using var idle = new NatsCommandSource(consumer, options);
         using (var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
         {
             Assert.Null(await idle.NextAsync(bound.Token)); // idle: the worker drains and will dispose it
         }
 
-        await using (var publisher = server.Connect("publisher"))
-        {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", [Harness.Make("late-1"), Harness.Make("late-2")]);
-        }
+        await PublishAsync([TestCommands.Make("late-1"), TestCommands.Make("late-2")]);
 
         // Another worker of the pool, while the idle one is still draining.
-        await using var other = server.Connect("other");
+        await using var other = Server.Connect("other");
         await using var busy = new NatsCommandSource(other, options with { IdleTimeout = null });
         using var quick = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         var taken = 0;
@@ -406,36 +342,131 @@ public sealed class Review8SourceTests(NatsServerFixture server) : IAsyncLifetim
     public async Task Exit_when_idle_with_tools_longer_than_the_idle_timeout_runs_every_command()
     {
         const int count = 40;
-        await using (var publisher = server.Connect("publisher"))
-        {
-            await Harness.PublishAsync(publisher, $"{_stream}.c", Enumerable.Range(0, count).Select(i => Harness.Make($"busy-{i}", tool: "gated")));
-        }
+        await PublishAsync(Enumerable.Range(0, count).Select(i => TestCommands.Make($"busy-{i}", toolKind: "gated")));
 
-        var options = new NatsSourceOptions
+        var options = Options with
         {
-            Stream = _stream,
-            Consumer = "workers",
             FetchBatch = 1,
             MaxAckPending = 64,
-            AckWait = TimeSpan.FromSeconds(30),
-            FetchExpires = TimeSpan.FromSeconds(1),
             IdleTimeout = TimeSpan.FromSeconds(1),
         };
         // 32 slots, refilled two at a time (MaxInFlight / 16): after a busy spell, two pulls back to back.
         var pipelineOptions = new PipelineOptions { MaxInFlight = 32, PullParallelism = 1, Dispatch = new BlockOptions { Parallelism = 32 } };
         options.ValidateFor(pipelineOptions);
-        await using var consumer = server.Connect("consumer");
+        await using var consumer = Server.Connect("consumer");
         await using var source = new NatsCommandSource(consumer, options);
-        var gated = new GatedTool(TimeSpan.Zero);
-        var sink = new CountingSink();
+        var gated = new GatedTool();
+        var sink = new CollectingSink();
         var pipeline = new CommandPipeline<NatsHandle>(source, ToolRegistry.CreateBuiltIn(extra: [gated]), sink, pipelineOptions);
 
         var run = pipeline.RunAsync(CancellationToken.None);
         // Every slot busy for 1.5 s (longer than the idle timeout), then all free at once.
         await Task.Delay(TimeSpan.FromSeconds(1.5));
-        gated.Open();
+        gated.Release();
         await run.WaitAsync(TimeSpan.FromSeconds(60));
 
         Assert.True(sink.CompletedIds == count, $"the run ended idle with {sink.CompletedIds} of {count} commands done");
+    }
+
+    [Fact]
+    public async Task After_a_stop_the_buffer_and_later_messages_go_to_another_worker_before_the_ack_wait()
+    {
+        var options = Options with
+        {
+            FetchBatch = 8,
+            FetchExpires = TimeSpan.FromSeconds(20),
+        };
+        await PublishAsync(Enumerable.Range(0, 8).Select(i => TestCommands.Make($"before-{i}")));
+
+        await using var first = Server.Connect("first");
+        await using var stopping = new NatsCommandSource(first, options);
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var taken = await stopping.NextAsync(bound.Token);
+        Assert.NotNull(taken);
+        await Eventually.WaitForAsync(() => Task.FromResult(stopping.Fetched >= 8), TimeSpan.FromSeconds(10), "eight fetched");
+        await stopping.AckAsync(taken!.Value.Handle, bound.Token);
+        await Task.Delay(300); // the refill's pull request is open on the server
+
+        var stop = stopping.StopFetchingAsync();
+        Assert.True(await Task.WhenAny(stop, Task.Delay(TimeSpan.FromSeconds(3))) == stop, "StopFetchingAsync ended within 3 s");
+        Assert.Null(await stopping.NextAsync(bound.Token));
+
+        await Task.Delay(200);
+        await PublishAsync(Enumerable.Range(0, 4).Select(i => TestCommands.Make($"after-{i}")));
+
+        await using var second = Server.Connect("second");
+        await using var other = new NatsCommandSource(second, options);
+        var got = new HashSet<string>();
+        using var soon = new CancellationTokenSource(TimeSpan.FromSeconds(8));
+        try
+        {
+            while (got.Count < 11)
+            {
+                var next = await other.NextAsync(soon.Token);
+                got.Add(next!.Value.Outcome.Command!.CommandId);
+                await other.AckAsync(next.Value.Handle, soon.Token);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        Assert.Equal(11, got.Count); // 7 given back + 4 published after the stop, none held for the 30 s ack wait
+    }
+
+    [Fact]
+    public async Task Bind_only_names_the_missing_stream_and_consumer()
+    {
+        var stream = NatsServerFixture.UniqueName("absent");
+        await using var source = new NatsCommandSource(Connection, new NatsSourceOptions { Stream = stream, Consumer = "nobody", CreateIfMissing = false });
+
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(async () => await source.InitializeAsync(CancellationToken.None));
+
+        Assert.Contains($"'{stream}'", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("'nobody'", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("CreateIfMissing", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task With_IdleTimeout_the_source_ends_once_nothing_arrives()
+    {
+        var stream = NatsServerFixture.UniqueName("idle");
+        await using var source = new NatsCommandSource(Connection, new NatsSourceOptions { Stream = stream, Subjects = [$"{stream}.>"], IdleTimeout = TimeSpan.FromMilliseconds(500), FetchExpires = TimeSpan.FromSeconds(1) });
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        Assert.Null(await source.NextAsync(CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(450), TimeSpan.FromSeconds(5));
+        Assert.Null(await source.NextAsync(CancellationToken.None)); // stays exhausted
+    }
+
+    [Fact]
+    public async Task The_idle_window_counts_from_the_first_fetch_not_from_construction()
+    {
+        var stream = NatsServerFixture.UniqueName("idlefrom");
+        var time = new JumpingTime();
+        var options = new NatsSourceOptions { Stream = stream, Subjects = [$"{stream}.>"], IdleTimeout = TimeSpan.FromSeconds(2), FetchExpires = TimeSpan.FromSeconds(1) };
+        await using var source = new NatsCommandSource(Connection, options, timeProvider: time);
+        // A slow start: connecting, or creating the stream and consumer, took longer than the idle window.
+        time.Jump(TimeSpan.FromSeconds(10));
+        await JetStream.CreateStreamAsync(Connection, stream, $"{stream}.>");
+        await JetStream.PublishAsync(Connection, $"{stream}.a", [TestCommands.Make("after-a-slow-start")]);
+
+        var pulled = await source.NextAsync(CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.True(pulled is not null, $"fetched {source.Fetched}, fetch errors {source.FetchErrors}");
+        Assert.Equal("after-a-slow-start", pulled.Value.Outcome.Command?.CommandId);
+        await source.AckAsync(pulled.Value.Handle, CancellationToken.None);
+        // The window still ends the source once nothing more arrives.
+        Assert.Null(await source.NextAsync(CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    /// <summary>The system clock, but its timestamps can jump ahead (time passing while the source was not fetching).</summary>
+    private sealed class JumpingTime : TimeProvider
+    {
+        private long _offset;
+
+        public void Jump(TimeSpan by) => Interlocked.Add(ref _offset, (long)(by.TotalSeconds * TimestampFrequency));
+
+        public override long GetTimestamp() => base.GetTimestamp() + Interlocked.Read(ref _offset);
     }
 }

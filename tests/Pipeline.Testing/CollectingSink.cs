@@ -1,11 +1,13 @@
 using System.Collections.Concurrent;
 using Pipeline.Events;
 
-namespace Pipeline.Tests.Support;
+namespace Pipeline.Testing;
 
-internal sealed class CollectingSink : IEventSink
+/// <summary>Keeps every event it is given; counts the command.completed events per command.</summary>
+public sealed class CollectingSink : IEventSink
 {
     private readonly ConcurrentQueue<PipelineEvent> _events = new();
+    private readonly ConcurrentDictionary<string, int> _completed = new();
     private int _writes;
 
     /// <summary>When set and true for a call, that write throws and keeps nothing.</summary>
@@ -16,9 +18,17 @@ internal sealed class CollectingSink : IEventSink
 
     public IReadOnlyList<PipelineEvent> Events => [.. _events];
 
+    /// <summary>Distinct command ids with a command.completed event.</summary>
+    public int CompletedIds => _completed.Count;
+
+    /// <summary>The command.completed events of each command id.</summary>
+    public IReadOnlyDictionary<string, int> CompletedById => _completed;
+
     public IEnumerable<PipelineEvent> For(string commandId) => _events.Where(e => e.CommandId == commandId);
 
     public IEnumerable<string> TypesFor(string commandId) => For(commandId).Select(e => e.EventType);
+
+    public IEnumerable<PipelineEvent> OfType(string type) => _events.Where(e => e.EventType == type);
 
     public ValueTask WriteAsync(ReadOnlyMemory<PipelineEvent> batch, CancellationToken cancellationToken)
     {
@@ -31,6 +41,10 @@ internal sealed class CollectingSink : IEventSink
         foreach (var e in batch.Span)
         {
             _events.Enqueue(e);
+            if (e.EventType == EventTypes.CommandCompleted)
+            {
+                _completed.AddOrUpdate(e.CommandId!, 1, static (_, n) => n + 1);
+            }
         }
 
         return ValueTask.CompletedTask;

@@ -1,0 +1,29 @@
+using Pipeline.Nats.Connection;
+
+namespace Pipeline.Nats.Tests.Connection;
+
+/// <summary>NatsConnectionOptions: a password in a server URL is never shown, however it is written.</summary>
+public sealed class NatsConnectionOptionsTests
+{
+    /// <summary>An unescaped '@' in a password: the user info ends at the last '@' before the host, not the first.</summary>
+    [Theory]
+    [InlineData("nats://user:p@ss@host:4222", "p@ss", "nats://***@host:4222")]
+    [InlineData("nats://user:a@b@c@host:4222,nats://u2:x@y@other:4222", "b@c", "nats://***@host:4222,nats://***@other:4222")]
+    [InlineData("tls://tok@en@host", "en", "tls://***@host")]
+    public void Redact_hides_a_password_that_contains_an_at_sign(string url, string secret, string expected)
+    {
+        var shown = NatsConnectionOptions.Redact(url);
+        Assert.DoesNotContain(secret, shown, StringComparison.Ordinal);
+        Assert.Equal(expected, shown);
+        Assert.DoesNotContain(secret, new NatsConnectionOptions { Url = url }.DisplayUrl, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_url_Validate_refuses_names_it_without_a_password_that_contains_an_at_sign()
+    {
+        var options = new NatsConnectionOptions { Url = "nats://user:s3cr@t!@host:4222,ftp://x" };
+        var ex = Assert.ThrowsAny<ArgumentException>(options.Validate);
+        Assert.DoesNotContain("s3cr", ex.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("t!", ex.Message, StringComparison.Ordinal);
+    }
+}
