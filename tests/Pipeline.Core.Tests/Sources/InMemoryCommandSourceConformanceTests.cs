@@ -2,6 +2,7 @@ using Microsoft.Extensions.Time.Testing;
 using Pipeline.Commands;
 using Pipeline.Sources;
 using Pipeline.Testing.Conformance;
+using Pipeline.Tests.Sources.Support;
 using Pipeline.Tests.Support;
 
 namespace Pipeline.Tests.Sources;
@@ -67,17 +68,7 @@ public sealed class InMemoryCommandSourceConformanceTests : CommandSourceConform
     {
         var time = new FakeTimeProvider();
         var source = InMemoryCommandSource.From([TestCommands.Make("c0")], time);
-        var first = (await source.NextAsync(CancellationToken.None))!.Value;
-        await source.NackAsync(first.Handle, TimeSpan.FromSeconds(5), CancellationToken.None);
-
-        var next = source.NextAsync(CancellationToken.None).AsTask();
-        time.Advance(TimeSpan.FromSeconds(4));
-        await Task.Yield();
-        Assert.False(next.IsCompleted);
-
-        time.Advance(TimeSpan.FromSeconds(1));
-        var again = (await next.WaitAsync(TimeSpan.FromSeconds(10)))!.Value;
-        Assert.Equal(1, again.Outcome.Command!.Attempts);
+        await DelayedNackClock.AssertRedeliveredOnItsClockAsync(source, time);
     }
 }
 

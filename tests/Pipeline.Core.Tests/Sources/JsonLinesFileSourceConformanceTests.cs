@@ -63,17 +63,7 @@ public sealed class JsonLinesFileSourceConformanceTests : CommandSourceConforman
         var path = Path.Combine(_directory, "one.jsonl");
         File.WriteAllLines(path, [TestCommands.Make("c0").ToJson()]);
         await using var source = JsonLinesFileSource.Open(path, new JsonLinesSourceOptions { TimeProvider = time });
-        var first = (await source.NextAsync(CancellationToken.None))!.Value;
-        await source.NackAsync(first.Handle, TimeSpan.FromSeconds(5), CancellationToken.None);
-
-        var next = source.NextAsync(CancellationToken.None).AsTask();
-        time.Advance(TimeSpan.FromSeconds(4));
-        await Task.Yield();
-        Assert.False(next.IsCompleted);
-
-        time.Advance(TimeSpan.FromSeconds(1));
-        var again = (await next.WaitAsync(TimeSpan.FromSeconds(10)))!.Value;
-        Assert.Equal(1, again.Outcome.Command!.Attempts);
+        await DelayedNackClock.AssertRedeliveredOnItsClockAsync(source, time);
     }
 }
 
