@@ -1,10 +1,10 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Polly;
-using Polly.Retry;
 using Pipeline.Commands;
 using Pipeline.Sources;
+using Polly;
+using Polly.Retry;
 
 namespace Pipeline.Storage;
 
