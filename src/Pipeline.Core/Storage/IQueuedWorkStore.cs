@@ -77,4 +77,12 @@ public interface IQueuedWorkStore : IAsyncDisposable
 
     /// <summary>Counts by state, the oldest pending batch's age, live claims and dead letters (each list at most <paramref name="maxListed"/> long).</summary>
     ValueTask<QueueSummary> SummarizeAsync(int maxListed, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Whether a call that threw <paramref name="exception"/> may succeed when tried again (a lost
+    /// connection, a busy database): the store source retries those with backoff and gives up on
+    /// the rest (a read-only file, a full disk, a schema error) with one clear error.
+    /// Default: every exception but cancellation is transient.
+    /// </summary>
+    bool IsTransient(Exception exception) => exception is not OperationCanceledException;
 }
