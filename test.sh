@@ -38,9 +38,29 @@ need_nats_server() {
     fi
 }
 
-# PostgreSQL 15 (the store's tests) goes here: need_postgres, a cluster in a temp folder on a
-# loopback port (binaries perhaps under /usr/lib/postgresql/15/bin), stopped on exit.
+# PostgreSQL 15: the PostgreSQL store's tests run a real cluster, started by PostgresServerFixture
+# (initdb into a temp folder, a loopback port, stopped and deleted at the end). Debian keeps the
+# binaries in /usr/lib/postgresql/15/bin, off PATH; the fixture looks there first, then on PATH.
+has_postgres() {
+    [ -x /usr/lib/postgresql/15/bin/initdb ] && [ -x /usr/lib/postgresql/15/bin/pg_ctl ] && return 0
+    command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1
+}
+
+need_postgres() {
+    has_postgres && return 0
+    # postgresql-15 is bookworm's; elsewhere the distribution's default server package.
+    if command -v apt-cache >/dev/null 2>&1 && apt-cache show postgresql-15 >/dev/null 2>&1; then
+        install_packages postgresql-15
+    else
+        install_packages postgresql
+    fi
+    if ! has_postgres; then
+        echo "test.sh: initdb and pg_ctl are still missing (neither in /usr/lib/postgresql/15/bin nor on PATH) after installing PostgreSQL." >&2
+        exit 1
+    fi
+}
 
 need_nats_server
+need_postgres
 
 dotnet test Pipeline.sln "$@"
