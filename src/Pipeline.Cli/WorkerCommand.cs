@@ -290,6 +290,13 @@ internal static class WorkerCommand
 
         if (stats is null)
         {
+            if (state.Outcome == PipelineWorkerOutcome.ConfigurationError)
+            {
+                // The host's own check refused what the command line's passed (a file changed in between).
+                await stderr.WriteLineAsync(TerminalText.Escape($"pipeline worker: {string.Join(" ", state.ConfigurationErrors)}", 2000));
+                return ExitCodes.UsageError;
+            }
+
             if (state.Fault is null)
             {
                 await stderr.WriteLineAsync($"pipeline worker: stopped before {TerminalText.Escape(where)} was reached; nothing was pulled");

@@ -169,7 +169,9 @@ internal sealed class PipelineWorker(
             await pipeline.RunAsync(stoppingToken).ConfigureAwait(false);
             // Ended without a stop: the source ran out (a read file, an idle NATS source).
             var ranOut = !stoppingToken.IsCancellationRequested || (exhausted?.Invoke() ?? false);
-            state.Ended(pipeline.DeadlineReached, ranOut);
+            // A source that ends by itself (a file) stopped before its end left commands unrun, as
+            // 'pipeline run' says; one that runs until stopped (a queue) keeps them for the next worker.
+            state.Ended(pipeline.DeadlineReached, ranOut, leftUnread: exhausted is not null && !ranOut);
             if (ranOut && !stoppingToken.IsCancellationRequested)
             {
                 Log.Exhausted(host);

@@ -15,7 +15,6 @@ namespace Pipeline.Hosting;
 /// </summary>
 public sealed class PipelineWorkerOptionsValidator : IValidateOptions<PipelineWorkerOptions>
 {
-    private const string Root = PipelineWorkerOptions.SectionName;
     private readonly PipelineModules _modules;
     private readonly IConfiguration? _section;
 
@@ -26,7 +25,11 @@ public sealed class PipelineWorkerOptionsValidator : IValidateOptions<PipelineWo
         ArgumentNullException.ThrowIfNull(modules);
         _modules = modules;
         _section = section;
+        Root = WorkerModules.PathOf(section);
     }
+
+    // The section's key as the user typed it (Pipeline, or the section the worker was bound from).
+    private string Root { get; }
 
     /// <inheritdoc/>
     public ValidateOptionsResult Validate(string? name, PipelineWorkerOptions options)

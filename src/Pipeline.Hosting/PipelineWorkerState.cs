@@ -44,7 +44,8 @@ public sealed class PipelineWorkerState
     /// The exit code the outcome gives, as <c>pipeline worker</c> exits: 0 every command done
     /// (or stopped before anything was pulled), 1 some failed or the worker faulted, 2 the settings
     /// cannot work, 3 an idle end while the backend still holds work, 128 + the signal (143 for
-    /// SIGTERM, 130 for Ctrl+C) when a stop cut work off, 1 when a stop from code did. The worker
+    /// SIGTERM, 130 for Ctrl+C) when a stop cut work off or left part of a commands file unread, 1
+    /// when a stop from code did. The worker
     /// sets <see cref="Environment.ExitCode"/> to it unless <see cref="PipelineWorkerOptions.SetExitCode"/>
     /// is off. 0 while running.
     /// </summary>
@@ -70,11 +71,15 @@ public sealed class PipelineWorkerState
         }
     }
 
-    internal void Ended(bool deadlineReached, bool exhausted)
+    internal void Ended(bool deadlineReached, bool exhausted, bool leftUnread = false)
     {
         DeadlineReached = deadlineReached;
         SourceExhausted = exhausted;
+        LeftUnread = leftUnread;
     }
+
+    /// <summary>Whether a stop ended the run before a source that ends by itself (a commands file) was read to its end: its rest was not run.</summary>
+    public bool LeftUnread { get; private set; }
 
     internal void Fail(Exception fault)
     {
@@ -96,7 +101,7 @@ public sealed class PipelineWorkerState
         {
             Conclude(PipelineWorkerOutcome.Faulted, PipelineWorkerOutcome.Faulted.ExitCode());
         }
-        else if (DeadlineReached)
+        else if (DeadlineReached || LeftUnread)
         {
             Conclude(PipelineWorkerOutcome.CutOff, signal is { } s ? 128 + s : PipelineWorkerOutcome.CutOff.ExitCode());
         }
@@ -129,7 +134,7 @@ public enum PipelineWorkerOutcome
     /// <summary>Not ended yet.</summary>
     Running,
 
-    /// <summary>Every command pulled was done (or skipped as handled elsewhere), or the worker was stopped before it pulled anything. Exit code 0.</summary>
+    /// <summary>Every command pulled was done (or skipped as handled elsewhere), and a source that ends by itself (a file) was read to its end; or a worker on a source that runs until stopped was stopped before it pulled anything. Exit code 0.</summary>
     Succeeded,
 
     /// <summary>Some commands failed: a tool failure, a malformed command, an unknown tool, a failed claim, a dropped event, a settle the source did not confirm. Exit code 1.</summary>
@@ -141,7 +146,7 @@ public enum PipelineWorkerOutcome
     /// <summary>An idle end with nothing failed here while the backend still holds work (<see cref="PipelineWorkerState.WorkLeft"/>). Exit code 3.</summary>
     WorkLeft,
 
-    /// <summary>A stop's shutdown timeout cut work off (nacked, to be redelivered). Exit code 128 + the signal that stopped the host (143 SIGTERM, 130 SIGINT), or 1 for a stop from code.</summary>
+    /// <summary>A stop's shutdown timeout cut work off (nacked, to be redelivered), or a stop left part of a source that ends by itself unread (<see cref="PipelineWorkerState.LeftUnread"/>: the rest of a commands file), as <c>pipeline run</c> says. Exit code 128 + the signal that stopped the host (143 SIGTERM, 130 SIGINT), or 1 for a stop from code.</summary>
     CutOff,
 
     /// <summary>The worker stopped on an error (<see cref="PipelineWorkerState.Fault"/>): a source that could not be opened, a faulted block. Exit code 1.</summary>

@@ -31,6 +31,10 @@ public static class WorkerModules
         }
 
         builder.AddInMemoryCollection([new(nameof(PipelineWorkerOptions.CommandsFile), options.CommandsFile)]);
-        return new ModuleContext(builder.Build(), options.Engine) { Root = PipelineWorkerOptions.SectionName };
+        return new ModuleContext(builder.Build(), options.Engine) { Root = PathOf(section) };
     }
+
+    /// <summary>The key messages put before a setting: the section's path as configured (<c>Pipeline</c>, or the section the worker was bound from).</summary>
+    internal static string PathOf(IConfiguration? section) =>
+        (section as IConfigurationSection)?.Path is { Length: > 0 } path ? path : PipelineWorkerOptions.SectionName;
 }

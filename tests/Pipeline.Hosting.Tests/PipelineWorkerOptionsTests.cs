@@ -114,6 +114,44 @@ public sealed class PipelineWorkerOptionsTests
         }
     }
 
+    /// <summary>
+    /// A worker configured from a section other than <c>Pipeline</c> (<c>AddPipelineWorker(configuration.GetSection("Orders"))</c>)
+    /// is told what is wrong in the keys it typed: the range checks, the file module's and a
+    /// module's section name <c>Orders:...</c> as the conversion errors do, never a <c>Pipeline:...</c>
+    /// key the deployment does not have.
+    /// </summary>
+    [Fact]
+    public async Task A_worker_bound_from_another_section_names_every_error_under_that_section()
+    {
+        var builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Orders:SetExitCode"] = "false",
+            ["Orders:Engine:ToolTimeout"] = "soon",
+            ["Orders:Engine:MaxAttempts"] = "0",
+            ["Orders:Source"] = "nats",
+            ["Orders:Nats:Connection:Url"] = "nats://127.0.0.1:1",
+            ["Orders:Nats:Source:FetchBatch"] = "0",
+        });
+        builder.Services.AddPipelineWorker(builder.Configuration.GetSection("Orders"));
+        builder.Services.AddPipelineNats();
+        using var host = builder.Build();
+        var state = host.Services.GetRequiredService<PipelineWorkerState>();
+
+        await host.StartAsync();
+        await state.Completion.WaitAsync(TimeSpan.FromSeconds(10));
+        await host.StopAsync();
+
+        Assert.Equal(PipelineWorkerOutcome.ConfigurationError, state.Outcome);
+        Assert.Equal(
+            [
+                "Orders:Engine:ToolTimeout 'soon' is not a duration ([d.]hh:mm:ss[.fff], e.g. 00:00:30).",
+                "Orders:Engine:MaxAttempts must be at least 1 (it is 0).",
+                "Orders:Nats:Source:FetchBatch must be from 1 to 10000.",
+            ],
+            state.ConfigurationErrors);
+    }
+
     [Theory]
     [InlineData("after-dispatch", AckMode.AckAfterDispatch)]
     [InlineData("Before-Dispatch", AckMode.AckBeforeDispatch)]

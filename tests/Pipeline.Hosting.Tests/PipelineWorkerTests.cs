@@ -102,4 +102,35 @@ public sealed class PipelineWorkerTests : IDisposable
         Assert.True(state.DeadlineReached);
         Assert.Equal((PipelineWorkerOutcome.CutOff, 1), (state.Outcome, state.ExitCode));
     }
+
+    /// <summary>
+    /// A stop that comes while the commands file is still being read leaves its rest unrun: the
+    /// run did not do what it was given, as <c>pipeline run</c> says (exit 128 + the signal, "stopped
+    /// before every command was done"), even though every tool in flight finished in time. A hosted
+    /// batch job told 0 would take the file for done.
+    /// </summary>
+    [Fact]
+    public async Task A_stop_that_leaves_part_of_the_commands_file_unread_is_outcome_CutOff_not_Succeeded()
+    {
+        var commands = Path.Combine(_directory, "many.jsonl");
+        await File.WriteAllLinesAsync(commands, Enumerable.Range(0, 200).Select(i => $"{{\"command_id\": \"c{i}\", \"execution_id\": 1, \"step\": \"s\", \"tool_kind\": \"delay\", \"input\": {{\"ms\": 100}}}}"));
+
+        var state = await RunAsync(
+            o => o with { CommandsFile = commands, Engine = o.Engine with { MaxInFlight = 4, Dispatch = new() { Parallelism = 2 } } },
+            async (running, lifetime) =>
+            {
+                var stats = await running.Started.WaitAsync(TimeSpan.FromSeconds(30));
+                while (stats.Completed == 0)
+                {
+                    await Task.Delay(10);
+                }
+
+                lifetime.StopApplication();
+            });
+
+        // The stop drained what was in flight (no deadline), and most of the file was never read.
+        Assert.False(state.DeadlineReached);
+        Assert.False(state.SourceExhausted);
+        Assert.Equal((PipelineWorkerOutcome.CutOff, 1), (state.Outcome, state.ExitCode));
+    }
 }

@@ -15,7 +15,11 @@ namespace Pipeline.Storage;
 /// lapsed, or it was cancelled): the result says <see cref="SettleStatus.FencedOut"/>. A lapsed
 /// lease that nobody re-claimed yet can still be settled by its owner.</para>
 /// <para><b>Time.</b> Leases and availability are measured on the store's clock: the database's
-/// for PostgreSQL (<c>now()</c>), the injected <see cref="TimeProvider"/> otherwise.</para>
+/// for PostgreSQL (<c>now()</c>), the injected <see cref="TimeProvider"/> otherwise. A lease is
+/// live while its expiry is later than now, and lapsed from its expiry on; a batch is available
+/// from its <see cref="QueuedBatch.AvailableAt"/> on.</para>
+/// <para><b>Ids.</b> <see cref="QueuedBatch.BatchId"/> is the store's own and opaque to callers; an
+/// id the store never handed out is simply not found (a null or FencedOut result, never an exception).</para>
 /// <para>Every method is safe to call concurrently. A failure to reach the store is an exception
 /// (the caller retries); a lost race is a result, never an exception.</para>
 /// </remarks>
@@ -35,7 +39,7 @@ public interface IQueuedWorkStore : IAsyncDisposable
 
     /// <summary>
     /// Claims across sessions so a pool drains many at once: up to <paramref name="maxSessions"/> sessions
-    /// whose head is ready and not held, oldest head first, each claim with at most
+    /// whose head is ready and not held, oldest head (lowest <see cref="QueuedBatch.Sequence"/>) first, each claim with at most
     /// <paramref name="maxBatchesPerSession"/> batches. Empty when nothing is ready.
     /// Concurrent callers never get the same session (PostgreSQL: <c>FOR UPDATE SKIP LOCKED</c>).
     /// </summary>
@@ -50,6 +54,8 @@ public interface IQueuedWorkStore : IAsyncDisposable
     /// <summary>
     /// Extends the lease of every batch still held under <paramref name="fence"/> to
     /// <paramref name="timeToLive"/> from now. The new expiry, or <c>null</c> when nothing is held under it any more.
+    /// A lapsed lease nobody re-claimed is renewed too, unless another claim of the same session is
+    /// live by then (a successor took part of it): renewing would make two live claims of one session.
     /// </summary>
     ValueTask<DateTimeOffset?> RenewAsync(long fence, TimeSpan timeToLive, CancellationToken cancellationToken);
 
@@ -62,7 +68,9 @@ public interface IQueuedWorkStore : IAsyncDisposable
 
     /// <summary>
     /// Cancels a batch that is not held by a live claim: the removed batch, or <c>null</c> when it is
-    /// missing, settled, or held by a live claim ("already claimed or completed").
+    /// missing, settled, or held by a live claim ("already claimed or completed"). A batch whose claim's
+    /// lease lapsed is cancelled (its old claim's settles are then FencedOut). The removed batch's
+    /// idempotency key is released: enqueueing it again creates a new batch.
     /// </summary>
     ValueTask<QueuedBatch?> CancelAsync(string sessionId, string batchId, CancellationToken cancellationToken);
 

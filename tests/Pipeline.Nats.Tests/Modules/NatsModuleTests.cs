@@ -94,4 +94,60 @@ public sealed class NatsModuleTests : IDisposable
         Assert.Equal(new SourceDescription("nats://***@127.0.0.1:4222", "stream orders consumer pipeline-workers", ", ending after 2 s idle"), setup.Source);
         Assert.Equal("NATS subjects pipeline.events.{execution_id}", setup.EventsName);
     }
+
+    /// <summary>
+    /// A run stopped while its server cannot be reached (the worker's connection retries its first
+    /// connect) and then closed leaves nothing trying to connect: every connection the run opened
+    /// is closed on that path too, not left retrying in the background for the life of the process.
+    /// The "server" is a loopback listener that counts connection attempts and hangs up on each.
+    /// </summary>
+    [Fact]
+    public async Task A_run_stopped_before_its_server_was_reached_and_closed_stops_connecting()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        var attempts = 0;
+        using var stopAccepting = new CancellationTokenSource();
+        var accepting = Task.Run(async () =>
+        {
+            try
+            {
+                while (true)
+                {
+                    using var socket = await listener.AcceptSocketAsync(stopAccepting.Token);
+                    Interlocked.Increment(ref attempts);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                // The test is done.
+            }
+        });
+        var setup = Prepare("nats", settings: ("Nats:Connection:Url", $"nats://127.0.0.1:{port}"));
+        Assert.Empty(setup.Errors);
+        var run = await setup.OpenAsync(new ModuleRunContext(Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance));
+        using var stop = new CancellationTokenSource();
+        var running = run.RunSourceAsync(new NeverRunner(), stop.Token);
+        await Eventually.WaitFor(() => Volatile.Read(ref attempts) >= 2, TimeSpan.FromSeconds(30), "the worker's connection retrying its first connect");
+
+        await stop.CancelAsync();
+        Assert.Null(await running.WaitAsync(TimeSpan.FromSeconds(10)));
+        await run.DisposeAsync();
+        var closedAt = Volatile.Read(ref attempts);
+        // Retries come every ~2 s (NATS.Net's ReconnectWaitMin): three of them fit in 7 s.
+        await Task.Delay(TimeSpan.FromSeconds(7));
+        var after = Volatile.Read(ref attempts);
+
+        await stopAccepting.CancelAsync();
+        await accepting;
+        Assert.Equal(closedAt, after);
+    }
+
+    /// <summary>A host's side of the run that must not be reached: nothing is pulled from a server that was never reached.</summary>
+    private sealed class NeverRunner : IPipelineRunner
+    {
+        public Task<RunEnd> RunAsync<THandle>(Pipeline.Sources.ICommandSource<THandle> source, Func<bool>? exhausted = null) =>
+            throw new InvalidOperationException("The pipeline ran over a source whose server was never reached.");
+    }
 }
