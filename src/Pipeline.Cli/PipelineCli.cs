@@ -121,7 +121,7 @@ public static class PipelineCli
             return await RunCommand.ExecuteAsync(request, new RunConsole(stdout, stderr, stdin, stop), token);
         });
 
-        return new RootCommand("Pipeline: a high-throughput command worker. Pull, Claim, Ack-decision, Dispatch, Emit.") { run, WorkerCommand.Build(stdout, stderr, interactive, stop, Modules), EnqueueCommand.Build(stdout, stderr, interactive, stop, stdin, Modules) };
+        return new RootCommand("Pipeline: a high-throughput command worker. Pull, Claim, Ack-decision, Dispatch, Emit.") { run, WorkerCommand.Build(stdout, stderr, interactive, stop, Modules), EnqueueCommand.Build(stdout, stderr, interactive, stop, stdin, Modules), StatusCommand.Build(stdout, stderr, Modules) };
     }
 
     /// <summary>An integer option with a default and an inclusive range; a value outside it is a usage error naming the option.</summary>
