@@ -313,7 +313,12 @@ internal static class WorkerCommand
             return ExitCodes.SomeFailed;
         }
 
-        var summary = session.Summarize(stats) with { Left = state.WorkLeft };
+        var summary = session.Summarize(stats) with
+        {
+            Left = state.WorkLeft,
+            // A worker that stopped on an error (a store that cannot be used) did not succeed, whatever its counts say.
+            StoppedBecause = state.Fault is null ? null : "on the error above",
+        };
         // An idle end while the backend still holds work is not "all succeeded": a batch job
         // would take the work for done (exit 3, WorkLeft; failures here still make it 1).
         var exitCode = summary.AllSucceeded && state.Fault is null ? (summary.WorkLeft ? ExitCodes.WorkLeft : ExitCodes.Success) : ExitCodes.SomeFailed;
