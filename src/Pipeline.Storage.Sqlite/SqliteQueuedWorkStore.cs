@@ -240,6 +240,7 @@ public sealed class SqliteQueuedWorkStore : IQueuedWorkStore
             }
 
             sql.Execute(options.Durability == SqliteDurability.Full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+            Tune(sql);
             CreateSchema(path, sql);
             return sql;
         }
@@ -248,6 +249,16 @@ public sealed class SqliteQueuedWorkStore : IQueuedWorkStore
             Close(sql);
             throw error is StoreSchemaException or SqliteStoreException ? error : SqliteErrors.Describe(path, error);
         }
+    }
+
+    // A page cache that holds a busy queue's working set, reads through a memory map, and the WAL
+    // folded back into the file less often (a hot page written once per checkpoint, not once per 1000 pages).
+    private static void Tune(SqlCommands sql)
+    {
+        sql.Execute("PRAGMA cache_size = -65536");
+        sql.Execute("PRAGMA mmap_size = 268435456");
+        sql.Execute("PRAGMA temp_store = MEMORY");
+        sql.Execute("PRAGMA wal_autocheckpoint = 4000");
     }
 
     private static void CreateSchema(string path, SqlCommands sql)
@@ -405,6 +416,7 @@ public sealed class SqliteQueuedWorkStore : IQueuedWorkStore
         connection.Open();
         var sql = new SqlCommands(connection);
         sql.Execute($"PRAGMA busy_timeout = {(long)_busyTimeout.TotalMilliseconds}");
+        Tune(sql);
         return sql;
     }
 }

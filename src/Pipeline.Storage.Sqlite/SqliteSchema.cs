@@ -47,9 +47,9 @@ internal static class SqliteSchema
         "CREATE INDEX batches_claimed ON batches (session_id, expires_at) WHERE state = 1",
         "CREATE INDEX batches_dead_letters ON batches (settled_at, seq) WHERE state = 3",
         "CREATE UNIQUE INDEX batches_by_key ON batches (idempotency_key) WHERE idempotency_key IS NOT NULL",
-        "CREATE TABLE sessions (session_id TEXT PRIMARY KEY, head_seq INTEGER NOT NULL, ready_at INTEGER NOT NULL) WITHOUT ROWID",
-        // The cross-session claim: oldest head first, ready ones only (covering, so the walk reads no table rows).
-        "CREATE INDEX sessions_by_head ON sessions (head_seq, ready_at)",
+        // Keyed by the head's sequence, so the cross-session claim walks the table itself oldest head first,
+        // and a claim's new ready time rewrites one row and no index.
+        "CREATE TABLE sessions (head_seq INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE, ready_at INTEGER NOT NULL)",
         "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
         "INSERT INTO counters (name, value) VALUES ('fence', 0), ('completed', 0), ('dead_lettered', 0)",
     ];

@@ -272,7 +272,8 @@ internal static class SqliteWrites
 
         // The run is consecutive among the session's unsettled batches, so its range names exactly it.
         sql.Execute(
-            $"UPDATE batches SET state = 1, owner = $owner, fence = $fence, expires_at = $expires WHERE session_id = $session AND {Unsettled} AND seq BETWEEN $first AND $last",
+            // A batch still marked claimed here had its lease lapse: that claim ended without a completion, one more attempt.
+            $"UPDATE batches SET state = 1, attempts = attempts + (state = 1), owner = $owner, fence = $fence, expires_at = $expires WHERE session_id = $session AND {Unsettled} AND seq BETWEEN $first AND $last",
             ("$owner", lease.Owner),
             ("$fence", fence),
             ("$expires", expiresAt.UtcTicks),
@@ -287,7 +288,8 @@ internal static class SqliteWrites
         var batches = new QueuedBatch[run.Count];
         for (var i = 0; i < run.Count; i++)
         {
-            batches[i] = run[i] with { State = QueuedBatchState.Claimed, Lease = leaseHeld };
+            var lapsed = run[i].State == QueuedBatchState.Claimed;
+            batches[i] = run[i] with { State = QueuedBatchState.Claimed, Lease = leaseHeld, Attempts = run[i].Attempts + (lapsed ? 1 : 0) };
         }
 
         return new QueuedWorkClaim { SessionId = sessionId, Owner = lease.Owner, Fence = fence, ExpiresAt = expiresAt, Batches = batches };
