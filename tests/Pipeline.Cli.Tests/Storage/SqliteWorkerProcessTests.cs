@@ -189,7 +189,7 @@ public sealed class SqliteWorkerProcessTests(RunCounter runs, ITestOutputHelper 
     {
         var mount = Path.Combine(_directory, "small");
         Directory.CreateDirectory(mount);
-        if (!Sh($"mount -t tmpfs -o size=8m tmpfs '{mount}'"))
+        if (!Sh($"mount -t tmpfs -o size=64m tmpfs '{mount}'"))
         {
             throw new ConformanceSkipException("a tmpfs cannot be mounted here (not root, or no CAP_SYS_ADMIN): no disk to fill");
         }
