@@ -88,6 +88,7 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
         }
 
         var sessions = new string[drafts.Count];
+        var distinctSessions = new SortedSet<string>(StringComparer.Ordinal);
         var payloads = new byte[drafts.Count][];
         var keys = new string?[drafts.Count];
         var availableAt = new DateTime?[drafts.Count];
@@ -95,6 +96,7 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
         {
             var draft = drafts[i] ?? throw new ArgumentException($"Draft {i} is null.", nameof(drafts));
             sessions[i] = RequireSession(draft.SessionId, nameof(drafts));
+            distinctSessions.Add(sessions[i]);
             payloads[i] = AsArray(draft.Payload);
             keys[i] = draft.IdempotencyKey;
             availableAt[i] = draft.AvailableAt?.UtcDateTime;
@@ -104,14 +106,16 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
         await GuardAsync(async () =>
         {
             await using var batch = _dataSource.CreateBatch();
-            batch.BatchCommands.Add(Command(_sql.LockSessionsForEnqueue, Parameter(sessions)));
+            // Each session once, in one order (the locks' order: two enqueuers cannot deadlock).
+            string[] touched = [.. distinctSessions];
+            batch.BatchCommands.Add(Command(_sql.LockSessionsForEnqueue, Parameter(touched)));
             batch.BatchCommands.Add(Command(
                 _sql.Enqueue,
                 Parameter(sessions),
                 Parameter(payloads),
                 Parameter(keys, NpgsqlDbType.Array | NpgsqlDbType.Text),
                 Parameter(availableAt, NpgsqlDbType.Array | NpgsqlDbType.TimestampTz)));
-            batch.BatchCommands.Add(Command(_sql.SetHeadsAfterEnqueue, Parameter(sessions)));
+            batch.BatchCommands.Add(Command(_sql.SetHeadsAfterEnqueue, Parameter(touched)));
             await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await SkipToRowsAsync(reader, 0, cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))

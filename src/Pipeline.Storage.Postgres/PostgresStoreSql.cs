@@ -34,11 +34,12 @@ internal sealed class PostgresStoreSql
             b.dead_letter_reason
             """;
 
-        // Enqueue, 1 of 3: lock (or create) every session written to, in one order so two enqueuers
-        // cannot deadlock. DO UPDATE … WHERE false locks an existing row and writes nothing.
+        // Enqueue, 1 of 3: lock (or create) every session written to ($1: each once, sorted), in one
+        // order so two enqueuers cannot deadlock. DO UPDATE … WHERE false locks an existing row and
+        // writes nothing.
         LockSessionsForEnqueue = $"""
             insert into {s}.sessions (session_id)
-            select distinct t.session_id from unnest($1::text[]) as t(session_id) order by 1
+            select t.session_id from unnest($1::text[]) as t(session_id) order by 1
             on conflict (session_id) do update set session_id = excluded.session_id where false
             """;
 
@@ -63,23 +64,23 @@ internal sealed class PostgresStoreSql
             union all
             select i.ord, false, {batchColumns}
             from input i
-            join {s}.batches b on b.idempotency_key = i.idempotency_key and b.idempotency_key = any($3)
-            join {s}.sessions s on s.session_id = b.session_id and s.session_id = any($1)
+            cross join lateral (select * from {s}.batches x where x.idempotency_key = i.idempotency_key offset 0) b
+            cross join lateral (select * from {s}.sessions x where x.session_id = b.session_id offset 0) s
             where i.idempotency_key is not null and not exists (select 1 from inserted n where n.sequence = i.sequence)
             """;
 
-        // Enqueue, 3 of 3: a session that had nothing left gets its head (the tail never moves it,
-        // and a session with nothing left holds no claim).
+        // Enqueue, 3 of 3: a session ($1, each once) that had nothing left gets its head (the tail
+        // never moves it, and a session with nothing left holds no claim).
         SetHeadsAfterEnqueue = $"""
-            with heads as (
-                select x.session_id, h.sequence, h.available_at
-                from (select distinct t.session_id from unnest($1::text[]) as t(session_id)) x
-                join {s}.sessions s on s.session_id = x.session_id and s.session_id = any($1) and s.head_sequence is null
+            with heads as materialized (
+                select e.row, h.sequence, h.available_at
+                from unnest($1::text[]) as x(session_id)
+                cross join lateral (select s.ctid as row from {s}.sessions s where s.session_id = x.session_id and s.head_sequence is null offset 0) e
                 cross join lateral (
                     select b.sequence, b.available_at from {s}.batches b
                     where b.session_id = x.session_id and b.state = 0 order by b.sequence limit 1) h)
             update {s}.sessions s set head_sequence = h.sequence, ready_at = h.available_at
-            from heads h where s.session_id = h.session_id and s.session_id = any($1)
+            from heads h where s.ctid = h.row
             """;
 
         // Where an enqueue's idempotency key was inserted by a transaction that committed after the
@@ -87,7 +88,7 @@ internal sealed class PostgresStoreSql
         ByIdempotencyKeys = $"""
             select k.key, {batchColumns}
             from unnest($1::text[]) as k(key)
-            join {s}.batches b on b.idempotency_key = k.key and b.idempotency_key = any($1)
+            cross join lateral (select * from {s}.batches x where x.idempotency_key = k.key offset 0) b
             cross join lateral (select * from {s}.sessions x where x.session_id = b.session_id offset 0) s
             """;
 
@@ -123,8 +124,8 @@ internal sealed class PostgresStoreSql
                 returning b.sequence),
             claimed as (
                 update {s}.sessions s set claim_fence = f.fence, claim_owner = $2, claim_expires_at = k.ts + $4, claim_last = f.last, ready_at = k.ts + $4
-                from fences f, clock k
-                where s.session_id = f.session_id and s.session_id = any(array(select session_id from fences))
+                from fences f join fresh r on r.session_id = f.session_id, clock k
+                where s.ctid = r.row
                 returning s.session_id, s.claim_fence, s.claim_expires_at)
             select c.claim_fence, c.claim_expires_at, b.sequence, b.session_id, b.payload, b.idempotency_key, b.enqueued_at, b.available_at,
                 b.attempts + case when exists (select 1 from lapsed l where l.sequence = b.sequence) then 1 else 0 end
@@ -137,19 +138,20 @@ internal sealed class PostgresStoreSql
         // another transaction holds ($1 at most). Under READ COMMITTED a row changed since the
         // statement's snapshot is re-checked on its newest version before it is locked (ready_at
         // <= now again), so a session another claimer just took is not taken twice. Its batches
-        // would then be read from the older snapshot, so such a session (its locked version is not
-        // the one the snapshot sees) is left for the next claim.
+        // would then be read from the older snapshot, so such a session is left for the next claim:
+        // `fresh` keeps a locked row only when the snapshot sees that very version (a newer version
+        // sits at another ctid, which the snapshot cannot see).
         ClaimReady = $"""
             with clock as (select clock_timestamp() as ts),
             picked as (
-                select s.session_id, s.claim_fence as old_fence, s.claim_last as old_last, s.xmin as version from {s}.sessions s
+                select s.session_id, s.ctid as row, s.claim_fence as old_fence, s.claim_last as old_last from {s}.sessions s
                 where s.head_sequence is not null and s.ready_at <= statement_timestamp()
                 order by s.head_sequence
                 limit $1
                 for update skip locked),
             fresh as (
-                select p.session_id, p.old_fence, p.old_last from picked p
-                cross join lateral (select 1 from {s}.sessions x where x.session_id = p.session_id and x.xmin = p.version offset 0) same),
+                select p.session_id, p.row, p.old_fence, p.old_last from picked p
+                where exists (select 1 from {s}.sessions x where x.ctid = p.row)),
             {claimTail}
             """;
 
@@ -160,7 +162,7 @@ internal sealed class PostgresStoreSql
         ClaimSession = $"""
             with clock as (select clock_timestamp() as ts),
             fresh as (
-                select s.session_id, s.claim_fence as old_fence, s.claim_last as old_last from {s}.sessions s, clock k
+                select s.session_id, s.ctid as row, s.claim_fence as old_fence, s.claim_last as old_last from {s}.sessions s, clock k
                 where s.session_id = $1 and s.ready_at <= k.ts),
             {claimTail}
             """;
@@ -183,19 +185,25 @@ internal sealed class PostgresStoreSql
                 select * from unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::interval[], $5::text[])
                     with ordinality as t(sequence, fence, kind, delay, reason, ord)),
             firsts as (select distinct on (i.sequence) i.* from input i order by i.sequence, i.ord),
+            targets as (
+                select f.ord, f.fence, f.kind, f.delay, f.reason, b.row, s.claim_owner, s.claim_expires_at
+                from firsts f
+                cross join lateral (select x.ctid as row, x.sequence, x.session_id, x.state, x.released_fence from {s}.batches x where x.sequence = f.sequence offset 0) b
+                cross join lateral (select * from {s}.sessions x where x.session_id = b.session_id offset 0) s
+                where s.claim_fence = f.fence and {Held}),
             settled as (
                 update {s}.batches b set
                     state = case f.kind when 0 then 2 when 1 then 0 else 3 end,
                     attempts = b.attempts + case when f.kind = 1 then 1 else 0 end,
                     available_at = case when f.kind = 1 then k.ts + f.delay else b.available_at end,
                     released_fence = case when f.kind = 1 then f.fence else b.released_fence end,
-                    owner = case when f.kind = 1 then null else s.claim_owner end,
+                    owner = case when f.kind = 1 then null else f.claim_owner end,
                     fence = case when f.kind = 1 then null else f.fence end,
-                    expires_at = case when f.kind = 1 then null else s.claim_expires_at end,
+                    expires_at = case when f.kind = 1 then null else f.claim_expires_at end,
                     dead_letter_reason = case when f.kind = 2 then f.reason end,
                     settled_at = case when f.kind = 1 then null else k.ts end
-                from firsts f, {s}.sessions s, clock k
-                where b.sequence = any($1) and b.sequence = f.sequence and s.claim_fence = any($2) and s.claim_fence = f.fence and s.session_id = b.session_id and {HeldByKey}
+                from targets f, clock k
+                where b.ctid = f.row
                 returning b.sequence)
             select f.ord from firsts f join settled x on x.sequence = f.sequence
             """;
@@ -317,7 +325,7 @@ internal sealed class PostgresStoreSql
     /// </summary>
     private static string Refresh(string schema, string sessions) => $"""
         with heads as materialized (
-            select s.session_id, h.sequence, h.available_at,
+            select s.ctid as row, h.sequence, h.available_at,
                 (h.sequence <= s.claim_last and h.released_fence is distinct from s.claim_fence) as head_held,
                 exists (
                     select 1 from {schema}.batches c
@@ -338,6 +346,6 @@ internal sealed class PostgresStoreSql
             claim_expires_at = case when h.holding then s.claim_expires_at end,
             claim_last = case when h.holding then s.claim_last end
         from heads h
-        where s.session_id = h.session_id and s.session_id = any(cast({sessions} as text[]))
+        where s.ctid = h.row
         """;
 }
