@@ -134,6 +134,7 @@ public sealed class HostedWorkerProcessTests : IDisposable
         Assert.True(exit == 128 + HostedWorkerProcess.SigTerm, $"exit {exit}\n{worker.Output}");
         AssertNoStackTrace(worker.Output);
     }
+
     [Theory]
     [InlineData("Pipeline:Engine:ShutdownTimeout")]
     [InlineData("Pipeline:Engine:SettleTimeout")]

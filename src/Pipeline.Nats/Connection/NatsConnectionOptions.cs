@@ -1,4 +1,5 @@
 using NATS.Client.Core;
+using Pipeline.Engine;
 
 namespace Pipeline.Nats.Connection;
 
@@ -46,7 +47,7 @@ public sealed record NatsConnectionOptions
     /// <summary>The PEM key of <see cref="TlsCertFile"/>. Default none.</summary>
     public string? TlsKeyFile { get; init; }
 
-    /// <summary>How long one connect attempt may take. Default 5 s.</summary>
+    /// <summary>How long one connect attempt may take. More than 0, at most 1 day. Default 5 s.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>The URL with any user info replaced by <c>***</c>: safe to print.</summary>
@@ -89,9 +90,10 @@ public sealed record NatsConnectionOptions
             errors.Add(new ArgumentException("TlsCertFile and TlsKeyFile go together (mutual TLS needs both).", TlsCertFile is null ? nameof(TlsCertFile) : nameof(TlsKeyFile)));
         }
 
-        if (ConnectTimeout <= TimeSpan.Zero)
+        // Bounded above too: NATS.Net arms it as a timer on every connect attempt.
+        if (!SettingLimits.IsDuration(ConnectTimeout, positive: true))
         {
-            errors.Add(new ArgumentOutOfRangeException(nameof(ConnectTimeout), ConnectTimeout, "ConnectTimeout must be positive."));
+            errors.Add(new ArgumentOutOfRangeException(nameof(ConnectTimeout), ConnectTimeout, $"ConnectTimeout {SettingLimits.DurationRange(positive: true)}."));
         }
 
         foreach (var (file, name) in new[] { (CredsFile, nameof(CredsFile)), (NKeyFile, nameof(NKeyFile)), (TlsCaFile, nameof(TlsCaFile)), (TlsCertFile, nameof(TlsCertFile)), (TlsKeyFile, nameof(TlsKeyFile)) })

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Pipeline.Engine;
 using Pipeline.Modules;
 using Pipeline.Nats.Connection;
 using Pipeline.Nats.Sources;
@@ -28,9 +29,9 @@ public static class NatsCommandLine
     public const string TokenVariable = "PIPELINE_NATS_TOKEN";
 
     /// <summary>The longest <c>--exit-when-idle</c> and <c>--exit-when-drained</c>: one day, in seconds.</summary>
-    public const int MaxIdleSeconds = 86_400;
+    public const int MaxIdleSeconds = SettingLimits.LongestMilliseconds / 1000;
 
-    private const int MaxTimeoutMs = 86_400_000;
+    private const int MaxTimeoutMs = SettingLimits.LongestMilliseconds;
     private const string Connection = "Pipeline:Nats:Connection";
     private const string Source = "Pipeline:Nats:Source";
 

@@ -214,6 +214,7 @@ public sealed class WorkerExitTests(NatsServerFixture nats) : IClassFixture<Nats
 
         Assert.True(exited, $"still running after 45 s with --exit-when-idle 1\n{Describe(worker)}");
     }
+
     [Fact]
     public async Task A_creds_file_that_is_not_a_creds_file_is_a_usage_error_naming_the_flag_not_an_unreachable_server()
     {
