@@ -164,6 +164,35 @@ public sealed class PipelineWorkerOptionsTests
     }
 
     /// <summary>
+    /// A credentials file that is a device (read without end) or holds no credentials is a setting
+    /// error at start naming its key, never a server that seems unreachable once the worker runs.
+    /// </summary>
+    [Fact]
+    public async Task A_creds_file_that_is_a_device_or_not_credentials_is_named_at_start_by_its_key()
+    {
+        var garbage = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllTextAsync(garbage, "not a JWT and an NKey seed\n");
+            var message = await StartFailure(new()
+            {
+                ["Pipeline:Source"] = "nats",
+                ["Pipeline:Nats:Connection:Url"] = "nats://127.0.0.1:1",
+                ["Pipeline:Nats:Connection:CredsFile"] = "/dev/zero",
+                ["Pipeline:Nats:Connection:NKeyFile"] = garbage,
+            });
+
+            Assert.Contains("Pipeline:Nats:Connection:CredsFile '/dev/zero' is not a regular file (a device, a FIFO or a socket).", message, StringComparison.Ordinal);
+            Assert.Contains($"Pipeline:Nats:Connection:NKeyFile '{garbage}' is not an NKey seed file", message, StringComparison.Ordinal);
+            Assert.DoesNotContain("unreachable", message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(garbage);
+        }
+    }
+
+    /// <summary>
     /// A worker configured from a section other than <c>Pipeline</c> (<c>AddPipelineWorker(configuration.GetSection("Orders"))</c>)
     /// is told what is wrong in the keys it typed: the range checks, the file module's and a
     /// module's section name <c>Orders:...</c> as the conversion errors do, never a <c>Pipeline:...</c>
