@@ -40,6 +40,9 @@ public interface IPipelineModule
     /// <summary>What <c>pipeline enqueue</c> takes to put commands where this module's source takes them from; null when it cannot.</summary>
     ModuleEnqueue? Enqueue { get; }
 
+    /// <summary>What <c>pipeline status</c> takes to show what this module's store holds; null (the default) when it has no store to show.</summary>
+    ModuleStatus? Status => null;
+
     /// <summary>The claimer this module's source uses when <c>Pipeline:Claimer</c> is not set (an older key kept as an alias); null for none.</summary>
     string? ImpliedClaimer(ModuleContext context);
 

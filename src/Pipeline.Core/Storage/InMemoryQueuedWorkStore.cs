@@ -347,6 +347,11 @@ public sealed class InMemoryQueuedWorkStore : IQueuedWorkStore
         for (var i = 0; i < run.Count; i++)
         {
             var row = run[i];
+            if (row.State == QueuedBatchState.Claimed)
+            {
+                row.Attempts++; // its last claim lapsed: that delivery ended without a completion
+            }
+
             Release(row);
             row.State = QueuedBatchState.Claimed;
             row.Lease = claimLease;

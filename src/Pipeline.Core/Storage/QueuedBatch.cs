@@ -24,7 +24,11 @@ public sealed record QueuedBatch
     /// <summary>Not claimed before this time (store clock).</summary>
     public required DateTimeOffset AvailableAt { get; init; }
 
-    /// <summary>How many claims of it were abandoned (0 for a batch never handed back).</summary>
+    /// <summary>
+    /// How many of its claims ended without a completion: abandoned, or their lease lapsed and it was
+    /// claimed again (0 for a batch whose every claim so far is the current one). A command that
+    /// kills its worker each time still reaches its attempt limit this way.
+    /// </summary>
     public required int Attempts { get; init; }
 
     /// <summary>Where the batch stands.</summary>

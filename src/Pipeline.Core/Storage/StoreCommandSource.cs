@@ -151,6 +151,7 @@ public sealed class StoreCommandSource :
     /// <inheritdoc/>
     public async ValueTask<Pulled<StoreHandle>?> NextAsync(CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         EnsureClaiming();
         while (true)
         {

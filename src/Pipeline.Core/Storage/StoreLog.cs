@@ -25,4 +25,10 @@ internal static partial class StoreLog
 
     [LoggerMessage(EventId = 3007, Level = LogLevel.Warning, Message = "Writing {Count} settles failed; their leases lapse and the batches are claimed again")]
     public static partial void SettleFailed(ILogger logger, int count, Exception exception);
+
+    [LoggerMessage(EventId = 3008, Level = LogLevel.Warning, Message = "The {Store} store {Where} cannot be opened yet ({Error}); retrying in {Delay}")]
+    public static partial void OpenRetrying(ILogger logger, string store, string where, string error, TimeSpan delay);
+
+    [LoggerMessage(EventId = 3009, Level = LogLevel.Warning, Message = "The {Store} store's summary could not be read at the idle end ({Error}); what it still holds is unknown")]
+    public static partial void SummaryUnknown(ILogger logger, string store, string error);
 }

@@ -1,0 +1,334 @@
+namespace Pipeline.Storage.Sqlite;
+
+/// <summary>
+/// The store's writes, each run by the writer inside its transaction (so every read here sees the
+/// rows as they are and nobody else changes them before the commit).
+/// </summary>
+internal static class SqliteWrites
+{
+    private const string Unsettled = "state < 2";
+
+    public static EnqueueResult[] Enqueue(SqlCommands sql, IReadOnlyList<QueuedBatchDraft> drafts, DateTimeOffset now)
+    {
+        var results = new EnqueueResult[drafts.Count];
+        for (var i = 0; i < drafts.Count; i++)
+        {
+            var draft = drafts[i];
+            if (draft.IdempotencyKey is { } key)
+            {
+                using var existing = sql.Read($"SELECT {BatchRows.Columns} FROM batches WHERE idempotency_key = $key", ("$key", key));
+                if (existing.Read())
+                {
+                    results[i] = new EnqueueResult(BatchRows.Read(existing), Created: false);
+                    continue;
+                }
+            }
+
+            var availableAt = draft.AvailableAt ?? now;
+            var payload = draft.Payload.ToArray();
+            var sequence = (long)sql.Scalar(
+                "INSERT INTO batches (session_id, payload, idempotency_key, enqueued_at, available_at) VALUES ($session, $payload, $key, $enqueued, $available) RETURNING seq",
+                ("$session", draft.SessionId),
+                ("$payload", payload),
+                ("$key", draft.IdempotencyKey),
+                ("$enqueued", now.UtcTicks),
+                ("$available", availableAt.UtcTicks))!;
+
+            // A new session's head is this batch; an existing session's head is earlier and stays.
+            sql.Execute(
+                "INSERT INTO sessions (session_id, head_seq, ready_at) VALUES ($session, $seq, $ready) ON CONFLICT (session_id) DO NOTHING",
+                ("$session", draft.SessionId),
+                ("$seq", sequence),
+                ("$ready", availableAt.UtcTicks));
+
+            results[i] = new EnqueueResult(
+                new QueuedBatch
+                {
+                    BatchId = BatchRows.IdOf(sequence),
+                    SessionId = draft.SessionId,
+                    Sequence = sequence,
+                    Payload = payload,
+                    IdempotencyKey = draft.IdempotencyKey,
+                    EnqueuedAt = BatchRows.Time(now.UtcTicks),
+                    AvailableAt = BatchRows.Time(availableAt.UtcTicks),
+                    Attempts = 0,
+                    State = QueuedBatchState.Pending,
+                },
+                Created: true);
+        }
+
+        return results;
+    }
+
+    public static QueuedWorkClaim? ClaimSession(SqlCommands sql, string sessionId, LeaseRequest lease, int maxBatches, DateTimeOffset now)
+    {
+        if (!IsReady(sql, sessionId, now))
+        {
+            return null;
+        }
+
+        var run = ReadyRun(sql, sessionId, maxBatches, now);
+        return run.Count == 0 ? null : Claim(sql, sessionId, run, lease, NextFences(sql, 1), now);
+    }
+
+    public static List<QueuedWorkClaim> ClaimReady(SqlCommands sql, LeaseRequest lease, int maxSessions, int maxBatchesPerSession, DateTimeOffset now)
+    {
+        var sessions = new List<string>(Math.Min(maxSessions, 1024));
+        using (var ready = sql.Read(
+            "SELECT session_id FROM sessions WHERE ready_at <= $now ORDER BY head_seq LIMIT $max",
+            ("$now", now.UtcTicks),
+            ("$max", maxSessions)))
+        {
+            while (ready.Read())
+            {
+                sessions.Add(ready.GetString(0));
+            }
+        }
+
+        var claims = new List<QueuedWorkClaim>(sessions.Count);
+        if (sessions.Count == 0)
+        {
+            return claims;
+        }
+
+        // One counter update for all the claims of the call: fences first + 0, first + 1, ...
+        var fence = NextFences(sql, sessions.Count);
+        foreach (var sessionId in sessions)
+        {
+            var run = ReadyRun(sql, sessionId, maxBatchesPerSession, now);
+            if (run.Count > 0)
+            {
+                claims.Add(Claim(sql, sessionId, run, lease, fence++, now));
+            }
+        }
+
+        return claims;
+    }
+
+    public static QueuedWorkClaim? ClaimByIds(SqlCommands sql, string sessionId, IReadOnlyList<string> batchIds, LeaseRequest lease, DateTimeOffset now)
+    {
+        if (!IsReady(sql, sessionId, now))
+        {
+            return null;
+        }
+
+        var run = ReadyRun(sql, sessionId, batchIds.Count, now);
+        if (run.Count != batchIds.Count)
+        {
+            return null;
+        }
+
+        for (var i = 0; i < run.Count; i++)
+        {
+            if (!string.Equals(run[i].BatchId, batchIds[i], StringComparison.Ordinal))
+            {
+                return null;
+            }
+        }
+
+        return Claim(sql, sessionId, run, lease, NextFences(sql, 1), now);
+    }
+
+    public static DateTimeOffset? Renew(SqlCommands sql, long fence, TimeSpan timeToLive, DateTimeOffset now)
+    {
+        var sessionId = (string?)sql.Scalar("SELECT session_id FROM batches WHERE fence = $fence AND state = 1 LIMIT 1", ("$fence", fence));
+        if (sessionId is null)
+        {
+            return null;
+        }
+
+        // A successor that took part of a lapsed claim holds the session now: two live claims of one session never.
+        var successor = sql.Scalar(
+            "SELECT 1 FROM batches WHERE session_id = $session AND state = 1 AND expires_at > $now AND fence <> $fence LIMIT 1",
+            ("$session", sessionId),
+            ("$now", now.UtcTicks),
+            ("$fence", fence));
+        if (successor is not null)
+        {
+            return null;
+        }
+
+        var expiresAt = now + timeToLive;
+        sql.Execute("UPDATE batches SET expires_at = $expires WHERE fence = $fence AND state = 1", ("$expires", expiresAt.UtcTicks), ("$fence", fence));
+        Reindex(sql, sessionId);
+        return BatchRows.Time(expiresAt.UtcTicks);
+    }
+
+    public static SettleStatus[] Settle(SqlCommands sql, IReadOnlyList<BatchSettlement> settlements, DateTimeOffset now)
+    {
+        var results = new SettleStatus[settlements.Count];
+        var touched = new HashSet<string>(StringComparer.Ordinal);
+        long completed = 0, deadLettered = 0;
+        for (var i = 0; i < settlements.Count; i++)
+        {
+            var settlement = settlements[i];
+            if (!BatchRows.TryParseId(settlement.BatchId, out var sequence))
+            {
+                results[i] = SettleStatus.FencedOut;
+                continue;
+            }
+
+            // The fence check and the change in one statement: a row held under another fence (or settled) is not touched.
+            var sessionId = settlement.Kind switch
+            {
+                SettleKind.Complete => (string?)sql.Scalar(
+                    "UPDATE batches SET state = 2, settled_at = $now WHERE seq = $seq AND state = 1 AND fence = $fence RETURNING session_id",
+                    ("$now", now.UtcTicks),
+                    ("$seq", sequence),
+                    ("$fence", settlement.Fence)),
+                SettleKind.Abandon => (string?)sql.Scalar(
+                    "UPDATE batches SET state = 0, attempts = attempts + 1, available_at = $available, owner = NULL, fence = NULL, expires_at = NULL WHERE seq = $seq AND state = 1 AND fence = $fence RETURNING session_id",
+                    ("$available", (now + settlement.Delay).UtcTicks),
+                    ("$seq", sequence),
+                    ("$fence", settlement.Fence)),
+                SettleKind.DeadLetter => (string?)sql.Scalar(
+                    "UPDATE batches SET state = 3, settled_at = $now, dead_letter_reason = $reason WHERE seq = $seq AND state = 1 AND fence = $fence RETURNING session_id",
+                    ("$now", now.UtcTicks),
+                    ("$reason", settlement.Reason),
+                    ("$seq", sequence),
+                    ("$fence", settlement.Fence)),
+                _ => throw new ArgumentOutOfRangeException(nameof(settlements), settlement.Kind, "Unknown settle kind."),
+            };
+
+            if (sessionId is null)
+            {
+                results[i] = SettleStatus.FencedOut;
+                continue;
+            }
+
+            results[i] = SettleStatus.Settled;
+            touched.Add(sessionId);
+            completed += settlement.Kind == SettleKind.Complete ? 1 : 0;
+            deadLettered += settlement.Kind == SettleKind.DeadLetter ? 1 : 0;
+        }
+
+        foreach (var sessionId in touched)
+        {
+            Reindex(sql, sessionId);
+        }
+
+        AddToCounter(sql, "completed", completed);
+        AddToCounter(sql, "dead_lettered", deadLettered);
+        return results;
+    }
+
+    public static QueuedBatch? Cancel(SqlCommands sql, string sessionId, string batchId, DateTimeOffset now)
+    {
+        if (!BatchRows.TryParseId(batchId, out var sequence))
+        {
+            return null;
+        }
+
+        QueuedBatch batch;
+        using (var row = sql.Read($"SELECT {BatchRows.Columns} FROM batches WHERE seq = $seq AND session_id = $session AND {Unsettled}", ("$seq", sequence), ("$session", sessionId)))
+        {
+            if (!row.Read())
+            {
+                return null;
+            }
+
+            batch = BatchRows.Read(row);
+        }
+
+        if (batch.State == QueuedBatchState.Claimed && batch.Lease!.ExpiresAt > now)
+        {
+            return null;
+        }
+
+        sql.Execute("DELETE FROM batches WHERE seq = $seq", ("$seq", sequence));
+        Reindex(sql, sessionId);
+        return batch;
+    }
+
+    // Claimable now: the session's row says its head is available and no claimed batch of it is live.
+    private static bool IsReady(SqlCommands sql, string sessionId, DateTimeOffset now) =>
+        sql.Scalar("SELECT 1 FROM sessions WHERE session_id = $session AND ready_at <= $now", ("$session", sessionId), ("$now", now.UtcTicks)) is not null;
+
+    // The available batches from the head on, in order, up to the first that is not: never skipping one.
+    private static List<QueuedBatch> ReadyRun(SqlCommands sql, string sessionId, int max, DateTimeOffset now)
+    {
+        var run = new List<QueuedBatch>(Math.Min(max, 64));
+        using var rows = sql.Read(
+            $"SELECT {BatchRows.Columns} FROM batches WHERE session_id = $session AND {Unsettled} ORDER BY seq LIMIT $max",
+            ("$session", sessionId),
+            ("$max", max));
+        while (rows.Read())
+        {
+            var batch = BatchRows.Read(rows);
+            if (batch.AvailableAt > now)
+            {
+                break;
+            }
+
+            run.Add(batch);
+        }
+
+        return run;
+    }
+
+    private static QueuedWorkClaim Claim(SqlCommands sql, string sessionId, List<QueuedBatch> run, LeaseRequest lease, long fence, DateTimeOffset now)
+    {
+        var expiresAt = BatchRows.Time((now + lease.TimeToLive).UtcTicks);
+
+        // The run is consecutive among the session's unsettled batches, so its range names exactly it.
+        sql.Execute(
+            // A batch still marked claimed here had its lease lapse: that claim ended without a completion, one more attempt.
+            $"UPDATE batches SET state = 1, attempts = attempts + (state = 1), owner = $owner, fence = $fence, expires_at = $expires WHERE session_id = $session AND {Unsettled} AND seq BETWEEN $first AND $last",
+            ("$owner", lease.Owner),
+            ("$fence", fence),
+            ("$expires", expiresAt.UtcTicks),
+            ("$session", sessionId),
+            ("$first", run[0].Sequence),
+            ("$last", run[^1].Sequence));
+
+        // Every other claimed batch of the session has lapsed (the session was ready), so this lease is the latest.
+        sql.Execute("UPDATE sessions SET ready_at = $expires WHERE session_id = $session", ("$expires", expiresAt.UtcTicks), ("$session", sessionId));
+
+        var leaseHeld = new ClaimLease(lease.Owner, fence, expiresAt);
+        var batches = new QueuedBatch[run.Count];
+        for (var i = 0; i < run.Count; i++)
+        {
+            var lapsed = run[i].State == QueuedBatchState.Claimed;
+            batches[i] = run[i] with { State = QueuedBatchState.Claimed, Lease = leaseHeld, Attempts = run[i].Attempts + (lapsed ? 1 : 0) };
+        }
+
+        return new QueuedWorkClaim { SessionId = sessionId, Owner = lease.Owner, Fence = fence, ExpiresAt = expiresAt, Batches = batches };
+    }
+
+    // Takes count fences from the counter; the first of them.
+    private static long NextFences(SqlCommands sql, int count) =>
+        (long)sql.Scalar("UPDATE counters SET value = value + $count WHERE name = 'fence' RETURNING value", ("$count", count))! - count + 1;
+
+    private static void AddToCounter(SqlCommands sql, string name, long by)
+    {
+        if (by != 0)
+        {
+            sql.Execute("UPDATE counters SET value = value + $by WHERE name = $name", ("$by", by), ("$name", name));
+        }
+    }
+
+    /// <summary>Sets the session's head and ready time from its batches, or drops it once nothing of it is unsettled.</summary>
+    private static void Reindex(SqlCommands sql, string sessionId)
+    {
+        long head, available;
+        using (var first = sql.Read(
+            $"SELECT seq, available_at FROM batches WHERE session_id = $session AND {Unsettled} ORDER BY seq LIMIT 1",
+            ("$session", sessionId)))
+        {
+            if (!first.Read())
+            {
+                sql.Execute("DELETE FROM sessions WHERE session_id = $session", ("$session", sessionId));
+                return;
+            }
+
+            (head, available) = (first.GetInt64(0), first.GetInt64(1));
+        }
+
+        var latestLease = sql.Scalar("SELECT MAX(expires_at) FROM batches WHERE session_id = $session AND state = 1", ("$session", sessionId)) as long?;
+        sql.Execute(
+            "INSERT INTO sessions (session_id, head_seq, ready_at) VALUES ($session, $seq, $ready) ON CONFLICT (session_id) DO UPDATE SET head_seq = excluded.head_seq, ready_at = excluded.ready_at",
+            ("$session", sessionId),
+            ("$seq", head),
+            ("$ready", Math.Max(available, latestLease ?? long.MinValue)));
+    }
+}
