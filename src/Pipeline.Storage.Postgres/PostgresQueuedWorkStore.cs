@@ -1,0 +1,582 @@
+using System.Runtime.InteropServices;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Pipeline.Storage.Postgres;
+
+/// <summary>
+/// <see cref="IQueuedWorkStore"/> on PostgreSQL: many workers on many machines share one database as
+/// the claim authority. Open with <see cref="OpenAsync"/>; the schema is created or checked then.
+/// </summary>
+/// <remarks>
+/// <para><b>Locking.</b> Every change to a session's batches first locks the session's row (see
+/// <see cref="PostgresSchema"/>), then changes the batches, then brings the session row up to date,
+/// in one transaction. A claim across sessions locks ready session rows with
+/// <c>FOR UPDATE SKIP LOCKED</c>: a session another transaction holds is passed over, and one that
+/// changed since the claim's snapshot is re-checked on its newest version (READ COMMITTED's
+/// re-check), so two claimers never both win a session. Fences come from a sequence taken under
+/// the session's lock, so a session's successive claims have growing fences.</para>
+/// <para><b>Time.</b> Enqueue times, availability and lease expiries are the database's
+/// <c>clock_timestamp()</c>; the store reads no clock of the worker's, so a worker whose clock is
+/// off neither steals nor loses a lease.</para>
+/// <para><b>Round trips.</b> Enqueue, settle, renew, cancel, a claim of one session and a claim by
+/// ids are one round trip each (statements sent together, one implicit transaction); a claim
+/// across sessions is three (lock, claim, commit). Enqueue and settle take any number of batches
+/// in that one round trip (arrays, <c>unnest</c>). Each returns once committed, and so durable
+/// while the server keeps <c>synchronous_commit</c> on (its default).</para>
+/// <para><b>Failures.</b> A call that cannot reach the server, or that the server ends (restart,
+/// shutdown, timeout, deadlock), throws; <see cref="IsTransient"/> says which to retry. A retry is
+/// safe but can see its own earlier effect when the first attempt committed and only its reply was
+/// lost: an enqueue without an idempotency key is stored twice, a settle reports
+/// <see cref="SettleStatus.FencedOut"/>, a claim's batches stay held until its lease lapses.</para>
+/// </remarks>
+public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
+{
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly PostgresStoreSql _sql;
+
+    private PostgresQueuedWorkStore(NpgsqlDataSource dataSource, PostgresStoreSql sql)
+    {
+        _dataSource = dataSource;
+        _sql = sql;
+    }
+
+    /// <summary>
+    /// Connects, creates the schema when missing (or migrates an older one) and returns the store.
+    /// Throws <see cref="StoreSchemaException"/> when the database holds a schema newer than this
+    /// code, and a transient exception (<see cref="IsTransient"/>) when the server cannot be reached.
+    /// </summary>
+    public static async Task<PostgresQueuedWorkStore> OpenAsync(PostgresStoreOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+
+        var builder = new NpgsqlDataSourceBuilder(options.ConnectionString);
+        builder.ConnectionStringBuilder.CommandTimeout = (int)Math.Ceiling(options.CommandTimeout.TotalSeconds);
+        if (builder.ConnectionStringBuilder.MaxAutoPrepare == 0)
+        {
+            // The same few statements run again and again: prepared once per connection, planned once.
+            builder.ConnectionStringBuilder.MaxAutoPrepare = 32;
+        }
+
+        var dataSource = builder.Build();
+        try
+        {
+            await PostgresSchema.EnsureAsync(dataSource, options.Schema, cancellationToken).ConfigureAwait(false);
+            return new PostgresQueuedWorkStore(dataSource, new PostgresStoreSql(options.Schema));
+        }
+        catch
+        {
+            await dataSource.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Transient: the server could not be reached or went away, is restarting, timed out, or chose
+    /// this transaction as a deadlock victim (the full list: <see cref="PostgresErrors"/>).
+    /// </summary>
+    public bool IsTransient(Exception exception) => PostgresErrors.IsTransient(exception);
+
+    /// <inheritdoc/>
+    public async ValueTask<IReadOnlyList<EnqueueResult>> EnqueueAsync(IReadOnlyList<QueuedBatchDraft> drafts, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(drafts);
+        if (drafts.Count == 0)
+        {
+            return [];
+        }
+
+        var sessions = new string[drafts.Count];
+        var payloads = new byte[drafts.Count][];
+        var keys = new string?[drafts.Count];
+        var availableAt = new DateTime?[drafts.Count];
+        for (var i = 0; i < drafts.Count; i++)
+        {
+            var draft = drafts[i] ?? throw new ArgumentException($"Draft {i} is null.", nameof(drafts));
+            sessions[i] = RequireSession(draft.SessionId, nameof(drafts));
+            payloads[i] = AsArray(draft.Payload);
+            keys[i] = draft.IdempotencyKey;
+            availableAt[i] = draft.AvailableAt?.UtcDateTime;
+        }
+
+        var results = new EnqueueResult?[drafts.Count];
+        await GuardAsync(async () =>
+        {
+            await using var batch = _dataSource.CreateBatch();
+            batch.BatchCommands.Add(Command(_sql.LockSessionsForEnqueue, Parameter(sessions)));
+            batch.BatchCommands.Add(Command(
+                _sql.Enqueue,
+                Parameter(sessions),
+                Parameter(payloads),
+                Parameter(keys, NpgsqlDbType.Array | NpgsqlDbType.Text),
+                Parameter(availableAt, NpgsqlDbType.Array | NpgsqlDbType.TimestampTz)));
+            batch.BatchCommands.Add(Command(_sql.SetHeadsAfterEnqueue, Parameter(sessions)));
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await SkipToRowsAsync(reader, 0, cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                var index = (int)reader.GetInt64(0) - 1;
+                var created = reader.GetBoolean(1);
+                var draft = drafts[index];
+                var batchResult = created
+                    ? new QueuedBatch
+                    {
+                        BatchId = BatchIds.Format(reader.GetInt64(2)),
+                        SessionId = draft.SessionId,
+                        Sequence = reader.GetInt64(2),
+                        Payload = draft.Payload,
+                        IdempotencyKey = draft.IdempotencyKey,
+                        EnqueuedAt = reader.GetFieldValue<DateTimeOffset>(6),
+                        AvailableAt = reader.GetFieldValue<DateTimeOffset>(7),
+                        Attempts = 0,
+                        State = QueuedBatchState.Pending,
+                    }
+                    : BatchRows.Read(reader, 2);
+                results[index] = new EnqueueResult(batchResult, created);
+            }
+
+            return true;
+        }).ConfigureAwait(false);
+
+        await ResolveUnansweredAsync(drafts, results, cancellationToken).ConfigureAwait(false);
+        return Array.ConvertAll(results, result => result!.Value);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<QueuedWorkClaim?> ClaimSessionAsync(string sessionId, LeaseRequest lease, int maxBatches, CancellationToken cancellationToken)
+    {
+        RequireSession(sessionId, nameof(sessionId));
+        RequireLease(lease);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBatches, 1);
+        var claims = await ClaimOneSessionAsync(sessionId, lease, maxBatches, ids: null, cancellationToken).ConfigureAwait(false);
+        return claims.Count == 0 ? null : claims[0];
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<IReadOnlyList<QueuedWorkClaim>> ClaimReadyAsync(LeaseRequest lease, int maxSessions, int maxBatchesPerSession, CancellationToken cancellationToken)
+    {
+        RequireLease(lease);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxSessions, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxBatchesPerSession, 1);
+        return await GuardAsync(async () =>
+        {
+            await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            var sessions = new List<string>(Math.Min(maxSessions, 1024));
+            await using (var lockReady = new NpgsqlCommand(_sql.LockReadySessions, connection, transaction) { Parameters = { Parameter(maxSessions) } })
+            {
+                await using var reader = await lockReady.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    sessions.Add(reader.GetString(0));
+                }
+            }
+
+            if (sessions.Count == 0)
+            {
+                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                return (IReadOnlyList<QueuedWorkClaim>)[];
+            }
+
+            IReadOnlyList<QueuedWorkClaim> claims;
+            await using (var claim = new NpgsqlCommand(_sql.Claim, connection, transaction))
+            {
+                AddClaimParameters(claim.Parameters, [.. sessions], lease, maxBatchesPerSession, ids: null);
+                await using var reader = await claim.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                claims = await ReadClaimsAsync(reader, cancellationToken).ConfigureAwait(false);
+            }
+
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            return claims;
+        }).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<QueuedWorkClaim?> ClaimByIdsAsync(string sessionId, IReadOnlyList<string> batchIds, LeaseRequest lease, CancellationToken cancellationToken)
+    {
+        RequireSession(sessionId, nameof(sessionId));
+        ArgumentNullException.ThrowIfNull(batchIds);
+        RequireLease(lease);
+        if (batchIds.Count == 0)
+        {
+            throw new ArgumentException("Name at least one batch to claim.", nameof(batchIds));
+        }
+
+        var sequences = new long[batchIds.Count];
+        for (var i = 0; i < batchIds.Count; i++)
+        {
+            if (!BatchIds.TryParse(batchIds[i], out sequences[i]))
+            {
+                return null; // No batch of this store has that id, so they cannot be the next ready ones.
+            }
+        }
+
+        var claims = await ClaimOneSessionAsync(sessionId, lease, sequences.Length, sequences, cancellationToken).ConfigureAwait(false);
+        return claims.Count == 0 ? null : claims[0];
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<DateTimeOffset?> RenewAsync(long fence, TimeSpan timeToLive, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(timeToLive, TimeSpan.Zero);
+        return await GuardAsync(async () =>
+        {
+            await using var batch = _dataSource.CreateBatch();
+            batch.BatchCommands.Add(Command(_sql.LockSessionOfFence, Parameter(fence)));
+            batch.BatchCommands.Add(Command(_sql.Renew, Parameter(fence), Parameter(timeToLive)));
+            batch.BatchCommands.Add(Command(_sql.RefreshSessionOfFence, Parameter(fence)));
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await SkipToRowsAsync(reader, 1, cancellationToken).ConfigureAwait(false);
+            DateTimeOffset? expiry = await reader.ReadAsync(cancellationToken).ConfigureAwait(false) && !reader.IsDBNull(0)
+                ? reader.GetFieldValue<DateTimeOffset>(0)
+                : null;
+            await reader.DisposeAsync().ConfigureAwait(false); // the commit: returns once durable
+            return expiry;
+        }).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<IReadOnlyList<SettleStatus>> SettleAsync(IReadOnlyList<BatchSettlement> settlements, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(settlements);
+        var statuses = new SettleStatus[settlements.Count];
+        Array.Fill(statuses, SettleStatus.FencedOut);
+
+        // Ids no batch can have are fenced out without a word to the server.
+        var positions = new List<int>(settlements.Count);
+        for (var i = 0; i < settlements.Count; i++)
+        {
+            if (BatchIds.TryParse(settlements[i].BatchId, out _))
+            {
+                positions.Add(i);
+            }
+        }
+
+        if (positions.Count == 0)
+        {
+            return statuses;
+        }
+
+        var sequences = new long[positions.Count];
+        var fences = new long[positions.Count];
+        var kinds = new short[positions.Count];
+        var delays = new TimeSpan[positions.Count];
+        var reasons = new string?[positions.Count];
+        for (var j = 0; j < positions.Count; j++)
+        {
+            var settlement = settlements[positions[j]];
+            BatchIds.TryParse(settlement.BatchId, out sequences[j]);
+            fences[j] = settlement.Fence;
+            kinds[j] = settlement.Kind switch
+            {
+                SettleKind.Complete => 0,
+                SettleKind.Abandon => 1,
+                SettleKind.DeadLetter => 2,
+                _ => throw new ArgumentOutOfRangeException(nameof(settlements), settlement.Kind, "Unknown settle kind."),
+            };
+            delays[j] = settlement.Delay;
+            reasons[j] = settlement.Reason;
+        }
+
+        await GuardAsync(async () =>
+        {
+            await using var batch = _dataSource.CreateBatch();
+            batch.BatchCommands.Add(Command(_sql.LockSessionsOfBatches, Parameter(sequences)));
+            batch.BatchCommands.Add(Command(
+                _sql.Settle,
+                Parameter(sequences),
+                Parameter(fences),
+                Parameter(kinds),
+                Parameter(delays),
+                Parameter(reasons, NpgsqlDbType.Array | NpgsqlDbType.Text)));
+            batch.BatchCommands.Add(Command(_sql.RefreshSessionsOfBatches, Parameter(sequences)));
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await SkipToRowsAsync(reader, 1, cancellationToken).ConfigureAwait(false);
+            var settled = new List<int>(positions.Count);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                settled.Add((int)reader.GetInt64(0) - 1);
+            }
+
+            await reader.DisposeAsync().ConfigureAwait(false); // the commit: nothing is reported settled before it is durable
+            foreach (var j in settled)
+            {
+                statuses[positions[j]] = SettleStatus.Settled;
+            }
+
+            return true;
+        }).ConfigureAwait(false);
+        return statuses;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<QueuedBatch?> CancelAsync(string sessionId, string batchId, CancellationToken cancellationToken)
+    {
+        RequireSession(sessionId, nameof(sessionId));
+        if (!BatchIds.TryParse(batchId, out var sequence))
+        {
+            return null;
+        }
+
+        return await GuardAsync(async () =>
+        {
+            await using var batch = _dataSource.CreateBatch();
+            batch.BatchCommands.Add(Command(_sql.LockSession, Parameter(sessionId)));
+            batch.BatchCommands.Add(Command(_sql.Cancel, Parameter(sessionId), Parameter(sequence)));
+            batch.BatchCommands.Add(Command(_sql.RefreshSession, Parameter(sessionId)));
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await SkipToRowsAsync(reader, 1, cancellationToken).ConfigureAwait(false);
+            var removed = await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? BatchRows.Read(reader) : null;
+            await reader.DisposeAsync().ConfigureAwait(false);
+            return removed;
+        }).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<IReadOnlyList<QueuedBatch>> ListAsync(string sessionId, CancellationToken cancellationToken) =>
+        ListAsync(_sql.List, sessionId, cancellationToken);
+
+    /// <inheritdoc/>
+    public ValueTask<IReadOnlyList<QueuedBatch>> ListPendingAsync(string sessionId, CancellationToken cancellationToken) =>
+        ListAsync(_sql.ListPending, sessionId, cancellationToken);
+
+    /// <inheritdoc/>
+    public async ValueTask<QueueSummary> SummarizeAsync(int maxListed, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxListed);
+        return await GuardAsync(async () =>
+        {
+            await using var batch = _dataSource.CreateBatch();
+            batch.BatchCommands.Add(Command(_sql.SummaryCounts));
+            batch.BatchCommands.Add(Command(_sql.SummaryLiveClaims, Parameter(maxListed)));
+            batch.BatchCommands.Add(Command(_sql.SummaryDeadLetters, Parameter(maxListed)));
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            var pending = reader.GetInt64(0);
+            var claimed = reader.GetInt64(1);
+            var completed = reader.GetInt64(2);
+            var dead = reader.GetInt64(3);
+            TimeSpan? oldest = reader.IsDBNull(4) ? null : reader.GetFieldValue<TimeSpan>(4);
+
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            var live = new List<LiveClaimSummary>();
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                live.Add(new LiveClaimSummary(reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.GetFieldValue<DateTimeOffset>(3), reader.GetInt32(4)));
+            }
+
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            var deadLetters = new List<QueuedBatch>();
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                deadLetters.Add(BatchRows.Read(reader));
+            }
+
+            return new QueueSummary
+            {
+                Pending = pending,
+                Claimed = claimed,
+                Completed = completed,
+                DeadLettered = dead,
+                OldestPendingAge = oldest,
+                LiveClaims = live,
+                DeadLetters = deadLetters,
+            };
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>Closes the pool's connections; batches and claims stay in the database.</summary>
+    public ValueTask DisposeAsync() => _dataSource.DisposeAsync();
+
+    private async Task<IReadOnlyList<QueuedWorkClaim>> ClaimOneSessionAsync(string sessionId, LeaseRequest lease, int maxBatches, long[]? ids, CancellationToken cancellationToken) =>
+        await GuardAsync(async () =>
+        {
+            await using var batch = _dataSource.CreateBatch();
+            batch.BatchCommands.Add(Command(_sql.LockSession, Parameter(sessionId)));
+            var claim = Command(_sql.Claim);
+            AddClaimParameters(claim.Parameters, [sessionId], lease, maxBatches, ids);
+            batch.BatchCommands.Add(claim);
+            await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await SkipToRowsAsync(reader, 1, cancellationToken).ConfigureAwait(false);
+            var claims = await ReadClaimsAsync(reader, cancellationToken).ConfigureAwait(false);
+            await reader.DisposeAsync().ConfigureAwait(false); // the commit
+            return claims;
+        }).ConfigureAwait(false);
+
+    private async ValueTask<IReadOnlyList<QueuedBatch>> ListAsync(string sql, string sessionId, CancellationToken cancellationToken)
+    {
+        RequireSession(sessionId, nameof(sessionId));
+        return await GuardAsync(async () =>
+        {
+            await using var command = _dataSource.CreateCommand(sql);
+            command.Parameters.Add(Parameter(sessionId));
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            var batches = new List<QueuedBatch>();
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                batches.Add(BatchRows.Read(reader));
+            }
+
+            return (IReadOnlyList<QueuedBatch>)batches;
+        }).ConfigureAwait(false);
+    }
+
+    // Drafts the enqueue statement could not answer: a key repeated within the call (the first
+    // occurrence's batch), or a key another transaction inserted after the statement's snapshot
+    // (read again now that it has committed).
+    private async Task ResolveUnansweredAsync(IReadOnlyList<QueuedBatchDraft> drafts, EnqueueResult?[] results, CancellationToken cancellationToken)
+    {
+        Dictionary<string, QueuedBatch>? firstByKey = null;
+        List<string>? missing = null;
+        for (var i = 0; i < drafts.Count; i++)
+        {
+            var key = drafts[i].IdempotencyKey;
+            if (key is null)
+            {
+                continue;
+            }
+
+            firstByKey ??= new Dictionary<string, QueuedBatch>(StringComparer.Ordinal);
+            if (results[i] is { } answered)
+            {
+                firstByKey.TryAdd(key, answered.Batch);
+            }
+            else if (firstByKey.TryGetValue(key, out var first))
+            {
+                results[i] = new EnqueueResult(first, false);
+            }
+            else
+            {
+                (missing ??= []).Add(key);
+            }
+        }
+
+        if (missing is null)
+        {
+            return;
+        }
+
+        var stored = await GuardAsync(async () =>
+        {
+            await using var command = _dataSource.CreateCommand(_sql.ByIdempotencyKeys);
+            command.Parameters.Add(Parameter(missing.ToArray()));
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            var byKey = new Dictionary<string, QueuedBatch>(StringComparer.Ordinal);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                byKey[reader.GetString(0)] = BatchRows.Read(reader, 1);
+            }
+
+            return byKey;
+        }).ConfigureAwait(false);
+
+        for (var i = 0; i < drafts.Count; i++)
+        {
+            if (results[i] is null)
+            {
+                var key = drafts[i].IdempotencyKey!;
+                results[i] = new EnqueueResult(stored.TryGetValue(key, out var batch) ? batch : throw new InvalidOperationException($"Idempotency key '{key}' was neither inserted nor found."), false);
+            }
+        }
+    }
+
+    private static async Task<IReadOnlyList<QueuedWorkClaim>> ReadClaimsAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)
+    {
+        var claims = new List<QueuedWorkClaim>();
+        List<QueuedBatch>? batches = null;
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var batch = BatchRows.Read(reader);
+            var lease = batch.Lease!;
+            if (batches is null || claims[^1].Fence != lease.Fence)
+            {
+                batches = [];
+                claims.Add(new QueuedWorkClaim { SessionId = batch.SessionId, Owner = lease.Owner, Fence = lease.Fence, ExpiresAt = lease.ExpiresAt, Batches = batches });
+            }
+
+            batches.Add(batch);
+        }
+
+        // Oldest head first, as the sessions were picked.
+        claims.Sort(static (a, b) => a.Batches[0].Sequence.CompareTo(b.Batches[0].Sequence));
+        return claims;
+    }
+
+    private static void AddClaimParameters(NpgsqlParameterCollection parameters, string[] sessions, LeaseRequest lease, int maxBatches, long[]? ids)
+    {
+        parameters.Add(Parameter(sessions));
+        parameters.Add(Parameter(lease.Owner));
+        parameters.Add(Parameter(lease.TimeToLive));
+        parameters.Add(Parameter(maxBatches));
+        parameters.Add(ids is null
+            ? new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint }
+            : Parameter(ids));
+    }
+
+    // Statements sent together run in one implicit transaction. Moves the reader to the result of
+    // the row-returning statement after the first `earlier` ones (a lock's SELECT … FOR UPDATE
+    // returns rows too), past statements that return none.
+    private static async Task SkipToRowsAsync(NpgsqlDataReader reader, int earlier, CancellationToken cancellationToken)
+    {
+        while (reader.FieldCount == 0 && await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
+        {
+        }
+
+        for (var i = 0; i < earlier; i++)
+        {
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            while (reader.FieldCount == 0 && await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
+            {
+            }
+        }
+    }
+
+    // A lost connection usually means the server restarted: every idle connection in the pool is
+    // dead too, so they go, and the caller's retry opens a fresh one instead of meeting each corpse.
+    private async Task<T> GuardAsync<T>(Func<Task<T>> call)
+    {
+        try
+        {
+            return await call().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (PostgresErrors.IsConnectionLost(ex))
+        {
+            _dataSource.Clear();
+            throw;
+        }
+    }
+
+    private static NpgsqlBatchCommand Command(string sql, params NpgsqlParameter[] parameters)
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        command.Parameters.AddRange(parameters);
+        return command;
+    }
+
+    private static NpgsqlParameter<T> Parameter<T>(T value) => new() { TypedValue = value };
+
+    private static NpgsqlParameter<T> Parameter<T>(T value, NpgsqlDbType type) => new() { TypedValue = value, NpgsqlDbType = type };
+
+    private static byte[] AsArray(ReadOnlyMemory<byte> payload) =>
+        MemoryMarshal.TryGetArray(payload, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
+            ? segment.Array
+            : payload.ToArray();
+
+    private static string RequireSession(string? sessionId, string parameter) =>
+        string.IsNullOrEmpty(sessionId) ? throw new ArgumentException("A session id is required.", parameter) : sessionId;
+
+    private static void RequireLease(LeaseRequest lease)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        if (string.IsNullOrEmpty(lease.Owner))
+        {
+            throw new ArgumentException("The lease needs an owner.", nameof(lease));
+        }
+
+        if (lease.TimeToLive <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(lease), lease.TimeToLive, "A lease's time to live must be positive.");
+        }
+    }
+}
