@@ -13,4 +13,10 @@ if (args.Length > 0 && args[0] == "--quick-nats")
     return;
 }
 
+if (args.Length > 0 && args[0] == "--quick-store")
+{
+    await QuickStore.RunAsync(args);
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(BenchConfig).Assembly).Run(args, new BenchConfig());
