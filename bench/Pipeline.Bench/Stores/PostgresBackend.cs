@@ -105,27 +105,30 @@ internal sealed class PostgresBackend : StoreBackend
             await using var transaction = await connection.BeginTransactionAsync();
             select.Transaction = transaction;
             update.Transaction = transaction;
-            long sequence;
+            long? sequence = null;
             await using (var reader = await select.ExecuteReaderAsync())
             {
-                if (!await reader.ReadAsync())
+                if (await reader.ReadAsync())
                 {
-                    await transaction.CommitAsync();
-                    return done;
+                    sequence = reader.GetInt64(0);
+                    run(reader.GetFieldValue<byte[]>(1));
                 }
-
-                sequence = reader.GetInt64(0);
-                run(reader.GetFieldValue<byte[]>(1));
             }
 
-            sequenceParameter.TypedValue = sequence;
+            if (sequence is null)
+            {
+                await transaction.CommitAsync();
+                return done;
+            }
+
+            sequenceParameter.TypedValue = sequence.Value;
             if (await update.ExecuteNonQueryAsync() != 1)
             {
                 throw new InvalidOperationException($"Naive row {sequence} was not there to complete.");
             }
 
             await transaction.CommitAsync();
-            done.Add(sequence);
+            done.Add(sequence.Value);
         }
     }
 
