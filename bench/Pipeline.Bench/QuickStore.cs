@@ -6,7 +6,8 @@ namespace Pipeline.Bench;
 /// <summary>
 /// <c>--quick-store [sqlite|postgres] [count] [names]</c>: each <see cref="StoreBenchmarks"/> method
 /// once per store (both when none is named) over <c>count</c> commands (default 20,000; the
-/// one-by-one rows over a twentieth of it), one line each with commands/s and the load average,
+/// one-by-one rows over a twentieth of it), one line each with commands/s and the load average (and
+/// under the pipeline's, the store calls it made and how many batches each carried),
 /// for a fast look while tuning. Names (comma separated): enqueue1, enqueue500, claim1, claim16,
 /// claim128, pipeline, naive; default all. The recorded figures come from BenchmarkDotNet.
 /// </summary>
@@ -19,7 +20,7 @@ internal static class QuickStore
         var only = args.Length > 3 ? args[3].Split(',') : null;
         foreach (var store in stores)
         {
-            var bench = new StoreBenchmarks { Store = store, Commands = count, FewCommands = Math.Max(count / 20, 1) };
+            var bench = new StoreBenchmarks { Store = store, Commands = count, FewCommands = Math.Max(count / 20, 1), CountCalls = true };
             bench.Setup();
             try
             {
@@ -47,6 +48,10 @@ internal static class QuickStore
                     cpu = Process.GetCurrentProcess().TotalProcessorTime - cpu;
                     bench.Drop();
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{store,-8} {name,-10} {commands,7:N0} in {clock.Elapsed.TotalMilliseconds,8:N0} ms = {commands / clock.Elapsed.TotalSeconds,9:N0} commands/s  cpu {cpu.TotalMicroseconds / commands,6:0.0} us/cmd  load {Load()}"));
+                    if (bench.LastCounts is { } counts && name is "pipeline" or "claim128" or "claim16")
+                    {
+                        Console.WriteLine($"         store calls: {counts}");
+                    }
                 }
             }
             finally

@@ -51,6 +51,12 @@ public class StoreBenchmarks
     /// <summary>Commands the one-by-one rows run.</summary>
     internal int FewCommands { get; set; } = SmallCount;
 
+    /// <summary>Whether stores are wrapped in a <see cref="CountingStore"/> (the quick mode's round-trip counts).</summary>
+    internal bool CountCalls { get; set; }
+
+    /// <summary>The counts of the last counted store, once its iteration ended.</summary>
+    internal string? LastCounts { get; private set; }
+
     [GlobalSetup]
     public void Setup()
     {
@@ -62,7 +68,7 @@ public class StoreBenchmarks
     public void Cleanup() => _backend.DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     [IterationSetup(Targets = [nameof(EnqueueOneCall), nameof(EnqueueCallsOf500)])]
-    public void OpenEmpty() => _store = _backend.OpenEmptyAsync().GetAwaiter().GetResult();
+    public void OpenEmpty() => _store = Wrap(_backend.OpenEmptyAsync().GetAwaiter().GetResult());
 
     [IterationSetup(Targets = [nameof(ClaimComplete16), nameof(ClaimComplete128), nameof(Pipeline)])]
     public void OpenFilled() => Fill(Commands);
@@ -85,7 +91,8 @@ public class StoreBenchmarks
         if (_store is { } store)
         {
             _store = null;
-            _backend.DropAsync(store).GetAwaiter().GetResult();
+            LastCounts = store is CountingStore counting ? counting.ToString() : null;
+            _backend.DropAsync(store is CountingStore counted ? counted.Inner : store).GetAwaiter().GetResult();
         }
 
         GC.Collect();
@@ -120,7 +127,7 @@ public class StoreBenchmarks
     {
         var source = new StoreCommandSource(_store!, new StoreSourceOptions { Owner = StoreBackend.Owner }, Store);
         var sink = new StoppingSink(3L * Commands);
-        var pipeline = new CommandPipeline<StoreHandle>(source, _tools, sink, new PipelineOptions { WorkerId = StoreBackend.Owner });
+        var pipeline = new CommandPipeline<StoreHandle>(source, _tools, sink, PipelineOptions());
         sink.Pipeline = pipeline;
         var run = pipeline.RunAsync(CancellationToken.None);
 
@@ -149,6 +156,23 @@ public class StoreBenchmarks
         Check(pending == 0 && completed == FewCommands, $"naive table: {pending} pending, {completed} completed");
     }
 
+    /// <summary>
+    /// The engine at its defaults; <c>PIPELINE_BENCH_DISPATCH</c> and <c>PIPELINE_BENCH_INFLIGHT</c>
+    /// override its dispatch parallelism and MaxInFlight for tuning (the recorded runs set neither).
+    /// </summary>
+    private static PipelineOptions PipelineOptions()
+    {
+        var defaults = new PipelineOptions { WorkerId = StoreBackend.Owner };
+        return defaults with
+        {
+            Dispatch = new BlockOptions { Parallelism = Knob("DISPATCH", defaults.Dispatch.Parallelism) },
+            MaxInFlight = Knob("INFLIGHT", defaults.MaxInFlight),
+        };
+    }
+
+    private static int Knob(string name, int fallback) =>
+        int.TryParse(Environment.GetEnvironmentVariable($"PIPELINE_BENCH_{name}"), out var value) && value > 0 ? value : fallback;
+
     /// <summary>The commands as <c>pipeline enqueue</c> stores them: session = execution id (16 commands each), key = command id.</summary>
     internal static QueuedBatchDraft[] Drafts(int count) =>
         [.. BenchCommands.Make(count, "noop", "{}").Select(c => new QueuedBatchDraft
@@ -160,9 +184,11 @@ public class StoreBenchmarks
 
     private void Fill(int count)
     {
-        _store = _backend.OpenEmptyAsync().GetAwaiter().GetResult();
+        _store = Wrap(_backend.OpenEmptyAsync().GetAwaiter().GetResult());
         EnqueueInCallsAsync(_store, _drafts[..count]).GetAwaiter().GetResult();
     }
+
+    private IQueuedWorkStore Wrap(IQueuedWorkStore store) => CountCalls ? new CountingStore(store) : store;
 
     private static async Task EnqueueInCallsAsync(IQueuedWorkStore store, QueuedBatchDraft[] drafts)
     {
