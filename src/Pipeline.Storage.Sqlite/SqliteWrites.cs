@@ -73,33 +73,42 @@ internal static class SqliteWrites
 
     public static List<QueuedWorkClaim> ClaimReady(SqlCommands sql, LeaseRequest lease, int maxSessions, int maxBatchesPerSession, DateTimeOffset now)
     {
-        var sessions = new List<string>(Math.Min(maxSessions, 1024));
-        using (var ready = sql.Read(
-            "SELECT session_id FROM sessions WHERE ready_at <= $now ORDER BY head_seq LIMIT $max",
+        // Picks the ready sessions, oldest head first, and marks them held in one statement: every claim of
+        // the call has the same expiry, which is the session's new ready time (its other claims all lapsed).
+        var expiresAt = BatchRows.Time((now + lease.TimeToLive).UtcTicks);
+        var heads = new List<(long Head, string SessionId)>(Math.Min(maxSessions, 1024));
+        using (var picked = sql.Read(
+            "UPDATE sessions SET ready_at = $expires WHERE head_seq IN (SELECT head_seq FROM sessions WHERE ready_at <= $now ORDER BY head_seq LIMIT $max) RETURNING head_seq, session_id",
+            ("$expires", expiresAt.UtcTicks),
             ("$now", now.UtcTicks),
             ("$max", maxSessions)))
         {
-            while (ready.Read())
+            while (picked.Read())
             {
-                sessions.Add(ready.GetString(0));
+                heads.Add((picked.GetInt64(0), picked.GetString(1)));
             }
         }
 
-        var claims = new List<QueuedWorkClaim>(sessions.Count);
-        if (sessions.Count == 0)
+        var claims = new List<QueuedWorkClaim>(heads.Count);
+        if (heads.Count == 0)
         {
             return claims;
         }
 
-        // One counter update for all the claims of the call: fences first + 0, first + 1, ...
-        var fence = NextFences(sql, sessions.Count);
-        foreach (var sessionId in sessions)
+        // RETURNING promises no order; fences go out in head order, from one counter update.
+        heads.Sort((a, b) => a.Head.CompareTo(b.Head));
+        var fence = NextFences(sql, heads.Count);
+        foreach (var (head, sessionId) in heads)
         {
-            var run = ReadyRun(sql, sessionId, maxBatchesPerSession, now);
-            if (run.Count > 0)
+            var batches = ClaimFromHead(sql, sessionId, head, maxBatchesPerSession, lease.Owner, fence, expiresAt, now);
+            if (batches.Count == 0)
             {
-                claims.Add(Claim(sql, sessionId, run, lease, fence++, now));
+                // Not reached while the sessions table is right; if it ever is not, it is put right rather than left held.
+                Reindex(sql, sessionId);
+                continue;
             }
+
+            claims.Add(new QueuedWorkClaim { SessionId = sessionId, Owner = lease.Owner, Fence = fence++, ExpiresAt = expiresAt, Batches = batches });
         }
 
         return claims;
@@ -266,6 +275,39 @@ internal static class SqliteWrites
         return run;
     }
 
+    // Claims a ready session's run in one statement: its head alone by rowid, or up to max from the head,
+    // stopping before the first batch not yet available (never skipping it).
+    private static List<QueuedBatch> ClaimFromHead(SqlCommands sql, string sessionId, long head, int max, string owner, long fence, DateTimeOffset expiresAt, DateTimeOffset now)
+    {
+        // A batch still marked claimed here had its lease lapse: that claim ended without a completion, one more attempt.
+        const string Set = "state = 1, attempts = attempts + (state = 1), owner = $owner, fence = $fence, expires_at = $expires";
+        using var claimed = max == 1
+            ? sql.Read(
+                $"UPDATE batches SET {Set} WHERE seq = $head AND {Unsettled} RETURNING {BatchRows.Columns}",
+                ("$owner", owner),
+                ("$fence", fence),
+                ("$expires", expiresAt.UtcTicks),
+                ("$head", head))
+            : sql.Read(
+                $"""
+                WITH run AS (SELECT seq, available_at FROM batches WHERE session_id = $session AND {Unsettled} ORDER BY seq LIMIT $max)
+                UPDATE batches SET {Set}
+                WHERE seq IN (SELECT seq FROM run WHERE seq < (SELECT coalesce(min(seq), 9223372036854775807) FROM run WHERE available_at > $now))
+                RETURNING {BatchRows.Columns}
+                """,
+                ("$owner", owner),
+                ("$fence", fence),
+                ("$expires", expiresAt.UtcTicks),
+                ("$session", sessionId),
+                ("$max", max),
+                ("$now", now.UtcTicks));
+        var batches = BatchRows.ReadAll(claimed);
+
+        // RETURNING promises no order.
+        batches.Sort((a, b) => a.Sequence.CompareTo(b.Sequence));
+        return batches;
+    }
+
     private static QueuedWorkClaim Claim(SqlCommands sql, string sessionId, List<QueuedBatch> run, LeaseRequest lease, long fence, DateTimeOffset now)
     {
         var expiresAt = BatchRows.Time((now + lease.TimeToLive).UtcTicks);
@@ -310,6 +352,14 @@ internal static class SqliteWrites
     /// <summary>Sets the session's head and ready time from its batches, or drops it once nothing of it is unsettled.</summary>
     private static void Reindex(SqlCommands sql, string sessionId)
     {
+        // The common end of a session (its last batch settled) in one statement.
+        if (sql.Execute(
+            $"DELETE FROM sessions WHERE session_id = $session AND NOT EXISTS (SELECT 1 FROM batches WHERE session_id = $session AND {Unsettled})",
+            ("$session", sessionId)) > 0)
+        {
+            return;
+        }
+
         long head, available;
         using (var first = sql.Read(
             $"SELECT seq, available_at FROM batches WHERE session_id = $session AND {Unsettled} ORDER BY seq LIMIT 1",
@@ -317,7 +367,7 @@ internal static class SqliteWrites
         {
             if (!first.Read())
             {
-                sql.Execute("DELETE FROM sessions WHERE session_id = $session", ("$session", sessionId));
+                // Not in the sessions table, and nothing of it left to be.
                 return;
             }
 

@@ -173,11 +173,15 @@ public abstract class QueuedWorkStoreConformance : IAsyncLifetime
         var (backend, store) = await NewAsync();
         var later = await backend.NowAsync() + LongTtl;
         await store.EnqueueAsync([Draft("s", "1"), Draft("s", "2"), Draft("s", "3", availableAt: later), Draft("s", "4")], default);
+        await store.EnqueueAsync([Draft("r", "r1"), Draft("r", "r2"), Draft("r", "r3", availableAt: later), Draft("r", "r4")], default);
 
         var claim = await store.ClaimSessionAsync("s", Lease("w"), 10, default);
+        var across = Assert.Single(await store.ClaimReadyAsync(Lease("w"), 10, 10, default));
 
         Assert.Equal(["1", "2"], PayloadsOf(claim));
+        Assert.Equal(["r1", "r2"], PayloadsOf(across));
         await CompleteAsync(store, claim!);
+        await CompleteAsync(store, across);
         Assert.Null(await store.ClaimSessionAsync("s", Lease("w"), 10, default));
         Assert.Empty(await store.ClaimReadyAsync(Lease("w"), 10, 10, default));
     }
