@@ -19,4 +19,10 @@ if (args.Length > 0 && args[0] == "--quick-store")
     return;
 }
 
+if (args.Length > 0 && args[0] == "--quick-postgres")
+{
+    await QuickPostgres.RunAsync(args);
+    return;
+}
+
 BenchmarkSwitcher.FromAssembly(typeof(BenchConfig).Assembly).Run(args, new BenchConfig());

@@ -14,15 +14,15 @@ namespace Pipeline.Storage.Postgres;
 /// in one transaction. A claim across sessions locks ready session rows with
 /// <c>FOR UPDATE SKIP LOCKED</c>: a session another transaction holds is passed over, and one that
 /// changed since the claim's snapshot is re-checked on its newest version (READ COMMITTED's
-/// re-check), so two claimers never both win a session. Fences come from a sequence taken under
+/// re-check) and then left for the next claim, so two claimers never both win a session and no
+/// claim is built from a stale view of its batches. Fences come from a sequence taken under
 /// the session's lock, so a session's successive claims have growing fences.</para>
 /// <para><b>Time.</b> Enqueue times, availability and lease expiries are the database's
 /// <c>clock_timestamp()</c>; the store reads no clock of the worker's, so a worker whose clock is
 /// off neither steals nor loses a lease.</para>
-/// <para><b>Round trips.</b> Enqueue, settle, renew, cancel, a claim of one session and a claim by
-/// ids are one round trip each (statements sent together, one implicit transaction); a claim
-/// across sessions is three (lock, claim, commit). Enqueue and settle take any number of batches
-/// in that one round trip (arrays, <c>unnest</c>). Each returns once committed, and so durable
+/// <para><b>Round trips.</b> Every call is one round trip: one statement, or statements sent
+/// together in one implicit transaction. Enqueue and settle take any number of batches in it
+/// (arrays, <c>unnest</c>); a claim across sessions takes many sessions in one statement. Each returns once committed, and so durable
 /// while the server keeps <c>synchronous_commit</c> on (its default).</para>
 /// <para><b>Failures.</b> A call that cannot reach the server, or that the server ends (restart,
 /// shutdown, timeout, deadlock), throws; <see cref="IsTransient"/> says which to retry. A retry is
@@ -161,33 +161,11 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
         ArgumentOutOfRangeException.ThrowIfLessThan(maxBatchesPerSession, 1);
         return await GuardAsync(async () =>
         {
-            await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-            var sessions = new List<string>(Math.Min(maxSessions, 1024));
-            await using (var lockReady = new NpgsqlCommand(_sql.LockReadySessions, connection, transaction) { Parameters = { Parameter(maxSessions) } })
-            {
-                await using var reader = await lockReady.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                {
-                    sessions.Add(reader.GetString(0));
-                }
-            }
-
-            if (sessions.Count == 0)
-            {
-                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-                return (IReadOnlyList<QueuedWorkClaim>)[];
-            }
-
-            IReadOnlyList<QueuedWorkClaim> claims;
-            await using (var claim = new NpgsqlCommand(_sql.Claim, connection, transaction))
-            {
-                AddClaimParameters(claim.Parameters, [.. sessions], lease, maxBatchesPerSession, ids: null);
-                await using var reader = await claim.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-                claims = await ReadClaimsAsync(reader, cancellationToken).ConfigureAwait(false);
-            }
-
-            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            await using var claim = _dataSource.CreateCommand(_sql.ClaimReady);
+            AddClaimParameters(claim.Parameters, Parameter(maxSessions), lease, maxBatchesPerSession, ids: null);
+            await using var reader = await claim.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            var claims = await ReadClaimsAsync(reader, lease.Owner, cancellationToken).ConfigureAwait(false);
+            await reader.DisposeAsync().ConfigureAwait(false); // the commit: a claim is returned only once durable
             return claims;
         }).ConfigureAwait(false);
     }
@@ -394,12 +372,12 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
         {
             await using var batch = _dataSource.CreateBatch();
             batch.BatchCommands.Add(Command(_sql.LockSession, Parameter(sessionId)));
-            var claim = Command(_sql.Claim);
-            AddClaimParameters(claim.Parameters, [sessionId], lease, maxBatches, ids);
+            var claim = Command(_sql.ClaimSession);
+            AddClaimParameters(claim.Parameters, Parameter(sessionId), lease, maxBatches, ids);
             batch.BatchCommands.Add(claim);
             await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await SkipToRowsAsync(reader, 1, cancellationToken).ConfigureAwait(false);
-            var claims = await ReadClaimsAsync(reader, cancellationToken).ConfigureAwait(false);
+            var claims = await ReadClaimsAsync(reader, lease.Owner, cancellationToken).ConfigureAwait(false);
             await reader.DisposeAsync().ConfigureAwait(false); // the commit
             return claims;
         }).ConfigureAwait(false);
@@ -481,21 +459,37 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
         }
     }
 
-    private static async Task<IReadOnlyList<QueuedWorkClaim>> ReadClaimsAsync(NpgsqlDataReader reader, CancellationToken cancellationToken)
+    // Rows of a claim statement: the claim's fence and expiry, then the batch (sequence, session,
+    // payload, key, enqueued, available, attempts), ordered by fence and sequence.
+    private static async Task<IReadOnlyList<QueuedWorkClaim>> ReadClaimsAsync(NpgsqlDataReader reader, string owner, CancellationToken cancellationToken)
     {
         var claims = new List<QueuedWorkClaim>();
         List<QueuedBatch>? batches = null;
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            var batch = BatchRows.Read(reader);
-            var lease = batch.Lease!;
-            if (batches is null || claims[^1].Fence != lease.Fence)
+            var fence = reader.GetInt64(0);
+            var expiresAt = reader.GetFieldValue<DateTimeOffset>(1);
+            var sequence = reader.GetInt64(2);
+            var sessionId = reader.GetString(3);
+            if (batches is null || claims[^1].Fence != fence)
             {
                 batches = [];
-                claims.Add(new QueuedWorkClaim { SessionId = batch.SessionId, Owner = lease.Owner, Fence = lease.Fence, ExpiresAt = lease.ExpiresAt, Batches = batches });
+                claims.Add(new QueuedWorkClaim { SessionId = sessionId, Owner = owner, Fence = fence, ExpiresAt = expiresAt, Batches = batches });
             }
 
-            batches.Add(batch);
+            batches.Add(new QueuedBatch
+            {
+                BatchId = BatchIds.Format(sequence),
+                SessionId = sessionId,
+                Sequence = sequence,
+                Payload = reader.GetFieldValue<byte[]>(4),
+                IdempotencyKey = reader.IsDBNull(5) ? null : reader.GetString(5),
+                EnqueuedAt = reader.GetFieldValue<DateTimeOffset>(6),
+                AvailableAt = reader.GetFieldValue<DateTimeOffset>(7),
+                Attempts = reader.GetInt32(8),
+                State = QueuedBatchState.Claimed,
+                Lease = new ClaimLease(owner, fence, expiresAt),
+            });
         }
 
         // Oldest head first, as the sessions were picked.
@@ -503,12 +497,13 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
         return claims;
     }
 
-    private static void AddClaimParameters(NpgsqlParameterCollection parameters, string[] sessions, LeaseRequest lease, int maxBatches, long[]? ids)
+    // $1 (the sessions: how many, or which one), $2 owner, $3 batches per session, $4 time to live, $5 ids or null.
+    private static void AddClaimParameters(NpgsqlParameterCollection parameters, NpgsqlParameter sessions, LeaseRequest lease, int maxBatches, long[]? ids)
     {
-        parameters.Add(Parameter(sessions));
+        parameters.Add(sessions);
         parameters.Add(Parameter(lease.Owner));
-        parameters.Add(Parameter(lease.TimeToLive));
         parameters.Add(Parameter(maxBatches));
+        parameters.Add(Parameter(lease.TimeToLive));
         parameters.Add(ids is null
             ? new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint }
             : Parameter(ids));

@@ -9,15 +9,20 @@ namespace Pipeline.Storage.Postgres;
 /// </summary>
 /// <remarks>
 /// <para><b>batches</b>: one row per enqueued batch, kept after it is settled (state 2 completed, 3
-/// dead-lettered) so <c>pipeline status</c> can count them. <c>sequence</c> is the store-wide enqueue
-/// order and the batch id. A batch held by a claim (state 1) carries its claim's owner, fence and
-/// expiry; every held batch of a session belongs to the session's current claim.</para>
+/// dead-lettered; 0 while unsettled) so <c>pipeline status</c> can count them. <c>sequence</c> is the
+/// store-wide enqueue order and the batch id. A claim does not touch its batches' rows: whether an
+/// unsettled batch is held is read off its session's claim (below). <c>released_fence</c> marks a
+/// batch its claim handed back (abandoned) while the claim holds others; <c>owner</c>, <c>fence</c>
+/// and <c>expires_at</c> keep the claim a batch was settled under.</para>
 /// <para><b>sessions</b>: one row per session, the lock every change to a session's batches takes
 /// first, and the cross-session claim's queue: <c>head_sequence</c> is the earliest unsettled batch,
 /// <c>ready_at</c> when the session can next be claimed (its head's <c>available_at</c>, or its live
 /// claim's expiry, whichever is later; null when nothing is left), <c>claim_*</c> the claim holding
-/// batches now (null when none). A claim across sessions walks <c>sessions_ready</c> in head order,
-/// ready ones only, <c>FOR UPDATE SKIP LOCKED</c>.</para>
+/// batches now (all null when none). The claim holds the unsettled batches up to
+/// <c>claim_last</c> (a claim takes a run from the head, so nothing before it is unsettled) but
+/// those it released. A claim across sessions walks <c>sessions_ready</c> in head order, ready ones
+/// only, <c>FOR UPDATE SKIP LOCKED</c>; a claim is one session row updated, a settle one batch row
+/// and its session's row.</para>
 /// </remarks>
 internal static class PostgresSchema
 {
@@ -38,6 +43,7 @@ internal static class PostgresSchema
             available_at timestamptz not null,
             attempts integer not null default 0,
             state smallint not null default 0,
+            released_fence bigint,
             owner text,
             fence bigint,
             expires_at timestamptz,
@@ -45,10 +51,8 @@ internal static class PostgresSchema
             settled_at timestamptz)
         """,
         "create unique index batches_idempotency_key on {0}.batches (idempotency_key) where idempotency_key is not null",
-        // A session's unsettled batches in order: heads, claims, lists. Settled rows drop out of it.
-        "create index batches_active on {0}.batches (session_id, sequence) where state < 2",
-        // Whether a session still holds anything under its claim, without walking its pending tail.
-        "create index batches_held on {0}.batches (session_id) where state = 1",
+        // A session's unsettled batches in order: heads, claims, what a claim holds, lists. Settled rows drop out of it.
+        "create index batches_unsettled on {0}.batches (session_id, sequence) where state = 0",
         "create index batches_dead on {0}.batches (settled_at) where state = 3",
         """
         create table {0}.sessions (
@@ -57,10 +61,12 @@ internal static class PostgresSchema
             ready_at timestamptz,
             claim_fence bigint,
             claim_owner text,
-            claim_expires_at timestamptz)
+            claim_expires_at timestamptz,
+            claim_last bigint)
         """,
         // The claim across sessions: oldest head first, ready_at checked inside the index.
         "create index sessions_ready on {0}.sessions (head_sequence, ready_at) where head_sequence is not null",
+        // Renew finds a claim by its fence.
         "create unique index sessions_claim_fence on {0}.sessions (claim_fence) where claim_fence is not null",
     ];
 

@@ -1,23 +1,41 @@
 namespace Pipeline.Storage.Postgres;
 
 /// <summary>
-/// The store's statements for one schema. Every statement that changes a session's batches runs
-/// after the session's row is locked (by an earlier statement of the same transaction), and
-/// <see cref="Refresh"/> then brings the session row up to date, so a claimer that holds the row
-/// sees the session as it is. Times come from the database (<c>clock_timestamp()</c>, read once
-/// per statement in the <c>clock</c> CTE), never from the caller.
+/// The store's statements for one schema (the tables: <see cref="PostgresSchema"/>). Every
+/// statement that changes a session's batches runs after the session's row is locked, by an
+/// earlier statement of the same transaction or within the statement, and the session row is
+/// brought up to date in the same transaction, so a claimer that holds the row sees the session as
+/// it is. Times come from the database (<c>clock_timestamp()</c>, read once per statement in the
+/// <c>clock</c> CTE), never from the caller.
 /// </summary>
 internal sealed class PostgresStoreSql
 {
-    /// <summary>The columns <see cref="BatchRows.Read"/> expects, in its order, of the batches table aliased <c>b</c>.</summary>
-    public const string BatchColumns = "b.sequence, b.session_id, b.payload, b.idempotency_key, b.enqueued_at, b.available_at, b.attempts, b.state, b.owner, b.fence, b.expires_at, b.dead_letter_reason";
-
     public PostgresStoreSql(string schema)
     {
         var s = schema;
 
+        // Whether unsettled batch b (joined to its session s) is held by the session's claim.
+        const string Held = "(b.state = 0 and s.claim_fence is not null and b.sequence <= s.claim_last and b.released_fence is distinct from s.claim_fence)";
+
+        // The same, for statements that find b by its sequence: "state + 0" keeps the planner off
+        // the unsettled index (whose predicate "state = 0" would match). Its row estimate comes from
+        // statistics that can be far off (gathered when every batch was settled, say), and a plan
+        // that walks that index instead of looking batches up by key costs a full walk per call.
+        const string HeldByKey = "(b.state + 0 = 0 and s.claim_fence is not null and b.sequence <= s.claim_last and b.released_fence is distinct from s.claim_fence)";
+
+        // A batch as BatchRows.Read reads it: a held batch is Claimed under the session's claim; a
+        // settled one keeps the claim it was settled under.
+        var batchColumns = $"""
+            b.sequence, b.session_id, b.payload, b.idempotency_key, b.enqueued_at, b.available_at, b.attempts,
+            case when {Held} then 1::smallint else b.state end,
+            case when {Held} then s.claim_owner else b.owner end,
+            case when {Held} then s.claim_fence else b.fence end,
+            case when {Held} then s.claim_expires_at else b.expires_at end,
+            b.dead_letter_reason
+            """;
+
         // Enqueue, 1 of 3: lock (or create) every session written to, in one order so two enqueuers
-        // cannot deadlock. DO UPDATE … WHERE false locks the existing row and writes nothing.
+        // cannot deadlock. DO UPDATE … WHERE false locks an existing row and writes nothing.
         LockSessionsForEnqueue = $"""
             insert into {s}.sessions (session_id)
             select distinct t.session_id from unnest($1::text[]) as t(session_id) order by 1
@@ -43,100 +61,109 @@ internal sealed class PostgresStoreSql
             select i.ord, true, n.sequence, null::text, null::bytea, null::text, n.enqueued_at, n.available_at, 0, 0::smallint, null::text, null::bigint, null::timestamptz, null::text
             from input i join inserted n on n.sequence = i.sequence
             union all
-            select i.ord, false, {BatchColumns}
-            from input i join {s}.batches b on b.idempotency_key = i.idempotency_key
+            select i.ord, false, {batchColumns}
+            from input i
+            join {s}.batches b on b.idempotency_key = i.idempotency_key and b.idempotency_key = any($3)
+            join {s}.sessions s on s.session_id = b.session_id and s.session_id = any($1)
             where i.idempotency_key is not null and not exists (select 1 from inserted n where n.sequence = i.sequence)
             """;
 
-        // Enqueue, 3 of 3: a session that had nothing left gets its head (the tail never moves it).
+        // Enqueue, 3 of 3: a session that had nothing left gets its head (the tail never moves it,
+        // and a session with nothing left holds no claim).
         SetHeadsAfterEnqueue = $"""
             with heads as (
                 select x.session_id, h.sequence, h.available_at
                 from (select distinct t.session_id from unnest($1::text[]) as t(session_id)) x
-                join {s}.sessions s on s.session_id = x.session_id and s.head_sequence is null
+                join {s}.sessions s on s.session_id = x.session_id and s.session_id = any($1) and s.head_sequence is null
                 cross join lateral (
                     select b.sequence, b.available_at from {s}.batches b
-                    where b.session_id = x.session_id and b.state < 2 order by b.sequence limit 1) h)
+                    where b.session_id = x.session_id and b.state = 0 order by b.sequence limit 1) h)
             update {s}.sessions s set head_sequence = h.sequence, ready_at = h.available_at
-            from heads h where s.session_id = h.session_id
+            from heads h where s.session_id = h.session_id and s.session_id = any($1)
             """;
 
         // Where an enqueue's idempotency key was inserted by a transaction that committed after the
         // enqueue statement's snapshot: read again once it is visible.
-        ByIdempotencyKeys = $"select k.key, {BatchColumns} from unnest($1::text[]) as k(key) join {s}.batches b on b.idempotency_key = k.key";
+        ByIdempotencyKeys = $"""
+            select k.key, {batchColumns}
+            from unnest($1::text[]) as k(key)
+            join {s}.batches b on b.idempotency_key = k.key and b.idempotency_key = any($1)
+            cross join lateral (select * from {s}.sessions x where x.session_id = b.session_id offset 0) s
+            """;
 
-        // The claim across sessions, 1 of 2: ready sessions, oldest head first, skipping any another
-        // transaction holds. Under READ COMMITTED a row changed since the snapshot is re-checked on
-        // its newest version before it is locked (ready_at <= now again), so a session another
-        // claimer just took (ready_at moved to its lease's expiry) is not taken twice.
-        LockReadySessions = $"""
-            select s.session_id from {s}.sessions s
-            where s.head_sequence is not null and s.ready_at <= statement_timestamp()
-            order by s.head_sequence
-            limit $1
-            for update skip locked
+        // What every claim does once it knows its sessions (the CTE `fresh`, locked by this
+        // transaction and ready): each takes a fresh fence and its leading run of ready batches, at
+        // most $3; with $5 (ids) the run must be exactly those, or nothing is claimed. The claim is
+        // the session row alone (its batches' rows are not written). $2 owner, $4 time to live.
+        var claimTail = $"""
+            candidates as (
+                select f.session_id, c.sequence, c.available_at
+                from fresh f cross join lateral (
+                    select b.sequence, b.available_at from {s}.batches b
+                    where b.session_id = f.session_id and b.state = 0 order by b.sequence limit $3) c),
+            ready_run as (
+                select r.session_id, r.sequence from (
+                    select c.session_id, c.sequence, bool_and(c.available_at <= k.ts) over (partition by c.session_id order by c.sequence) as ready
+                    from candidates c, clock k) r
+                where r.ready),
+            run as (
+                select x.session_id, x.sequence from ready_run x
+                where $5::bigint[] is null or (select array_agg(y.sequence order by y.sequence) from ready_run y) = $5::bigint[]),
+            fences as (
+                select r.session_id, max(r.sequence) as last, nextval('{s}.fence_sequence') as fence from run r group by r.session_id),
+            claimed as (
+                update {s}.sessions s set claim_fence = f.fence, claim_owner = $2, claim_expires_at = k.ts + $4, claim_last = f.last, ready_at = k.ts + $4
+                from fences f, clock k
+                where s.session_id = f.session_id and s.session_id = any(array(select session_id from fences))
+                returning s.session_id, s.claim_fence, s.claim_expires_at)
+            select c.claim_fence, c.claim_expires_at, b.sequence, b.session_id, b.payload, b.idempotency_key, b.enqueued_at, b.available_at, b.attempts
+            from claimed c join run r on r.session_id = c.session_id
+            cross join lateral (select * from {s}.batches x where x.sequence = r.sequence offset 0) b
+            order by c.claim_fence, b.sequence
+            """;
+
+        // The claim across sessions, one statement: ready sessions, oldest head first, skipping any
+        // another transaction holds ($1 at most). Under READ COMMITTED a row changed since the
+        // statement's snapshot is re-checked on its newest version before it is locked (ready_at
+        // <= now again), so a session another claimer just took is not taken twice. Its batches
+        // would then be read from the older snapshot, so such a session (its locked version is not
+        // the one the snapshot sees) is left for the next claim.
+        ClaimReady = $"""
+            with clock as (select clock_timestamp() as ts),
+            picked as (
+                select s.session_id, s.xmin as version from {s}.sessions s
+                where s.head_sequence is not null and s.ready_at <= statement_timestamp()
+                order by s.head_sequence
+                limit $1
+                for update skip locked),
+            fresh as (
+                select p.session_id from picked p
+                cross join lateral (select 1 from {s}.sessions x where x.session_id = p.session_id and x.xmin = p.version offset 0) same),
+            {claimTail}
             """;
 
         // ClaimSession, ClaimByIds, Cancel: wait for the one session's row (a settle holds it briefly).
         LockSession = $"select 1 from {s}.sessions where session_id = $1 for update";
 
-        // Claim, 2 of 2, over sessions this transaction has locked ($1): each session still ready
-        // (checked again, now under the lock) gets a fresh fence and its leading run of ready
-        // batches, at most $4. Batches still held under the session's lapsed claim but not in the run
-        // go back to pending (fenced out: every held batch belongs to the current claim). With $5 (ids)
-        // the run must be exactly those batches, or nothing is claimed.
-        Claim = $"""
+        // ClaimSession and ClaimByIds, after LockSession: the session ($1) if it is ready.
+        ClaimSession = $"""
             with clock as (select clock_timestamp() as ts),
-            locked as (
-                select s.session_id from {s}.sessions s, clock k
-                where s.session_id = any($1) and s.ready_at <= k.ts),
-            candidates as (
-                select l.session_id, c.sequence, c.state, c.available_at, c.expires_at
-                from locked l cross join lateral (
-                    select b.sequence, b.state, b.available_at, b.expires_at from {s}.batches b
-                    where b.session_id = l.session_id and b.state < 2 order by b.sequence limit $4) c),
-            ready_run as (
-                select r.session_id, r.sequence from (
-                    select c.session_id, c.sequence,
-                        bool_and((c.state = 0 and c.available_at <= k.ts) or (c.state = 1 and c.expires_at <= k.ts))
-                            over (partition by c.session_id order by c.sequence) as ready
-                    from candidates c, clock k) r
-                where r.ready),
-            run as (
-                select l.session_id, l.sequence from ready_run l
-                where $5::bigint[] is null or (select array_agg(x.sequence order by x.sequence) from ready_run x) = $5::bigint[]),
-            fences as (
-                select f.session_id, nextval('{s}.fence_sequence') as fence from (select distinct session_id from run) f),
-            claimed as (
-                update {s}.batches b set state = 1, owner = $2, fence = f.fence, expires_at = k.ts + $3
-                from run r join fences f on f.session_id = r.session_id, clock k
-                where b.sequence = r.sequence
-                returning {BatchColumns}),
-            released as (
-                update {s}.batches b set state = 0
-                from fences f
-                where b.session_id = f.session_id and b.state = 1 and not exists (select 1 from run r where r.sequence = b.sequence)
-                returning b.sequence),
-            sessions_claimed as (
-                update {s}.sessions s set claim_fence = f.fence, claim_owner = $2, claim_expires_at = k.ts + $3, ready_at = k.ts + $3
-                from fences f, clock k
-                where s.session_id = f.session_id
-                returning s.session_id)
-            select {BatchColumns.Replace("b.", "c.", StringComparison.Ordinal)} from claimed c
-            order by c.fence, c.sequence
+            fresh as (select s.session_id from {s}.sessions s, clock k where s.session_id = $1 and s.ready_at <= k.ts),
+            {claimTail}
             """;
 
         // Settle, 1 of 3: the sessions of the batches settled, locked in one order.
         LockSessionsOfBatches = $"""
             select s.session_id from {s}.sessions s
-            where s.session_id in (select b.session_id from {s}.batches b where b.sequence = any($1))
+            where s.session_id = any(array(select b.session_id from {s}.batches b where b.sequence = any($1)))
             order by s.session_id
             for update
             """;
 
-        // Settle, 2 of 3: each batch changes only while held (state 1) under the fence given. A
-        // batch named twice is settled by its first settlement only. Returns the input positions
-        // (1-based) that settled. Kinds: 0 complete, 1 abandon, 2 dead-letter.
+        // Settle, 2 of 3: each batch changes only while held under the fence given (its session's
+        // claim has that fence and holds it). A batch named twice is settled by its first
+        // settlement only. Returns the input positions (1-based) that settled. Kinds: 0 complete,
+        // 1 abandon (released from the claim, pending again after the delay), 2 dead-letter.
         Settle = $"""
             with clock as (select clock_timestamp() as ts),
             input as (
@@ -148,87 +175,84 @@ internal sealed class PostgresStoreSql
                     state = case f.kind when 0 then 2 when 1 then 0 else 3 end,
                     attempts = b.attempts + case when f.kind = 1 then 1 else 0 end,
                     available_at = case when f.kind = 1 then k.ts + f.delay else b.available_at end,
-                    owner = case when f.kind = 1 then null else b.owner end,
-                    fence = case when f.kind = 1 then null else b.fence end,
-                    expires_at = case when f.kind = 1 then null else b.expires_at end,
+                    released_fence = case when f.kind = 1 then f.fence else b.released_fence end,
+                    owner = case when f.kind = 1 then null else s.claim_owner end,
+                    fence = case when f.kind = 1 then null else f.fence end,
+                    expires_at = case when f.kind = 1 then null else s.claim_expires_at end,
                     dead_letter_reason = case when f.kind = 2 then f.reason end,
                     settled_at = case when f.kind = 1 then null else k.ts end
-                from firsts f, clock k
-                where b.sequence = f.sequence and b.state = 1 and b.fence = f.fence
+                from firsts f, {s}.sessions s, clock k
+                where b.sequence = any($1) and b.sequence = f.sequence and s.claim_fence = any($2) and s.claim_fence = f.fence and s.session_id = b.session_id and {HeldByKey}
                 returning b.sequence)
             select f.ord from firsts f join settled x on x.sequence = f.sequence
             """;
 
-        // Renew, 2 of 3 (1 is LockSessionOfFence): every batch still held under the fence, and the
-        // session's claim, now expire ttl from now. Null when nothing is held under it.
+        // Renew, 1 and 2 of 3: the claim with the fence now expires ttl ($2) from now; null when no
+        // claim has it (superseded, or it holds nothing any more: a claim is cleared then).
         LockSessionOfFence = $"select 1 from {s}.sessions where claim_fence = $1 for update";
         Renew = $"""
-            with clock as (select clock_timestamp() as ts),
-            target as (select s.session_id from {s}.sessions s where s.claim_fence = $1),
-            renewed as (
-                update {s}.batches b set expires_at = k.ts + $2
-                from target t, clock k
-                where b.session_id = t.session_id and b.state = 1 and b.fence = $1
-                returning b.expires_at),
-            claim as (
-                update {s}.sessions s set claim_expires_at = k.ts + $2
-                from target t, clock k
-                where s.session_id = t.session_id and exists (select 1 from renewed)
-                returning s.session_id)
-            select max(expires_at) from renewed
+            with clock as (select clock_timestamp() as ts)
+            update {s}.sessions s set claim_expires_at = k.ts + $2
+            from clock k
+            where s.claim_fence = $1
+            returning s.claim_expires_at
             """;
 
         // Cancel, 2 of 3: only a batch no live claim holds; the row goes.
         Cancel = $"""
-            delete from {s}.batches b
-            where b.session_id = $1 and b.sequence = $2 and (b.state = 0 or (b.state = 1 and b.expires_at <= clock_timestamp()))
-            returning {BatchColumns}
+            delete from {s}.batches b using {s}.sessions s
+            where b.sequence = $2 and b.session_id = $1 and s.session_id = $1
+                and b.state + 0 = 0 and not ({HeldByKey} and s.claim_expires_at > clock_timestamp())
+            returning {batchColumns}
             """;
 
-        List = $"select {BatchColumns} from {s}.batches b where b.session_id = $1 and b.state < 2 order by b.sequence";
+        List = $"""
+            select {batchColumns} from {s}.batches b join {s}.sessions s on s.session_id = $1
+            where b.session_id = $1 and b.state = 0
+            order by b.sequence
+            """;
 
         ListPending = $"""
-            select {BatchColumns} from {s}.batches b
-            where b.session_id = $1 and b.state < 2 and (b.state = 0 or b.expires_at <= clock_timestamp())
+            select {batchColumns} from {s}.batches b join {s}.sessions s on s.session_id = $1
+            where b.session_id = $1 and b.state = 0 and not ({Held} and s.claim_expires_at > clock_timestamp())
             order by b.sequence
             """;
 
         SummaryCounts = $"""
-            with clock as (select clock_timestamp() as ts)
+            with clock as (select clock_timestamp() as ts),
+            counted as (
+                select b.state, b.enqueued_at, coalesce({Held} and s.claim_expires_at > k.ts, false) as live
+                from clock k, {s}.batches b left join {s}.sessions s on s.session_id = b.session_id and b.state = 0)
             select
-                count(*) filter (where b.state = 0 or (b.state = 1 and b.expires_at <= k.ts)),
-                count(*) filter (where b.state = 1 and b.expires_at > k.ts),
-                count(*) filter (where b.state = 2),
-                count(*) filter (where b.state = 3),
-                k.ts - min(b.enqueued_at) filter (where b.state = 0 or (b.state = 1 and b.expires_at <= k.ts))
-            from clock k left join {s}.batches b on true
+                count(*) filter (where r.state = 0 and not r.live),
+                count(*) filter (where r.state = 0 and r.live),
+                count(*) filter (where r.state = 2),
+                count(*) filter (where r.state = 3),
+                k.ts - min(r.enqueued_at) filter (where r.state = 0 and not r.live)
+            from clock k left join counted r on true
             group by k.ts
             """;
 
         SummaryLiveClaims = $"""
             select s.session_id, s.claim_owner, s.claim_fence, s.claim_expires_at,
-                (select count(*) from {s}.batches b where b.session_id = s.session_id and b.state = 1 and b.fence = s.claim_fence)::integer
+                (select count(*) from {s}.batches b where b.session_id = s.session_id and {Held})::integer
             from {s}.sessions s
-            where s.claim_expires_at > clock_timestamp()
+            where s.claim_fence is not null and s.claim_expires_at > clock_timestamp()
             order by s.claim_expires_at, s.session_id
             limit $1
             """;
 
-        SummaryDeadLetters = $"select {BatchColumns} from {s}.batches b where b.state = 3 order by b.settled_at desc, b.sequence desc limit $1";
+        SummaryDeadLetters = $"""
+            select {batchColumns} from {s}.batches b left join {s}.sessions s on false
+            where b.state = 3
+            order by b.settled_at desc, b.sequence desc
+            limit $1
+            """;
 
         RefreshSession = Refresh(s, "array[$1::text]");
         RefreshSessionsOfBatches = Refresh(s, $"(select array_agg(b.session_id) from {s}.batches b where b.sequence = any($1))");
         RefreshSessionOfFence = Refresh(s, $"(select array_agg(x.session_id) from {s}.sessions x where x.claim_fence = $1)");
     }
-
-    /// <summary>Refresh (see <see cref="Refresh"/>) of the session named by $1.</summary>
-    public string RefreshSession { get; }
-
-    /// <summary>Refresh of the sessions of the batches whose sequences are $1.</summary>
-    public string RefreshSessionsOfBatches { get; }
-
-    /// <summary>Refresh of the session whose claim's fence is $1.</summary>
-    public string RefreshSessionOfFence { get; }
 
     public string LockSessionsForEnqueue { get; }
 
@@ -238,11 +262,11 @@ internal sealed class PostgresStoreSql
 
     public string ByIdempotencyKeys { get; }
 
-    public string LockReadySessions { get; }
+    public string ClaimReady { get; }
 
     public string LockSession { get; }
 
-    public string Claim { get; }
+    public string ClaimSession { get; }
 
     public string LockSessionsOfBatches { get; }
 
@@ -264,29 +288,43 @@ internal sealed class PostgresStoreSql
 
     public string SummaryDeadLetters { get; }
 
+    /// <summary>Refresh (see <see cref="Refresh"/>) of the session named by $1.</summary>
+    public string RefreshSession { get; }
+
+    /// <summary>Refresh of the sessions of the batches whose sequences are $1.</summary>
+    public string RefreshSessionsOfBatches { get; }
+
+    /// <summary>Refresh of the session whose claim's fence is $1.</summary>
+    public string RefreshSessionOfFence { get; }
+
     /// <summary>
     /// Brings the session rows named by <paramref name="sessions"/> (a SQL expression of type text[])
-    /// up to date after their batches changed: head, when they can next be claimed, and the claim
-    /// cleared once it holds nothing.
+    /// up to date after their batches changed: the head, when the session can next be claimed, and
+    /// the claim, cleared once it holds nothing (so the fence is fenced out from then on).
     /// </summary>
     private static string Refresh(string schema, string sessions) => $"""
-        with heads as (
-            select x.session_id, h.sequence, h.state, h.available_at,
-                exists (select 1 from {schema}.batches c where c.session_id = x.session_id and c.state = 1) as holding
-            from (select distinct t.session_id from unnest({sessions}) as t(session_id)) x
+        with heads as materialized (
+            select s.session_id, h.sequence, h.available_at,
+                (h.sequence <= s.claim_last and h.released_fence is distinct from s.claim_fence) as head_held,
+                exists (
+                    select 1 from {schema}.batches c
+                    where c.session_id = s.session_id and c.state = 0 and c.sequence <= s.claim_last and c.released_fence is distinct from s.claim_fence) as holding
+            from {schema}.sessions s
             left join lateral (
-                select b.sequence, b.state, b.available_at from {schema}.batches b
-                where b.session_id = x.session_id and b.state < 2 order by b.sequence limit 1) h on true)
+                select b.sequence, b.available_at, b.released_fence from {schema}.batches b
+                where b.session_id = s.session_id and b.state = 0 order by b.sequence limit 1) h on true
+            where s.session_id = any(cast({sessions} as text[])))
         update {schema}.sessions s set
             head_sequence = h.sequence,
             ready_at = case
                 when h.sequence is null then null
-                when h.holding then greatest(s.claim_expires_at, case when h.state = 0 then h.available_at end)
+                when h.holding then greatest(s.claim_expires_at, case when not h.head_held then h.available_at end)
                 else h.available_at end,
             claim_fence = case when h.holding then s.claim_fence end,
             claim_owner = case when h.holding then s.claim_owner end,
-            claim_expires_at = case when h.holding then s.claim_expires_at end
+            claim_expires_at = case when h.holding then s.claim_expires_at end,
+            claim_last = case when h.holding then s.claim_last end
         from heads h
-        where s.session_id = h.session_id
+        where s.session_id = h.session_id and s.session_id = any(cast({sessions} as text[]))
         """;
 }

@@ -30,6 +30,8 @@ public static class PostgresStores
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync();
         await using var now = new NpgsqlCommand("select clock_timestamp()", connection);
-        return (DateTimeOffset)(await now.ExecuteScalarAsync())!;
+        await using var reader = await now.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        return reader.GetFieldValue<DateTimeOffset>(0);
     }
 }

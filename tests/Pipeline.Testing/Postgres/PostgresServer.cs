@@ -37,7 +37,8 @@ public sealed class PostgresServer : IAsyncDisposable
     /// <summary>Whether the server is up (as far as this object started or stopped it).</summary>
     public bool Running { get; private set; }
 
-    private string DataDirectory => Path.Combine(_root, "data");
+    /// <summary>The cluster's data folder (its <c>postmaster.pid</c> names the server's process).</summary>
+    public string DataDirectory => Path.Combine(_root, "data");
 
     private string SocketDirectory => Path.Combine(_root, "sockets");
 
