@@ -9,7 +9,7 @@ namespace Pipeline.Bench;
 /// one-by-one rows over a twentieth of it), one line each with commands/s and the load average (and
 /// under the pipeline's, the store calls it made and how many batches each carried),
 /// for a fast look while tuning. Names (comma separated): enqueue1, enqueue500, claim1, claim16,
-/// claim128, pipeline, naive; default all. The recorded figures come from BenchmarkDotNet.
+/// claim128, pipeline, pipeline256, naive; default all. The recorded figures come from BenchmarkDotNet.
 /// </summary>
 internal static class QuickStore
 {
@@ -32,6 +32,7 @@ internal static class QuickStore
                     ("claim16", bench.OpenFilled, bench.ClaimComplete16, count),
                     ("claim128", bench.OpenFilled, bench.ClaimComplete128, count),
                     ("pipeline", bench.OpenFilled, bench.Pipeline, count),
+                    ("pipeline256", bench.OpenFilled, bench.PipelineDispatch256, count),
                     ("naive", bench.FillNaive, bench.Naive, bench.FewCommands),
                 })
                 {
@@ -48,7 +49,7 @@ internal static class QuickStore
                     cpu = Process.GetCurrentProcess().TotalProcessorTime - cpu;
                     bench.Drop();
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{store,-8} {name,-10} {commands,7:N0} in {clock.Elapsed.TotalMilliseconds,8:N0} ms = {commands / clock.Elapsed.TotalSeconds,9:N0} commands/s  cpu {cpu.TotalMicroseconds / commands,6:0.0} us/cmd  load {Load()}"));
-                    if (bench.LastCounts is { } counts && name is "pipeline" or "claim128" or "claim16")
+                    if (bench.LastCounts is { } counts && name is "pipeline" or "pipeline256" or "claim128" or "claim16")
                     {
                         Console.WriteLine($"         store calls: {counts}");
                     }

@@ -70,7 +70,7 @@ public class StoreBenchmarks
     [IterationSetup(Targets = [nameof(EnqueueOneCall), nameof(EnqueueCallsOf500)])]
     public void OpenEmpty() => _store = Wrap(_backend.OpenEmptyAsync().GetAwaiter().GetResult());
 
-    [IterationSetup(Targets = [nameof(ClaimComplete16), nameof(ClaimComplete128), nameof(Pipeline)])]
+    [IterationSetup(Targets = [nameof(ClaimComplete16), nameof(ClaimComplete128), nameof(Pipeline), nameof(PipelineDispatch256)])]
     public void OpenFilled() => Fill(Commands);
 
     [IterationSetup(Target = nameof(ClaimComplete1))]
@@ -123,11 +123,20 @@ public class StoreBenchmarks
     public Task ClaimComplete128() => ClaimCompleteAsync(128, Commands);
 
     [Benchmark(OperationsPerInvoke = Count, Description = "pipeline over StoreCommandSource (noop, events counted)")]
-    public async Task Pipeline()
+    public Task Pipeline() => RunPipelineAsync(PipelineOptions());
+
+    /// <summary>
+    /// The same with Dispatch parallelism 256: ack before dispatch holds a dispatch slot until the
+    /// completion is durable, so the engine's 16 slots cap a settle transaction at 16 commands.
+    /// </summary>
+    [Benchmark(OperationsPerInvoke = Count, Description = "pipeline, Dispatch parallelism 256")]
+    public Task PipelineDispatch256() => RunPipelineAsync(PipelineOptions() with { Dispatch = new BlockOptions { Parallelism = 256 } });
+
+    private async Task RunPipelineAsync(PipelineOptions options)
     {
         var source = new StoreCommandSource(_store!, new StoreSourceOptions { Owner = StoreBackend.Owner }, Store);
         var sink = new StoppingSink(3L * Commands);
-        var pipeline = new CommandPipeline<StoreHandle>(source, _tools, sink, PipelineOptions());
+        var pipeline = new CommandPipeline<StoreHandle>(source, _tools, sink, options);
         sink.Pipeline = pipeline;
         var run = pipeline.RunAsync(CancellationToken.None);
 
