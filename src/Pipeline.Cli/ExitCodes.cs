@@ -6,7 +6,10 @@ public static class ExitCodes
     /// <summary>Every command succeeded (or was skipped as handled elsewhere).</summary>
     public const int Success = 0;
 
-    /// <summary>Some commands failed: a tool failure, a malformed line, an unknown tool, a dropped event.</summary>
+    /// <summary>
+    /// Some commands failed: a tool failure, a malformed line, an unknown tool, a dropped event; or
+    /// a backend could not be used (a store that cannot be opened or written, one <c>error:</c> line).
+    /// </summary>
     public const int SomeFailed = 1;
 
     /// <summary>A usage error or an input that cannot be read.</summary>

@@ -46,14 +46,18 @@ internal sealed class ModuleArguments
         }
     }
 
-    /// <summary>The module whose selector was given (on the command line or by its variable); the first module when none was. Null, with an error, when several were.</summary>
-    public ModuleCommandLine? Selected(ParseResult result, out string? error)
+    /// <summary>
+    /// The module whose selector was given (on the command line or by its variable); when none was,
+    /// the one whose source kind is <paramref name="sourceKind"/> (a settings file's <c>Pipeline:Source</c>),
+    /// else the first module (the embedded default). Null, with an error, when several were given.
+    /// </summary>
+    public ModuleCommandLine? Selected(ParseResult result, out string? error, string? sourceKind = null)
     {
         var given = _lines.Where(l => IsSelected(result, l)).ToList();
         error = given.Count > 1 ? $"{string.Join(" and ", given.Select(l => l.Selector.Name))} each choose a source: give one." : null;
         return given.Count switch
         {
-            0 => _lines.FirstOrDefault(),
+            0 => _lines.FirstOrDefault(l => sourceKind is not null && string.Equals(l.SourceKind, sourceKind.Trim(), StringComparison.OrdinalIgnoreCase)) ?? _lines.FirstOrDefault(),
             1 => given[0],
             _ => null,
         };

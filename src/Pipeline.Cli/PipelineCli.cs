@@ -18,11 +18,16 @@ public static class PipelineCli
     public const int MaxAttempts = 1000;
 
     /// <summary>
-    /// The backends <c>pipeline worker</c> and <c>pipeline enqueue</c> offer, each registered by
-    /// this one line (the file source and the stdout and file sinks are built in). A new backend
-    /// is its project and an entry here: its flags, checks and help come from its module.
+    /// The backends <c>pipeline worker</c>, <c>pipeline enqueue</c> and <c>pipeline status</c> offer,
+    /// each registered by this one line (the file source and the stdout and file sinks are built
+    /// in). A new backend is its project and an entry here: its flags, checks and help come from
+    /// its module. The first is what runs when no source flag is given: the SQLite file.
     /// </summary>
-    internal static IReadOnlyList<IPipelineModule> Modules { get; } = [new Pipeline.Nats.Modules.NatsModule()];
+    internal static IReadOnlyList<IPipelineModule> Modules { get; } =
+    [
+        new Pipeline.Storage.Sqlite.Modules.SqliteModule(),
+        new Pipeline.Nats.Modules.NatsModule(),
+    ];
 
     /// <summary>Parses <paramref name="args"/> and runs the command.</summary>
     /// <param name="args">The arguments.</param>
@@ -121,7 +126,7 @@ public static class PipelineCli
             return await RunCommand.ExecuteAsync(request, new RunConsole(stdout, stderr, stdin, stop), token);
         });
 
-        return new RootCommand("Pipeline: a high-throughput command worker. Pull, Claim, Ack-decision, Dispatch, Emit.") { run, WorkerCommand.Build(stdout, stderr, interactive, stop, Modules), EnqueueCommand.Build(stdout, stderr, interactive, stop, stdin, Modules) };
+        return new RootCommand("Pipeline: a high-throughput command worker. Pull, Claim, Ack-decision, Dispatch, Emit.") { run, WorkerCommand.Build(stdout, stderr, interactive, stop, Modules), EnqueueCommand.Build(stdout, stderr, interactive, stop, stdin, Modules), StatusCommand.Build(stdout, stderr, Modules) };
     }
 
     /// <summary>An integer option with a default and an inclusive range; a value outside it is a usage error naming the option.</summary>

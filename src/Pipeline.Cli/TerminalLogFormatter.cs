@@ -14,9 +14,9 @@ internal sealed class TerminalLogFormatter() : ConsoleFormatter(FormatterName)
 
     public override void Write<TState>(in LogEntry<TState> logEntry, Microsoft.Extensions.Logging.IExternalScopeProvider? scopeProvider, TextWriter textWriter)
     {
-        if (logEntry.Exception is Pipeline.Events.EventSinkClosedException)
+        if (logEntry.Exception is Pipeline.Events.EventSinkClosedException or Pipeline.Modules.ModuleRunException)
         {
-            return; // the run reports a failed events file itself, once, and stops
+            return; // the run reports a failed events file, or a module's reason to stop, itself, once
         }
 
         var message = logEntry.Formatter(logEntry.State, logEntry.Exception);

@@ -89,12 +89,6 @@ internal static class WorkerCommand
                 return ExitCodes.UsageError;
             }
 
-            if (arguments.Selected(result, out var selectError) is not { } line)
-            {
-                await stderr.WriteLineAsync($"error: {selectError ?? "no module offers a source to run a worker on."}");
-                return ExitCodes.UsageError;
-            }
-
             // Each setting: the flag when given, else the settings file's, else the module's default.
             var file = result.GetValue(config);
             var settings = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
@@ -111,8 +105,16 @@ internal static class WorkerCommand
                 }
             }
 
+            // No source flag: the settings file's Source when a module runs it here, else the first module's (the embedded default).
+            var sourceKey = $"{PipelineWorkerOptions.SectionName}:{nameof(PipelineWorkerOptions.Source)}";
+            if (arguments.Selected(result, out var selectError, settings.GetValueOrDefault(sourceKey)) is not { } line)
+            {
+                await stderr.WriteLineAsync($"error: {selectError ?? "no module offers a source to run a worker on."}");
+                return ExitCodes.UsageError;
+            }
+
             arguments.Apply(result, line, settings);
-            settings[$"{PipelineWorkerOptions.SectionName}:{nameof(PipelineWorkerOptions.Source)}"] = line.SourceKind;
+            settings[sourceKey] = line.SourceKind;
             if (line.Check?.Invoke(arguments.Values(result, line, settings, settingsFile: file is not null)) is { Count: > 0 } flagErrors)
             {
                 foreach (var error in flagErrors)
@@ -283,7 +285,12 @@ internal static class WorkerCommand
     private static async Task<int> FinishAsync(PipelineWorkerState state, PipelineStats? stats, RunSession session, string where, string? eventsName, AckMode ackMode, RunConsole console)
     {
         var (stderr, stopNow) = (console.Error, console.Stop.Now);
-        if (state.Fault is { } fault)
+        if (state.Fault is ModuleRunException said)
+        {
+            // A module's own account of why it could not go on (a store that cannot be used): said once, as it is.
+            await stderr.WriteLineAsync(TerminalText.Escape($"error: {said.Message}", 2000));
+        }
+        else if (state.Fault is { } fault)
         {
             await stderr.WriteLineAsync(TerminalText.Escape($"error: the worker stopped: {fault.GetType().Name}: {fault.Message} {fault.InnerException?.Message}", 2000));
         }
@@ -306,7 +313,12 @@ internal static class WorkerCommand
             return ExitCodes.SomeFailed;
         }
 
-        var summary = session.Summarize(stats) with { Left = state.WorkLeft };
+        var summary = session.Summarize(stats) with
+        {
+            Left = state.WorkLeft,
+            // A worker that stopped on an error (a store that cannot be used) did not succeed, whatever its counts say.
+            StoppedBecause = state.Fault is null ? null : "on the error above",
+        };
         // An idle end while the backend still holds work is not "all succeeded": a batch job
         // would take the work for done (exit 3, WorkLeft; failures here still make it 1).
         var exitCode = summary.AllSucceeded && state.Fault is null ? (summary.WorkLeft ? ExitCodes.WorkLeft : ExitCodes.Success) : ExitCodes.SomeFailed;

@@ -100,16 +100,32 @@ public sealed class WorkerConfigTests : IDisposable
     }
 
     [Fact]
-    public async Task The_connection_may_come_from_the_file_and_without_either_it_is_a_usage_error()
+    public async Task A_file_whose_source_is_nats_chooses_it_without_the_flag_and_its_connection_is_checked()
     {
-        var bad = Write("""{ "Pipeline": { "Nats": { "Connection": { "Url": "http://not-nats" } } } }""");
+        var bad = Write("""{ "Pipeline": { "Source": "nats", "Nats": { "Connection": { "Url": "http://not-nats" } } } }""");
         var (exit, _, error) = await Run("worker", "--config", bad);
         Assert.Equal(2, exit);
-        Assert.Contains("Url", error, StringComparison.Ordinal);
+        Assert.Contains("Pipeline:Nats:Connection:Url", error, StringComparison.Ordinal);
 
-        (exit, _, error) = await Run("worker");
+        var none = Write("""{ "Pipeline": { "Source": "nats" } }""");
+        (exit, _, error) = await Run("worker", "--config", none);
         Assert.Equal(2, exit);
-        Assert.Contains("--nats is required", error, StringComparison.Ordinal);
+        Assert.Contains("Pipeline:Nats:Connection:Url is required with Pipeline:Source 'nats'", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_file_whose_source_no_worker_flag_offers_runs_the_default_sqlite_file()
+    {
+        // The hosted worker's file source is not one 'pipeline worker' runs: the embedded default is, here with its file named.
+        var database = Path.Combine(_directory, "from-file.db");
+        var file = Write($$"""{ "Pipeline": { "Source": "file", "Sqlite": { "Store": { "Path": "{{database}}" } }, "Engine": { "Dispatch": { "Parallelism": 0 } } } }""");
+
+        var (exit, _, error) = await Run("worker", "--config", file);
+
+        Assert.Equal(2, exit);
+        Assert.Contains("Pipeline:Engine:Dispatch:Parallelism", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("Nats", error, StringComparison.Ordinal);
+        Assert.False(File.Exists(database)); // checked before anything is opened
     }
 
     [Fact]

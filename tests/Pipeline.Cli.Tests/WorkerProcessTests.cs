@@ -447,13 +447,15 @@ public sealed class WorkerProcessTests(NatsServerFixture nats) : IClassFixture<N
     }
 
     [Fact]
-    public async Task The_sample_settings_file_pointed_at_the_server_runs_the_samples_with_its_stream_and_consumer()
+    public async Task The_sample_settings_file_pointed_at_the_server_with_source_nats_runs_the_samples_with_its_stream_and_consumer()
     {
         // The sample as shipped, but for the server's URL: stream, consumer, every knob from the file.
         var settings = Path.Combine(_directory, "appsettings.json");
         var sample = await File.ReadAllTextAsync(Path.Combine(AppContext.BaseDirectory, "samples", "appsettings.json"));
         Assert.Contains("\"Url\": \"nats://127.0.0.1:4222\"", sample, StringComparison.Ordinal);
-        await File.WriteAllTextAsync(settings, sample.Replace("nats://127.0.0.1:4222", nats.Url, StringComparison.Ordinal));
+        // With no source flag the file's Source chooses the module: the sample's is the hosted worker's "file".
+        Assert.Contains("\"Source\": \"file\",", sample, StringComparison.Ordinal);
+        await File.WriteAllTextAsync(settings, sample.Replace("nats://127.0.0.1:4222", nats.Url, StringComparison.Ordinal).Replace("\"Source\": \"file\",", "\"Source\": \"nats\",", StringComparison.Ordinal));
         var samples = File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "samples", "commands.jsonl")).Where(l => l.Trim().Length > 0).ToList();
         await using (var connection = nats.Connect())
         {
