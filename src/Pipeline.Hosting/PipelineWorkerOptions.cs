@@ -20,7 +20,8 @@ public sealed record PipelineWorkerOptions
 
     /// <summary>
     /// Where commands come from: a source kind of a registered module, <c>file</c> (a JSON Lines
-    /// file, the embedded default, built in) or <c>nats</c> (a JetStream durable consumer, with the
+    /// file, the embedded default, built in), <c>sqlite</c> (a queued-work store in a file, with
+    /// <c>services.AddPipelineSqlite()</c>) or <c>nats</c> (a JetStream durable consumer, with the
     /// NATS module). Default <c>file</c>.
     /// </summary>
     public string Source { get; init; } = CoreModule.FileKind;

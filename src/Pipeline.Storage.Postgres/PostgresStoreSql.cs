@@ -92,9 +92,12 @@ internal sealed class PostgresStoreSql
             """;
 
         // What every claim does once it knows its sessions (the CTE `fresh`, locked by this
-        // transaction and ready): each takes a fresh fence and its leading run of ready batches, at
-        // most $3; with $5 (ids) the run must be exactly those, or nothing is claimed. The claim is
-        // the session row alone (its batches' rows are not written). $2 owner, $4 time to live.
+        // transaction and ready, with the claim the lock found): each takes a fresh fence and its
+        // leading run of ready batches, at most $3; with $5 (ids) the run must be exactly those, or
+        // nothing is claimed. The claim is the session row alone (its batches' rows are not
+        // written), but when it supersedes a lapsed claim that still held batches, each of those
+        // counts one more attempt (that claim ended without a completion) and is released from it.
+        // Fences are taken in head order, the order the claims are returned in. $2 owner, $4 time to live.
         var claimTail = $"""
             candidates as (
                 select f.session_id, c.sequence, c.available_at
@@ -110,13 +113,21 @@ internal sealed class PostgresStoreSql
                 select x.session_id, x.sequence from ready_run x
                 where $5::bigint[] is null or (select array_agg(y.sequence order by y.sequence) from ready_run y) = $5::bigint[]),
             fences as (
-                select r.session_id, max(r.sequence) as last, nextval('{s}.fence_sequence') as fence from run r group by r.session_id),
+                select g.session_id, g.last, nextval('{s}.fence_sequence') as fence from (
+                    select r.session_id, max(r.sequence) as last from run r group by r.session_id order by min(r.sequence)) g),
+            lapsed as (
+                update {s}.batches b set attempts = b.attempts + 1
+                from fresh f
+                where f.old_fence is not null and f.session_id in (select session_id from fences)
+                    and b.session_id = f.session_id and b.state = 0 and b.sequence <= f.old_last and b.released_fence is distinct from f.old_fence
+                returning b.sequence),
             claimed as (
                 update {s}.sessions s set claim_fence = f.fence, claim_owner = $2, claim_expires_at = k.ts + $4, claim_last = f.last, ready_at = k.ts + $4
                 from fences f, clock k
                 where s.session_id = f.session_id and s.session_id = any(array(select session_id from fences))
                 returning s.session_id, s.claim_fence, s.claim_expires_at)
-            select c.claim_fence, c.claim_expires_at, b.sequence, b.session_id, b.payload, b.idempotency_key, b.enqueued_at, b.available_at, b.attempts
+            select c.claim_fence, c.claim_expires_at, b.sequence, b.session_id, b.payload, b.idempotency_key, b.enqueued_at, b.available_at,
+                b.attempts + case when exists (select 1 from lapsed l where l.sequence = b.sequence) then 1 else 0 end
             from claimed c join run r on r.session_id = c.session_id
             cross join lateral (select * from {s}.batches x where x.sequence = r.sequence offset 0) b
             order by c.claim_fence, b.sequence
@@ -131,13 +142,13 @@ internal sealed class PostgresStoreSql
         ClaimReady = $"""
             with clock as (select clock_timestamp() as ts),
             picked as (
-                select s.session_id, s.xmin as version from {s}.sessions s
+                select s.session_id, s.claim_fence as old_fence, s.claim_last as old_last, s.xmin as version from {s}.sessions s
                 where s.head_sequence is not null and s.ready_at <= statement_timestamp()
                 order by s.head_sequence
                 limit $1
                 for update skip locked),
             fresh as (
-                select p.session_id from picked p
+                select p.session_id, p.old_fence, p.old_last from picked p
                 cross join lateral (select 1 from {s}.sessions x where x.session_id = p.session_id and x.xmin = p.version offset 0) same),
             {claimTail}
             """;
@@ -148,7 +159,9 @@ internal sealed class PostgresStoreSql
         // ClaimSession and ClaimByIds, after LockSession: the session ($1) if it is ready.
         ClaimSession = $"""
             with clock as (select clock_timestamp() as ts),
-            fresh as (select s.session_id from {s}.sessions s, clock k where s.session_id = $1 and s.ready_at <= k.ts),
+            fresh as (
+                select s.session_id, s.claim_fence as old_fence, s.claim_last as old_last from {s}.sessions s, clock k
+                where s.session_id = $1 and s.ready_at <= k.ts),
             {claimTail}
             """;
 

@@ -60,72 +60,14 @@ public sealed class PostgresQueuedWorkStoreTests(PostgresServerFixture postgres,
     }
 
     [Fact]
-    public async Task Eight_claimers_on_two_stores_never_share_a_batch_and_keep_each_sessions_order()
+    public async Task Eight_claimers_on_two_stores_over_one_database_complete_20000_batches_once_each_in_session_order()
     {
-        const int Batches = 20_000;
         var seed = Seeds.Next(output);
-        var random = new Random(seed);
         var database = await postgres.CreateDatabaseAsync();
         await using var first = await PostgresStores.OpenAsync(database);
         await using var second = await PostgresStores.OpenAsync(database);
 
-        var sessionCount = random.Next(200, 2_001);
-        var drafts = Enumerable.Range(0, Batches).Select(i => PostgresStores.Draft($"s{random.Next(sessionCount)}", i.ToString(System.Globalization.CultureInfo.InvariantCulture))).ToArray();
-        var enqueued = new List<QueuedBatch>();
-        foreach (var chunk in drafts.Chunk(5_000))
-        {
-            enqueued.AddRange((await first.EnqueueAsync(chunk, default)).Select(r => r.Batch));
-        }
-
-        var received = new ConcurrentDictionary<long, int>();
-        var seen = new ConcurrentDictionary<string, ConcurrentQueue<(long Stamp, long Sequence)>>();
-        long stamp = 0;
-        var completed = 0;
-        using var deadline = new CancellationTokenSource(Bound);
-        var claimers = Enumerable.Range(0, 8).Select(c => Task.Run(async () =>
-        {
-            var store = c % 2 == 0 ? first : second;
-            var own = new Random(seed + c + 1);
-            var lease = PostgresStores.Lease($"claimer-{c}", TimeSpan.FromMinutes(5));
-            while (Volatile.Read(ref completed) < Batches)
-            {
-                var claims = await store.ClaimReadyAsync(lease, own.Next(1, 65), own.Next(1, 9), deadline.Token);
-                if (claims.Count == 0)
-                {
-                    await Task.Delay(1, deadline.Token);
-                    continue;
-                }
-
-                // Stamped once the claim is back, so after the settle of the session's previous claim returned.
-                var settlements = new List<BatchSettlement>();
-                foreach (var claim in claims)
-                {
-                    foreach (var batch in claim.Batches)
-                    {
-                        received.AddOrUpdate(batch.Sequence, 1, (_, n) => n + 1);
-                        seen.GetOrAdd(batch.SessionId, _ => new()).Enqueue((Interlocked.Increment(ref stamp), batch.Sequence));
-                        settlements.Add(BatchSettlement.Complete(batch.BatchId, claim.Fence));
-                    }
-                }
-
-                var statuses = await store.SettleAsync(settlements, deadline.Token);
-                Assert.All(statuses, s => Assert.Equal(SettleStatus.Settled, s));
-                Interlocked.Add(ref completed, statuses.Count);
-            }
-        })).ToList();
-        await Task.WhenAll(claimers);
-
-        var twice = received.Where(r => r.Value != 1).Select(r => r.Key).ToList();
-        Assert.True(twice.Count == 0, $"seed {seed}: {twice.Count} batches handed out more than once, e.g. {string.Join(", ", twice.Take(5))}");
-        Assert.Equal(Batches, received.Count);
-        foreach (var session in enqueued.GroupBy(b => b.SessionId))
-        {
-            var order = seen[session.Key].OrderBy(s => s.Stamp).Select(s => s.Sequence);
-            Assert.True(session.Select(b => b.Sequence).SequenceEqual(order), $"seed {seed}: session {session.Key} claimed out of order");
-        }
-
-        var summary = await first.SummarizeAsync(0, default);
-        Assert.Equal((Batches, 0L, 0L), (summary.Completed, summary.Pending, summary.Claimed));
+        await ConcurrentClaimers.RunAsync([first, second], claimers: 8, sessions: 1_000, batches: 20_000, seed);
     }
 
     [Fact]
@@ -166,7 +108,7 @@ public sealed class PostgresQueuedWorkStoreTests(PostgresServerFixture postgres,
         var received = new ConcurrentDictionary<long, int>();
         var transient = 0;
         var completed = 0;
-        using var deadline = new CancellationTokenSource(Bound);
+        using var deadline = new CancellationTokenSource(Bound * 2);
 
         // Retries what the store calls transient; anything else fails the test.
         async Task<T> Retry<T>(Func<Task<T>> call)
@@ -185,7 +127,10 @@ public sealed class PostgresQueuedWorkStoreTests(PostgresServerFixture postgres,
             }
         }
 
-        var lease = PostgresStores.Lease("worker", TimeSpan.FromSeconds(15));
+        // Longer than the server is down however loaded the machine, so no lease lapses while its
+        // holder waits to settle (that would be the at-least-once window, not a fault). A claim whose
+        // commit made it but whose reply did not stays held until its lease lapses: the bound allows it.
+        var lease = PostgresStores.Lease("worker", TimeSpan.FromSeconds(60));
         var claimers = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
         {
             while (Volatile.Read(ref completed) < Batches)
