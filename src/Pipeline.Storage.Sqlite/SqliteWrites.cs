@@ -62,13 +62,26 @@ internal static class SqliteWrites
 
     public static QueuedWorkClaim? ClaimSession(SqlCommands sql, string sessionId, LeaseRequest lease, int maxBatches, DateTimeOffset now)
     {
-        if (!IsReady(sql, sessionId, now))
+        // Ready and held in one statement, as the cross-session claim does it.
+        var expiresAt = BatchRows.Time((now + lease.TimeToLive).UtcTicks);
+        if (sql.Scalar(
+            "UPDATE sessions SET ready_at = $expires WHERE session_id = $session AND ready_at <= $now RETURNING head_seq",
+            ("$expires", expiresAt.UtcTicks),
+            ("$session", sessionId),
+            ("$now", now.UtcTicks)) is not long head)
         {
             return null;
         }
 
-        var run = ReadyRun(sql, sessionId, maxBatches, now);
-        return run.Count == 0 ? null : Claim(sql, sessionId, run, lease, NextFences(sql, 1), now);
+        var fence = NextFences(sql, 1);
+        var batches = ClaimFromHead(sql, sessionId, head, maxBatches, lease.Owner, fence, expiresAt, now);
+        if (batches.Count == 0)
+        {
+            Reindex(sql, sessionId);
+            return null;
+        }
+
+        return new QueuedWorkClaim { SessionId = sessionId, Owner = lease.Owner, Fence = fence, ExpiresAt = expiresAt, Batches = batches };
     }
 
     public static List<QueuedWorkClaim> ClaimReady(SqlCommands sql, LeaseRequest lease, int maxSessions, int maxBatchesPerSession, DateTimeOffset now)
