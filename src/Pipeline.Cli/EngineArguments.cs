@@ -54,7 +54,7 @@ internal sealed class EngineArguments
                 : "In-process retries of a transient tool failure (a timeout, a 5xx, a dropped connection) before the attempt counts as failed; each runs the tool again.",
             Defaults.ToolRetries,
             0,
-            10);
+            SettingLimits.MaxRetries);
         ShutdownTimeout = PipelineCli.Int(
             "--shutdown-timeout-ms",
             worker

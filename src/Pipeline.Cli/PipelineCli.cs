@@ -11,11 +11,11 @@ namespace Pipeline.Cli;
 /// <summary>The command-line surface: <c>pipeline run &lt;commands.jsonl&gt;</c> and its knobs.</summary>
 public static class PipelineCli
 {
-    /// <summary>The longest timeout an option takes: one day, in milliseconds.</summary>
-    public const int MaxTimeoutMs = 86_400_000;
+    /// <summary>The longest timeout an option takes: one day, in milliseconds (as configuration's, <see cref="SettingLimits"/>).</summary>
+    public const int MaxTimeoutMs = SettingLimits.LongestMilliseconds;
 
-    /// <summary>The most attempts <c>--max-attempts</c> takes.</summary>
-    public const int MaxAttempts = 1000;
+    /// <summary>The most attempts <c>--max-attempts</c> takes (as configuration's).</summary>
+    public const int MaxAttempts = SettingLimits.MaxAttempts;
 
     /// <summary>
     /// The backends <c>pipeline worker</c>, <c>pipeline enqueue</c> and <c>pipeline status</c> offer,
@@ -26,6 +26,7 @@ public static class PipelineCli
     internal static IReadOnlyList<IPipelineModule> Modules { get; } =
     [
         new Pipeline.Storage.Sqlite.Modules.SqliteModule(),
+        new Pipeline.Storage.Postgres.Modules.PostgresModule(),
         new Pipeline.Nats.Modules.NatsModule(),
     ];
 

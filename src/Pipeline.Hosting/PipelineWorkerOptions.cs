@@ -71,7 +71,7 @@ public sealed record PipelineWorkerOptions
     /// <summary>
     /// What is added to <see cref="PipelineOptions.ShutdownTimeout"/> + <see cref="PipelineOptions.SettleTimeout"/>
     /// for the host's own shutdown timeout, so the host never abandons a drain the pipeline would
-    /// finish. Default 5 s.
+    /// finish. From 0 to 1 day. Default 5 s.
     /// </summary>
     public TimeSpan ShutdownMargin { get; init; } = TimeSpan.FromSeconds(5);
 
@@ -110,7 +110,7 @@ public sealed record TelemetryOptions
     /// <summary>The <c>service.name</c> resource attribute. Default <c>pipeline</c>.</summary>
     public string ServiceName { get; init; } = "pipeline";
 
-    /// <summary>How often metrics are exported. Default 10 s.</summary>
+    /// <summary>How often metrics are exported. More than 0, at most 1 day. Default 10 s.</summary>
     public TimeSpan MetricInterval { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Whether anything is exported at all.</summary>

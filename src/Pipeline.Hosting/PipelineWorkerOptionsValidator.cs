@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
+using Pipeline.Engine;
 using Pipeline.Modules;
 
 namespace Pipeline.Hosting;
@@ -48,9 +49,10 @@ public sealed class PipelineWorkerOptionsValidator : IValidateOptions<PipelineWo
             failures.Add(string.Create(CultureInfo.InvariantCulture, $"{Root}:Tools:MaxOutputBytes must be from 1 to {Dispatch.BuiltInToolOptions.HardMaxOutputBytes} (it is {options.Tools.MaxOutputBytes})."));
         }
 
-        if (options.ShutdownMargin < TimeSpan.Zero)
+        // Bounded above too: the host arms its shutdown timeout (the drain, the settles and this) as a timer.
+        if (!SettingLimits.IsDuration(options.ShutdownMargin, positive: false))
         {
-            failures.Add($"{Root}:ShutdownMargin must not be negative.");
+            failures.Add(string.Create(CultureInfo.InvariantCulture, $"{Root}:ShutdownMargin {SettingLimits.DurationRange(positive: false)} (it is {options.ShutdownMargin})."));
         }
 
         // The source, the claimer and the sink: each kind's module, and its own section.
@@ -66,9 +68,9 @@ public sealed class PipelineWorkerOptionsValidator : IValidateOptions<PipelineWo
             failures.Add($"{Root}:Telemetry:OtlpEndpoint must be an absolute URL, e.g. http://127.0.0.1:4317.");
         }
 
-        if (options.Telemetry.MetricInterval <= TimeSpan.Zero)
+        if (!SettingLimits.IsDuration(options.Telemetry.MetricInterval, positive: true))
         {
-            failures.Add($"{Root}:Telemetry:MetricInterval must be positive.");
+            failures.Add(string.Create(CultureInfo.InvariantCulture, $"{Root}:Telemetry:MetricInterval {SettingLimits.DurationRange(positive: true)} (it is {options.Telemetry.MetricInterval})."));
         }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

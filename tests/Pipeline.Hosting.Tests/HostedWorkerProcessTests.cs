@@ -134,4 +134,47 @@ public sealed class HostedWorkerProcessTests : IDisposable
         Assert.True(exit == 128 + HostedWorkerProcess.SigTerm, $"exit {exit}\n{worker.Output}");
         AssertNoStackTrace(worker.Output);
     }
+
+    [Theory]
+    [InlineData("Pipeline:Engine:ShutdownTimeout")]
+    [InlineData("Pipeline:Engine:SettleTimeout")]
+    [InlineData("Pipeline:Engine:ToolTimeout")]
+    [InlineData("Pipeline:ShutdownMargin")]
+    public async Task A_duration_longer_than_a_timer_can_wait_is_named_in_the_error_line_with_exit_code_2_not_a_crash_at_stop(string key)
+    {
+        // 50 days: more than the 2^32-2 ms (about 49.7 days) a .NET timer or CancelAfter accepts.
+        using var worker = HostedWorkerProcess.Start(_directory, [$"--Pipeline:CommandsFile={Path.Combine(Samples, "commands.jsonl")}", $"--{key}=50.00:00:00"]);
+
+        var exit = await worker.WaitForExitAsync(Timeout);
+
+        Assert.True(exit == 2, $"exit {exit}\n{worker.Output}");
+        Assert.Contains(key, worker.Output, StringComparison.Ordinal);
+        AssertNoStackTrace(worker.Output);
+    }
+
+    [Fact]
+    public async Task A_sigterm_that_hands_back_commands_of_the_file_exits_143_since_nothing_will_run_them()
+    {
+        // 40 commands of 2 s, two at a time: a SIGTERM once the first has started hands back at least 30,
+        // which the file source never delivers again; as `pipeline run` does, the exit says the work was not all done.
+        var commands = Path.Combine(_directory, "slow.jsonl");
+        await File.WriteAllLinesAsync(commands, Enumerable.Range(0, 40).Select(i =>
+            $$$"""{"command_id": "slow-{{{i}}}", "execution_id": 1, "step": "s", "tool_kind": "delay", "input": {"ms": 2000}}"""));
+        var events = Path.Combine(_directory, "events.jsonl");
+        using var worker = HostedWorkerProcess.Start(_directory, [$"--Pipeline:CommandsFile={commands}", $"--Pipeline:Events={events}", "--Pipeline:Engine:Dispatch:Parallelism=2"]);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!(File.Exists(events) && (await File.ReadAllTextAsync(events)).Contains("\"command.started\"", StringComparison.Ordinal)))
+        {
+            Assert.True(clock.Elapsed < Timeout, $"no tool started:\n{worker.Output}");
+            await Task.Delay(20);
+        }
+
+        worker.Signal(HostedWorkerProcess.SigTerm);
+        var exit = await worker.WaitForExitAsync(Timeout);
+
+        var completed = File.ReadAllLines(events).Count(l => l.Contains("\"command.completed\"", StringComparison.Ordinal));
+        Assert.True(completed < 40, $"every command completed before the stop; nothing was tested\n{worker.Output}");
+        Assert.True(exit == 128 + HostedWorkerProcess.SigTerm, $"exit {exit} with {completed} of 40 completed\n{worker.Output}");
+        AssertNoStackTrace(worker.Output);
+    }
 }

@@ -103,14 +103,92 @@ public sealed class PipelineWorkerOptionsTests
             "Pipeline:Engine:ToolTimeout 'soon' is not a duration ([d.]hh:mm:ss[.fff], e.g. 00:00:30).",
             "Pipeline:Engine:SinkFailure 'sometimes' is not one of backpressure or drop (any case).",
             "Pipeline:Engine:Dispatch:Parallelism must be from 1 to 4096 (it is 0).",
-            "Pipeline:Engine:MaxAttempts must be at least 1 (it is 0).",
+            "Pipeline:Engine:MaxAttempts must be from 1 to 1000 (it is 0).",
             "Pipeline:Nats:Source:MaxDeliver 'many' is not a whole number from -9223372036854775808 to 9223372036854775807.",
-            "Pipeline:Nats:Source:AckWait must be at least 1 s.",
+            "Pipeline:Nats:Source:AckWait must be from 1 s to 1 day.",
             "Pipeline:Nats:Source:FetchBatch must be from 1 to 10000.",
         ];
         foreach (var error in expected)
         {
             Assert.Contains(error, message, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>
+    /// Fifty days is more than a timer takes (about 49.7): every duration that ends in one, the
+    /// engine's, the worker's and the NATS module's, is refused at start by its key with the range
+    /// the command line's flags have (a day), never accepted to throw when the timer is armed.
+    /// </summary>
+    [Fact]
+    public async Task Every_duration_past_a_day_is_named_at_start_with_its_range()
+    {
+        const string Long = "50.00:00:00";
+        var message = await StartFailure(new()
+        {
+            ["Pipeline:Source"] = "nats",
+            ["Pipeline:Claimer"] = "nats-kv",
+            ["Pipeline:Nats:Connection:Url"] = "nats://127.0.0.1:1",
+            ["Pipeline:Engine:ShutdownTimeout"] = Long,
+            ["Pipeline:Engine:SettleTimeout"] = Long,
+            ["Pipeline:Engine:ToolTimeout"] = Long,
+            ["Pipeline:Engine:ToolRetryDelay"] = Long,
+            ["Pipeline:Engine:ToolRetries"] = "11",
+            ["Pipeline:ShutdownMargin"] = Long,
+            ["Pipeline:Telemetry:MetricInterval"] = Long,
+            ["Pipeline:Nats:Connection:ConnectTimeout"] = Long,
+            ["Pipeline:Nats:Source:AckWait"] = Long,
+            ["Pipeline:Nats:Source:SettleTimeout"] = Long,
+            ["Pipeline:Nats:Source:IdleTimeout"] = Long,
+            ["Pipeline:Nats:Claimer:RecordTimeout"] = Long,
+        });
+
+        string[] expected =
+        [
+            "Pipeline:Engine:ShutdownTimeout must be from 0 to 1 day (it is 50.00:00:00).",
+            "Pipeline:Engine:SettleTimeout must be more than 0 and at most 1 day (it is 50.00:00:00).",
+            "Pipeline:Engine:ToolTimeout must be more than 0 and at most 1 day (it is 50.00:00:00).",
+            "Pipeline:Engine:ToolRetryDelay must be from 0 to 1 day (it is 50.00:00:00).",
+            "Pipeline:Engine:ToolRetries must be from 0 to 10 (it is 11).",
+            "Pipeline:ShutdownMargin must be from 0 to 1 day (it is 50.00:00:00).",
+            "Pipeline:Telemetry:MetricInterval must be more than 0 and at most 1 day (it is 50.00:00:00).",
+            "Pipeline:Nats:Connection:ConnectTimeout must be more than 0 and at most 1 day.",
+            "Pipeline:Nats:Source:AckWait must be from 1 s to 1 day.",
+            "Pipeline:Nats:Source:SettleTimeout must be more than 0 and at most 1 day.",
+            "Pipeline:Nats:Source:IdleTimeout must be more than 0 and at most 1 day (or null: never).",
+            "Pipeline:Nats:Claimer:RecordTimeout must be more than 0 and at most 1 day.",
+        ];
+        foreach (var error in expected)
+        {
+            Assert.Contains(error, message, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>
+    /// A credentials file that is a device (read without end) or holds no credentials is a setting
+    /// error at start naming its key, never a server that seems unreachable once the worker runs.
+    /// </summary>
+    [Fact]
+    public async Task A_creds_file_that_is_a_device_or_not_credentials_is_named_at_start_by_its_key()
+    {
+        var garbage = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllTextAsync(garbage, "not a JWT and an NKey seed\n");
+            var message = await StartFailure(new()
+            {
+                ["Pipeline:Source"] = "nats",
+                ["Pipeline:Nats:Connection:Url"] = "nats://127.0.0.1:1",
+                ["Pipeline:Nats:Connection:CredsFile"] = "/dev/zero",
+                ["Pipeline:Nats:Connection:NKeyFile"] = garbage,
+            });
+
+            Assert.Contains("Pipeline:Nats:Connection:CredsFile '/dev/zero' is not a regular file (a device, a FIFO or a socket).", message, StringComparison.Ordinal);
+            Assert.Contains($"Pipeline:Nats:Connection:NKeyFile '{garbage}' is not an NKey seed file", message, StringComparison.Ordinal);
+            Assert.DoesNotContain("unreachable", message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(garbage);
         }
     }
 
@@ -146,7 +224,7 @@ public sealed class PipelineWorkerOptionsTests
         Assert.Equal(
             [
                 "Orders:Engine:ToolTimeout 'soon' is not a duration ([d.]hh:mm:ss[.fff], e.g. 00:00:30).",
-                "Orders:Engine:MaxAttempts must be at least 1 (it is 0).",
+                "Orders:Engine:MaxAttempts must be from 1 to 1000 (it is 0).",
                 "Orders:Nats:Source:FetchBatch must be from 1 to 10000.",
             ],
             state.ConfigurationErrors);

@@ -54,7 +54,7 @@ public sealed class PipelineWorkerTests : IDisposable
         Assert.Equal(PipelineWorkerOutcome.ConfigurationError, state.Outcome);
         Assert.Equal(
             [
-                "Pipeline:Engine:MaxAttempts must be at least 1 (it is 0).",
+                "Pipeline:Engine:MaxAttempts must be from 1 to 1000 (it is 0).",
                 $"Pipeline:CommandsFile '{Path.Combine(_directory, "absent.jsonl")}' does not exist.",
                 $"Pipeline:Events '{events}' cannot be written: the folder {Path.GetDirectoryName(events)} does not exist.",
             ],

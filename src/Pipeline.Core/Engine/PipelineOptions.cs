@@ -79,8 +79,8 @@ public sealed record Backoff
     /// <summary>The largest delay. Default 60 s.</summary>
     public TimeSpan Max { get; init; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>The longest delay a backoff may have.</summary>
-    public static readonly TimeSpan Longest = TimeSpan.FromDays(1);
+    /// <summary>The longest delay a backoff may have (<see cref="SettingLimits.Longest"/>: one day).</summary>
+    public static readonly TimeSpan Longest = SettingLimits.Longest;
 
     internal void AddErrors(List<SettingError> errors, string name)
     {
@@ -144,7 +144,7 @@ public sealed record PipelineOptions
     /// <summary>
     /// With <see cref="AckMode.AckAfterDispatch"/>: attempts (counting the first) before a failing
     /// command is given up on (terminated where the source can, else acked) with a
-    /// <c>command.failed</c> event. Default 5.
+    /// <c>command.failed</c> event. From 1 to 1000. Default 5.
     /// </summary>
     public int MaxAttempts { get; init; } = 5;
 
@@ -154,18 +154,18 @@ public sealed record PipelineOptions
     /// <summary>What to do with a <c>Failed</c> claim. Default <see cref="FailedClaimAction.Terminate"/>.</summary>
     public FailedClaimAction FailedClaimAction { get; init; } = FailedClaimAction.Terminate;
 
-    /// <summary>Longest one tool attempt may take; each in-process retry gets its own. Default 30 s.</summary>
+    /// <summary>Longest one tool attempt may take; each in-process retry gets its own. More than 0, at most 1 day. Default 30 s.</summary>
     public TimeSpan ToolTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>In-process retries of a transient tool failure. Default 2.</summary>
+    /// <summary>In-process retries of a transient tool failure. From 0 to 10. Default 2.</summary>
     public int ToolRetries { get; init; } = 2;
 
-    /// <summary>The first delay between tool retries (exponential, jittered). Default 200 ms.</summary>
+    /// <summary>The first delay between tool retries (exponential, jittered, each at most 1 day). From 0 to 1 day. Default 200 ms.</summary>
     public TimeSpan ToolRetryDelay { get; init; } = TimeSpan.FromMilliseconds(200);
 
     /// <summary>
     /// After a stop is requested, how long in-flight work may finish. At this hard deadline the
-    /// tools, claimer and sink are cancelled and every delivery still open is nacked. Default 30 s.
+    /// tools, claimer and sink are cancelled and every delivery still open is nacked. From 0 to 1 day. Default 30 s.
     /// </summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
@@ -173,14 +173,14 @@ public sealed record PipelineOptions
     /// Each settle's own time budget: a settle call that has not returned by then counts as a
     /// settle error, and after the hard deadline <c>RunAsync</c> waits at most this long for the
     /// last settles, so it returns within <see cref="ShutdownTimeout"/> + this even when a callee
-    /// ignores its token. Settles are never given an already-cancelled token. Default 5 s.
+    /// ignores its token. Settles are never given an already-cancelled token. More than 0, at most 1 day. Default 5 s.
     /// </summary>
     public TimeSpan SettleTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Backoff after a failing <c>NextAsync</c>: 250 ms doubling to 10 s, forever, until stopped.</summary>
     public Backoff PullErrorBackoff { get; init; } = new() { Base = TimeSpan.FromMilliseconds(250), Max = TimeSpan.FromSeconds(10) };
 
-    /// <summary>With <see cref="SinkFailureAction.Drop"/>: retries of an event batch before it is dropped and counted. Default 3 (the NoETL worker's).</summary>
+    /// <summary>With <see cref="SinkFailureAction.Drop"/>: retries of an event batch before it is dropped and counted. From 0 to 10. Default 3 (the NoETL worker's).</summary>
     public int EmitRetries { get; init; } = 3;
 
     /// <summary>Backoff between event-batch retries: 500 ms doubling to 10 s (the NoETL worker's).</summary>
@@ -252,40 +252,15 @@ public sealed record PipelineOptions
         NackBackoff.AddErrors(errors, nameof(NackBackoff));
         PullErrorBackoff.AddErrors(errors, nameof(PullErrorBackoff));
         EmitRetryBackoff.AddErrors(errors, nameof(EmitRetryBackoff));
-        if (ToolRetryDelay < TimeSpan.Zero || ToolRetryDelay > Backoff.Longest)
-        {
-            errors.Add(new(nameof(ToolRetryDelay), FormattableString.Invariant($"must be from 0 to 1 day (it is {ToolRetryDelay}).")));
-        }
-
-        if (MaxAttempts < 1)
-        {
-            errors.Add(new(nameof(MaxAttempts), FormattableString.Invariant($"must be at least 1 (it is {MaxAttempts}).")));
-        }
-
-        if (ToolTimeout <= TimeSpan.Zero)
-        {
-            errors.Add(new(nameof(ToolTimeout), FormattableString.Invariant($"must be positive (it is {ToolTimeout}).")));
-        }
-
-        if (ToolRetries < 0)
-        {
-            errors.Add(new(nameof(ToolRetries), FormattableString.Invariant($"must not be negative (it is {ToolRetries}).")));
-        }
-
-        if (EmitRetries < 0)
-        {
-            errors.Add(new(nameof(EmitRetries), FormattableString.Invariant($"must not be negative (it is {EmitRetries}).")));
-        }
-
-        if (ShutdownTimeout < TimeSpan.Zero)
-        {
-            errors.Add(new(nameof(ShutdownTimeout), FormattableString.Invariant($"must not be negative (it is {ShutdownTimeout}).")));
-        }
-
-        if (SettleTimeout <= TimeSpan.Zero)
-        {
-            errors.Add(new(nameof(SettleTimeout), FormattableString.Invariant($"must be positive (it is {SettleTimeout}).")));
-        }
+        // Durations are bounded above as well: each is armed as a timer, which refuses more than
+        // about 49.7 days, and would throw then (at a stop, for the shutdown timeout), not here.
+        AddDurationError(errors, nameof(ToolRetryDelay), ToolRetryDelay, positive: false);
+        AddDurationError(errors, nameof(ToolTimeout), ToolTimeout, positive: true);
+        AddDurationError(errors, nameof(ShutdownTimeout), ShutdownTimeout, positive: false);
+        AddDurationError(errors, nameof(SettleTimeout), SettleTimeout, positive: true);
+        AddCountError(errors, nameof(MaxAttempts), MaxAttempts, 1, SettingLimits.MaxAttempts);
+        AddCountError(errors, nameof(ToolRetries), ToolRetries, 0, SettingLimits.MaxRetries);
+        AddCountError(errors, nameof(EmitRetries), EmitRetries, 0, SettingLimits.MaxRetries);
 
         if (RecentCommandIds < 0)
         {
@@ -298,5 +273,21 @@ public sealed record PipelineOptions
         }
 
         return errors;
+    }
+
+    private static void AddDurationError(List<SettingError> errors, string key, TimeSpan value, bool positive)
+    {
+        if (!SettingLimits.IsDuration(value, positive))
+        {
+            errors.Add(new(key, FormattableString.Invariant($"{SettingLimits.DurationRange(positive)} (it is {value}).")));
+        }
+    }
+
+    private static void AddCountError(List<SettingError> errors, string key, int value, int min, int max)
+    {
+        if (value < min || value > max)
+        {
+            errors.Add(new(key, FormattableString.Invariant($"must be from {min} to {max} (it is {value}).")));
+        }
     }
 }

@@ -1,3 +1,5 @@
+using Pipeline.Engine;
+
 namespace Pipeline.Nats.Claiming;
 
 /// <summary>Where the KV claimer keeps its claims and heartbeats. Immutable; <see cref="Validate"/> names the first bad setting.</summary>
@@ -19,13 +21,13 @@ public sealed record NatsKvClaimerOptions
     /// <summary>Who claims: stored in the claim record and the heartbeat for diagnostics. Default host name and process id.</summary>
     public string WorkerId { get; init; } = $"{Environment.MachineName}-{Environment.ProcessId}";
 
-    /// <summary>How often a claimer refreshes its heartbeat key, the proof that its claims are alive. Default 5 s.</summary>
+    /// <summary>How often a claimer refreshes its heartbeat key, the proof that its claims are alive. From 100 ms to 1 day. Default 5 s.</summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// How long after its last heartbeat a worker counts as gone, so another may take over what it
     /// claimed: the MaxAge of the heartbeat bucket (<see cref="WorkersBucket"/>), which every worker
-    /// of a pool should share. At least twice <see cref="HeartbeatInterval"/>. Default 15 s: within
+    /// of a pool should share. At least twice <see cref="HeartbeatInterval"/>, at most 1 day. Default 15 s: within
     /// the consumer's default 30 s ack wait, so a dead worker's messages, redelivered after the ack
     /// wait, find it already gone.
     /// </summary>
@@ -34,7 +36,7 @@ public sealed record NatsKvClaimerOptions
     /// <summary>
     /// Longest a release or an outcome (completed, failed) keeps retrying its write, e.g. across a
     /// server restart. Past it the record stays "claimed", and a redelivery after this worker is
-    /// gone runs the command again. Default 10 s.
+    /// gone runs the command again. More than 0, at most 1 day. Default 10 s.
     /// </summary>
     public TimeSpan RecordTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -69,20 +71,21 @@ public sealed record NatsKvClaimerOptions
             errors.Add(new ArgumentException("WorkerId must not be empty.", nameof(WorkerId)));
         }
 
-        if (HeartbeatInterval < TimeSpan.FromMilliseconds(100))
+        // The intervals and timeouts are armed as timers, which refuse more than about 49.7 days.
+        if (HeartbeatInterval < TimeSpan.FromMilliseconds(100) || HeartbeatInterval > SettingLimits.Longest)
         {
-            errors.Add(new ArgumentOutOfRangeException(nameof(HeartbeatInterval), HeartbeatInterval, "HeartbeatInterval must be at least 100 ms."));
+            errors.Add(new ArgumentOutOfRangeException(nameof(HeartbeatInterval), HeartbeatInterval, "HeartbeatInterval must be from 100 ms to 1 day."));
         }
 
         // One late or lost heartbeat must not make a live worker look gone.
-        if (WorkerTimeout < 2 * HeartbeatInterval || WorkerTimeout < TimeSpan.FromSeconds(1))
+        if (WorkerTimeout < 2 * HeartbeatInterval || WorkerTimeout < TimeSpan.FromSeconds(1) || WorkerTimeout > SettingLimits.Longest)
         {
-            errors.Add(new ArgumentOutOfRangeException(nameof(WorkerTimeout), WorkerTimeout, $"WorkerTimeout must be at least 1 s and at least twice HeartbeatInterval ({HeartbeatInterval})."));
+            errors.Add(new ArgumentOutOfRangeException(nameof(WorkerTimeout), WorkerTimeout, $"WorkerTimeout must be at least 1 s and at least twice HeartbeatInterval ({HeartbeatInterval}), and at most 1 day."));
         }
 
-        if (RecordTimeout <= TimeSpan.Zero)
+        if (!SettingLimits.IsDuration(RecordTimeout, positive: true))
         {
-            errors.Add(new ArgumentOutOfRangeException(nameof(RecordTimeout), RecordTimeout, "RecordTimeout must be positive."));
+            errors.Add(new ArgumentOutOfRangeException(nameof(RecordTimeout), RecordTimeout, $"RecordTimeout {SettingLimits.DurationRange(positive: true)}."));
         }
 
         return errors;

@@ -1,4 +1,5 @@
 using NATS.Client.Core;
+using Pipeline.Engine;
 
 namespace Pipeline.Nats.Connection;
 
@@ -28,10 +29,10 @@ public sealed record NatsConnectionOptions
     /// <summary>Token authentication. Default none. Never logged.</summary>
     public string? Token { get; init; }
 
-    /// <summary>A <c>.creds</c> file (JWT and NKey seed). Default none.</summary>
+    /// <summary>A <c>.creds</c> file (user JWT and NKey seed; a regular file of at most 1 MiB, read once). Default none.</summary>
     public string? CredsFile { get; init; }
 
-    /// <summary>An NKey seed file. Default none.</summary>
+    /// <summary>An NKey seed file (a line starting <c>SU</c>; at most 1 MiB, read once). Default none.</summary>
     public string? NKeyFile { get; init; }
 
     /// <summary>Require TLS. Default false: TLS when the server offers it (<c>tls://</c> URLs always).</summary>
@@ -46,7 +47,7 @@ public sealed record NatsConnectionOptions
     /// <summary>The PEM key of <see cref="TlsCertFile"/>. Default none.</summary>
     public string? TlsKeyFile { get; init; }
 
-    /// <summary>How long one connect attempt may take. Default 5 s.</summary>
+    /// <summary>How long one connect attempt may take. More than 0, at most 1 day. Default 5 s.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>The URL with any user info replaced by <c>***</c>: safe to print.</summary>
@@ -89,16 +90,26 @@ public sealed record NatsConnectionOptions
             errors.Add(new ArgumentException("TlsCertFile and TlsKeyFile go together (mutual TLS needs both).", TlsCertFile is null ? nameof(TlsCertFile) : nameof(TlsKeyFile)));
         }
 
-        if (ConnectTimeout <= TimeSpan.Zero)
+        // Bounded above too: NATS.Net arms it as a timer on every connect attempt.
+        if (!SettingLimits.IsDuration(ConnectTimeout, positive: true))
         {
-            errors.Add(new ArgumentOutOfRangeException(nameof(ConnectTimeout), ConnectTimeout, "ConnectTimeout must be positive."));
+            errors.Add(new ArgumentOutOfRangeException(nameof(ConnectTimeout), ConnectTimeout, $"ConnectTimeout {SettingLimits.DurationRange(positive: true)}."));
         }
 
-        foreach (var (file, name) in new[] { (CredsFile, nameof(CredsFile)), (NKeyFile, nameof(NKeyFile)), (TlsCaFile, nameof(TlsCaFile)), (TlsCertFile, nameof(TlsCertFile)), (TlsKeyFile, nameof(TlsKeyFile)) })
+        // Each file is read (once, bounded) and checked for what it must hold: a garbage or endless
+        // file is a setting error now, never a server that seems unreachable later.
+        foreach (var (file, name, problemOf) in new (string?, string, Func<string, string?>)[]
         {
-            if (file is not null && !File.Exists(file))
+            (CredsFile, nameof(CredsFile), static f => NatsCredentialFiles.ReadCreds(f, out var p) is null ? p : null),
+            (NKeyFile, nameof(NKeyFile), static f => NatsCredentialFiles.ReadNKey(f, out var p) is null ? p : null),
+            (TlsCaFile, nameof(TlsCaFile), NatsCredentialFiles.PemProblem),
+            (TlsCertFile, nameof(TlsCertFile), NatsCredentialFiles.PemProblem),
+            (TlsKeyFile, nameof(TlsKeyFile), NatsCredentialFiles.PemProblem),
+        })
+        {
+            if (file is not null && problemOf(file) is { } problem)
             {
-                errors.Add(new ArgumentException($"{name} '{file}' does not exist.", name));
+                errors.Add(new ArgumentException($"{name} '{file}' {problem}.", name));
             }
         }
 
@@ -107,31 +118,42 @@ public sealed record NatsConnectionOptions
 
     /// <summary>
     /// The NATS.Net options: reconnects forever (a restarted server is waited for, never a crash)
-    /// and retries the first connect too.
+    /// and retries the first connect too. The credentials and NKey files are read here, once and
+    /// bounded, and their content handed over (NATS.Net would read the path itself, unbounded).
     /// </summary>
-    public NatsOpts ToNatsOpts() => NatsOpts.Default with
+    /// <exception cref="ArgumentException">A credentials or NKey file no longer holds what <see cref="FindErrors"/> found in it.</exception>
+    public NatsOpts ToNatsOpts()
     {
-        Url = Url,
-        Name = Name,
-        ConnectTimeout = ConnectTimeout,
-        RetryOnInitialConnect = true,
-        MaxReconnectRetry = -1,
-        AuthOpts = NatsAuthOpts.Default with
+        var auth = NatsAuthOpts.Default with { Username = User, Password = Password, Token = Token };
+        if (CredsFile is not null)
         {
-            Username = User,
-            Password = Password,
-            Token = Token,
-            CredsFile = CredsFile,
-            NKeyFile = NKeyFile,
-        },
-        TlsOpts = NatsTlsOpts.Default with
+            var (jwt, seed) = NatsCredentialFiles.ReadCreds(CredsFile, out var problem) ?? throw new ArgumentException($"{nameof(CredsFile)} '{CredsFile}' {problem}.", nameof(CredsFile));
+            auth = auth with { Jwt = jwt, Seed = seed };
+        }
+
+        if (NKeyFile is not null)
         {
-            Mode = RequireTls ? TlsMode.Require : TlsMode.Auto,
-            CaFile = TlsCaFile,
-            CertFile = TlsCertFile,
-            KeyFile = TlsKeyFile,
-        },
-    };
+            var (seed, publicKey) = NatsCredentialFiles.ReadNKey(NKeyFile, out var problem) ?? throw new ArgumentException($"{nameof(NKeyFile)} '{NKeyFile}' {problem}.", nameof(NKeyFile));
+            auth = auth with { Seed = seed, NKey = publicKey };
+        }
+
+        return NatsOpts.Default with
+        {
+            Url = Url,
+            Name = Name,
+            ConnectTimeout = ConnectTimeout,
+            RetryOnInitialConnect = true,
+            MaxReconnectRetry = -1,
+            AuthOpts = auth,
+            TlsOpts = NatsTlsOpts.Default with
+            {
+                Mode = RequireTls ? TlsMode.Require : TlsMode.Auto,
+                CaFile = TlsCaFile,
+                CertFile = TlsCertFile,
+                KeyFile = TlsKeyFile,
+            },
+        };
+    }
 
     /// <summary>The URL, credentials left out.</summary>
     public override string ToString() => DisplayUrl;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Pipeline.Engine;
 using Pipeline.Modules;
 using Pipeline.Nats.Connection;
 using Pipeline.Nats.Sources;
@@ -28,9 +29,9 @@ public static class NatsCommandLine
     public const string TokenVariable = "PIPELINE_NATS_TOKEN";
 
     /// <summary>The longest <c>--exit-when-idle</c> and <c>--exit-when-drained</c>: one day, in seconds.</summary>
-    public const int MaxIdleSeconds = 86_400;
+    public const int MaxIdleSeconds = SettingLimits.LongestMilliseconds / 1000;
 
-    private const int MaxTimeoutMs = 86_400_000;
+    private const int MaxTimeoutMs = SettingLimits.LongestMilliseconds;
     private const string Connection = "Pipeline:Nats:Connection";
     private const string Source = "Pipeline:Nats:Source";
 
@@ -105,19 +106,24 @@ public static class NatsCommandLine
             {
                 nameof(NatsConnectionOptions.Url) => $"--nats '{options.DisplayUrl}' is not a NATS server URL (nats://host:port, tls://host:port, ws:// or wss://).",
                 nameof(NatsConnectionOptions.Password) => $"--nats-password (or {PasswordVariable}) needs --nats-user.",
-                // Validate names the missing half of the pair; a given file that does not exist says so.
+                // Validate names the missing half of the pair; a given file that cannot be used says why
+                // (its message is the file's name and the problem, never its content).
                 nameof(NatsConnectionOptions.TlsCertFile) when options.TlsCertFile is null => "--tls-key needs --tls-cert (mutual TLS needs both).",
                 nameof(NatsConnectionOptions.TlsKeyFile) when options.TlsKeyFile is null => "--tls-cert needs --tls-key (mutual TLS needs both).",
-                nameof(NatsConnectionOptions.TlsCertFile) => $"--tls-cert '{options.TlsCertFile}' does not exist.",
-                nameof(NatsConnectionOptions.TlsKeyFile) => $"--tls-key '{options.TlsKeyFile}' does not exist.",
-                nameof(NatsConnectionOptions.CredsFile) => $"--nats-creds '{options.CredsFile}' does not exist.",
-                nameof(NatsConnectionOptions.NKeyFile) => $"--nats-nkey '{options.NKeyFile}' does not exist.",
-                nameof(NatsConnectionOptions.TlsCaFile) => $"--tls-ca '{options.TlsCaFile}' does not exist.",
+                nameof(NatsConnectionOptions.TlsCertFile) => AsFlag(ex, "--tls-cert"),
+                nameof(NatsConnectionOptions.TlsKeyFile) => AsFlag(ex, "--tls-key"),
+                nameof(NatsConnectionOptions.CredsFile) => AsFlag(ex, "--nats-creds"),
+                nameof(NatsConnectionOptions.NKeyFile) => AsFlag(ex, "--nats-nkey"),
+                nameof(NatsConnectionOptions.TlsCaFile) => AsFlag(ex, "--tls-ca"),
                 // Never the exception's own message: a future check might quote a secret.
                 _ => $"the NATS connection settings are not valid ({ex.ParamName}).",
             };
         }
     }
+
+    // "CredsFile '/x' is empty." as "--nats-creds '/x' is empty.": the exception's first line, its property named as the flag.
+    private static string AsFlag(ArgumentException ex, string flag) =>
+        flag + ex.Message.Split('\n')[0].Replace($" (Parameter '{ex.ParamName}')", string.Empty, StringComparison.Ordinal)[ex.ParamName!.Length..];
 
     private static ModuleCommandLine BuildWorker()
     {

@@ -42,7 +42,7 @@ public sealed record NatsSourceOptions
     /// <summary>Most messages delivered and not yet acked, across every worker on the consumer. Default 4096.</summary>
     public int MaxAckPending { get; init; } = 4096;
 
-    /// <summary>How long the server waits for an ack before redelivering. Default 30 s.</summary>
+    /// <summary>How long the server waits for an ack before redelivering. From 1 s to 1 day. Default 30 s.</summary>
     public TimeSpan AckWait { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
@@ -66,7 +66,7 @@ public sealed record NatsSourceOptions
     /// <summary>How often a held message is renewed (<c>+WPI</c>); at most a third of <see cref="AckWait"/>. Null: a third of <see cref="AckWait"/>.</summary>
     public TimeSpan? KeepAliveInterval { get; init; }
 
-    /// <summary>Longest one ack, nak, terminate or renewal may wait (e.g. while disconnected). Default 5 s.</summary>
+    /// <summary>Longest one ack, nak, terminate or renewal may wait (e.g. while disconnected). More than 0, at most 1 day. Default 5 s.</summary>
     public TimeSpan SettleTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Ack as a request the server confirms (slower, surer). Default false: fire-and-forget, as the notes measured.</summary>
@@ -74,7 +74,7 @@ public sealed record NatsSourceOptions
 
     /// <summary>
     /// When set, <c>NextAsync</c> returns null (the source is exhausted) once no message has arrived
-    /// for this long: for batch jobs and tests. Default null: a worker runs until stopped.
+    /// for this long (at most 1 day): for batch jobs and tests. Default null: a worker runs until stopped.
     /// </summary>
     public TimeSpan? IdleTimeout { get; init; }
 
@@ -125,9 +125,11 @@ public sealed record NatsSourceOptions
             errors.Add(new ArgumentOutOfRangeException(nameof(MaxAckPending), MaxAckPending, "MaxAckPending must be at least 1."));
         }
 
-        if (AckWait < TimeSpan.FromSeconds(1))
+        // Every duration is bounded above as well: each is armed as a timer (which refuses more than
+        // about 49.7 days) while the worker runs, not when it starts. A day is --ack-wait-ms's bound.
+        if (AckWait < TimeSpan.FromSeconds(1) || AckWait > SettingLimits.Longest)
         {
-            errors.Add(new ArgumentOutOfRangeException(nameof(AckWait), AckWait, "AckWait must be at least 1 s."));
+            errors.Add(new ArgumentOutOfRangeException(nameof(AckWait), AckWait, "AckWait must be from 1 s to 1 day."));
         }
 
         if (MaxDeliver is 0 or < -1)
@@ -159,24 +161,24 @@ public sealed record NatsSourceOptions
             errors.Add(new ArgumentOutOfRangeException(nameof(KeepAliveInterval), keepAlive, $"KeepAliveInterval must be positive and at most a third of AckWait ({AckWait}), so a renewal always lands before the server gives up."));
         }
 
-        if (SettleTimeout <= TimeSpan.Zero)
+        if (!SettingLimits.IsDuration(SettleTimeout, positive: true))
         {
-            errors.Add(new ArgumentOutOfRangeException(nameof(SettleTimeout), SettleTimeout, "SettleTimeout must be positive."));
+            errors.Add(new ArgumentOutOfRangeException(nameof(SettleTimeout), SettleTimeout, $"SettleTimeout {SettingLimits.DurationRange(positive: true)}."));
         }
 
-        if (IdleTimeout is { } idle && idle <= TimeSpan.Zero)
+        if (IdleTimeout is { } idle && !SettingLimits.IsDuration(idle, positive: true))
         {
-            errors.Add(new ArgumentOutOfRangeException(nameof(IdleTimeout), idle, "IdleTimeout must be positive (or null: never)."));
+            errors.Add(new ArgumentOutOfRangeException(nameof(IdleTimeout), idle, $"IdleTimeout {SettingLimits.DurationRange(positive: true)} (or null: never)."));
         }
 
-        if (DrainTimeout is { } drain && (IdleTimeout is not { } idleFirst || drain < idleFirst))
+        if (DrainTimeout is { } drain && (IdleTimeout is not { } idleFirst || drain < idleFirst || drain > SettingLimits.Longest))
         {
-            errors.Add(new ArgumentOutOfRangeException(nameof(DrainTimeout), drain, "DrainTimeout needs IdleTimeout, and must be at least as long (or null: end at the first idle timeout)."));
+            errors.Add(new ArgumentOutOfRangeException(nameof(DrainTimeout), drain, "DrainTimeout needs IdleTimeout, and must be at least as long and at most 1 day (or null: end at the first idle timeout)."));
         }
 
-        if (ReconnectBackoff is null || ReconnectBackoff.Base <= TimeSpan.Zero || ReconnectBackoff.Max < ReconnectBackoff.Base)
+        if (ReconnectBackoff is null || ReconnectBackoff.Base <= TimeSpan.Zero || ReconnectBackoff.Max < ReconnectBackoff.Base || ReconnectBackoff.Max > SettingLimits.Longest)
         {
-            errors.Add(new ArgumentException("ReconnectBackoff must have 0 < Base <= Max.", nameof(ReconnectBackoff)));
+            errors.Add(new ArgumentException("ReconnectBackoff must have 0 < Base <= Max <= 1 day.", nameof(ReconnectBackoff)));
         }
 
         return errors;

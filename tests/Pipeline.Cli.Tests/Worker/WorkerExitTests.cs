@@ -214,4 +214,33 @@ public sealed class WorkerExitTests(NatsServerFixture nats) : IClassFixture<Nats
 
         Assert.True(exited, $"still running after 45 s with --exit-when-idle 1\n{Describe(worker)}");
     }
+
+    [Fact]
+    public async Task A_creds_file_that_is_not_a_creds_file_is_a_usage_error_naming_the_flag_not_an_unreachable_server()
+    {
+        var creds = Path.Combine(_directory, "user.creds");
+        await File.WriteAllTextAsync(creds, "this is not a JWT and an NKey seed\n");
+        using var worker = PipelineProcess.Start(["worker", "--nats", nats.Url, "--nats-creds", creds, "--exit-when-idle", "2"]);
+
+        var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        // The server is up: what is wrong is the file, and the user is told so, as for a missing one.
+        Assert.True(exit == 2, $"exit {exit}\n{Describe(worker)}");
+        Assert.Contains("--nats-creds", worker.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("unreachable", worker.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("not reached", worker.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_creds_path_to_an_endless_device_is_refused_at_start_without_reading_it_into_memory()
+    {
+        using var worker = PipelineProcess.Start(["worker", "--nats", nats.Url, "--nats-creds", "/dev/zero", "--exit-when-idle", "2"]);
+
+        // Not long: a worker that reads it grows by about 200 MB a second until it is killed here.
+        var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.True(exit == 2, $"exit {exit}\n{Describe(worker)}");
+        Assert.Contains("--nats-creds", worker.Stderr, StringComparison.Ordinal);
+        Assert.True(worker.PeakRssBytes < 512L * 1024 * 1024, $"peak RSS {worker.PeakRssBytes / (1024 * 1024)} MiB\n{Describe(worker)}");
+    }
 }

@@ -2,7 +2,7 @@ using Pipeline.Nats.Connection;
 
 namespace Pipeline.Nats.Tests.Connection;
 
-/// <summary>NatsConnectionOptions: a password in a server URL is never shown, however it is written.</summary>
+/// <summary>NatsConnectionOptions: a password in a server URL is never shown, however it is written; the connect timeout is bounded.</summary>
 public sealed class NatsConnectionOptionsTests
 {
     /// <summary>An unescaped '@' in a password: the user info ends at the last '@' before the host, not the first.</summary>
@@ -25,5 +25,16 @@ public sealed class NatsConnectionOptionsTests
         var ex = Assert.ThrowsAny<ArgumentException>(options.Validate);
         Assert.DoesNotContain("s3cr", ex.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("t!", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_connect_timeout_is_more_than_0_and_at_most_a_day()
+    {
+        Assert.Empty(new NatsConnectionOptions { ConnectTimeout = TimeSpan.FromDays(1) }.FindErrors());
+        foreach (var refused in new[] { TimeSpan.Zero, TimeSpan.FromDays(1) + TimeSpan.FromMilliseconds(1), TimeSpan.FromDays(50) })
+        {
+            var error = Assert.Single(new NatsConnectionOptions { ConnectTimeout = refused }.FindErrors());
+            Assert.Equal(nameof(NatsConnectionOptions.ConnectTimeout), error.ParamName);
+        }
     }
 }

@@ -41,6 +41,11 @@ public sealed class NatsCommandLineTests
     [InlineData(new[] { "--nats", "nats://h:1", "--nats-creds", "/no/such.creds" }, "--nats-creds '/no/such.creds' does not exist")]
     [InlineData(new[] { "--nats", "nats://h:1", "--nats-nkey", "/no/such.nk" }, "--nats-nkey '/no/such.nk' does not exist")]
     [InlineData(new[] { "--nats", "nats://h:1", "--tls-ca", "/no/ca.pem" }, "--tls-ca '/no/ca.pem' does not exist")]
+    [InlineData(new[] { "--nats", "nats://h:1", "--nats-creds", "/dev/zero" }, "--nats-creds '/dev/zero' is not a regular file (a device, a FIFO or a socket).")]
+    [InlineData(new[] { "--nats", "nats://h:1", "--nats-creds", "/" }, "--nats-creds '/' is a directory, not a file.")]
+    [InlineData(new[] { "--nats", "nats://h:1", "--nats-nkey", "/etc/hostname" }, "--nats-nkey '/etc/hostname' is not an NKey seed file")]
+    [InlineData(new[] { "--nats", "nats://h:1", "--tls-ca", "/etc/hostname" }, "--tls-ca '/etc/hostname' is not a PEM file")]
+    [InlineData(new[] { "--nats", "nats://h:1", "--tls-cert", "/dev/zero", "--tls-key", "/dev/zero" }, "--tls-cert '/dev/zero' is not a regular file")]
     public void A_connection_that_cannot_work_is_one_error_naming_its_flag_and_no_secret(string[] args, string expected)
     {
         var error = Assert.Single(NatsCommandLine.Worker.Check!(Values(args)));

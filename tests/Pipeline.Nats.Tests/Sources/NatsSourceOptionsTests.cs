@@ -30,7 +30,29 @@ public sealed class NatsSourceOptionsTests
         { new NatsSourceOptions { IdleTimeout = TimeSpan.Zero }, "IdleTimeout" },
         { new NatsSourceOptions { DrainTimeout = TimeSpan.FromSeconds(30) }, "DrainTimeout" }, // without an idle timeout
         { new NatsSourceOptions { IdleTimeout = TimeSpan.FromSeconds(5), DrainTimeout = TimeSpan.FromSeconds(4) }, "DrainTimeout" },
+        // Past a day (a timer refuses more than about 49.7 days; a day is the flags' bound).
+        { new NatsSourceOptions { AckWait = TimeSpan.FromDays(1) + TimeSpan.FromMilliseconds(3) }, "AckWait" },
+        { new NatsSourceOptions { SettleTimeout = TimeSpan.FromDays(50) }, "SettleTimeout" },
+        { new NatsSourceOptions { IdleTimeout = TimeSpan.FromDays(50) }, "IdleTimeout" },
+        { new NatsSourceOptions { IdleTimeout = TimeSpan.FromDays(1), DrainTimeout = TimeSpan.FromDays(50) }, "DrainTimeout" },
+        { new NatsSourceOptions { ReconnectBackoff = new Backoff { Base = TimeSpan.FromSeconds(1), Max = TimeSpan.FromDays(50) } }, "ReconnectBackoff" },
     };
+
+    [Fact]
+    public void Every_duration_of_one_day_is_accepted()
+    {
+        var day = TimeSpan.FromDays(1);
+        var options = new NatsSourceOptions
+        {
+            AckWait = day,
+            SettleTimeout = day,
+            IdleTimeout = day,
+            DrainTimeout = day,
+            ReconnectBackoff = new Backoff { Base = day, Max = day },
+        };
+
+        Assert.Empty(options.FindErrors());
+    }
 
     [Theory]
     [MemberData(nameof(Invalid))]

@@ -283,6 +283,8 @@ internal sealed class DispatchStage<THandle>
                 MaxRetryAttempts = Math.Max(1, runtime.Options.ToolRetries),
                 BackoffType = DelayBackoffType.Exponential,
                 Delay = runtime.Options.ToolRetryDelay,
+                // Doubling from up to a day over up to 10 retries would pass the longest delay a timer takes.
+                MaxDelay = SettingLimits.Longest,
                 UseJitter = true,
                 ShouldHandle = static args => new ValueTask<bool>(
                     args.Outcome.Exception is null && args.Outcome.Result is { Permanent: false, Result: { IsSuccess: false, IsTransient: true } }),
