@@ -116,7 +116,8 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
                 Parameter(keys, NpgsqlDbType.Array | NpgsqlDbType.Text),
                 Parameter(availableAt, NpgsqlDbType.Array | NpgsqlDbType.TimestampTz)));
             batch.BatchCommands.Add(Command(_sql.SetHeadsAfterEnqueue, Parameter(touched)));
-            await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using var cleanup = new ReaderCleanup(reader);
             await SkipToRowsAsync(reader, 0, cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
@@ -140,6 +141,7 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
                 results[index] = new EnqueueResult(batchResult, created);
             }
 
+            await reader.DisposeAsync().ConfigureAwait(false); // the commit
             return true;
         }).ConfigureAwait(false);
 
@@ -167,7 +169,8 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
         {
             await using var claim = _dataSource.CreateCommand(_sql.ClaimReady);
             AddClaimParameters(claim.Parameters, Parameter(maxSessions), lease, maxBatchesPerSession, ids: null);
-            await using var reader = await claim.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            var reader = await claim.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using var cleanup = new ReaderCleanup(reader);
             var claims = await ReadClaimsAsync(reader, lease.Owner, cancellationToken).ConfigureAwait(false);
             await reader.DisposeAsync().ConfigureAwait(false); // the commit: a claim is returned only once durable
             return claims;
@@ -208,7 +211,8 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
             batch.BatchCommands.Add(Command(_sql.LockSessionOfFence, Parameter(fence)));
             batch.BatchCommands.Add(Command(_sql.Renew, Parameter(fence), Parameter(timeToLive)));
             batch.BatchCommands.Add(Command(_sql.RefreshSessionOfFence, Parameter(fence)));
-            await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using var cleanup = new ReaderCleanup(reader);
             await SkipToRowsAsync(reader, 1, cancellationToken).ConfigureAwait(false);
             DateTimeOffset? expiry = await reader.ReadAsync(cancellationToken).ConfigureAwait(false) && !reader.IsDBNull(0)
                 ? reader.GetFieldValue<DateTimeOffset>(0)
@@ -273,7 +277,8 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
                 Parameter(delays),
                 Parameter(reasons, NpgsqlDbType.Array | NpgsqlDbType.Text)));
             batch.BatchCommands.Add(Command(_sql.RefreshSessionsOfBatches, Parameter(sequences)));
-            await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using var cleanup = new ReaderCleanup(reader);
             await SkipToRowsAsync(reader, 1, cancellationToken).ConfigureAwait(false);
             var settled = new List<int>(positions.Count);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -307,7 +312,8 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
             batch.BatchCommands.Add(Command(_sql.LockSession, Parameter(sessionId)));
             batch.BatchCommands.Add(Command(_sql.Cancel, Parameter(sessionId), Parameter(sequence)));
             batch.BatchCommands.Add(Command(_sql.RefreshSession, Parameter(sessionId)));
-            await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using var cleanup = new ReaderCleanup(reader);
             await SkipToRowsAsync(reader, 1, cancellationToken).ConfigureAwait(false);
             var removed = await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? BatchRows.Read(reader) : null;
             await reader.DisposeAsync().ConfigureAwait(false);
@@ -333,7 +339,8 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
             batch.BatchCommands.Add(Command(_sql.SummaryCounts));
             batch.BatchCommands.Add(Command(_sql.SummaryLiveClaims, Parameter(maxListed)));
             batch.BatchCommands.Add(Command(_sql.SummaryDeadLetters, Parameter(maxListed)));
-            await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using var cleanup = new ReaderCleanup(reader);
             await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
             var pending = reader.GetInt64(0);
             var claimed = reader.GetInt64(1);
@@ -355,6 +362,7 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
                 deadLetters.Add(BatchRows.Read(reader));
             }
 
+            await reader.DisposeAsync().ConfigureAwait(false);
             return new QueueSummary
             {
                 Pending = pending,
@@ -379,7 +387,8 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
             var claim = Command(_sql.ClaimSession);
             AddClaimParameters(claim.Parameters, Parameter(sessionId), lease, maxBatches, ids);
             batch.BatchCommands.Add(claim);
-            await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using var cleanup = new ReaderCleanup(reader);
             await SkipToRowsAsync(reader, 1, cancellationToken).ConfigureAwait(false);
             var claims = await ReadClaimsAsync(reader, lease.Owner, cancellationToken).ConfigureAwait(false);
             await reader.DisposeAsync().ConfigureAwait(false); // the commit
@@ -393,13 +402,15 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
         {
             await using var command = _dataSource.CreateCommand(sql);
             command.Parameters.Add(Parameter(sessionId));
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using var cleanup = new ReaderCleanup(reader);
             var batches = new List<QueuedBatch>();
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
                 batches.Add(BatchRows.Read(reader));
             }
 
+            await reader.DisposeAsync().ConfigureAwait(false);
             return (IReadOnlyList<QueuedBatch>)batches;
         }).ConfigureAwait(false);
     }
@@ -443,13 +454,15 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
         {
             await using var command = _dataSource.CreateCommand(_sql.ByIdempotencyKeys);
             command.Parameters.Add(Parameter(missing.ToArray()));
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using var cleanup = new ReaderCleanup(reader);
             var byKey = new Dictionary<string, QueuedBatch>(StringComparer.Ordinal);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
                 byKey[reader.GetString(0)] = BatchRows.Read(reader, 1);
             }
 
+            await reader.DisposeAsync().ConfigureAwait(false);
             return byKey;
         }).ConfigureAwait(false);
 
@@ -576,6 +589,28 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
         if (lease.TimeToLive <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(lease), lease.TimeToLive, "A lease's time to live must be positive.");
+        }
+    }
+
+    /// <summary>
+    /// Disposes a reader when its scope ends, for the failure path only: the success path disposes
+    /// it itself, because that is where the implicit transaction commits and a failure there must
+    /// surface. After a failure while reading (the connection lost mid-result: the server shut
+    /// down), cleaning up fails as well, and that second failure would hide the first, the one that
+    /// says what happened; it is dropped.
+    /// </summary>
+    private sealed class ReaderCleanup(NpgsqlDataReader reader) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                await reader.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is NpgsqlException or IOException or InvalidOperationException or ObjectDisposedException)
+            {
+                // The connection is broken; the failure already in flight is the one to report.
+            }
         }
     }
 }

@@ -95,10 +95,15 @@ public sealed class PostgresServer : IAsyncDisposable
 
         await PgCtlAsync("start", "-l", LogFile);
         Running = true;
-        await WaitUntilReadyAsync(TimeSpan.FromSeconds(30));
+        await WaitUntilReadyAsync(TimeSpan.FromSeconds(120));
     }
 
-    /// <summary><c>pg_ctl stop -m immediate</c>: every backend killed at once, no checkpoint (a crash; recovery replays the WAL on start).</summary>
+    /// <summary>
+    /// <c>pg_ctl stop -m immediate</c>: every backend killed at once, no shutdown checkpoint (a
+    /// crash: what was not committed is lost, recovery replays the WAL on start). A checkpoint
+    /// first keeps that replay short (the tests' databases and batches write hundreds of MB of WAL,
+    /// which a loaded machine took over a minute to replay); it ends no transaction.
+    /// </summary>
     public async Task StopAsync()
     {
         if (!Running)
@@ -106,6 +111,7 @@ public sealed class PostgresServer : IAsyncDisposable
             return;
         }
 
+        await CheckpointAsync();
         await PgCtlAsync("stop", "-m", "immediate");
         Running = false;
     }
@@ -113,9 +119,10 @@ public sealed class PostgresServer : IAsyncDisposable
     /// <summary><c>pg_ctl restart -m immediate</c>: a crash and a start; waits until it accepts connections again.</summary>
     public async Task RestartAsync()
     {
+        await CheckpointAsync();
         await PgCtlAsync("restart", "-m", "immediate", "-l", LogFile);
         Running = true;
-        await WaitUntilReadyAsync(TimeSpan.FromSeconds(30));
+        await WaitUntilReadyAsync(TimeSpan.FromSeconds(120));
     }
 
     /// <summary>Stops the server (immediately: its data goes) and deletes the folder.</summary>
@@ -173,7 +180,15 @@ public sealed class PostgresServer : IAsyncDisposable
     }
 
     private Task PgCtlAsync(string action, params string[] options) =>
-        RunAsync(Path.Combine(_bin, "pg_ctl"), [action, "-D", DataDirectory, "-w", "-t", "60", "-s", .. options], asPostgres: true);
+        RunAsync(Path.Combine(_bin, "pg_ctl"), [action, "-D", DataDirectory, "-w", "-t", "300", "-s", .. options], asPostgres: true);
+
+    private async Task CheckpointAsync()
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString() + ";Pooling=false");
+        await connection.OpenAsync();
+        await using var checkpoint = new NpgsqlCommand("checkpoint", connection) { CommandTimeout = 300 };
+        await checkpoint.ExecuteNonQueryAsync();
+    }
 
     private async Task RunAsync(string file, IReadOnlyList<string> arguments, bool asPostgres)
     {
