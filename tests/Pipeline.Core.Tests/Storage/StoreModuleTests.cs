@@ -86,13 +86,17 @@ public sealed class StoreModuleTests
         var commands = Enumerable.Range(0, 30).Select(i => TestCommands.Make($"c{i:00}", executionId: 100 + (i % 3))).ToList();
         await EnqueueAsync(module, commands);
 
-        var (left, sink) = await RunAsync(module, new PipelineOptions { WorkerId = "w1" });
+        // After dispatch: a command is completed in the store only once its tool finished, so the
+        // session's next one is claimed (and starts) after it. Before dispatch only the claims are in
+        // order: the next is claimed as the previous starts, and two may start side by side.
+        var (left, sink) = await RunAsync(module, new PipelineOptions { WorkerId = "w1", AckMode = AckMode.AckAfterDispatch });
 
         Assert.Equal(commands.Select(c => c.CommandId).Order(), sink.CompletedById.Keys.Order());
         Assert.All(sink.CompletedById.Values, n => Assert.Equal(1, n));
         foreach (var execution in commands.GroupBy(c => c.ExecutionId))
         {
-            var started = sink.Events.Where(e => e.EventType == EventTypes.CommandStarted && e.ExecutionId == execution.Key).Select(e => e.CommandId);
+            // By when each start was recorded: the sink receives events of different commands in the order the Emit block writes them, not the order they happened.
+            var started = sink.Events.Where(e => e.EventType == EventTypes.CommandStarted && e.ExecutionId == execution.Key).OrderBy(e => e.CreatedAt).Select(e => e.CommandId);
             Assert.Equal(execution.Select(c => c.CommandId), started);
         }
 
