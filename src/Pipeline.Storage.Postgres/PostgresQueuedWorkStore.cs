@@ -59,6 +59,9 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
             builder.ConnectionStringBuilder.MaxAutoPrepare = 32;
         }
 
+        // The store leaves no session state behind (no SET, temp table, LISTEN or session lock), so
+        // a pooled connection needs no reset before its next use.
+        builder.ConnectionStringBuilder.NoResetOnClose = true;
         var dataSource = builder.Build();
         try
         {
@@ -268,7 +271,8 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
         await GuardAsync(async () =>
         {
             await using var batch = _dataSource.CreateBatch();
-            batch.BatchCommands.Add(Command(_sql.LockSessionsOfBatches, Parameter(sequences)));
+            long[] claims = [.. fences.Distinct()];
+            batch.BatchCommands.Add(Command(_sql.LockSessionsOfFences, Parameter(claims)));
             batch.BatchCommands.Add(Command(
                 _sql.Settle,
                 Parameter(sequences),
@@ -276,7 +280,7 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
                 Parameter(kinds),
                 Parameter(delays),
                 Parameter(reasons, NpgsqlDbType.Array | NpgsqlDbType.Text)));
-            batch.BatchCommands.Add(Command(_sql.RefreshSessionsOfBatches, Parameter(sequences)));
+            batch.BatchCommands.Add(Command(_sql.RefreshSessionsOfFences, Parameter(claims)));
             var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await using var cleanup = new ReaderCleanup(reader);
             await SkipToRowsAsync(reader, 1, cancellationToken).ConfigureAwait(false);

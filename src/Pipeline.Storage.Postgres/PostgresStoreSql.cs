@@ -104,7 +104,7 @@ internal sealed class PostgresStoreSql
                 select f.session_id, c.sequence, c.available_at
                 from fresh f cross join lateral (
                     select b.sequence, b.available_at from {s}.batches b
-                    where b.session_id = f.session_id and b.state = 0 order by b.sequence limit $3) c),
+                    where b.session_id = f.session_id and b.state = 0 and b.sequence >= f.head order by b.sequence limit $3) c),
             ready_run as (
                 select r.session_id, r.sequence from (
                     select c.session_id, c.sequence, bool_and(c.available_at <= k.ts) over (partition by c.session_id order by c.sequence) as ready
@@ -118,9 +118,15 @@ internal sealed class PostgresStoreSql
                     select r.session_id, max(r.sequence) as last from run r group by r.session_id order by min(r.sequence)) g),
             lapsed as (
                 update {s}.batches b set attempts = b.attempts + 1
-                from fresh f
-                where f.old_fence is not null and f.session_id in (select session_id from fences)
-                    and b.session_id = f.session_id and b.state = 0 and b.sequence <= f.old_last and b.released_fence is distinct from f.old_fence
+                from (
+                    select h.row from fresh f
+                    cross join lateral (
+                        select x.ctid as row from {s}.batches x
+                        where x.session_id = f.session_id and x.state = 0 and x.sequence >= f.head and x.sequence <= f.old_last
+                            and x.released_fence is distinct from f.old_fence
+                        offset 0) h
+                    where f.old_fence is not null and f.session_id in (select session_id from fences)) t
+                where b.ctid = t.row
                 returning b.sequence),
             claimed as (
                 update {s}.sessions s set claim_fence = f.fence, claim_owner = $2, claim_expires_at = k.ts + $4, claim_last = f.last, ready_at = k.ts + $4
@@ -144,14 +150,14 @@ internal sealed class PostgresStoreSql
         ClaimReady = $"""
             with clock as (select clock_timestamp() as ts),
             picked as (
-                select s.session_id, s.ctid as row, s.claim_fence as old_fence, s.claim_last as old_last from {s}.sessions s
+                select s.session_id, s.ctid as row, s.head_sequence as head, s.claim_fence as old_fence, s.claim_last as old_last from {s}.sessions s
                 where s.head_sequence is not null and s.ready_at <= statement_timestamp()
                 order by s.head_sequence
                 limit $1
                 for update skip locked),
             fresh as (
-                select p.session_id, p.row, p.old_fence, p.old_last from picked p
-                where exists (select 1 from {s}.sessions x where x.ctid = p.row)),
+                select p.session_id, p.row, p.head, p.old_fence, p.old_last from picked p
+                cross join lateral (select 1 from {s}.sessions x where x.ctid = p.row offset 0) seen),
             {claimTail}
             """;
 
@@ -162,15 +168,18 @@ internal sealed class PostgresStoreSql
         ClaimSession = $"""
             with clock as (select clock_timestamp() as ts),
             fresh as (
-                select s.session_id, s.ctid as row, s.claim_fence as old_fence, s.claim_last as old_last from {s}.sessions s, clock k
+                select s.session_id, s.ctid as row, s.head_sequence as head, s.claim_fence as old_fence, s.claim_last as old_last from {s}.sessions s, clock k
                 where s.session_id = $1 and s.ready_at <= k.ts),
             {claimTail}
             """;
 
-        // Settle, 1 of 3: the sessions of the batches settled, locked in one order.
-        LockSessionsOfBatches = $"""
+        // Settle, 1 of 3: the sessions whose claims have the fences named ($1), locked in one order.
+        // A settle changes only batches held under the fence given, that is of a session whose
+        // claim has it, so these are all it can touch; a session whose claim changed meanwhile is
+        // re-checked on its newest version before it is locked, and passed over.
+        LockSessionsOfFences = $"""
             select s.session_id from {s}.sessions s
-            where s.session_id = any(array(select b.session_id from {s}.batches b where b.sequence = any($1)))
+            where s.claim_fence = any($1)
             order by s.session_id
             for update
             """;
@@ -270,9 +279,9 @@ internal sealed class PostgresStoreSql
             limit $1
             """;
 
-        RefreshSession = Refresh(s, "array[$1::text]");
-        RefreshSessionsOfBatches = Refresh(s, $"(select array_agg(b.session_id) from {s}.batches b where b.sequence = any($1))");
-        RefreshSessionOfFence = Refresh(s, $"(select array_agg(x.session_id) from {s}.sessions x where x.claim_fence = $1)");
+        RefreshSession = Refresh(s, "s.session_id = $1");
+        RefreshSessionsOfFences = Refresh(s, "s.claim_fence = any($1)");
+        RefreshSessionOfFence = Refresh(s, "s.claim_fence = $1");
     }
 
     public string LockSessionsForEnqueue { get; }
@@ -289,7 +298,7 @@ internal sealed class PostgresStoreSql
 
     public string ClaimSession { get; }
 
-    public string LockSessionsOfBatches { get; }
+    public string LockSessionsOfFences { get; }
 
     public string Settle { get; }
 
@@ -312,16 +321,17 @@ internal sealed class PostgresStoreSql
     /// <summary>Refresh (see <see cref="Refresh"/>) of the session named by $1.</summary>
     public string RefreshSession { get; }
 
-    /// <summary>Refresh of the sessions of the batches whose sequences are $1.</summary>
-    public string RefreshSessionsOfBatches { get; }
+    /// <summary>Refresh of the sessions whose claims have the fences $1 (a settle's).</summary>
+    public string RefreshSessionsOfFences { get; }
 
     /// <summary>Refresh of the session whose claim's fence is $1.</summary>
     public string RefreshSessionOfFence { get; }
 
     /// <summary>
-    /// Brings the session rows named by <paramref name="sessions"/> (a SQL expression of type text[])
-    /// up to date after their batches changed: the head, when the session can next be claimed, and
-    /// the claim, cleared once it holds nothing (so the fence is fenced out from then on).
+    /// Brings the session rows <paramref name="sessions"/> picks (a condition on <c>s</c>, the
+    /// sessions table, its index's to use) up to date after their batches changed: the head, when the session can next be claimed, and
+    /// the claim, cleared once it holds nothing (so the fence is fenced out from then on). Nothing
+    /// unsettled lies before the old head, so the walks start there, past the settled history.
     /// </summary>
     private static string Refresh(string schema, string sessions) => $"""
         with heads as materialized (
@@ -329,12 +339,13 @@ internal sealed class PostgresStoreSql
                 (h.sequence <= s.claim_last and h.released_fence is distinct from s.claim_fence) as head_held,
                 exists (
                     select 1 from {schema}.batches c
-                    where c.session_id = s.session_id and c.state = 0 and c.sequence <= s.claim_last and c.released_fence is distinct from s.claim_fence) as holding
+                    where c.session_id = s.session_id and c.state = 0 and c.sequence >= coalesce(s.head_sequence, 0) and c.sequence <= s.claim_last
+                        and c.released_fence is distinct from s.claim_fence) as holding
             from {schema}.sessions s
             left join lateral (
                 select b.sequence, b.available_at, b.released_fence from {schema}.batches b
-                where b.session_id = s.session_id and b.state = 0 order by b.sequence limit 1) h on true
-            where s.session_id = any(cast({sessions} as text[])))
+                where b.session_id = s.session_id and b.state = 0 and b.sequence >= coalesce(s.head_sequence, 0) order by b.sequence limit 1) h on true
+            where {sessions})
         update {schema}.sessions s set
             head_sequence = h.sequence,
             ready_at = case
