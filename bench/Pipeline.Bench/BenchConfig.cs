@@ -20,7 +20,9 @@ public sealed class BenchConfig : ManualConfig
     public BenchConfig()
     {
         AddJob(Job.Default
-            .WithToolchain(InProcessEmitToolchain.Instance)
+            // 20 min, not the default 5: a durable store's iteration that commits per command runs
+            // for tens of seconds on a loaded machine (StoreBenchmarks).
+            .WithToolchain(new InProcessEmitToolchain(TimeSpan.FromMinutes(20), logOutput: true))
             .WithLaunchCount(1)
             .WithWarmupCount(2)
             .WithIterationCount(Iterations)

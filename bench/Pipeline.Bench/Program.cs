@@ -13,6 +13,12 @@ if (args.Length > 0 && args[0] == "--quick-nats")
     return;
 }
 
+if (args.Length > 0 && args[0] == "--quick-store")
+{
+    await QuickStore.RunAsync(args);
+    return;
+}
+
 if (args.Length > 0 && args[0] == "--quick-postgres")
 {
     await QuickPostgres.RunAsync(args);

@@ -26,6 +26,7 @@ public static class PipelineCli
     internal static IReadOnlyList<IPipelineModule> Modules { get; } =
     [
         new Pipeline.Storage.Sqlite.Modules.SqliteModule(),
+        new Pipeline.Storage.Postgres.Modules.PostgresModule(),
         new Pipeline.Nats.Modules.NatsModule(),
     ];
 

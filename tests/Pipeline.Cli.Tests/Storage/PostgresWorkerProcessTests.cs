@@ -1,0 +1,138 @@
+using System.Text.Json;
+
+namespace Pipeline.Cli.Tests.Storage;
+
+/// <summary>
+/// Real <c>pipeline</c> processes on a PostgreSQL store (a throwaway cluster of their own, a
+/// database per test): enqueue, worker and status with the connection string in
+/// <c>$PIPELINE_POSTGRES</c> and its password never printed, a worker killed (-9) mid-run, and the
+/// server restarted (<c>pg_ctl restart -m immediate</c>) under a running worker. Tool runs are
+/// counted at a local HTTP endpoint (<see cref="RunCounter"/>).
+/// </summary>
+[Collection(RealProcesses.Name)]
+public sealed class PostgresWorkerProcessTests(PostgresServerFixture postgres, RunCounter runs, ITestOutputHelper output) : IClassFixture<PostgresServerFixture>, IClassFixture<RunCounter>, IDisposable
+{
+    private const string Password = "pw-never-printed-7f3a";
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(120);
+
+    private readonly string _directory = Directory.CreateTempSubdirectory("pipeline-postgres-").FullName;
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    // The server trusts loopback: the password is sent nowhere, but every line is checked for it.
+    private async Task<Dictionary<string, string>> DatabaseAsync() =>
+        new() { ["PIPELINE_POSTGRES"] = $"{await postgres.CreateDatabaseAsync("cli")};Password={Password}" };
+
+    private async Task<(int Exit, string Out, string Err)> Run(Dictionary<string, string> environment, params string[] args)
+    {
+        using var process = PipelineProcess.Start(args, workingDirectory: _directory, environment: environment);
+        var exit = await process.WaitForExitAsync(Bound);
+        output.WriteLine($"pipeline {string.Join(' ', args)}: exit {exit}\n{process.Stdout}{process.Stderr}");
+        Assert.DoesNotContain(Password, process.Stdout + process.Stderr, StringComparison.Ordinal);
+        return (exit, process.Stdout, process.Stderr);
+    }
+
+    private string CommandsFile(string name, IEnumerable<string> lines)
+    {
+        var path = Path.Combine(_directory, name);
+        File.WriteAllLines(path, lines);
+        return path;
+    }
+
+    private static JsonElement Counts(string statusJson) => JsonDocument.Parse(statusJson).RootElement.GetProperty("counts");
+
+    [Fact]
+    public async Task Enqueue_worker_and_status_run_on_postgres_and_no_line_holds_the_password()
+    {
+        var database = await DatabaseAsync();
+        var samples = Path.Combine(AppContext.BaseDirectory, "samples", "commands.jsonl");
+        var count = File.ReadAllLines(samples).Count(l => l.Trim().Length > 0);
+        var connection = database["PIPELINE_POSTGRES"];
+
+        var (exit, stdout, _) = await Run([], "enqueue", "--postgres", connection, samples);
+        Assert.Equal(0, exit);
+        Assert.Contains($"enqueued {count} commands", stdout, StringComparison.Ordinal);
+        Assert.Contains("PostgreSQL store Host=", stdout, StringComparison.Ordinal);
+
+        // The connection from the environment, as the docs advise (a command line shows in 'ps').
+        (exit, stdout, var stderr) = await Run(database, "worker", "--exit-when-idle", "2");
+        Assert.Contains("(PostgreSQL store, owner ", stderr, StringComparison.Ordinal);
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("result         all commands succeeded", stdout, StringComparison.Ordinal);
+
+        (exit, stdout, _) = await Run(database, "status", "--json");
+        Assert.Equal(0, exit);
+        var counts = Counts(stdout);
+        Assert.Equal((0, count), (counts.GetProperty("pending").GetInt32(), counts.GetProperty("completed").GetInt32()));
+        Assert.Equal("postgres", JsonDocument.Parse(stdout).RootElement.GetProperty("store").GetString());
+
+        (exit, stdout, _) = await Run([], "enqueue", "--postgres", connection, samples);
+        Assert.Equal(0, exit);
+        Assert.Contains($"{count} already in the store (same command_id): not stored again", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_worker_killed_mid_run_leaves_its_claims_to_the_next_which_completes_every_command()
+    {
+        var database = await DatabaseAsync();
+        var connection = database["PIPELINE_POSTGRES"];
+        var ids = Enumerable.Range(0, 400).Select(i => $"pgkill-{i}").ToList();
+        var file = CommandsFile("kill.jsonl", ids.Select((id, i) => runs.Command(id, ms: 30, execution: 1 + (i % 40))));
+        Assert.Equal(0, (await Run(database, "enqueue", "--postgres", connection, file)).Exit);
+        string[] knobs = ["worker", "--postgres", connection, "--ack-mode", "after-dispatch", "--lease-ttl-ms", "3000", "--max-in-flight", "32", "--tool-retries", "0"];
+
+        using (var first = PipelineProcess.Start(knobs, workingDirectory: _directory))
+        {
+            var started = Stopwatch.StartNew();
+            while (ids.Count(id => runs.Of(id) > 0) < 100)
+            {
+                Assert.True(started.Elapsed < Bound && !first.HasExited, $"the first worker ran {runs.Total}\n{first.Stdout}\n{first.Stderr}");
+                await Task.Delay(5);
+            }
+
+            first.Signal(PipelineProcess.SigKill);
+            await first.WaitForExitAsync(Bound);
+        }
+
+        var (exit, stdout, stderr) = await Run(database, [.. knobs, "--exit-when-idle", "3"]);
+        Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}");
+        var duplicates = ids.Sum(runs.Of) - ids.Count;
+        output.WriteLine($"{duplicates} runs more than once");
+        Assert.DoesNotContain(ids, id => runs.Of(id) == 0);
+        Assert.True(ids.All(id => runs.Of(id) <= 2), "a command ran three times or more after one crash");
+        Assert.InRange(duplicates, 0, 32);
+        var counts = Counts((await Run(database, "status", "--postgres", connection, "--json")).Out);
+        Assert.Equal((0, 0, ids.Count), (counts.GetProperty("pending").GetInt32(), counts.GetProperty("claimed").GetInt32(), counts.GetProperty("completed").GetInt32()));
+    }
+
+    [Fact]
+    public async Task A_server_restarted_under_a_running_worker_is_reconnected_to_and_every_command_completes()
+    {
+        var database = await DatabaseAsync();
+        var connection = database["PIPELINE_POSTGRES"];
+        var ids = Enumerable.Range(0, 600).Select(i => $"pgrestart-{i}").ToList();
+        var file = CommandsFile("restart.jsonl", ids.Select((id, i) => runs.Command(id, ms: 20, execution: 1 + (i % 60))));
+        Assert.Equal(0, (await Run(database, "enqueue", "--postgres", connection, file)).Exit);
+
+        using var worker = PipelineProcess.Start(["worker", "--postgres", connection, "--ack-mode", "after-dispatch", "--lease-ttl-ms", "5000", "--exit-when-idle", "5"], workingDirectory: _directory);
+        var started = Stopwatch.StartNew();
+        while (ids.Count(id => runs.Of(id) > 0) < 150)
+        {
+            Assert.True(started.Elapsed < Bound && !worker.HasExited, $"the worker ran {runs.Total}\n{worker.Stdout}\n{worker.Stderr}");
+            await Task.Delay(5);
+        }
+
+        await postgres.RestartAsync();
+        var exit = await worker.WaitForExitAsync(Bound);
+        output.WriteLine($"exit {exit}\n{worker.Stdout}\n{worker.Stderr}");
+        Assert.DoesNotContain(Password, worker.Stdout + worker.Stderr, StringComparison.Ordinal);
+        // Settles the outage outlasted (the engine's settle timeout, 5 s) are counted as settle errors,
+        // exit 1; their commands were claimed again once the lease lapsed. The run itself ended idle, not on an error.
+        Assert.True(exit is 0 or 1, $"exit {exit}\n{worker.Stdout}\n{worker.Stderr}");
+        Assert.DoesNotContain("error:", worker.Stderr, StringComparison.Ordinal);
+        Assert.Contains("0 claimed by other workers, 0 pending", worker.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain(ids, id => runs.Of(id) == 0);
+        var counts = Counts((await Run(database, "status", "--postgres", connection, "--json")).Out);
+        Assert.Equal((0, 0, ids.Count), (counts.GetProperty("pending").GetInt32(), counts.GetProperty("claimed").GetInt32(), counts.GetProperty("completed").GetInt32()));
+    }
+}
