@@ -18,8 +18,10 @@ public sealed record StoreSourceOptions
     public int ClaimSessions { get; init; } = 128;
 
     /// <summary>
-    /// Consecutive batches of one session taken by one claim. Default 1: a session's commands run one
-    /// after another, in order. More lets a session's commands run side by side (still claimed in order).
+    /// Consecutive batches of one session taken by one claim. Default 1: a session's commands are
+    /// claimed one after another, in order (with ack after dispatch each starts only once the one
+    /// before it finished; with ack before dispatch the next is claimed as the previous starts).
+    /// More lets a session's commands run side by side (still claimed in order).
     /// </summary>
     public int BatchesPerSession { get; init; } = 1;
 

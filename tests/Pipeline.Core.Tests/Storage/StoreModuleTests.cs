@@ -106,7 +106,10 @@ public sealed class StoreModuleTests
         var commands = Enumerable.Range(0, 30).Select(i => TestCommands.Make($"c{i:00}", executionId: 100 + (i % 3))).ToList();
         await EnqueueAsync(module, commands);
 
-        var (left, sink) = await RunAsync(module, new PipelineOptions { WorkerId = "w1" });
+        // After dispatch: a command is completed in the store only once its tool finished, so the
+        // session's next one is claimed (and starts) after it. Before dispatch only the claims are in
+        // order: the next is claimed as the previous starts, and two may start side by side.
+        var (left, sink) = await RunAsync(module, new PipelineOptions { WorkerId = "w1", AckMode = AckMode.AckAfterDispatch });
 
         Assert.Equal(commands.Select(c => c.CommandId).Order(), sink.CompletedById.Keys.Order());
         Assert.All(sink.CompletedById.Values, n => Assert.Equal(1, n));
