@@ -115,7 +115,8 @@ public sealed class StoreModuleTests
         Assert.All(sink.CompletedById.Values, n => Assert.Equal(1, n));
         foreach (var execution in commands.GroupBy(c => c.ExecutionId))
         {
-            var started = sink.Events.Where(e => e.EventType == EventTypes.CommandStarted && e.ExecutionId == execution.Key).Select(e => e.CommandId);
+            // By when each start was recorded: the sink receives events of different commands in the order the Emit block writes them, not the order they happened.
+            var started = sink.Events.Where(e => e.EventType == EventTypes.CommandStarted && e.ExecutionId == execution.Key).OrderBy(e => e.CreatedAt).Select(e => e.CommandId);
             Assert.Equal(execution.Select(c => c.CommandId), started);
         }
 
