@@ -104,7 +104,7 @@ internal static class EnqueueCommand
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            await stderr.WriteLineAsync($"error: cannot read {TerminalText.Escape(inputName)}: {TerminalText.Escape(ex.Message)}");
+            await stderr.WriteLineAsync($"error: cannot read {TerminalText.Escape(inputName)}: {TerminalText.Escape(FileErrors.Reason(request.CommandsPath, ex))}");
             return ExitCodes.UsageError;
         }
 

@@ -35,7 +35,7 @@ internal static class RunCommand
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            await stderr.WriteLineAsync($"error: cannot read {TerminalText.Escape(inputName)}: {TerminalText.Escape(ex.Message)}");
+            await stderr.WriteLineAsync($"error: cannot read {TerminalText.Escape(inputName)}: {TerminalText.Escape(FileErrors.Reason(request.CommandsPath, ex))}");
             return ExitCodes.UsageError;
         }
 
@@ -58,7 +58,7 @@ internal static class RunCommand
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            await stderr.WriteLineAsync($"error: cannot write events to {TerminalText.Escape(request.EventsPath)}: {TerminalText.Escape(ex.Message)}");
+            await stderr.WriteLineAsync($"error: cannot write events to {TerminalText.Escape(request.EventsPath)}: {TerminalText.Escape(FileErrors.Reason(request.EventsPath!, ex))}");
             return ExitCodes.UsageError;
         }
 

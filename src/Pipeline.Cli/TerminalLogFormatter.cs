@@ -19,6 +19,11 @@ internal sealed class TerminalLogFormatter() : ConsoleFormatter(FormatterName)
             return; // the run reports a failed events file, or a module's reason to stop, itself, once
         }
 
+        if (logEntry.EventId.Id == Pipeline.Hosting.Log.FaultedId && logEntry.Category == Pipeline.Hosting.Log.Category)
+        {
+            return; // 'pipeline worker' reports the worker's fault itself, once, as its error line
+        }
+
         var message = logEntry.Formatter(logEntry.State, logEntry.Exception);
         if (string.IsNullOrEmpty(message) && logEntry.Exception is null)
         {

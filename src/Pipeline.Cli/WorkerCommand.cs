@@ -203,21 +203,22 @@ internal static class WorkerCommand
     /// <summary>The worker's settings file: its <c>Pipeline</c> section (as a hosted worker binds appsettings.json); null, having said why, when it cannot be read.</summary>
     internal static async Task<IConfigurationSection?> ReadSettingsAsync(string file, TextWriter stderr)
     {
-        var path = Path.GetFullPath(file);
-        if (!File.Exists(path))
+        // Read once and bounded: a directory, a device (/dev/zero was read without end) or a FIFO is refused unread.
+        if (SettingFile.TryRead(Path.GetFullPath(file), out var problem) is not { } text)
         {
-            await stderr.WriteLineAsync($"error: --config '{TerminalText.Escape(file)}' does not exist.");
+            await stderr.WriteLineAsync($"error: --config '{TerminalText.Escape(file)}' {TerminalText.Escape(problem)}.");
             return null;
         }
 
         try
         {
-            var section = new ConfigurationBuilder().AddJsonFile(path, optional: false, reloadOnChange: false).Build().GetSection(PipelineWorkerOptions.SectionName);
+            using var json = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(text));
+            var section = new ConfigurationBuilder().AddJsonStream(json).Build().GetSection(PipelineWorkerOptions.SectionName);
             // Bound once here, so a value of the wrong type is an error naming the file.
             _ = PipelineWorkerServiceCollectionExtensions.Bind(section);
             return section;
         }
-        catch (Exception ex) when (ex is InvalidDataException or FormatException or InvalidOperationException or IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is InvalidDataException or FormatException or InvalidOperationException or IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
         {
             await stderr.WriteLineAsync($"error: --config '{TerminalText.Escape(file)}' cannot be read: {TerminalText.Escape(ex.Message, 500)}");
             return null;
@@ -244,7 +245,7 @@ internal static class WorkerCommand
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                await stderr.WriteLineAsync($"error: cannot write events to {TerminalText.Escape(request.Options.Events)}: {TerminalText.Escape(ex.Message)}");
+                await stderr.WriteLineAsync($"error: cannot write events to {TerminalText.Escape(request.Options.Events)}: {TerminalText.Escape(FileErrors.Reason(request.Options.Events!, ex))}");
                 return false;
             }
         }
@@ -292,7 +293,8 @@ internal static class WorkerCommand
         }
         else if (state.Fault is { } fault)
         {
-            await stderr.WriteLineAsync(TerminalText.Escape($"error: the worker stopped: {fault.GetType().Name}: {fault.Message} {fault.InnerException?.Message}", 2000));
+            var inner = fault.InnerException is { } cause ? $" {cause.Message}" : string.Empty;
+            await stderr.WriteLineAsync(TerminalText.Escape($"error: the worker stopped: {fault.GetType().Name}: {fault.Message}{inner}", 2000));
         }
 
         if (stats is null)

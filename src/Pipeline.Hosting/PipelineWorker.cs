@@ -30,7 +30,7 @@ internal sealed class PipelineWorker(
     PipelineWorkerSection section,
     ToolRegistryFactory toolRegistry) : BackgroundService
 {
-    private readonly ILogger _logger = loggers.CreateLogger("Pipeline.Hosting");
+    private readonly ILogger _logger = loggers.CreateLogger(Log.Category);
     private readonly List<PosixSignalRegistration> _signals = [];
     private PipelineWorkerOptions _settings = new();
     private int _signal;

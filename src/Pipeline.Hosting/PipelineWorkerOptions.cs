@@ -89,6 +89,7 @@ public sealed record ToolOptions
     public bool EnableShell { get; init; }
 
     /// <summary>Most bytes of output a tool keeps. Default 64 KiB.</summary>
+    [SettingRange(1, BuiltInToolOptions.HardMaxOutputBytes)]
     public int MaxOutputBytes { get; init; } = BuiltInToolOptions.DefaultMaxOutputBytes;
 
     /// <summary>The built-in tools' options these settings make.</summary>

@@ -43,6 +43,18 @@ public sealed class InputErrorTests : IDisposable
         Assert.Equal(before, await File.ReadAllTextAsync(commands));
     }
 
+    [Fact]
+    public async Task A_directory_as_the_commands_or_the_events_file_is_said_to_be_one_not_a_permission_problem()
+    {
+        var (exit, output, error) = await Run("run", _directory);
+        Assert.Equal((2, string.Empty), (exit, output));
+        Assert.Equal($"error: cannot read {_directory}: it is a directory, not a file\n", error);
+
+        (exit, output, error) = await Run("run", Commands(), "--events", _directory);
+        Assert.Equal((2, string.Empty), (exit, output));
+        Assert.Equal($"error: cannot write events to {_directory}: it is a directory, not a file\n", error);
+    }
+
     private static string HardLink(string target, string link)
     {
         using var ln = Process.Start("ln", [target, link])!;

@@ -142,6 +142,20 @@ public sealed class WorkerConfigTests : IDisposable
         Assert.Contains($"--config '{broken}' cannot be read", error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("directory", "is a directory, not a file.")]
+    [InlineData("/dev/zero", "is not a regular file (a device, a FIFO or a socket).")]
+    public async Task A_settings_file_that_is_a_directory_or_an_endless_device_is_refused_unread(string which, string problem)
+    {
+        // /dev/zero was read without end (4 GB in 35 s, a SIGTERM not honoured); a directory was said not to exist.
+        var path = which == "directory" ? _directory : which;
+
+        var (exit, _, error) = await Run("worker", "--config", path, "--nats", "nats://127.0.0.1:1").WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(2, exit);
+        Assert.Contains($"error: --config '{path}' {problem}", error, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Exit_when_drained_without_exit_when_idle_or_shorter_than_it_is_a_usage_error()
     {

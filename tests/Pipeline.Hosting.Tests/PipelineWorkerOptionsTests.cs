@@ -163,6 +163,23 @@ public sealed class PipelineWorkerOptionsTests
         }
     }
 
+    [Fact]
+    public async Task A_number_that_cannot_be_read_is_named_with_the_settings_own_range_not_its_types()
+    {
+        var message = await StartFailure(new()
+        {
+            ["Pipeline:CommandsFile"] = "x.jsonl",
+            ["Pipeline:Engine:MaxInFlight"] = "lots",
+            ["Pipeline:Engine:Dispatch:Parallelism"] = "99999999999",
+            ["Pipeline:Engine:ToolRetries"] = "some",
+        });
+
+        Assert.Contains("Pipeline:Engine:MaxInFlight 'lots' is not a whole number from 1 to 1048576.", message, StringComparison.Ordinal);
+        Assert.Contains("Pipeline:Engine:Dispatch:Parallelism '99999999999' is not a whole number from 1 to 4096.", message, StringComparison.Ordinal);
+        Assert.Contains("Pipeline:Engine:ToolRetries 'some' is not a whole number from 0 to 10.", message, StringComparison.Ordinal);
+        Assert.DoesNotContain("2147483647", message, StringComparison.Ordinal);
+    }
+
     /// <summary>
     /// A credentials file that is a device (read without end) or holds no credentials is a setting
     /// error at start naming its key, never a server that seems unreachable once the worker runs.

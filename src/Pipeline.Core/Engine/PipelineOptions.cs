@@ -56,6 +56,7 @@ public enum SinkFailureAction
 public sealed record BlockOptions
 {
     /// <summary>How many items the block works on at once. Must be from 1 to <see cref="MaxParallelism"/>.</summary>
+    [SettingRange(1, MaxParallelism)]
     public int Parallelism { get; init; } = 1;
 
     /// <summary>The largest parallelism a block accepts.</summary>
@@ -110,6 +111,7 @@ public sealed record PipelineOptions
     public const int MaxInFlightLimit = 1 << 20;
 
     /// <summary>Concurrent <c>NextAsync</c> calls (the Pull block's parallelism). Default 2.</summary>
+    [SettingRange(1, BlockOptions.MaxParallelism)]
     public int PullParallelism { get; init; } = 2;
 
     /// <summary>The Claim block. Default: 1.</summary>
@@ -130,9 +132,11 @@ public sealed record PipelineOptions
     /// when the item's events have been handed to the sink, so memory is bounded by this number,
     /// never by the input. Default 1024.
     /// </summary>
+    [SettingRange(1, MaxInFlightLimit)]
     public int MaxInFlight { get; init; } = 1024;
 
     /// <summary>Most events handed to the sink in one batch. Default 256.</summary>
+    [SettingRange(1, 65_536)]
     public int EmitBatchSize { get; init; } = 256;
 
     /// <summary>What happens while the sink keeps failing. Default <see cref="SinkFailureAction.Backpressure"/>.</summary>
@@ -146,6 +150,7 @@ public sealed record PipelineOptions
     /// command is given up on (terminated where the source can, else acked) with a
     /// <c>command.failed</c> event. From 1 to 1000. Default 5.
     /// </summary>
+    [SettingRange(1, SettingLimits.MaxAttempts)]
     public int MaxAttempts { get; init; } = 5;
 
     /// <summary>Delay before a nacked item comes back, by its attempts (sources with delayed nack). Default 1 s doubling to 60 s.</summary>
@@ -158,6 +163,7 @@ public sealed record PipelineOptions
     public TimeSpan ToolTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>In-process retries of a transient tool failure. From 0 to 10. Default 2.</summary>
+    [SettingRange(0, SettingLimits.MaxRetries)]
     public int ToolRetries { get; init; } = 2;
 
     /// <summary>The first delay between tool retries (exponential, jittered, each at most 1 day). From 0 to 1 day. Default 200 ms.</summary>
@@ -181,6 +187,7 @@ public sealed record PipelineOptions
     public Backoff PullErrorBackoff { get; init; } = new() { Base = TimeSpan.FromMilliseconds(250), Max = TimeSpan.FromSeconds(10) };
 
     /// <summary>With <see cref="SinkFailureAction.Drop"/>: retries of an event batch before it is dropped and counted. From 0 to 10. Default 3 (the NoETL worker's).</summary>
+    [SettingRange(0, SettingLimits.MaxRetries)]
     public int EmitRetries { get; init; } = 3;
 
     /// <summary>Backoff between event-batch retries: 500 ms doubling to 10 s (the NoETL worker's).</summary>

@@ -175,7 +175,7 @@ public static class SettingsBinder
                     return true;
                 }
 
-                return TryConvert(Nullable.GetUnderlyingType(type) ?? type, child.Value, key, errors, out value);
+                return TryConvert(Nullable.GetUnderlyingType(type) ?? type, child.Value, key, errors, out value, property.GetCustomAttribute<SettingRangeAttribute>());
 
             case Kind.List:
                 var element = ElementOf(Nullable.GetUnderlyingType(type) ?? type)!;
@@ -239,7 +239,7 @@ public static class SettingsBinder
         }
     }
 
-    private static bool TryConvert(Type type, string text, string key, ICollection<string> errors, out object? value)
+    private static bool TryConvert(Type type, string text, string key, ICollection<string> errors, out object? value, SettingRangeAttribute? range = null)
     {
         value = null;
         if (type == typeof(string))
@@ -289,12 +289,13 @@ public static class SettingsBinder
             }
         }
 
-        errors.Add($"{key} '{text}' is not {Describe(type)}.");
+        errors.Add($"{key} '{text}' is not {Describe(type, range)}.");
         return false;
     }
 
-    private static string Describe(Type type) =>
-        type == typeof(bool) ? "true or false"
+    private static string Describe(Type type, SettingRangeAttribute? range) =>
+        range is not null ? string.Create(CultureInfo.InvariantCulture, $"a whole number from {range.Min} to {range.Max}")
+        : type == typeof(bool) ? "true or false"
         : type == typeof(TimeSpan) ? "a duration ([d.]hh:mm:ss[.fff], e.g. 00:00:30)"
         : type == typeof(Uri) ? "a URL"
         : type == typeof(int) || type == typeof(long) || type == typeof(short) || type == typeof(byte) ? string.Create(CultureInfo.InvariantCulture, $"a whole number from {type.GetField("MinValue")!.GetValue(null)} to {type.GetField("MaxValue")!.GetValue(null)}")

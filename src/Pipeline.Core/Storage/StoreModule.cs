@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
+using Pipeline.Engine;
 using Pipeline.Modules;
 
 namespace Pipeline.Storage;
@@ -40,9 +41,9 @@ public abstract class StoreModule<TOptions> : IPipelineModule
     where TOptions : class, IStoreWorkerOptions, new()
 {
     /// <summary>The longest <c>--exit-when-idle</c>: one day, in seconds.</summary>
-    public const int MaxIdleSeconds = 86_400;
+    public const int MaxIdleSeconds = SettingLimits.LongestMilliseconds / 1000;
 
-    private const int MaxTimeoutMs = 86_400_000;
+    private const int MaxTimeoutMs = SettingLimits.LongestMilliseconds;
 
     private readonly Func<TOptions, TOptions>? _configure;
     private ModuleCommandLine? _worker;

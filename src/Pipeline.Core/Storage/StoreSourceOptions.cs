@@ -1,3 +1,5 @@
+using Pipeline.Engine;
+
 namespace Pipeline.Storage;
 
 /// <summary>Settings of <see cref="StoreCommandSource"/>; every default is what a worker on one machine wants.</summary>
@@ -53,9 +55,11 @@ public sealed record StoreSourceOptions
             errors.Add(new ArgumentException("Owner must name this worker.", nameof(Owner)));
         }
 
-        if (LeaseTimeToLive < TimeSpan.FromSeconds(1))
+        // Every duration is bounded above too, as --lease-ttl-ms and --exit-when-idle are: each is armed
+        // as a timer (which refuses more than about 49.7 days) while the worker runs, not when it starts.
+        if (LeaseTimeToLive < TimeSpan.FromSeconds(1) || LeaseTimeToLive > SettingLimits.Longest)
         {
-            errors.Add(new ArgumentOutOfRangeException(nameof(LeaseTimeToLive), LeaseTimeToLive, "LeaseTimeToLive must be at least 1 s."));
+            errors.Add(new ArgumentOutOfRangeException(nameof(LeaseTimeToLive), LeaseTimeToLive, "LeaseTimeToLive must be from 1 s to 1 day."));
         }
 
         if (KeepAliveInterval is { } keepAlive && (keepAlive <= TimeSpan.Zero || keepAlive > LeaseTimeToLive / 3))
@@ -66,24 +70,24 @@ public sealed record StoreSourceOptions
         Positive(errors, ClaimSessions, nameof(ClaimSessions), 10_000);
         Positive(errors, BatchesPerSession, nameof(BatchesPerSession), 10_000);
         Positive(errors, SettleBatch, nameof(SettleBatch), 10_000);
-        if (PollInterval <= TimeSpan.Zero)
+        if (!SettingLimits.IsDuration(PollInterval, positive: true))
         {
-            errors.Add(new ArgumentOutOfRangeException(nameof(PollInterval), PollInterval, "PollInterval must be positive."));
+            errors.Add(new ArgumentOutOfRangeException(nameof(PollInterval), PollInterval, $"PollInterval {SettingLimits.DurationRange(positive: true)}."));
         }
 
-        if (NackBackoff < TimeSpan.Zero || NackBackoffMax < NackBackoff)
+        if (NackBackoff < TimeSpan.Zero || NackBackoffMax < NackBackoff || NackBackoffMax > SettingLimits.Longest)
         {
-            errors.Add(new ArgumentOutOfRangeException(nameof(NackBackoff), NackBackoff, "NackBackoff must not be negative, and NackBackoffMax at least NackBackoff."));
+            errors.Add(new ArgumentOutOfRangeException(nameof(NackBackoff), NackBackoff, "NackBackoff must not be negative, and NackBackoffMax at least NackBackoff and at most 1 day."));
         }
 
-        if (SettleTimeout <= TimeSpan.Zero)
+        if (!SettingLimits.IsDuration(SettleTimeout, positive: true))
         {
-            errors.Add(new ArgumentOutOfRangeException(nameof(SettleTimeout), SettleTimeout, "SettleTimeout must be positive."));
+            errors.Add(new ArgumentOutOfRangeException(nameof(SettleTimeout), SettleTimeout, $"SettleTimeout {SettingLimits.DurationRange(positive: true)}."));
         }
 
-        if (IdleTimeout is { } idle && idle <= TimeSpan.Zero)
+        if (IdleTimeout is { } idle && !SettingLimits.IsDuration(idle, positive: true))
         {
-            errors.Add(new ArgumentOutOfRangeException(nameof(IdleTimeout), idle, "IdleTimeout must be positive (or null: never)."));
+            errors.Add(new ArgumentOutOfRangeException(nameof(IdleTimeout), idle, $"IdleTimeout {SettingLimits.DurationRange(positive: true)} (or null: never)."));
         }
 
         return errors;

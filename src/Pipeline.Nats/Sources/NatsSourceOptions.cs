@@ -1,4 +1,5 @@
 using Pipeline.Engine;
+using Pipeline.Modules;
 
 namespace Pipeline.Nats.Sources;
 
@@ -53,6 +54,7 @@ public sealed record NatsSourceOptions
     public long MaxDeliver { get; init; } = 20;
 
     /// <summary>Most messages one fetch asks for, and so most held in the fetch buffer. Default 128.</summary>
+    [SettingRange(1, 10_000)]
     public int FetchBatch { get; init; } = 128;
 
     /// <summary>

@@ -216,6 +216,20 @@ public sealed class WorkerExitTests(NatsServerFixture nats) : IClassFixture<Nats
     }
 
     [Fact]
+    public async Task A_server_not_reached_by_the_idle_end_is_said_once_in_one_error_line()
+    {
+        using var worker = PipelineProcess.Start(["worker", "--nats", $"nats://127.0.0.1:{LoopbackPort.Free()}", "--exit-when-idle", "1"]);
+        var exit = await worker.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(exit == 1, $"exit {exit}\n{Describe(worker)}");
+        // Once: the worker's own log line of the fault is left to the command's error line (which had a trailing space).
+        var lines = worker.Stderr.Split('\n');
+        var said = Assert.Single(lines, l => l.Contains("was not reached", StringComparison.Ordinal));
+        Assert.StartsWith("error: the worker stopped: ", said, StringComparison.Ordinal);
+        Assert.DoesNotContain(lines, l => l.EndsWith(' '));
+    }
+
+    [Fact]
     public async Task A_creds_file_that_is_not_a_creds_file_is_a_usage_error_naming_the_flag_not_an_unreachable_server()
     {
         var creds = Path.Combine(_directory, "user.creds");

@@ -58,8 +58,28 @@ public sealed class StoreModuleTests
             [
                 "Pipeline:MemoryStore:Source:IdleTimeout 'soon' is not a duration ([d.]hh:mm:ss[.fff], e.g. 00:00:30).",
                 "Pipeline:MemoryStore:Name must name the store.",
-                "Pipeline:MemoryStore:Source:LeaseTimeToLive must be at least 1 s.",
+                "Pipeline:MemoryStore:Source:LeaseTimeToLive must be from 1 s to 1 day.",
                 "Pipeline:MemoryStore:Source:ClaimSessions must be between 1 and 10000.",
+            ],
+            plan.Errors);
+    }
+
+    [Fact]
+    public void Every_duration_past_a_day_is_named_by_its_key_with_the_range()
+    {
+        // 50 days: more than a timer takes (about 49.7), which would throw once the source armed it.
+        var module = new MemoryStoreModule(new InMemoryQueuedWorkStore());
+        var keys = new[] { "LeaseTimeToLive", "PollInterval", "NackBackoffMax", "SettleTimeout", "IdleTimeout" };
+
+        var plan = module.Plan(SourceOnly, Context(null, [.. keys.Select(k => ($"MemoryStore:Source:{k}", (string?)"50.00:00:00"))]));
+
+        Assert.Equal(
+            [
+                "Pipeline:MemoryStore:Source:LeaseTimeToLive must be from 1 s to 1 day.",
+                "Pipeline:MemoryStore:Source:PollInterval must be more than 0 and at most 1 day.",
+                "Pipeline:MemoryStore:Source:NackBackoff must not be negative, and NackBackoffMax at least NackBackoff and at most 1 day.",
+                "Pipeline:MemoryStore:Source:SettleTimeout must be more than 0 and at most 1 day.",
+                "Pipeline:MemoryStore:Source:IdleTimeout must be more than 0 and at most 1 day (or null: never).",
             ],
             plan.Errors);
     }
