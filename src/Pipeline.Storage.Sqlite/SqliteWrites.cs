@@ -77,7 +77,7 @@ internal static class SqliteWrites
         var batches = ClaimFromHead(sql, sessionId, head, maxBatches, lease.Owner, fence, expiresAt, now);
         if (batches.Count == 0)
         {
-            Reindex(sql, sessionId);
+            Reindex(sql, [sessionId]);
             return null;
         }
 
@@ -111,13 +111,18 @@ internal static class SqliteWrites
         // RETURNING promises no order; fences go out in head order, from one counter update.
         heads.Sort((a, b) => a.Head.CompareTo(b.Head));
         var fence = NextFences(sql, heads.Count);
+        if (maxBatchesPerSession == 1)
+        {
+            return ClaimHeads(sql, heads, lease.Owner, fence, expiresAt);
+        }
+
         foreach (var (head, sessionId) in heads)
         {
             var batches = ClaimFromHead(sql, sessionId, head, maxBatchesPerSession, lease.Owner, fence, expiresAt, now);
             if (batches.Count == 0)
             {
                 // Not reached while the sessions table is right; if it ever is not, it is put right rather than left held.
-                Reindex(sql, sessionId);
+                Reindex(sql, [sessionId]);
                 continue;
             }
 
@@ -172,7 +177,7 @@ internal static class SqliteWrites
 
         var expiresAt = now + timeToLive;
         sql.Execute("UPDATE batches SET expires_at = $expires WHERE fence = $fence AND state = 1", ("$expires", expiresAt.UtcTicks), ("$fence", fence));
-        Reindex(sql, sessionId);
+        Reindex(sql, [sessionId]);
         return BatchRows.Time(expiresAt.UtcTicks);
     }
 
@@ -180,7 +185,9 @@ internal static class SqliteWrites
     {
         var results = new SettleStatus[settlements.Count];
         var touched = new HashSet<string>(StringComparer.Ordinal);
-        long completed = 0, deadLettered = 0;
+        var sequences = new Dictionary<long, int>(settlements.Count);
+        var others = new List<int>();
+        var completions = new JsonArray();
         for (var i = 0; i < settlements.Count; i++)
         {
             var settlement = settlements[i];
@@ -190,28 +197,69 @@ internal static class SqliteWrites
                 continue;
             }
 
-            // The fence check and the change in one statement: a row held under another fence (or settled) is not touched.
-            var sessionId = settlement.Kind switch
+            if (!sequences.TryAdd(sequence, i))
             {
-                SettleKind.Complete => (string?)sql.Scalar(
-                    "UPDATE batches SET state = 2, settled_at = $now WHERE seq = $seq AND state = 1 AND fence = $fence RETURNING session_id",
-                    ("$now", now.UtcTicks),
-                    ("$seq", sequence),
-                    ("$fence", settlement.Fence)),
-                SettleKind.Abandon => (string?)sql.Scalar(
-                    "UPDATE batches SET state = 0, attempts = attempts + 1, available_at = $available, owner = NULL, fence = NULL, expires_at = NULL WHERE seq = $seq AND state = 1 AND fence = $fence RETURNING session_id",
-                    ("$available", (now + settlement.Delay).UtcTicks),
-                    ("$seq", sequence),
-                    ("$fence", settlement.Fence)),
-                SettleKind.DeadLetter => (string?)sql.Scalar(
-                    "UPDATE batches SET state = 3, settled_at = $now, dead_letter_reason = $reason WHERE seq = $seq AND state = 1 AND fence = $fence RETURNING session_id",
-                    ("$now", now.UtcTicks),
-                    ("$reason", settlement.Reason),
-                    ("$seq", sequence),
-                    ("$fence", settlement.Fence)),
-                _ => throw new ArgumentOutOfRangeException(nameof(settlements), settlement.Kind, "Unknown settle kind."),
-            };
+                // One batch twice in a call: each in call order, the later one fenced out by the earlier.
+                return SettleOneByOne(sql, settlements, now);
+            }
 
+            if (settlement.Kind == SettleKind.Complete)
+            {
+                completions.AddPair(sequence, settlement.Fence);
+                results[i] = SettleStatus.FencedOut; // until the statement returns its row
+            }
+            else
+            {
+                others.Add(i);
+            }
+        }
+
+        long completed = 0, deadLettered = 0;
+        if (completions.Count > 0)
+        {
+            // Completions, the common settle, in one statement: each row fence-checked, an unmatched one left as it is.
+            using var settled = sql.Read(
+                """
+                UPDATE batches SET state = 2, settled_at = $now
+                FROM (SELECT value ->> 0 AS s_seq, value ->> 1 AS s_fence FROM json_each($items))
+                WHERE seq = s_seq AND state = 1 AND fence = s_fence
+                RETURNING seq, session_id
+                """,
+                ("$now", now.UtcTicks),
+                ("$items", completions.ToString()));
+            while (settled.Read())
+            {
+                results[sequences[settled.GetInt64(0)]] = SettleStatus.Settled;
+                touched.Add(settled.GetString(1));
+                completed++;
+            }
+        }
+
+        foreach (var i in others)
+        {
+            var settled = SettleOne(sql, settlements[i], now);
+            results[i] = settled is null ? SettleStatus.FencedOut : SettleStatus.Settled;
+            if (settled is not null)
+            {
+                touched.Add(settled);
+                deadLettered += settlements[i].Kind == SettleKind.DeadLetter ? 1 : 0;
+            }
+        }
+
+        Reindex(sql, touched);
+        AddToCounter(sql, "completed", completed);
+        AddToCounter(sql, "dead_lettered", deadLettered);
+        return results;
+    }
+
+    private static SettleStatus[] SettleOneByOne(SqlCommands sql, IReadOnlyList<BatchSettlement> settlements, DateTimeOffset now)
+    {
+        var results = new SettleStatus[settlements.Count];
+        var touched = new HashSet<string>(StringComparer.Ordinal);
+        long completed = 0, deadLettered = 0;
+        for (var i = 0; i < settlements.Count; i++)
+        {
+            var sessionId = SettleOne(sql, settlements[i], now);
             if (sessionId is null)
             {
                 results[i] = SettleStatus.FencedOut;
@@ -220,18 +268,45 @@ internal static class SqliteWrites
 
             results[i] = SettleStatus.Settled;
             touched.Add(sessionId);
-            completed += settlement.Kind == SettleKind.Complete ? 1 : 0;
-            deadLettered += settlement.Kind == SettleKind.DeadLetter ? 1 : 0;
+            completed += settlements[i].Kind == SettleKind.Complete ? 1 : 0;
+            deadLettered += settlements[i].Kind == SettleKind.DeadLetter ? 1 : 0;
         }
 
-        foreach (var sessionId in touched)
-        {
-            Reindex(sql, sessionId);
-        }
-
+        Reindex(sql, touched);
         AddToCounter(sql, "completed", completed);
         AddToCounter(sql, "dead_lettered", deadLettered);
         return results;
+    }
+
+    // One settle, the fence check and the change in one statement: a row held under another fence
+    // (or settled) is not touched. The session it settled in, or null when fenced out.
+    private static string? SettleOne(SqlCommands sql, BatchSettlement settlement, DateTimeOffset now)
+    {
+        if (!BatchRows.TryParseId(settlement.BatchId, out var sequence))
+        {
+            return null;
+        }
+
+        return settlement.Kind switch
+        {
+            SettleKind.Complete => (string?)sql.Scalar(
+                "UPDATE batches SET state = 2, settled_at = $now WHERE seq = $seq AND state = 1 AND fence = $fence RETURNING session_id",
+                ("$now", now.UtcTicks),
+                ("$seq", sequence),
+                ("$fence", settlement.Fence)),
+            SettleKind.Abandon => (string?)sql.Scalar(
+                "UPDATE batches SET state = 0, attempts = attempts + 1, available_at = $available, owner = NULL, fence = NULL, expires_at = NULL WHERE seq = $seq AND state = 1 AND fence = $fence RETURNING session_id",
+                ("$available", (now + settlement.Delay).UtcTicks),
+                ("$seq", sequence),
+                ("$fence", settlement.Fence)),
+            SettleKind.DeadLetter => (string?)sql.Scalar(
+                "UPDATE batches SET state = 3, settled_at = $now, dead_letter_reason = $reason WHERE seq = $seq AND state = 1 AND fence = $fence RETURNING session_id",
+                ("$now", now.UtcTicks),
+                ("$reason", settlement.Reason),
+                ("$seq", sequence),
+                ("$fence", settlement.Fence)),
+            _ => throw new ArgumentOutOfRangeException(nameof(settlement), settlement.Kind, "Unknown settle kind."),
+        };
     }
 
     public static QueuedBatch? Cancel(SqlCommands sql, string sessionId, string batchId, DateTimeOffset now)
@@ -258,7 +333,7 @@ internal static class SqliteWrites
         }
 
         sql.Execute("DELETE FROM batches WHERE seq = $seq", ("$seq", sequence));
-        Reindex(sql, sessionId);
+        Reindex(sql, [sessionId]);
         return batch;
     }
 
@@ -362,36 +437,93 @@ internal static class SqliteWrites
         }
     }
 
-    /// <summary>Sets the session's head and ready time from its batches, or drops it once nothing of it is unsettled.</summary>
-    private static void Reindex(SqlCommands sql, string sessionId)
+    // Claims the head of each picked session in one statement (one batch per session): the claims in
+    // head order, fences counting up from the first as the heads do.
+    private static List<QueuedWorkClaim> ClaimHeads(SqlCommands sql, List<(long Head, string SessionId)> heads, string owner, long fence, DateTimeOffset expiresAt)
     {
-        // The common end of a session (its last batch settled) in one statement.
-        if (sql.Execute(
-            $"DELETE FROM sessions WHERE session_id = $session AND NOT EXISTS (SELECT 1 FROM batches WHERE session_id = $session AND {Unsettled})",
-            ("$session", sessionId)) > 0)
+        var items = new JsonArray();
+        foreach (var (head, _) in heads)
+        {
+            items.Add(head);
+        }
+
+        var claimed = new Dictionary<long, QueuedBatch>(heads.Count);
+        using (var rows = sql.Read(
+            // A batch still marked claimed here had its lease lapse: that claim ended without a completion, one more attempt.
+            $"""
+            UPDATE batches SET state = 1, attempts = attempts + (state = 1), owner = $owner, fence = $fence + h_index, expires_at = $expires
+            FROM (SELECT key AS h_index, value AS h_seq FROM json_each($heads))
+            WHERE seq = h_seq AND {Unsettled}
+            RETURNING {BatchRows.Columns}
+            """,
+            ("$owner", owner),
+            ("$fence", fence),
+            ("$expires", expiresAt.UtcTicks),
+            ("$heads", items.ToString())))
+        {
+            while (rows.Read())
+            {
+                var batch = BatchRows.Read(rows);
+                claimed.Add(batch.Sequence, batch);
+            }
+        }
+
+        var claims = new List<QueuedWorkClaim>(claimed.Count);
+        List<string>? lost = null;
+        for (var i = 0; i < heads.Count; i++)
+        {
+            if (claimed.TryGetValue(heads[i].Head, out var batch))
+            {
+                claims.Add(new QueuedWorkClaim { SessionId = heads[i].SessionId, Owner = owner, Fence = fence + i, ExpiresAt = expiresAt, Batches = [batch] });
+            }
+            else
+            {
+                // Not reached while the sessions table is right; if it ever is not, it is put right rather than left held.
+                (lost ??= []).Add(heads[i].SessionId);
+            }
+        }
+
+        if (lost is not null)
+        {
+            Reindex(sql, lost);
+        }
+
+        return claims;
+    }
+
+    /// <summary>
+    /// Sets each session's head and ready time from its batches (the later of the head's available
+    /// time and every claimed batch's lease expiry), or drops it once nothing of it is unsettled: in
+    /// two statements however many sessions.
+    /// </summary>
+    private static void Reindex(SqlCommands sql, IReadOnlyCollection<string> sessionIds)
+    {
+        if (sessionIds.Count == 0)
         {
             return;
         }
 
-        long head, available;
-        using (var first = sql.Read(
-            $"SELECT seq, available_at FROM batches WHERE session_id = $session AND {Unsettled} ORDER BY seq LIMIT 1",
-            ("$session", sessionId)))
+        var items = new JsonArray();
+        foreach (var sessionId in sessionIds)
         {
-            if (!first.Read())
-            {
-                // Not in the sessions table, and nothing of it left to be.
-                return;
-            }
-
-            (head, available) = (first.GetInt64(0), first.GetInt64(1));
+            items.Add(sessionId);
         }
 
-        var latestLease = sql.Scalar("SELECT MAX(expires_at) FROM batches WHERE session_id = $session AND state = 1", ("$session", sessionId)) as long?;
+        var json = items.ToString();
         sql.Execute(
-            "INSERT INTO sessions (session_id, head_seq, ready_at) VALUES ($session, $seq, $ready) ON CONFLICT (session_id) DO UPDATE SET head_seq = excluded.head_seq, ready_at = excluded.ready_at",
-            ("$session", sessionId),
-            ("$seq", head),
-            ("$ready", Math.Max(available, latestLease ?? long.MinValue)));
+            $"DELETE FROM sessions WHERE session_id IN (SELECT value FROM json_each($sessions)) AND NOT EXISTS (SELECT 1 FROM batches WHERE batches.session_id = sessions.session_id AND {Unsettled})",
+            ("$sessions", json));
+
+        // WHERE true: an INSERT ... SELECT with a join needs it before its upsert clause.
+        sql.Execute(
+            $"""
+            INSERT INTO sessions (session_id, head_seq, ready_at)
+            SELECT h.session_id, b.seq, max(b.available_at, coalesce((SELECT max(c.expires_at) FROM batches c WHERE c.session_id = h.session_id AND c.state = 1), b.available_at))
+            FROM (SELECT value AS session_id, (SELECT seq FROM batches WHERE session_id = value AND {Unsettled} ORDER BY seq LIMIT 1) AS head FROM json_each($sessions)) h
+            JOIN batches b ON b.seq = h.head
+            WHERE true
+            ON CONFLICT (session_id) DO UPDATE SET head_seq = excluded.head_seq, ready_at = excluded.ready_at
+            """,
+            ("$sessions", json));
     }
 }
