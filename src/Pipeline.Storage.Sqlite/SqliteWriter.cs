@@ -14,13 +14,15 @@ internal sealed class SqliteWriter : IAsyncDisposable
     private readonly SqlCommands _sql;
     private readonly string _path;
     private readonly int _maxPerTransaction;
+    private readonly SqliteCheckpointer _checkpointer;
     private readonly Task _loop;
 
-    public SqliteWriter(SqlCommands sql, string path, int maxPerTransaction)
+    public SqliteWriter(SqlCommands sql, string path, int maxPerTransaction, SqliteCheckpointer checkpointer)
     {
         _sql = sql;
         _path = path;
         _maxPerTransaction = maxPerTransaction;
+        _checkpointer = checkpointer;
         _loop = Task.Run(RunAsync);
     }
 
@@ -114,6 +116,8 @@ internal sealed class SqliteWriter : IAsyncDisposable
             RollBack();
             throw;
         }
+
+        _checkpointer.Committed();
 
         foreach (var call in group)
         {

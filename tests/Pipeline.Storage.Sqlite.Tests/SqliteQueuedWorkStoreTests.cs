@@ -55,6 +55,35 @@ public sealed class SqliteQueuedWorkStoreTests(ITestOutputHelper output) : IDisp
     }
 
     [Fact]
+    public async Task Committed_batches_reach_the_database_file_itself_while_the_store_stays_open()
+    {
+        // The writer never folds the WAL back itself (wal_autocheckpoint off); the checkpointer does,
+        // on its own connection. Seen from outside: the main file alone holds the batches.
+        await using var store = await SqliteQueuedWorkStore.OpenAsync(_database.Options, _time);
+        await store.EnqueueAsync([.. Enumerable.Range(0, 200).Select(i => Draft($"s{i % 7}", $"payload {i}"))], default);
+
+        var copy = _database.Path + ".copy";
+        await Eventually.WaitForAsync(
+            () =>
+            {
+                File.Copy(_database.Path, copy, overwrite: true); // the main file without its WAL
+                using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = copy, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+                connection.Open();
+                using var command = connection.CreateCommand();
+                command.CommandText = "SELECT count(*) FROM sqlite_schema WHERE name = 'batches'";
+                if ((long)command.ExecuteScalar()! == 0)
+                {
+                    return Task.FromResult(false);
+                }
+
+                command.CommandText = "SELECT count(*) FROM batches";
+                return Task.FromResult((long)command.ExecuteScalar()! == 200);
+            },
+            TimeSpan.FromSeconds(10),
+            "the 200 batches in the database file without its WAL");
+    }
+
+    [Fact]
     public async Task A_newer_schema_version_is_refused_naming_both_versions_and_the_file_is_left_untouched()
     {
         await (await SqliteQueuedWorkStore.OpenAsync(_database.Options, _time)).DisposeAsync();
