@@ -23,6 +23,20 @@ public sealed class EngineArgumentsTests
         return result;
     }
 
+    /// <summary>Every knob as read, compared whole: a failure shows each value that differs.</summary>
+    private sealed record Knobs(
+        AckMode AckMode, int Pull, int Claim, int AckDecision, int Dispatch, int Emit, int MaxInFlight, int EmitBatch, int MaxAttempts,
+        TimeSpan ToolTimeout, int ToolRetries, TimeSpan ShutdownTimeout, string WorkerId, bool EnableShell, int MaxOutput)
+    {
+        public static Knobs Read(EngineArguments engine, ParseResult result)
+        {
+            var o = engine.Read(result);
+            return new Knobs(
+                o.AckMode, o.PullParallelism, o.Claim.Parallelism, o.AckDecision.Parallelism, o.Dispatch.Parallelism, o.Emit.Parallelism, o.MaxInFlight,
+                o.EmitBatchSize, o.MaxAttempts, o.ToolTimeout, o.ToolRetries, o.ShutdownTimeout, o.WorkerId, result.GetValue(engine.EnableShell), result.GetValue(engine.MaxOutput));
+        }
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -36,23 +50,10 @@ public sealed class EngineArgumentsTests
             "--max-attempts", "10", "--tool-timeout-ms", "1100", "--tool-retries", "0", "--shutdown-timeout-ms", "1300",
             "--max-output-bytes", "1400", "--enable-shell", "--worker-id", "w-15");
 
-        var options = engine.Read(result);
-
-        Assert.Equal(AckMode.AckAfterDispatch, options.AckMode);
-        Assert.Equal(3, options.PullParallelism);
-        Assert.Equal(4, options.Claim.Parallelism);
-        Assert.Equal(5, options.AckDecision.Parallelism);
-        Assert.Equal(6, options.Dispatch.Parallelism);
-        Assert.Equal(7, options.Emit.Parallelism);
-        Assert.Equal(800, options.MaxInFlight);
-        Assert.Equal(9, options.EmitBatchSize);
-        Assert.Equal(10, options.MaxAttempts);
-        Assert.Equal(TimeSpan.FromMilliseconds(1100), options.ToolTimeout);
-        Assert.Equal(0, options.ToolRetries);
-        Assert.Equal(TimeSpan.FromMilliseconds(1300), options.ShutdownTimeout);
-        Assert.Equal("w-15", options.WorkerId);
-        Assert.True(result.GetValue(engine.EnableShell));
-        Assert.Equal(1400, result.GetValue(engine.MaxOutput));
+        var expected = new Knobs(
+            AckMode.AckAfterDispatch, Pull: 3, Claim: 4, AckDecision: 5, Dispatch: 6, Emit: 7, MaxInFlight: 800, EmitBatch: 9, MaxAttempts: 10,
+            ToolTimeout: TimeSpan.FromMilliseconds(1100), ToolRetries: 0, ShutdownTimeout: TimeSpan.FromMilliseconds(1300), "w-15", EnableShell: true, MaxOutput: 1400);
+        Assert.Equal(expected, Knobs.Read(engine, result));
     }
 
     [Theory]
@@ -63,24 +64,12 @@ public sealed class EngineArgumentsTests
         var engine = new EngineArguments(worker);
         var result = Parse(engine);
 
-        var options = engine.Read(result);
-
         // The README's table of knobs.
-        Assert.Equal(AckMode.AckBeforeDispatch, options.AckMode);
-        Assert.Equal(2, options.PullParallelism);
-        Assert.Equal(1, options.Claim.Parallelism);
-        Assert.Equal(1, options.AckDecision.Parallelism);
-        Assert.Equal(16, options.Dispatch.Parallelism);
-        Assert.Equal(1, options.Emit.Parallelism);
-        Assert.Equal(1024, options.MaxInFlight);
-        Assert.Equal(256, options.EmitBatchSize);
-        Assert.Equal(5, options.MaxAttempts);
-        Assert.Equal(TimeSpan.FromMilliseconds(30_000), options.ToolTimeout);
-        Assert.Equal(2, options.ToolRetries);
-        Assert.Equal(TimeSpan.FromMilliseconds(30_000), options.ShutdownTimeout);
-        Assert.Equal($"{Environment.MachineName}-{Environment.ProcessId}", options.WorkerId);
-        Assert.False(result.GetValue(engine.EnableShell));
-        Assert.Equal(65_536, result.GetValue(engine.MaxOutput));
+        var expected = new Knobs(
+            AckMode.AckBeforeDispatch, Pull: 2, Claim: 1, AckDecision: 1, Dispatch: 16, Emit: 1, MaxInFlight: 1024, EmitBatch: 256, MaxAttempts: 5,
+            ToolTimeout: TimeSpan.FromMilliseconds(30_000), ToolRetries: 2, ShutdownTimeout: TimeSpan.FromMilliseconds(30_000),
+            $"{Environment.MachineName}-{Environment.ProcessId}", EnableShell: false, MaxOutput: 65_536);
+        Assert.Equal(expected, Knobs.Read(engine, result));
     }
 
     [Theory]

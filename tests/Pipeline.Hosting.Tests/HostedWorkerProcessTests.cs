@@ -23,6 +23,17 @@ public sealed class HostedWorkerProcessTests : IDisposable
         Assert.DoesNotMatch(@"(?m)^\s+at \S+\(", output);
     }
 
+    /// <summary>Waits for the first <c>command.started</c> event: a tool is running.</summary>
+    private static async Task WaitForAToolToStartAsync(string events, HostedWorkerProcess worker)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!(File.Exists(events) && (await File.ReadAllTextAsync(events)).Contains("\"command.started\"", StringComparison.Ordinal)))
+        {
+            Assert.True(clock.Elapsed < Timeout, $"no tool started:\n{worker.Output}");
+            await Task.Delay(20);
+        }
+    }
+
     [Fact]
     public async Task Three_bad_settings_are_named_in_one_error_line_with_exit_code_2_and_no_stack_trace()
     {
@@ -121,12 +132,7 @@ public sealed class HostedWorkerProcessTests : IDisposable
         var events = Path.Combine(_directory, "events.jsonl");
         using var worker = HostedWorkerProcess.Start(_directory, [$"--Pipeline:CommandsFile={commands}", $"--Pipeline:Events={events}", "--Pipeline:Engine:ShutdownTimeout=00:00:00.200"]);
         // The tool has started (a stop before it would hand the command back, cutting nothing off).
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (!(File.Exists(events) && (await File.ReadAllTextAsync(events)).Contains("\"command.started\"", StringComparison.Ordinal)))
-        {
-            Assert.True(clock.Elapsed < Timeout, $"the tool did not start:\n{worker.Output}");
-            await Task.Delay(20);
-        }
+        await WaitForAToolToStartAsync(events, worker);
 
         worker.Signal(HostedWorkerProcess.SigTerm);
         var exit = await worker.WaitForExitAsync(Timeout);
@@ -162,12 +168,7 @@ public sealed class HostedWorkerProcessTests : IDisposable
             $$$"""{"command_id": "slow-{{{i}}}", "execution_id": 1, "step": "s", "tool_kind": "delay", "input": {"ms": 2000}}"""));
         var events = Path.Combine(_directory, "events.jsonl");
         using var worker = HostedWorkerProcess.Start(_directory, [$"--Pipeline:CommandsFile={commands}", $"--Pipeline:Events={events}", "--Pipeline:Engine:Dispatch:Parallelism=2"]);
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        while (!(File.Exists(events) && (await File.ReadAllTextAsync(events)).Contains("\"command.started\"", StringComparison.Ordinal)))
-        {
-            Assert.True(clock.Elapsed < Timeout, $"no tool started:\n{worker.Output}");
-            await Task.Delay(20);
-        }
+        await WaitForAToolToStartAsync(events, worker);
 
         worker.Signal(HostedWorkerProcess.SigTerm);
         var exit = await worker.WaitForExitAsync(Timeout);

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Pipeline.Engine;
 
 namespace Pipeline.Hosting.Tests;
 
@@ -29,6 +30,18 @@ public sealed class PipelineWorkerTests : IDisposable
         await run.WaitAsync(TimeSpan.FromSeconds(30));
         return state;
     }
+
+    /// <summary>A <c>started</c> for <see cref="RunAsync"/>: stops the application once the run's live stats meet <paramref name="condition"/>.</summary>
+    private static Func<PipelineWorkerState, IHostApplicationLifetime, Task> StopOnce(Func<PipelineStats, bool> condition) => async (running, lifetime) =>
+    {
+        var stats = await running.Started.WaitAsync(TimeSpan.FromSeconds(30));
+        while (!condition(stats))
+        {
+            await Task.Delay(10);
+        }
+
+        lifetime.StopApplication();
+    };
 
     [Fact]
     public async Task An_events_file_that_is_the_commands_file_is_refused_and_the_commands_file_is_left_as_it_was()
@@ -87,17 +100,8 @@ public sealed class PipelineWorkerTests : IDisposable
 
         var state = await RunAsync(
             o => o with { CommandsFile = commands, Engine = o.Engine with { ShutdownTimeout = TimeSpan.FromMilliseconds(100) } },
-            async (running, lifetime) =>
-            {
-                // Stopped once the tool runs: acked as it starts (before it, the command would be handed back, cutting nothing off).
-                var stats = await running.Started.WaitAsync(TimeSpan.FromSeconds(30));
-                while (stats.Acked == 0)
-                {
-                    await Task.Delay(10);
-                }
-
-                lifetime.StopApplication();
-            });
+            // Stopped once the tool runs: acked as it starts (before it, the command would be handed back, cutting nothing off).
+            StopOnce(stats => stats.Acked > 0));
 
         Assert.True(state.DeadlineReached);
         Assert.Equal((PipelineWorkerOutcome.CutOff, 1), (state.Outcome, state.ExitCode));
@@ -117,16 +121,7 @@ public sealed class PipelineWorkerTests : IDisposable
 
         var state = await RunAsync(
             o => o with { CommandsFile = commands, Engine = o.Engine with { MaxInFlight = 4, Dispatch = new() { Parallelism = 2 } } },
-            async (running, lifetime) =>
-            {
-                var stats = await running.Started.WaitAsync(TimeSpan.FromSeconds(30));
-                while (stats.Completed == 0)
-                {
-                    await Task.Delay(10);
-                }
-
-                lifetime.StopApplication();
-            });
+            StopOnce(stats => stats.Completed > 0));
 
         // The stop drained what was in flight (no deadline), and most of the file was never read.
         Assert.False(state.DeadlineReached);

@@ -81,18 +81,7 @@ public sealed class PostgresWorkerProcessTests(PostgresServerFixture postgres, R
         Assert.Equal(0, (await Run(database, "enqueue", "--postgres", connection, file)).Exit);
         string[] knobs = ["worker", "--postgres", connection, "--ack-mode", "after-dispatch", "--lease-ttl-ms", "3000", "--max-in-flight", "32", "--tool-retries", "0"];
 
-        using (var first = PipelineProcess.Start(knobs, workingDirectory: _directory))
-        {
-            var started = Stopwatch.StartNew();
-            while (ids.Count(id => runs.Of(id) > 0) < 100)
-            {
-                Assert.True(started.Elapsed < Bound && !first.HasExited, $"the first worker ran {runs.Total}\n{first.Stdout}\n{first.Stderr}");
-                await Task.Delay(5);
-            }
-
-            first.Signal(PipelineProcess.SigKill);
-            await first.WaitForExitAsync(Bound);
-        }
+        await runs.KillWorkerMidRunAsync(knobs, _directory, ids, 100, Bound);
 
         var (exit, stdout, stderr) = await Run(database, [.. knobs, "--exit-when-idle", "3"]);
         Assert.True(exit == 0, $"exit {exit}\n{stdout}\n{stderr}");
@@ -115,12 +104,7 @@ public sealed class PostgresWorkerProcessTests(PostgresServerFixture postgres, R
         Assert.Equal(0, (await Run(database, "enqueue", "--postgres", connection, file)).Exit);
 
         using var worker = PipelineProcess.Start(["worker", "--postgres", connection, "--ack-mode", "after-dispatch", "--lease-ttl-ms", "5000", "--exit-when-idle", "5"], workingDirectory: _directory);
-        var started = Stopwatch.StartNew();
-        while (ids.Count(id => runs.Of(id) > 0) < 150)
-        {
-            Assert.True(started.Elapsed < Bound && !worker.HasExited, $"the worker ran {runs.Total}\n{worker.Stdout}\n{worker.Stderr}");
-            await Task.Delay(5);
-        }
+        await runs.WaitForRunsAsync(ids, 150, worker, Bound);
 
         await postgres.RestartAsync();
         var exit = await worker.WaitForExitAsync(Bound);

@@ -103,18 +103,7 @@ public sealed class SqliteWorkerProcessTests(RunCounter runs, ITestOutputHelper 
         Assert.Equal(0, (await Run("enqueue", file)).Exit);
         string[] knobs = ["worker", "--ack-mode", "after-dispatch", "--lease-ttl-ms", "3000", "--max-in-flight", "32", "--tool-retries", "0"];
 
-        using (var first = PipelineProcess.Start(knobs, workingDirectory: _directory))
-        {
-            var started = Stopwatch.StartNew();
-            while (ids.Count(id => runs.Of(id) > 0) < 100)
-            {
-                Assert.True(started.Elapsed < Bound && !first.HasExited, $"the first worker ran {runs.Total}\n{first.Stdout}\n{first.Stderr}");
-                await Task.Delay(5);
-            }
-
-            first.Signal(PipelineProcess.SigKill);
-            await first.WaitForExitAsync(Bound);
-        }
+        await runs.KillWorkerMidRunAsync(knobs, _directory, ids, 100, Bound);
 
         var killedAt = ids.Sum(runs.Of);
         var clock = Stopwatch.StartNew();
@@ -202,12 +191,7 @@ public sealed class SqliteWorkerProcessTests(RunCounter runs, ITestOutputHelper 
             Assert.Equal(0, (await Run("enqueue", "--sqlite", database, file)).Exit);
 
             using var worker = PipelineProcess.Start(["worker", "--sqlite", database, "--ack-mode", "after-dispatch", "--exit-when-idle", "30"], workingDirectory: _directory);
-            var started = Stopwatch.StartNew();
-            while (ids.Count(id => runs.Of(id) > 0) < 200)
-            {
-                Assert.True(started.Elapsed < Bound && !worker.HasExited, $"the worker ran {runs.Total}\n{worker.Stdout}\n{worker.Stderr}");
-                await Task.Delay(5);
-            }
+            await runs.WaitForRunsAsync(ids, 200, worker, Bound);
 
             // What room is left goes to a filler: the store's next write finds the disk full.
             Sh($"dd if=/dev/zero of='{mount}/filler' bs=64k 2>/dev/null; sync");

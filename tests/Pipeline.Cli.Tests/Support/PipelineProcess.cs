@@ -1,5 +1,5 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
+using Pipeline.Testing.Processes;
 
 namespace Pipeline.Cli.Tests.Support;
 
@@ -7,7 +7,7 @@ namespace Pipeline.Cli.Tests.Support;
 /// The real <c>pipeline</c> binary (the apphost next to the tests) run as a child process: its
 /// output captured, signals sent to it, its peak resident memory sampled from /proc.
 /// </summary>
-internal sealed partial class PipelineProcess : IDisposable
+internal sealed class PipelineProcess : IDisposable
 {
     public const int SigHup = 1;
     public const int SigInt = 2;
@@ -69,27 +69,9 @@ internal sealed partial class PipelineProcess : IDisposable
     /// <summary>Starts <c>pipeline</c> with <paramref name="args"/>; <paramref name="stdin"/>, when given, is written and closed.</summary>
     public static PipelineProcess Start(IEnumerable<string> args, string? stdin = null, string? workingDirectory = null, IReadOnlyDictionary<string, string>? environment = null)
     {
-        var binary = Path.Combine(AppContext.BaseDirectory, OperatingSystem.IsWindows() ? "pipeline.exe" : "pipeline");
-        var startInfo = new ProcessStartInfo(binary)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-            WorkingDirectory = workingDirectory ?? AppContext.BaseDirectory,
-        };
-        foreach (var arg in args)
-        {
-            startInfo.ArgumentList.Add(arg);
-        }
-
-        // No terminal, no colours: the output is what a pipe would get.
-        startInfo.Environment["NO_COLOR"] = "1";
-        startInfo.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
-        {
-            startInfo.Environment[name] = value;
-        }
+        var startInfo = ChildProcesses.StartInfo(
+            "pipeline", args, workingDirectory ?? AppContext.BaseDirectory, environment, new Dictionary<string, string> { ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1" });
+        startInfo.RedirectStandardInput = true;
 
         var process = Process.Start(startInfo) ?? throw new InvalidOperationException("pipeline did not start");
         if (stdin is not null)
@@ -102,13 +84,7 @@ internal sealed partial class PipelineProcess : IDisposable
     }
 
     /// <summary>Sends <paramref name="signal"/> to the process (a real POSIX signal, as a terminal or an orchestrator would).</summary>
-    public void Signal(int signal)
-    {
-        if (Kill(_process.Id, signal) != 0)
-        {
-            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
-        }
-    }
+    public void Signal(int signal) => ChildProcesses.Signal(_process, signal);
 
     /// <summary>Waits until stdout or stderr contains <paramref name="text"/>.</summary>
     public async Task WaitForOutputAsync(string text, TimeSpan timeout)
@@ -228,7 +204,4 @@ internal sealed partial class PipelineProcess : IDisposable
             }
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int Kill(int pid, int signal);
 }

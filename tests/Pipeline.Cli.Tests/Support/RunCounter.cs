@@ -28,6 +28,29 @@ public sealed class RunCounter : LoopbackWebServer
     public string Command(string id, int ms = 0, long execution = 1) =>
         $$$"""{"command_id":"{{{id}}}","execution_id":{{{execution}}},"step":"s","tool_kind":"http","input":{"url":"{{{new Uri(BaseAddress, $"run/{id}?ms={ms}")}}}"}}""";
 
+    /// <summary>
+    /// Waits until <paramref name="count"/> of <paramref name="ids"/> have run at least once;
+    /// fails past <paramref name="bound"/> or once <paramref name="worker"/> has exited (it would never get there).
+    /// </summary>
+    internal async Task WaitForRunsAsync(IReadOnlyCollection<string> ids, int count, PipelineProcess worker, TimeSpan bound)
+    {
+        var started = Stopwatch.StartNew();
+        while (ids.Count(id => Of(id) > 0) < count)
+        {
+            Assert.True(started.Elapsed < bound && !worker.HasExited, $"the worker ran {Total}\n{worker.Stdout}\n{worker.Stderr}");
+            await Task.Delay(5);
+        }
+    }
+
+    /// <summary>Runs a worker (<paramref name="args"/>) in <paramref name="directory"/> and kills it (-9) once <paramref name="count"/> of <paramref name="ids"/> have run: a crash mid-run, claims still held.</summary>
+    internal async Task KillWorkerMidRunAsync(string[] args, string directory, IReadOnlyCollection<string> ids, int count, TimeSpan bound)
+    {
+        using var worker = PipelineProcess.Start(args, workingDirectory: directory);
+        await WaitForRunsAsync(ids, count, worker, bound);
+        worker.Signal(PipelineProcess.SigKill);
+        await worker.WaitForExitAsync(bound);
+    }
+
     protected override void Map(WebApplication app)
     {
         app.MapGet("/run/{id}", async (string id, int? ms, HttpContext context) =>

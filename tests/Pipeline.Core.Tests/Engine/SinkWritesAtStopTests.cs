@@ -9,6 +9,20 @@ public sealed class SinkWritesAtStopTests
 {
     private static Task WaitFor(Func<bool> condition) => Eventually.WaitFor(condition);
 
+    /// <summary>Four commands of a gated tool, all dispatched at once, with a 50 ms shutdown deadline: a stop cuts them all off.</summary>
+    private static (InMemoryCommandSource Source, GatedTool Gated, PipelineOptions Options) FourGatedCommands(TimeSpan settleTimeout)
+    {
+        var gated = new GatedTool("gated");
+        var source = InMemoryCommandSource.From(Enumerable.Range(0, 4).Select(i => TestCommands.Make($"c{i}", "gated")));
+        var options = PipelineHarness.FastOptions() with
+        {
+            Dispatch = new BlockOptions { Parallelism = 4 },
+            ShutdownTimeout = TimeSpan.FromMilliseconds(50),
+            SettleTimeout = settleTimeout,
+        };
+        return (source, gated, options);
+    }
+
     [Fact]
     public async Task A_sink_that_honours_its_token_has_ended_its_write_when_RunAsync_returns()
     {
@@ -16,14 +30,7 @@ public sealed class SinkWritesAtStopTests
         // (a flush, a cancelled socket write). The CLI disposes the sink as soon as RunAsync
         // returns: a write still running then tears a line or meets a disposed stream.
         var sink = new UnwindingSink(TimeSpan.FromMilliseconds(40));
-        var gated = new GatedTool("gated");
-        var source = InMemoryCommandSource.From(Enumerable.Range(0, 4).Select(i => TestCommands.Make($"c{i}", "gated")));
-        var options = PipelineHarness.FastOptions() with
-        {
-            Dispatch = new BlockOptions { Parallelism = 4 },
-            ShutdownTimeout = TimeSpan.FromMilliseconds(50),
-            SettleTimeout = TimeSpan.FromSeconds(2),
-        };
+        var (source, gated, options) = FourGatedCommands(settleTimeout: TimeSpan.FromSeconds(2));
         var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(gated), sink, options, logger: new NoteLogger(sink));
         var writesInProgressAtReturn = -1;
         var run = pipeline.RunAsync(CancellationToken.None)
@@ -45,14 +52,7 @@ public sealed class SinkWritesAtStopTests
         // their deliveries are freed as the batch is made. A write that takes a while is still
         // within the settle budget: RunAsync must not return (and the CLI dispose the sink) under it.
         var sink = new SlowSink(TimeSpan.FromMilliseconds(400));
-        var gated = new GatedTool("gated");
-        var source = InMemoryCommandSource.From(Enumerable.Range(0, 4).Select(i => TestCommands.Make($"c{i}", "gated")));
-        var options = PipelineHarness.FastOptions() with
-        {
-            Dispatch = new BlockOptions { Parallelism = 4 },
-            ShutdownTimeout = TimeSpan.FromMilliseconds(50),
-            SettleTimeout = TimeSpan.FromSeconds(5),
-        };
+        var (source, gated, options) = FourGatedCommands(settleTimeout: TimeSpan.FromSeconds(5));
         var pipeline = new CommandPipeline<DeliveryHandle>(source, PipelineHarness.Tools(gated), sink, options);
         var writesInProgressAtReturn = -1;
         var run = pipeline.RunAsync(CancellationToken.None)

@@ -1,6 +1,6 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using System.Text;
+using Pipeline.Testing.Processes;
 
 namespace Pipeline.Hosting.Tests.Support;
 
@@ -9,7 +9,7 @@ namespace Pipeline.Hosting.Tests.Support;
 /// to the tests as <c>hosted-worker</c>) run as a child process: what a hosted worker's process
 /// does at exit (its code, its output) can only be seen on a real process.
 /// </summary>
-internal sealed partial class HostedWorkerProcess : IDisposable
+internal sealed class HostedWorkerProcess : IDisposable
 {
     public const int SigTerm = 15;
 
@@ -40,37 +40,13 @@ internal sealed partial class HostedWorkerProcess : IDisposable
     /// <summary>Starts the worker in <paramref name="directory"/> with <paramref name="args"/> (<c>--Pipeline:Key=value</c>) and the environment's additions.</summary>
     public static HostedWorkerProcess Start(string directory, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
     {
-        var startInfo = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, OperatingSystem.IsWindows() ? "hosted-worker.exe" : "hosted-worker"))
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = directory,
-        };
-        foreach (var arg in args)
-        {
-            startInfo.ArgumentList.Add(arg);
-        }
-
-        // No colours or ANSI codes in what the tests read; no settings leaking in from the test's environment.
-        startInfo.Environment["DOTNET_ENVIRONMENT"] = "Production";
-        startInfo.Environment["NO_COLOR"] = "1";
-        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
-        {
-            startInfo.Environment[key] = value;
-        }
-
+        // No settings leaking in from the test's environment.
+        var startInfo = ChildProcesses.StartInfo("hosted-worker", args, directory, environment, new Dictionary<string, string> { ["DOTNET_ENVIRONMENT"] = "Production" });
         return new HostedWorkerProcess(Process.Start(startInfo) ?? throw new InvalidOperationException("hosted-worker did not start."));
     }
 
     /// <summary>Sends <paramref name="signal"/> to the process.</summary>
-    public void Signal(int signal)
-    {
-        if (Kill(_process.Id, signal) != 0)
-        {
-            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
-        }
-    }
+    public void Signal(int signal) => ChildProcesses.Signal(_process, signal);
 
     /// <summary>Waits for the exit (killing the process past <paramref name="timeout"/>, then failing) and for its output to be read; the exit code.</summary>
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
@@ -111,7 +87,4 @@ internal sealed partial class HostedWorkerProcess : IDisposable
             }
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int Kill(int pid, int signal);
 }

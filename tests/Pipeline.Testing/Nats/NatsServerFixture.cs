@@ -168,44 +168,22 @@ public sealed class NatsServerFixture : IAsyncLifetime
     /// <summary>A name no other test uses (streams, consumers, buckets, subjects).</summary>
     public static string UniqueName(string prefix) => $"{prefix}_{Guid.NewGuid().ToString("N")[..12]}";
 
-    private async Task WaitUntilReadyAsync(TimeSpan bound)
-    {
-        var deadline = DateTime.UtcNow + bound;
-        while (true)
+    private Task WaitUntilReadyAsync(TimeSpan bound) => ServerReadiness.WaitAsync(
+        async () =>
+        {
+            await using var probe = new NatsConnection(NatsOpts.Default with { Url = Url, AuthOpts = Auth, TlsOpts = Tls, MaxReconnectRetry = 0, ConnectTimeout = TimeSpan.FromSeconds(1) });
+            await probe.ConnectAsync();
+            await probe.PingAsync();
+        },
+        bound,
+        () => $"nats-server not ready on {Url} after {bound.TotalSeconds} s: {Tail()}",
+        () =>
         {
             if (_server is { HasExited: true } exited)
             {
                 throw new InvalidOperationException($"nats-server exited with {exited.ExitCode}: {Tail()}");
             }
+        });
 
-            try
-            {
-                await using var probe = new NatsConnection(NatsOpts.Default with { Url = Url, AuthOpts = Auth, TlsOpts = Tls, MaxReconnectRetry = 0, ConnectTimeout = TimeSpan.FromSeconds(1) });
-                await probe.ConnectAsync();
-                await probe.PingAsync();
-                return;
-            }
-            catch (Exception) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(50);
-            }
-            catch (Exception ex)
-            {
-                throw new InvalidOperationException($"nats-server not ready on {Url} after {bound.TotalSeconds} s: {Tail()}", ex);
-            }
-        }
-    }
-
-    private string Tail()
-    {
-        try
-        {
-            var lines = File.ReadAllLines(LogFile);
-            return string.Join(" | ", lines.TakeLast(5));
-        }
-        catch (IOException)
-        {
-            return "(no log)";
-        }
-    }
+    private string Tail() => ServerReadiness.LogTail(LogFile);
 }

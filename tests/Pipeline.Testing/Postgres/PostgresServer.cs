@@ -230,41 +230,18 @@ public sealed class PostgresServer : IAsyncDisposable
         }
     }
 
-    private async Task WaitUntilReadyAsync(TimeSpan bound)
-    {
-        var deadline = DateTime.UtcNow + bound;
-        while (true)
+    private Task WaitUntilReadyAsync(TimeSpan bound) => ServerReadiness.WaitAsync(
+        async () =>
         {
-            try
-            {
-                await using var probe = new NpgsqlConnection(ConnectionString() + ";Pooling=false;Timeout=2");
-                await probe.OpenAsync();
-                await using var select = new NpgsqlCommand("select 1", probe);
-                await select.ExecuteScalarAsync();
-                return;
-            }
-            catch (Exception) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(50);
-            }
-            catch (Exception ex)
-            {
-                throw new InvalidOperationException($"PostgreSQL not ready on 127.0.0.1:{Port} after {bound.TotalSeconds} s: {Tail()}", ex);
-            }
-        }
-    }
+            await using var probe = new NpgsqlConnection(ConnectionString() + ";Pooling=false;Timeout=2");
+            await probe.OpenAsync();
+            await using var select = new NpgsqlCommand("select 1", probe);
+            await select.ExecuteScalarAsync();
+        },
+        bound,
+        () => $"PostgreSQL not ready on 127.0.0.1:{Port} after {bound.TotalSeconds} s: {Tail()}");
 
-    private string Tail()
-    {
-        try
-        {
-            return string.Join(" | ", File.ReadAllLines(LogFile).TakeLast(5));
-        }
-        catch (IOException)
-        {
-            return "(no log)";
-        }
-    }
+    private string Tail() => ServerReadiness.LogTail(LogFile);
 
     /// <summary>The folder holding initdb and pg_ctl: Debian's PostgreSQL 15 folder, else the one on PATH.</summary>
     private static string FindBinaries()

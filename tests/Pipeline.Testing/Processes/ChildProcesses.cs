@@ -1,0 +1,55 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+
+namespace Pipeline.Testing.Processes;
+
+/// <summary>
+/// What the tests that run a real binary next to them (<c>pipeline</c>, <c>hosted-worker</c>) do
+/// alike: start it with its output redirected and no colours, and send it real POSIX signals.
+/// </summary>
+public static partial class ChildProcesses
+{
+    /// <summary>
+    /// How to start <paramref name="binary"/> (next to the tests; <c>.exe</c> added on Windows) in
+    /// <paramref name="workingDirectory"/> with <paramref name="args"/>, stdout and stderr redirected,
+    /// <c>NO_COLOR</c> set (what a pipe would get), then the binary's own <paramref name="defaults"/>,
+    /// then the test's <paramref name="environment"/> (which may override either).
+    /// </summary>
+    public static ProcessStartInfo StartInfo(
+        string binary, IEnumerable<string> args, string workingDirectory, IReadOnlyDictionary<string, string>? environment, IReadOnlyDictionary<string, string> defaults)
+    {
+        ArgumentNullException.ThrowIfNull(defaults);
+        var startInfo = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, OperatingSystem.IsWindows() ? binary + ".exe" : binary))
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory,
+        };
+        foreach (var arg in args)
+        {
+            startInfo.ArgumentList.Add(arg);
+        }
+
+        startInfo.Environment["NO_COLOR"] = "1";
+        foreach (var (name, value) in defaults.Concat(environment ?? new Dictionary<string, string>()))
+        {
+            startInfo.Environment[name] = value;
+        }
+
+        return startInfo;
+    }
+
+    /// <summary>Sends <paramref name="signal"/> to <paramref name="process"/> (a real signal, as a terminal or an orchestrator would).</summary>
+    public static void Signal(Process process, int signal)
+    {
+        ArgumentNullException.ThrowIfNull(process);
+        if (Kill(process.Id, signal) != 0)
+        {
+            throw new InvalidOperationException($"kill({process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
+}
