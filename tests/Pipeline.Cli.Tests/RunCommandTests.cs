@@ -18,9 +18,7 @@ public sealed class RunCommandTests : IDisposable
 
         Assert.Equal(0, exit);
         Assert.Equal(string.Empty, error);
-        Assert.Contains("completed      8", output, StringComparison.Ordinal);
-        Assert.Contains("8 pulled = 8 acked + 0 nacked + 0 terminated + 0 settle errors", output, StringComparison.Ordinal);
-        Assert.Contains("p50", output, StringComparison.Ordinal);
+        TextAssert.ContainsEach(output, "completed      8", "8 pulled = 8 acked + 0 nacked + 0 terminated + 0 settle errors", "p50");
 
         var lines = await File.ReadAllLinesAsync(events);
         Assert.Equal(24, lines.Length);
@@ -37,10 +35,12 @@ public sealed class RunCommandTests : IDisposable
         var (exit, output, _) = await Run("run", Sample("with-failures.jsonl"));
 
         Assert.Equal(1, exit);
-        Assert.Contains("with-failures.jsonl line 3: malformed command", output, StringComparison.Ordinal);
-        Assert.Contains("unknown tool_kind 'teleport'", output, StringComparison.Ordinal);
-        Assert.Contains("input.ms must be a non-negative integer", output, StringComparison.Ordinal);
-        Assert.Contains("completed      2", output, StringComparison.Ordinal);
+        TextAssert.ContainsEach(
+            output,
+            "with-failures.jsonl line 3: malformed command",
+            "unknown tool_kind 'teleport'",
+            "input.ms must be a non-negative integer",
+            "completed      2");
     }
 
     [Fact]
@@ -69,10 +69,7 @@ public sealed class RunCommandTests : IDisposable
         var (exit, output, _) = await Run("run", commands, "--enable-shell", "--ack-mode", "after-dispatch", "--max-attempts", "3", "--tool-retries", "0");
 
         Assert.Equal(0, exit);
-        Assert.Contains("completed      1", output, StringComparison.Ordinal);
-        Assert.Contains("failed         0", output, StringComparison.Ordinal);
-        Assert.Contains("retried        1", output, StringComparison.Ordinal);
-        Assert.Contains("all commands succeeded", output, StringComparison.Ordinal);
+        TextAssert.ContainsEach(output, "completed      1", "failed         0", "retried        1", "all commands succeeded");
     }
 
     [Fact]

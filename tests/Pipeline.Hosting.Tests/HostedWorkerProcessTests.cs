@@ -54,9 +54,11 @@ public sealed class HostedWorkerProcessTests : IDisposable
         var failure = Assert.Single(failures);
         Assert.Contains("Pipeline.Hosting", failure.line, StringComparison.Ordinal);
         var message = output.Split('\n')[failure.i + 1];
-        Assert.Contains("Pipeline:Engine:Dispatch:Parallelism must be from 1 to 4096 (it is 0).", message, StringComparison.Ordinal);
-        Assert.Contains("Pipeline:Engine:AckMode 'sideways' is not one of before-dispatch, after-dispatch, AckBeforeDispatch or AckAfterDispatch", message, StringComparison.Ordinal);
-        Assert.Contains("Pipeline:Tools:MaxOutputBytes must be from 1 to 16777216 (it is 0).", message, StringComparison.Ordinal);
+        TextAssert.ContainsEach(
+            message,
+            "Pipeline:Engine:Dispatch:Parallelism must be from 1 to 4096 (it is 0).",
+            "Pipeline:Engine:AckMode 'sideways' is not one of before-dispatch, after-dispatch, AckBeforeDispatch or AckAfterDispatch",
+            "Pipeline:Tools:MaxOutputBytes must be from 1 to 16777216 (it is 0).");
         Assert.DoesNotContain("Dispatch.Parallelism", output, StringComparison.Ordinal);
     }
 

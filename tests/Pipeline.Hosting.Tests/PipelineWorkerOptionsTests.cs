@@ -28,6 +28,14 @@ public sealed class PipelineWorkerOptionsTests
         return builder.Build();
     }
 
+    /// <summary><paramref name="settings"/> with a NATS source at a port nothing listens on: the start fails on settings before any connection is tried.</summary>
+    private static Dictionary<string, string?> WithUnreachableNats(Dictionary<string, string?> settings)
+    {
+        settings["Pipeline:Source"] = "nats";
+        settings["Pipeline:Nats:Connection:Url"] = "nats://127.0.0.1:1";
+        return settings;
+    }
+
     /// <summary>Starts the host, which must refuse to run (without throwing) and stop itself; the one error line's message.</summary>
     private static async Task<string> StartFailure(Dictionary<string, string?> settings)
     {
@@ -48,46 +56,25 @@ public sealed class PipelineWorkerOptionsTests
         return line.Message;
     }
 
-    [Fact]
-    public async Task An_unknown_source_kind_fails_the_start_and_lists_the_known_ones()
+    /// <summary>One setting (or pair) that cannot work: the start fails, its one error line naming it. <paramref name="settings"/> is <c>key=value</c> pairs split by ';'.</summary>
+    [Theory]
+    [InlineData("Pipeline:Source=kafka", "Pipeline:Source 'kafka' is not a known source kind; known: nats, file.")]
+    [InlineData("Pipeline:CommandsFile=x.jsonl;Pipeline:Engine:Dispatch:Parallelism=0", "Pipeline:Engine:Dispatch:Parallelism must be from 1 to 4096 (it is 0).")]
+    [InlineData("Pipeline:Source=nats", "Pipeline:Nats:Connection:Url is required with Pipeline:Source 'nats'")]
+    [InlineData(
+        "Pipeline:Source=nats;Pipeline:Nats:Connection:Url=nats://127.0.0.1:1;Pipeline:Engine:MaxInFlight=5000",
+        "Pipeline:Nats:Source:MaxAckPending (4096) must be at least MaxInFlight (5000) + FetchBatch (128)")]
+    public async Task A_setting_that_cannot_work_fails_the_start_naming_it(string settings, string expected)
     {
-        var message = await StartFailure(new() { ["Pipeline:Source"] = "kafka" });
-        Assert.Contains("Pipeline:Source 'kafka' is not a known source kind; known: nats, file.", message, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public async Task Parallelism_zero_fails_the_start_naming_the_setting()
-    {
-        var message = await StartFailure(new() { ["Pipeline:CommandsFile"] = "x.jsonl", ["Pipeline:Engine:Dispatch:Parallelism"] = "0" });
-        Assert.Contains("Pipeline:Engine:Dispatch:Parallelism must be from 1 to 4096 (it is 0).", message, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public async Task A_nats_source_without_a_url_fails_the_start()
-    {
-        var message = await StartFailure(new() { ["Pipeline:Source"] = "nats" });
-        Assert.Contains("Pipeline:Nats:Connection:Url is required with Pipeline:Source 'nats'", message, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public async Task Settings_that_cannot_work_together_are_named()
-    {
-        var message = await StartFailure(new()
-        {
-            ["Pipeline:Source"] = "nats",
-            ["Pipeline:Nats:Connection:Url"] = "nats://127.0.0.1:1",
-            ["Pipeline:Engine:MaxInFlight"] = "5000",
-        });
-        Assert.Contains("Pipeline:Nats:Source:MaxAckPending (4096) must be at least MaxInFlight (5000) + FetchBatch (128)", message, StringComparison.Ordinal);
+        var message = await StartFailure(settings.Split(';').Select(pair => pair.Split('=', 2)).ToDictionary(kv => kv[0], kv => (string?)kv[1]));
+        Assert.Contains(expected, message, StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task Every_setting_that_cannot_work_is_named_at_once_by_its_key_as_typed()
     {
-        var message = await StartFailure(new()
+        var message = await StartFailure(WithUnreachableNats(new()
         {
-            ["Pipeline:Source"] = "nats",
-            ["Pipeline:Nats:Connection:Url"] = "nats://127.0.0.1:1",
             ["Pipeline:Engine:Dispatch:Parallelism"] = "0",
             ["Pipeline:Engine:MaxAttempts"] = "0",
             ["Pipeline:Engine:ToolTimeout"] = "soon",
@@ -95,7 +82,7 @@ public sealed class PipelineWorkerOptionsTests
             ["Pipeline:Nats:Source:FetchBatch"] = "0",
             ["Pipeline:Nats:Source:AckWait"] = "00:00:00.500",
             ["Pipeline:Nats:Source:MaxDeliver"] = "many",
-        });
+        }));
 
         // Values that cannot be converted, then values out of range: the engine's and the module's, every one.
         string[] expected =
@@ -108,10 +95,7 @@ public sealed class PipelineWorkerOptionsTests
             "Pipeline:Nats:Source:AckWait must be from 1 s to 1 day.",
             "Pipeline:Nats:Source:FetchBatch must be from 1 to 10000.",
         ];
-        foreach (var error in expected)
-        {
-            Assert.Contains(error, message, StringComparison.Ordinal);
-        }
+        TextAssert.ContainsEach(message, expected);
     }
 
     /// <summary>
@@ -123,11 +107,9 @@ public sealed class PipelineWorkerOptionsTests
     public async Task Every_duration_past_a_day_is_named_at_start_with_its_range()
     {
         const string Long = "50.00:00:00";
-        var message = await StartFailure(new()
+        var message = await StartFailure(WithUnreachableNats(new()
         {
-            ["Pipeline:Source"] = "nats",
             ["Pipeline:Claimer"] = "nats-kv",
-            ["Pipeline:Nats:Connection:Url"] = "nats://127.0.0.1:1",
             ["Pipeline:Engine:ShutdownTimeout"] = Long,
             ["Pipeline:Engine:SettleTimeout"] = Long,
             ["Pipeline:Engine:ToolTimeout"] = Long,
@@ -140,7 +122,7 @@ public sealed class PipelineWorkerOptionsTests
             ["Pipeline:Nats:Source:SettleTimeout"] = Long,
             ["Pipeline:Nats:Source:IdleTimeout"] = Long,
             ["Pipeline:Nats:Claimer:RecordTimeout"] = Long,
-        });
+        }));
 
         string[] expected =
         [
@@ -157,10 +139,7 @@ public sealed class PipelineWorkerOptionsTests
             "Pipeline:Nats:Source:IdleTimeout must be more than 0 and at most 1 day (or null: never).",
             "Pipeline:Nats:Claimer:RecordTimeout must be more than 0 and at most 1 day.",
         ];
-        foreach (var error in expected)
-        {
-            Assert.Contains(error, message, StringComparison.Ordinal);
-        }
+        TextAssert.ContainsEach(message, expected);
     }
 
     [Fact]
@@ -174,9 +153,11 @@ public sealed class PipelineWorkerOptionsTests
             ["Pipeline:Engine:ToolRetries"] = "some",
         });
 
-        Assert.Contains("Pipeline:Engine:MaxInFlight 'lots' is not a whole number from 1 to 1048576.", message, StringComparison.Ordinal);
-        Assert.Contains("Pipeline:Engine:Dispatch:Parallelism '99999999999' is not a whole number from 1 to 4096.", message, StringComparison.Ordinal);
-        Assert.Contains("Pipeline:Engine:ToolRetries 'some' is not a whole number from 0 to 10.", message, StringComparison.Ordinal);
+        TextAssert.ContainsEach(
+            message,
+            "Pipeline:Engine:MaxInFlight 'lots' is not a whole number from 1 to 1048576.",
+            "Pipeline:Engine:Dispatch:Parallelism '99999999999' is not a whole number from 1 to 4096.",
+            "Pipeline:Engine:ToolRetries 'some' is not a whole number from 0 to 10.");
         Assert.DoesNotContain("2147483647", message, StringComparison.Ordinal);
     }
 
@@ -191,13 +172,11 @@ public sealed class PipelineWorkerOptionsTests
         try
         {
             await File.WriteAllTextAsync(garbage, "not a JWT and an NKey seed\n");
-            var message = await StartFailure(new()
+            var message = await StartFailure(WithUnreachableNats(new()
             {
-                ["Pipeline:Source"] = "nats",
-                ["Pipeline:Nats:Connection:Url"] = "nats://127.0.0.1:1",
                 ["Pipeline:Nats:Connection:CredsFile"] = "/dev/zero",
                 ["Pipeline:Nats:Connection:NKeyFile"] = garbage,
-            });
+            }));
 
             Assert.Contains("Pipeline:Nats:Connection:CredsFile '/dev/zero' is not a regular file (a device, a FIFO or a socket).", message, StringComparison.Ordinal);
             Assert.Contains($"Pipeline:Nats:Connection:NKeyFile '{garbage}' is not an NKey seed file", message, StringComparison.Ordinal);

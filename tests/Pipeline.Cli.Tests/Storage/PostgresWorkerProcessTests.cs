@@ -39,6 +39,17 @@ public sealed class PostgresWorkerProcessTests(PostgresServerFixture postgres, R
         return path;
     }
 
+    /// <summary>A fresh database holding <paramref name="count"/> commands of <paramref name="ms"/> each, spread over <paramref name="executions"/> sessions, enqueued by <c>pipeline enqueue</c>.</summary>
+    private async Task<(Dictionary<string, string> Database, string Connection, List<string> Ids)> EnqueuedAsync(string prefix, int count, int ms, int executions)
+    {
+        var database = await DatabaseAsync();
+        var connection = database["PIPELINE_POSTGRES"];
+        var ids = Enumerable.Range(0, count).Select(i => $"{prefix}-{i}").ToList();
+        var file = CommandsFile($"{prefix}.jsonl", ids.Select((id, i) => runs.Command(id, ms, execution: 1 + (i % executions))));
+        Assert.Equal(0, (await Run(database, "enqueue", "--postgres", connection, file)).Exit);
+        return (database, connection, ids);
+    }
+
     private static JsonElement Counts(string statusJson) => JsonDocument.Parse(statusJson).RootElement.GetProperty("counts");
 
     [Fact]
@@ -74,11 +85,7 @@ public sealed class PostgresWorkerProcessTests(PostgresServerFixture postgres, R
     [Fact]
     public async Task A_worker_killed_mid_run_leaves_its_claims_to_the_next_which_completes_every_command()
     {
-        var database = await DatabaseAsync();
-        var connection = database["PIPELINE_POSTGRES"];
-        var ids = Enumerable.Range(0, 400).Select(i => $"pgkill-{i}").ToList();
-        var file = CommandsFile("kill.jsonl", ids.Select((id, i) => runs.Command(id, ms: 30, execution: 1 + (i % 40))));
-        Assert.Equal(0, (await Run(database, "enqueue", "--postgres", connection, file)).Exit);
+        var (database, connection, ids) = await EnqueuedAsync("pgkill", 400, ms: 30, executions: 40);
         string[] knobs = ["worker", "--postgres", connection, "--ack-mode", "after-dispatch", "--lease-ttl-ms", "3000", "--max-in-flight", "32", "--tool-retries", "0"];
 
         await runs.KillWorkerMidRunAsync(knobs, _directory, ids, 100, Bound);
@@ -97,11 +104,7 @@ public sealed class PostgresWorkerProcessTests(PostgresServerFixture postgres, R
     [Fact]
     public async Task A_server_restarted_under_a_running_worker_is_reconnected_to_and_every_command_completes()
     {
-        var database = await DatabaseAsync();
-        var connection = database["PIPELINE_POSTGRES"];
-        var ids = Enumerable.Range(0, 600).Select(i => $"pgrestart-{i}").ToList();
-        var file = CommandsFile("restart.jsonl", ids.Select((id, i) => runs.Command(id, ms: 20, execution: 1 + (i % 60))));
-        Assert.Equal(0, (await Run(database, "enqueue", "--postgres", connection, file)).Exit);
+        var (database, connection, ids) = await EnqueuedAsync("pgrestart", 600, ms: 20, executions: 60);
 
         using var worker = PipelineProcess.Start(["worker", "--postgres", connection, "--ack-mode", "after-dispatch", "--lease-ttl-ms", "5000", "--exit-when-idle", "5"], workingDirectory: _directory);
         await runs.WaitForRunsAsync(ids, 150, worker, Bound);

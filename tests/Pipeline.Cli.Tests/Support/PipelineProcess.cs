@@ -124,24 +124,11 @@ internal sealed class PipelineProcess : IDisposable
     /// <summary>Waits for the process to exit (killing it past <paramref name="timeout"/>) and for its output to be read.</summary>
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
     {
-        using var cts = new CancellationTokenSource(timeout);
-        try
-        {
-            await _process.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync();
-            throw new TimeoutException($"pipeline did not exit within {timeout}.\nstdout:\n{Stdout}\nstderr:\n{Stderr}");
-        }
-
-        // The parameterless wait also drains the redirected output.
-        await _process.WaitForExitAsync();
+        var exit = await ChildProcesses.WaitForExitAsync(_process, timeout, () => $"stdout:\n{Stdout}\nstderr:\n{Stderr}");
         _clock.Stop();
         await _stopSampling.CancelAsync();
         await _sampler;
-        return _process.ExitCode;
+        return exit;
     }
 
     public void Dispose()

@@ -324,42 +324,12 @@ public sealed class KeepAliveTests(ITestOutputHelper output)
     /// <summary>A context whose posts wait until <see cref="RunHeld"/>: a thread pool with no free thread.</summary>
     private sealed class HeldPosts : SynchronizationContext
     {
-        private readonly Queue<(SendOrPostCallback Callback, object? State)> _held = new();
+        private readonly HeldCallbacks _held = new();
 
-        public int Held
-        {
-            get
-            {
-                lock (_held)
-                {
-                    return _held.Count;
-                }
-            }
-        }
+        public int Held => _held.Count;
 
-        public override void Post(SendOrPostCallback d, object? state)
-        {
-            lock (_held)
-            {
-                _held.Enqueue((d, state));
-            }
-        }
+        public override void Post(SendOrPostCallback d, object? state) => _held.Hold(() => d(state));
 
-        public void RunHeld()
-        {
-            while (true)
-            {
-                (SendOrPostCallback Callback, object? State) next;
-                lock (_held)
-                {
-                    if (!_held.TryDequeue(out next))
-                    {
-                        return;
-                    }
-                }
-
-                next.Callback(next.State);
-            }
-        }
+        public void RunHeld() => _held.RunAll();
     }
 }

@@ -9,13 +9,14 @@ namespace Pipeline.Tests.Support;
 /// </summary>
 internal sealed class StallingTimeProvider : FakeTimeProvider
 {
-    private readonly Queue<(TimerCallback Callback, object? State)> _held = new();
+    private readonly HeldCallbacks _held = new();
+    private readonly Lock _gate = new();
     private bool _stalled;
 
     /// <summary>From now on, callbacks that come due wait for <see cref="Resume"/>.</summary>
     public void Stall()
     {
-        lock (_held)
+        lock (_gate)
         {
             _stalled = true;
         }
@@ -24,24 +25,12 @@ internal sealed class StallingTimeProvider : FakeTimeProvider
     /// <summary>Runs the held callbacks, in the order they came due, on this thread; later ones run when due again.</summary>
     public void Resume()
     {
-        lock (_held)
+        lock (_gate)
         {
             _stalled = false;
         }
 
-        while (true)
-        {
-            (TimerCallback Callback, object? State) next;
-            lock (_held)
-            {
-                if (!_held.TryDequeue(out next))
-                {
-                    return;
-                }
-            }
-
-            next.Callback(next.State);
-        }
+        _held.RunAll();
     }
 
     public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
@@ -49,11 +38,11 @@ internal sealed class StallingTimeProvider : FakeTimeProvider
 
     private void Fire(TimerCallback callback, object? state)
     {
-        lock (_held)
+        lock (_gate)
         {
             if (_stalled)
             {
-                _held.Enqueue((callback, state));
+                _held.Hold(() => callback(state));
                 return;
             }
         }

@@ -46,11 +46,7 @@ public sealed class ShellToolBoundsTests
         var result = await Sh("head -c 1048576 /dev/zero | tr '\\0' a; printf err >&2");
 
         Assert.True(result.IsSuccess, result.Error);
-        Assert.Equal(new string('a', Cap), result.Value.GetProperty("stdout").GetString());
-        Assert.True(result.Value.GetProperty("truncated").GetBoolean());
-        Assert.Equal(1_048_576, result.Value.GetProperty("stdout_bytes").GetInt64());
-        Assert.Equal("err", result.Value.GetProperty("stderr").GetString());
-        Assert.Equal(3, result.Value.GetProperty("stderr_bytes").GetInt64());
+        Assert.Equal(new Output(new string('a', Cap), "err", Truncated: true, StdoutBytes: 1_048_576, StderrBytes: 3), Output.Of(result));
     }
 
     [Fact]
@@ -58,9 +54,7 @@ public sealed class ShellToolBoundsTests
     {
         var result = await Sh("printf out; printf err >&2");
 
-        Assert.Equal("out", result.Value.GetProperty("stdout").GetString());
-        Assert.False(result.Value.GetProperty("truncated").GetBoolean());
-        Assert.Equal(3, result.Value.GetProperty("stdout_bytes").GetInt64());
+        Assert.Equal(new Output("out", "err", Truncated: false, StdoutBytes: 3, StderrBytes: 3), Output.Of(result));
     }
 
     [Fact]
@@ -68,10 +62,7 @@ public sealed class ShellToolBoundsTests
     {
         var result = await Sh("printf 0123456789; printf abcdefghij >&2", maxOutputBytes: 4);
 
-        Assert.Equal("0123", result.Value.GetProperty("stdout").GetString());
-        Assert.Equal("abcd", result.Value.GetProperty("stderr").GetString());
-        Assert.True(result.Value.GetProperty("truncated").GetBoolean());
-        Assert.Equal(10, result.Value.GetProperty("stderr_bytes").GetInt64());
+        Assert.Equal(new Output("0123", "abcd", Truncated: true, StdoutBytes: 10, StderrBytes: 10), Output.Of(result));
     }
 
     [Fact]
@@ -80,9 +71,7 @@ public sealed class ShellToolBoundsTests
         // 'a' then 'é' (C3 A9): a cap of 2 keeps 'a' and half of 'é'.
         var result = await Sh("printf 'a\\303\\251b'", maxOutputBytes: 2);
 
-        Assert.Equal("a", result.Value.GetProperty("stdout").GetString());
-        Assert.True(result.Value.GetProperty("truncated").GetBoolean());
-        Assert.Equal(4, result.Value.GetProperty("stdout_bytes").GetInt64());
+        Assert.Equal(new Output("a", "", Truncated: true, StdoutBytes: 4, StderrBytes: 0), Output.Of(result));
     }
 
     [Fact]
@@ -243,5 +232,16 @@ public sealed class ShellToolBoundsTests
         var ex = await Assert.ThrowsAsync<ToolInputException>(async () => await new ShellTool().InvokeAsync(TestCommands.Make("s", "shell", input), default));
 
         Assert.Equal(expected, ex.Message);
+    }
+
+    /// <summary>What the tool reports of both streams, compared whole: a failure shows every field that differs.</summary>
+    private sealed record Output(string? Stdout, string? Stderr, bool Truncated, long StdoutBytes, long StderrBytes)
+    {
+        public static Output Of(ToolResult result) => new(
+            result.Value.GetProperty("stdout").GetString(),
+            result.Value.GetProperty("stderr").GetString(),
+            result.Value.GetProperty("truncated").GetBoolean(),
+            result.Value.GetProperty("stdout_bytes").GetInt64(),
+            result.Value.GetProperty("stderr_bytes").GetInt64());
     }
 }

@@ -49,23 +49,7 @@ internal sealed class HostedWorkerProcess : IDisposable
     public void Signal(int signal) => ChildProcesses.Signal(_process, signal);
 
     /// <summary>Waits for the exit (killing the process past <paramref name="timeout"/>, then failing) and for its output to be read; the exit code.</summary>
-    public async Task<int> WaitForExitAsync(TimeSpan timeout)
-    {
-        using var cancel = new CancellationTokenSource(timeout);
-        try
-        {
-            await _process.WaitForExitAsync(cancel.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            _process.Kill(entireProcessTree: true);
-            Assert.Fail($"hosted-worker did not exit within {timeout}:\n{Output}");
-        }
-
-        // The parameterless wait returns once the output streams are read to their end.
-        await _process.WaitForExitAsync(CancellationToken.None);
-        return _process.ExitCode;
-    }
+    public Task<int> WaitForExitAsync(TimeSpan timeout) => ChildProcesses.WaitForExitAsync(_process, timeout, () => Output);
 
     public void Dispose()
     {

@@ -30,6 +30,13 @@ public sealed class NatsCredentialFilesTests : IDisposable
         return path;
     }
 
+    /// <summary>The authentication <paramref name="options"/> hand the connection, once they are found free of errors.</summary>
+    private static NatsAuthOpts AcceptedAuth(NatsConnectionOptions options)
+    {
+        Assert.Empty(options.FindErrors());
+        return options.ToNatsOpts().AuthOpts;
+    }
+
     private static string Creds(string jwt, string seed) => $"""
         -----BEGIN NATS USER JWT-----
         {jwt}
@@ -48,10 +55,8 @@ public sealed class NatsCredentialFilesTests : IDisposable
     {
         var (seed, _) = NewUser();
         var creds = Write("user.creds", Creds(Jwt, seed));
-        var options = new NatsConnectionOptions { CredsFile = creds };
 
-        Assert.Empty(options.FindErrors());
-        var auth = options.ToNatsOpts().AuthOpts;
+        var auth = AcceptedAuth(new NatsConnectionOptions { CredsFile = creds });
         Assert.Equal((Jwt, seed), (auth.Jwt, auth.Seed));
         Assert.Null(auth.CredsFile);
     }
@@ -87,10 +92,8 @@ public sealed class NatsCredentialFilesTests : IDisposable
     {
         var (seed, publicKey) = NewUser();
         var path = Write("user.nk", seed + "\n");
-        var options = new NatsConnectionOptions { NKeyFile = path };
 
-        Assert.Empty(options.FindErrors());
-        var auth = options.ToNatsOpts().AuthOpts;
+        var auth = AcceptedAuth(new NatsConnectionOptions { NKeyFile = path });
         Assert.Equal((seed, publicKey), (auth.Seed, auth.NKey));
         Assert.Null(auth.NKeyFile);
     }

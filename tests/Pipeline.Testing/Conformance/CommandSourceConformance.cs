@@ -17,7 +17,7 @@ namespace Pipeline.Testing.Conformance;
 /// own record (<see cref="CommandSourceBackend{THandle}.ReadAsync"/>).
 /// </summary>
 /// <typeparam name="THandle">The source's handle type.</typeparam>
-public abstract class CommandSourceConformance<THandle> : IAsyncLifetime
+public abstract class CommandSourceConformance<THandle> : ConformanceSuite<CommandSourceBackend<THandle>>
 {
     // Upper bounds for what should happen at once: generous, so a loaded 2-core machine is not a failure.
     private static readonly TimeSpan Prompt = TimeSpan.FromSeconds(15);
@@ -28,7 +28,6 @@ public abstract class CommandSourceConformance<THandle> : IAsyncLifetime
     // For the cases about redelivery: short, so the window that proves "never redelivered" (three of it) stays short.
     private static readonly ConformanceSettings ShortDeadline = new() { RedeliveryDeadline = TimeSpan.FromSeconds(2) };
 
-    private readonly List<CommandSourceBackend<THandle>> _backends = [];
     private ConformanceSettings _settings = new();
 
     /// <summary>How many commands the concurrent-pull case seeds. Default 2,000.</summary>
@@ -39,18 +38,6 @@ public abstract class CommandSourceConformance<THandle> : IAsyncLifetime
     /// set up as <paramref name="settings"/> asks where the backend has such settings.
     /// </summary>
     protected abstract ValueTask<CommandSourceBackend<THandle>> CreateBackendAsync(IReadOnlyList<Command> seed, ConformanceSettings settings);
-
-    /// <inheritdoc/>
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    /// <inheritdoc/>
-    public async Task DisposeAsync()
-    {
-        foreach (var backend in _backends)
-        {
-            await backend.DisposeAsync();
-        }
-    }
 
     // ---- The contract every source keeps ----
 
@@ -456,7 +443,7 @@ public abstract class CommandSourceConformance<THandle> : IAsyncLifetime
         _settings = settings ?? new ConformanceSettings();
         var seed = Seed(count);
         var backend = await CreateBackendAsync(seed, _settings);
-        _backends.Add(backend);
+        Track(backend);
         return (backend, seed);
     }
 

@@ -19,7 +19,7 @@ namespace Pipeline.Testing.Conformance;
 /// lapsed one. Expected values come from what the test enqueued and when, never from the store's
 /// answers; "nothing changed" is checked by reading the rows before and after.
 /// </remarks>
-public abstract class QueuedWorkStoreConformance : IAsyncLifetime
+public abstract class QueuedWorkStoreConformance : ConformanceSuite<QueuedWorkStoreBackend>
 {
     /// <summary>A lease meant to lapse within the case.</summary>
     protected static readonly TimeSpan ShortTtl = TimeSpan.FromMilliseconds(300);
@@ -33,8 +33,6 @@ public abstract class QueuedWorkStoreConformance : IAsyncLifetime
     // Clock readings of a database (microseconds) against the test's: rounding only.
     private static readonly TimeSpan Rounding = TimeSpan.FromMilliseconds(1);
 
-    private readonly List<QueuedWorkStoreBackend> _backends = [];
-
     /// <summary>Creates the suite; randomized cases print their seed to <paramref name="output"/>.</summary>
     protected QueuedWorkStoreConformance(ITestOutputHelper output) => Output = output;
 
@@ -46,18 +44,6 @@ public abstract class QueuedWorkStoreConformance : IAsyncLifetime
 
     /// <summary>Creates a fresh, empty store and the hand on its clock.</summary>
     protected abstract ValueTask<QueuedWorkStoreBackend> CreateBackendAsync();
-
-    /// <inheritdoc/>
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    /// <inheritdoc/>
-    public async Task DisposeAsync()
-    {
-        foreach (var backend in _backends)
-        {
-            await backend.DisposeAsync();
-        }
-    }
 
     // ---- Enqueue ----
 
@@ -289,9 +275,7 @@ public abstract class QueuedWorkStoreConformance : IAsyncLifetime
     [ConformanceFact]
     public async Task Renewing_extends_the_lease()
     {
-        var (backend, store) = await NewAsync();
-        await store.EnqueueAsync([Draft("s", "1"), Draft("s", "2")], default);
-        var claim = await store.ClaimSessionAsync("s", Lease("w", ShortTtl), 2, default);
+        var (backend, store, claim) = await ClaimedAsync("w", 2);
 
         var before = await backend.NowAsync();
         var renewed = await store.RenewAsync(claim!.Fence, LongTtl, default);
@@ -322,9 +306,7 @@ public abstract class QueuedWorkStoreConformance : IAsyncLifetime
     [ConformanceFact]
     public async Task A_lapsed_lease_is_reclaimed_under_a_greater_fence()
     {
-        var (backend, store) = await NewAsync();
-        await store.EnqueueAsync([Draft("s", "1"), Draft("s", "2")], default);
-        var first = await store.ClaimSessionAsync("s", Lease("w1", ShortTtl), 2, default);
+        var (backend, store, first) = await ClaimedAsync("w1", 2);
 
         await backend.AdvanceAsync(Lapse);
 
@@ -344,9 +326,7 @@ public abstract class QueuedWorkStoreConformance : IAsyncLifetime
     [ConformanceFact]
     public async Task After_a_reclaim_the_predecessor_is_fenced_out_and_changes_nothing()
     {
-        var (backend, store) = await NewAsync();
-        await store.EnqueueAsync([Draft("s", "1"), Draft("s", "2"), Draft("s", "3")], default);
-        var predecessor = await store.ClaimSessionAsync("s", Lease("old", ShortTtl), 3, default);
+        var (backend, store, predecessor) = await ClaimedAsync("old", 3);
         await backend.AdvanceAsync(Lapse);
         var successor = await store.ClaimSessionAsync("s", Lease("new"), 3, default);
         Assert.Equal(["1", "2", "3"], PayloadsOf(successor));
@@ -372,9 +352,7 @@ public abstract class QueuedWorkStoreConformance : IAsyncLifetime
     [ConformanceFact]
     public async Task A_lapsed_lease_nobody_reclaimed_can_still_be_settled_by_its_owner()
     {
-        var (backend, store) = await NewAsync();
-        await store.EnqueueAsync([Draft("s", "1"), Draft("s", "2"), Draft("s", "3")], default);
-        var claim = await store.ClaimSessionAsync("s", Lease("w", ShortTtl), 3, default);
+        var (backend, store, claim) = await ClaimedAsync("w", 3);
         await backend.AdvanceAsync(Lapse);
         var ids = claim!.Batches.Select(b => b.BatchId).ToList();
 
@@ -403,9 +381,7 @@ public abstract class QueuedWorkStoreConformance : IAsyncLifetime
     [ConformanceFact]
     public async Task A_lapsed_claim_is_not_renewed_once_a_successor_holds_part_of_it()
     {
-        var (backend, store) = await NewAsync();
-        await store.EnqueueAsync([Draft("s", "1"), Draft("s", "2")], default);
-        var predecessor = await store.ClaimSessionAsync("s", Lease("old", ShortTtl), 2, default);
+        var (backend, store, predecessor) = await ClaimedAsync("old", 2);
         await backend.AdvanceAsync(Lapse);
         var successor = await store.ClaimSessionAsync("s", Lease("new"), 1, default);
         Assert.Equal(["1"], PayloadsOf(successor));
@@ -792,11 +768,19 @@ public abstract class QueuedWorkStoreConformance : IAsyncLifetime
 
     // ---- Helpers ----
 
+    /// <summary>A fresh store holding batches "1" to "<paramref name="batches"/>" of session "s", all claimed by <paramref name="worker"/> under a <see cref="ShortTtl"/> lease.</summary>
+    private async Task<(QueuedWorkStoreBackend Backend, IQueuedWorkStore Store, QueuedWorkClaim? Claim)> ClaimedAsync(string worker, int batches)
+    {
+        var (backend, store) = await NewAsync();
+        await store.EnqueueAsync([.. Enumerable.Range(1, batches).Select(i => Draft("s", i.ToString(CultureInfo.InvariantCulture)))], default);
+        return (backend, store, await store.ClaimSessionAsync("s", Lease(worker, ShortTtl), batches, default));
+    }
+
     /// <summary>A fresh backend, disposed with the test.</summary>
     private async Task<(QueuedWorkStoreBackend Backend, IQueuedWorkStore Store)> NewAsync()
     {
         var backend = await CreateBackendAsync();
-        _backends.Add(backend);
+        Track(backend);
         return (backend, backend.Store);
     }
 

@@ -50,6 +50,32 @@ public static partial class ChildProcesses
         }
     }
 
+    /// <summary>
+    /// Waits for <paramref name="process"/> to exit and for its redirected output to be read to its
+    /// end; past <paramref name="timeout"/> kills its tree and throws, with <paramref name="output"/>
+    /// (what it wrote) in the message. The exit code.
+    /// </summary>
+    public static async Task<int> WaitForExitAsync(Process process, TimeSpan timeout, Func<string> output)
+    {
+        ArgumentNullException.ThrowIfNull(process);
+        ArgumentNullException.ThrowIfNull(output);
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(cancel.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync(CancellationToken.None);
+            throw new TimeoutException($"{Path.GetFileName(process.StartInfo.FileName)} did not exit within {timeout}.\n{output()}");
+        }
+
+        // The parameterless wait returns once the output streams are read to their end.
+        await process.WaitForExitAsync(CancellationToken.None);
+        return process.ExitCode;
+    }
+
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int signal);
 }
