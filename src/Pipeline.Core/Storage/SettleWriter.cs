@@ -65,37 +65,63 @@ internal sealed class SettleWriter : IAsyncDisposable
 
             try
             {
-                using var deadline = new CancellationTokenSource(_timeout, _time);
-                var results = await _retry.ExecuteAsync(
-                    static (state, ct) => state.Store.SettleAsync(state.Settlements, ct),
-                    (Store: _store, Settlements: settlements),
-                    deadline.Token).ConfigureAwait(false);
-                for (var i = 0; i < pending.Count; i++)
+                await WriteBatchAsync(pending, settlements).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException && pending.Count > 1)
+            {
+                // A settle the store refused for good (a delay past the calendar, a reason the
+                // database cannot hold) must not fail the others of its transaction: each again, alone.
+                foreach (var item in pending.Where(p => !p.Done.Task.IsCompleted))
                 {
-                    Counts.Count(pending[i].Settlement.Kind, results[i]);
-                    if (results[i] == SettleStatus.FencedOut)
+                    try
                     {
-                        StoreLog.FencedOut(_logger, pending[i].Settlement.BatchId, pending[i].Settlement.Fence);
+                        await WriteBatchAsync([item], [item.Settlement]).ConfigureAwait(false);
                     }
-
-                    pending[i].Done.TrySetResult(results[i]);
+                    catch (Exception alone)
+                    {
+                        Fail([item], alone);
+                    }
                 }
             }
             catch (Exception ex)
             {
-                // Not written: each batch stays claimed until its lease lapses, then is claimed again.
-                var error = ex is OperationCanceledException
-                    ? new TimeoutException($"The store could not be reached within {_timeout.TotalSeconds:0.###} s to settle {pending.Count} batches; their leases lapse and they are claimed again.", ex)
-                    : ex;
-                StoreLog.SettleFailed(_logger, pending.Count, error);
-                foreach (var item in pending)
-                {
-                    item.Done.TrySetException(error);
-                }
+                Fail(pending, ex);
             }
 
             pending.Clear();
             settlements.Clear();
+        }
+    }
+
+    private async Task WriteBatchAsync(List<Pending> pending, List<BatchSettlement> settlements)
+    {
+        using var deadline = new CancellationTokenSource(_timeout, _time);
+        var results = await _retry.ExecuteAsync(
+            static (state, ct) => state.Store.SettleAsync(state.Settlements, ct),
+            (Store: _store, Settlements: settlements),
+            deadline.Token).ConfigureAwait(false);
+        for (var i = 0; i < pending.Count; i++)
+        {
+            Counts.Count(pending[i].Settlement.Kind, results[i]);
+            if (results[i] == SettleStatus.FencedOut)
+            {
+                StoreLog.FencedOut(_logger, pending[i].Settlement.BatchId, pending[i].Settlement.Fence);
+            }
+
+            pending[i].Done.TrySetResult(results[i]);
+        }
+    }
+
+    // Not written: each batch stays claimed until its lease lapses, then is claimed again.
+    private void Fail(List<Pending> pending, Exception ex)
+    {
+        var error = ex is OperationCanceledException
+            ? new TimeoutException($"The store could not be reached within {_timeout.TotalSeconds:0.###} s to settle {pending.Count} batches; their leases lapse and they are claimed again.", ex)
+            : ex;
+        StoreLog.SettleFailed(_logger, pending.Count, error);
+        foreach (var item in pending)
+        {
+            item.Done.TrySetException(error);
         }
     }
 

@@ -44,6 +44,10 @@ public sealed class StoreCommandSource :
     private readonly Channel<bool> _demand = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly CancellationTokenSource _stop = new();
     private readonly object _gate = new();
+
+    // Claims the loop delivered after stop had closed the buffer (a claim that committed as stop began);
+    // written only by the loop, read by stop once the loop has ended.
+    private readonly List<StoreHandle> _claimedAfterStop = [];
     private Task? _claimLoop;
     private Task? _stopped;
     private int _waiting;
@@ -333,7 +337,11 @@ public sealed class StoreCommandSource :
             foreach (var batch in claim.Batches)
             {
                 Interlocked.Increment(ref _claimed);
-                _ready.Writer.TryWrite(new StoreHandle(batch, claim.Fence, claimedAt));
+                var handle = new StoreHandle(batch, claim.Fence, claimedAt);
+                if (!_ready.Writer.TryWrite(handle))
+                {
+                    _claimedAfterStop.Add(handle);
+                }
             }
         }
     }
@@ -401,6 +409,11 @@ public sealed class StoreCommandSource :
         // Claimed but never handed out: back to the store at once, for this or another worker.
         var handBack = new List<Task>();
         while (_ready.Reader.TryRead(out var handle))
+        {
+            handBack.Add(_settles.WriteAsync(BatchSettlement.Abandon(handle.Batch.BatchId, handle.Fence), CancellationToken.None).AsTask());
+        }
+
+        foreach (var handle in _claimedAfterStop)
         {
             handBack.Add(_settles.WriteAsync(BatchSettlement.Abandon(handle.Batch.BatchId, handle.Fence), CancellationToken.None).AsTask());
         }

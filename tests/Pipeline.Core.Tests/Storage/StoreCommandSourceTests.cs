@@ -148,6 +148,56 @@ public sealed class StoreCommandSourceTests
         Assert.Equal((commands, 0), (source.Acked, source.FencedOut));
     }
 
+    [Fact]
+    public async Task A_claim_that_returns_after_stop_began_is_handed_back_at_once()
+    {
+        var time = new FakeTimeProvider();
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var store = new CountingStore(new InMemoryQueuedWorkStore(time)) { ClaimGate = release.Task };
+        await EnqueueAsync(store, "c0");
+        var source = new StoreCommandSource(store, Quick, timeProvider: time);
+        var pull = source.NextAsync(CancellationToken.None).AsTask();
+        await Eventually.WaitFor(() => store.ClaimCalls == 1, Eventually.DefaultBound, "the claim reached the store");
+
+        var stopping = source.StopPullingAsync();
+        release.SetResult(); // the claim commits after stop began: its batch is this worker's now
+        await stopping.WaitAsync(TimeSpan.FromSeconds(10));
+        await source.DisposeAsync();
+
+        Assert.Null(await pull.WaitAsync(TimeSpan.FromSeconds(10)));
+        var left = Assert.Single(await store.ListPendingAsync("c0", CancellationToken.None)); // pending again now, not when the lease lapses
+        Assert.Equal((QueuedBatchState.Pending, 1), (left.State, left.Attempts));
+        Assert.Equal((1, 1), (source.Claimed, source.Nacked));
+    }
+
+    [Fact]
+    public async Task A_settle_the_store_refuses_does_not_fail_the_settles_written_with_it()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var store = new CountingStore(new InMemoryQueuedWorkStore()) { SettleGate = release.Task, Transient = false, RefuseSettleOf = "c2" };
+        await EnqueueAsync(store, "c0", "c1", "c2");
+        await using var source = new StoreCommandSource(store, Quick with { ClaimSessions = 3 });
+        var pulled = new List<Pulled<StoreHandle>>();
+        for (var i = 0; i < 3; i++)
+        {
+            pulled.Add((await source.NextAsync(CancellationToken.None))!.Value);
+        }
+
+        var byId = pulled.ToDictionary(p => p.Outcome.Command!.CommandId);
+        var first = source.AckAsync(byId["c0"].Handle, CancellationToken.None).AsTask(); // holds the writer at the gate
+        await Eventually.WaitFor(() => store.SettleCalls == 1, Eventually.DefaultBound, "the first settle reached the store");
+        var good = source.AckAsync(byId["c1"].Handle, CancellationToken.None).AsTask();
+        var bad = source.TerminateAsync(byId["c2"].Handle, "refused by the store", CancellationToken.None).AsTask();
+        release.SetResult();
+
+        await first.WaitAsync(TimeSpan.FromSeconds(10));
+        await good.WaitAsync(TimeSpan.FromSeconds(10));
+        await Assert.ThrowsAnyAsync<ArgumentException>(() => bad.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Equal((2, 0), (source.Acked, source.Terminated));
+        Assert.Empty(await store.ListAsync("c1", CancellationToken.None));
+        Assert.Equal(QueuedBatchState.Claimed, Assert.Single(await store.ListAsync("c2", CancellationToken.None)).State);
+    }
+
     private static Task EnqueueAsync(IQueuedWorkStore store, params string[] ids) =>
         store.EnqueueAsync(
             [.. ids.Select(id => new QueuedBatchDraft { SessionId = id, IdempotencyKey = id, Payload = JsonSerializer.SerializeToUtf8Bytes(TestCommands.Make(id, "count")) })],
@@ -186,9 +236,23 @@ public sealed class StoreCommandSourceTests
 
         public bool IsTransient(Exception exception) => Transient && exception is not OperationCanceledException;
 
+        /// <summary>When set, a claim waits for it (deaf to cancellation, as a store call that already reached the server is) before it runs.</summary>
+        public Task? ClaimGate { get; init; }
+
+        /// <summary>When set, the first settle call waits for it before it runs.</summary>
+        public Task? SettleGate { get; init; }
+
+        /// <summary>A command id whose settle the store refuses (as PostgreSQL refuses a reason holding a NUL): the whole call fails, nothing written.</summary>
+        public string? RefuseSettleOf { get; init; }
+
         public ValueTask<IReadOnlyList<QueuedWorkClaim>> ClaimReadyAsync(LeaseRequest lease, int maxSessions, int maxBatchesPerSession, CancellationToken cancellationToken)
         {
             var call = Interlocked.Increment(ref _claimCalls);
+            if (ClaimGate is { } gate)
+            {
+                return GatedAsync(gate, () => inner.ClaimReadyAsync(lease, maxSessions, maxBatchesPerSession, CancellationToken.None));
+            }
+
             return ClaimError is { } error && call <= FailingClaims
                 ? ValueTask.FromException<IReadOnlyList<QueuedWorkClaim>>(error)
                 : inner.ClaimReadyAsync(lease, maxSessions, maxBatchesPerSession, cancellationToken);
@@ -196,9 +260,16 @@ public sealed class StoreCommandSourceTests
 
         public ValueTask<IReadOnlyList<SettleStatus>> SettleAsync(IReadOnlyList<BatchSettlement> settlements, CancellationToken cancellationToken)
         {
-            Interlocked.Increment(ref _settleCalls);
+            var call = Interlocked.Increment(ref _settleCalls);
             Interlocked.Add(ref _settled, settlements.Count);
-            return inner.SettleAsync(settlements, cancellationToken);
+            if (RefuseSettleOf is { } refused && settlements.Any(s => inner.ListAsync(refused, CancellationToken.None).Result.Any(b => b.BatchId == s.BatchId)))
+            {
+                return ValueTask.FromException<IReadOnlyList<SettleStatus>>(new ArgumentException($"the store refuses the settle of {refused}"));
+            }
+
+            return call == 1 && SettleGate is { } gate
+                ? GatedAsync(gate, () => inner.SettleAsync(settlements, cancellationToken))
+                : inner.SettleAsync(settlements, cancellationToken);
         }
 
         public ValueTask<IReadOnlyList<EnqueueResult>> EnqueueAsync(IReadOnlyList<QueuedBatchDraft> drafts, CancellationToken cancellationToken) => inner.EnqueueAsync(drafts, cancellationToken);
@@ -218,5 +289,11 @@ public sealed class StoreCommandSourceTests
         public ValueTask<QueueSummary> SummarizeAsync(int maxListed, CancellationToken cancellationToken) => inner.SummarizeAsync(maxListed, cancellationToken);
 
         public ValueTask DisposeAsync() => inner.DisposeAsync();
+
+        private static async ValueTask<T> GatedAsync<T>(Task gate, Func<ValueTask<T>> call)
+        {
+            await gate;
+            return await call();
+        }
     }
 }
