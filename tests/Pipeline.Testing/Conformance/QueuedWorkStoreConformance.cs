@@ -766,6 +766,37 @@ public abstract class QueuedWorkStoreConformance : ConformanceSuite<QueuedWorkSt
         await ConcurrentClaimers.RunAsync([store], claimers: 8, sessions: 50, ConcurrentBatches, seed);
     }
 
+    /// <summary>
+    /// Session ids are any text: quotes, backslashes, control characters, characters outside the
+    /// basic plane, markup, very long. Each session's batches are claimed across sessions and
+    /// completed one after another, in order, until nothing is left.
+    /// </summary>
+    [ConformanceFact]
+    public async Task Session_ids_of_any_text_are_claimed_in_order_and_drain()
+    {
+        var (_, store) = await NewAsync();
+        string[] sessions = ["plain", "quo\"te\\back", "ctl\u0001\u001f\t\n", "emoji \U0001F600 end", "<b>&'+</b>", "caf\u00e9 \u4e2d", new string('x', 5_000) + "\U0001F600"];
+        foreach (var session in sessions)
+        {
+            await store.EnqueueAsync([Draft(session, "1"), Draft(session, "2")], default);
+        }
+
+        foreach (var expected in new[] { "1", "2" })
+        {
+            var claims = await store.ClaimReadyAsync(Lease("w"), sessions.Length + 1, 1, default);
+            Assert.Equal(sessions.Order(StringComparer.Ordinal), claims.Select(c => c.SessionId).Order(StringComparer.Ordinal));
+            Assert.All(claims, c => Assert.Equal([expected], PayloadsOf(c)));
+            foreach (var claim in claims)
+            {
+                await CompleteAsync(store, claim);
+            }
+        }
+
+        Assert.Empty(await store.ClaimReadyAsync(Lease("w"), sessions.Length + 1, 1, default));
+        var summary = await store.SummarizeAsync(0, default);
+        Assert.Equal((0, 0, 2L * sessions.Length, 0), Counts(summary));
+    }
+
     // ---- Helpers ----
 
     /// <summary>A fresh store holding batches "1" to "<paramref name="batches"/>" of session "s", all claimed by <paramref name="worker"/> under a <see cref="ShortTtl"/> lease.</summary>
