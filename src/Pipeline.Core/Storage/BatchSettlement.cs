@@ -30,9 +30,16 @@ public readonly record struct BatchSettlement
     /// <summary>The batch is done; never claimed again.</summary>
     public static BatchSettlement Complete(string batchId, long fence) => new(batchId, fence, SettleKind.Complete, TimeSpan.Zero, null);
 
-    /// <summary>Back to pending, attempts + 1, ready again after <paramref name="delay"/>.</summary>
+    /// <summary>
+    /// The longest delay an abandon keeps: 100 years. A longer one (<see cref="TimeSpan.MaxValue"/>) is
+    /// cut to it, because now plus it is past every time a store holds, and the store would refuse the
+    /// whole settle call, the other settles in it included.
+    /// </summary>
+    public static TimeSpan MaxDelay { get; } = TimeSpan.FromDays(36_500);
+
+    /// <summary>Back to pending, attempts + 1, ready again after <paramref name="delay"/> (at most <see cref="MaxDelay"/>).</summary>
     public static BatchSettlement Abandon(string batchId, long fence, TimeSpan delay = default) =>
-        new(batchId, fence, SettleKind.Abandon, delay < TimeSpan.Zero ? throw new ArgumentOutOfRangeException(nameof(delay), delay, "A delay cannot be negative.") : delay, null);
+        new(batchId, fence, SettleKind.Abandon, delay < TimeSpan.Zero ? throw new ArgumentOutOfRangeException(nameof(delay), delay, "A delay cannot be negative.") : TimeSpan.FromTicks(Math.Min(delay.Ticks, MaxDelay.Ticks)), null);
 
     /// <summary>Given up on for good, <paramref name="reason"/> kept.</summary>
     public static BatchSettlement DeadLetter(string batchId, long fence, string reason) =>

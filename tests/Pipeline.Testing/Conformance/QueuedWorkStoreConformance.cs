@@ -431,6 +431,30 @@ public abstract class QueuedWorkStoreConformance : ConformanceSuite<QueuedWorkSt
         Assert.Empty(await store.ClaimReadyAsync(Lease("w"), 10, 10, default));
     }
 
+    /// <summary>
+    /// An abandon whose delay reaches past any time the store can hold is settled like any other
+    /// (the batch waits, listed, unclaimable) and does not fail the completion settled beside it.
+    /// </summary>
+    [ConformanceFact]
+    public async Task An_abandon_with_a_delay_past_the_calendar_is_settled_and_fails_nothing_beside_it()
+    {
+        var (_, store) = await NewAsync();
+        await store.EnqueueAsync([Draft("a", "1"), Draft("b", "1")], default);
+        var claims = await store.ClaimReadyAsync(Lease("w"), 2, 1, default);
+        var a = claims.Single(c => c.SessionId == "a");
+        var b = claims.Single(c => c.SessionId == "b");
+
+        var results = await store.SettleAsync([BatchSettlement.Complete(a.Batches[0].BatchId, a.Fence), BatchSettlement.Abandon(b.Batches[0].BatchId, b.Fence, TimeSpan.MaxValue)], default);
+
+        Assert.Equal([SettleStatus.Settled, SettleStatus.Settled], results);
+        Assert.Empty(await store.ListAsync("a", default));
+        var waiting = Assert.Single(await store.ListPendingAsync("b", default));
+        Assert.Equal((QueuedBatchState.Pending, 1), (waiting.State, waiting.Attempts));
+        Assert.True(waiting.AvailableAt > DateTimeOffset.UtcNow.AddYears(1), $"available at {waiting.AvailableAt:O}");
+        Assert.Empty(await store.ClaimReadyAsync(Lease("w"), 10, 10, default));
+        Assert.Equal((1, 0, 1, 0), Counts(await store.SummarizeAsync(10, default)));
+    }
+
     /// <summary>An abandon's short delay passes and the batch is claimed again first.</summary>
     [ConformanceFact]
     public async Task An_abandoned_batch_is_claimed_again_first_once_its_delay_passes()
