@@ -231,9 +231,15 @@ public sealed class StoreCommandSource :
     /// <summary>Stops claiming, hands back what was claimed and not handed out, and writes the settles still queued.</summary>
     public async ValueTask DisposeAsync()
     {
-        await StopPullingAsync().ConfigureAwait(false);
-        await _settles.DisposeAsync().ConfigureAwait(false);
-        _stop.Dispose();
+        try
+        {
+            await StopPullingAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            await _settles.DisposeAsync().ConfigureAwait(false);
+            _stop.Dispose();
+        }
     }
 
     private async ValueTask SettleAsync(BatchSettlement settlement, CancellationToken cancellationToken)
@@ -418,6 +424,8 @@ public sealed class StoreCommandSource :
             handBack.Add(_settles.WriteAsync(BatchSettlement.Abandon(handle.Batch.BatchId, handle.Fence), CancellationToken.None).AsTask());
         }
 
-        await Task.WhenAll(handBack).ConfigureAwait(false);
+        // A hand-back the store refused is logged by the writer and changes nothing here: its lease
+        // lapses and the batch is claimed again, as after a crash. Stop still ends, and dispose closes.
+        await Task.WhenAll(handBack).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 }

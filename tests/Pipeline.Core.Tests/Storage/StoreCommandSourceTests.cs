@@ -198,6 +198,22 @@ public sealed class StoreCommandSourceTests
         Assert.Equal(QueuedBatchState.Claimed, Assert.Single(await store.ListAsync("c2", CancellationToken.None)).State);
     }
 
+    [Fact]
+    public async Task A_hand_back_the_store_refuses_still_lets_stop_end_and_dispose_close_the_source()
+    {
+        var store = new CountingStore(new InMemoryQueuedWorkStore()) { Transient = false, RefuseSettleOf = "c1" };
+        await EnqueueAsync(store, "c0", "c1");
+        var source = new StoreCommandSource(store, Quick with { ClaimSessions = 2 });
+        var held = (await source.NextAsync(CancellationToken.None))!.Value; // c1 waits in the buffer
+        Assert.Equal("c0", held.Outcome.Command!.CommandId);
+
+        await source.StopPullingAsync().WaitAsync(TimeSpan.FromSeconds(10)); // c1's hand-back is refused: logged, not thrown
+        await source.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => source.AckAsync(held.Handle, CancellationToken.None).AsTask()); // the settle writer is closed
+        Assert.Equal(QueuedBatchState.Claimed, Assert.Single(await store.ListAsync("c1", CancellationToken.None)).State); // its lease lapses
+    }
+
     private static Task EnqueueAsync(IQueuedWorkStore store, params string[] ids) =>
         store.EnqueueAsync(
             [.. ids.Select(id => new QueuedBatchDraft { SessionId = id, IdempotencyKey = id, Payload = JsonSerializer.SerializeToUtf8Bytes(TestCommands.Make(id, "count")) })],
