@@ -43,7 +43,12 @@ internal static class BatchIds
 {
     public static string Format(long sequence) => sequence.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    /// <summary>The sequence an id names; false for a string no batch of this store can have.</summary>
+    /// <summary>
+    /// The sequence an id names; false for a string no batch of this store can have, the same number
+    /// written another way ("012") included: it names no batch, as in the other stores.
+    /// </summary>
     public static bool TryParse(string? batchId, out long sequence) =>
-        long.TryParse(batchId, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out sequence) && sequence > 0;
+        long.TryParse(batchId, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out sequence)
+        && sequence > 0
+        && string.Equals(Format(sequence), batchId, StringComparison.Ordinal);
 }

@@ -539,6 +539,28 @@ public abstract class QueuedWorkStoreConformance : ConformanceSuite<QueuedWorkSt
         Assert.Equal((2L, 1L), (summary.Completed, summary.DeadLettered));
     }
 
+    /// <summary>
+    /// A batch id names its batch exactly: the same number written another way ("0" before it) is
+    /// no batch, so a settle, a claim by ids or a cancel naming it changes nothing.
+    /// </summary>
+    [ConformanceFact]
+    public async Task A_batch_id_written_another_way_names_no_batch()
+    {
+        var (_, store) = await NewAsync();
+        await store.EnqueueAsync([Draft("s", "1"), Draft("t", "1")], default);
+        var pendingId = (await store.ListAsync("t", default))[0].BatchId;
+        Assert.Null(await store.ClaimByIdsAsync("t", ["0" + pendingId], Lease("w"), default));
+        Assert.Null(await store.CancelAsync("t", "0" + pendingId, default));
+        var claim = await store.ClaimSessionAsync("s", Lease("w"), 1, default);
+        var id = claim!.Batches[0].BatchId;
+        var rowsBefore = await DescribeSessionAsync(store, "s");
+
+        Assert.Equal([SettleStatus.FencedOut, SettleStatus.FencedOut], await store.SettleAsync([BatchSettlement.Complete("0" + id, claim.Fence), BatchSettlement.Abandon("00" + id, claim.Fence)], default));
+
+        Assert.Equal(rowsBefore, await DescribeSessionAsync(store, "s"));
+        Assert.Equal(QueuedBatchState.Pending, Assert.Single(await store.ListAsync("t", default)).State);
+    }
+
     // ---- Cancel ----
 
     /// <summary>Cancel removes a pending batch and returns it; the next batch is the head.</summary>
