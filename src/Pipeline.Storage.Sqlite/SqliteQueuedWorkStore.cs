@@ -196,6 +196,11 @@ public sealed class SqliteQueuedWorkStore : IQueuedWorkStore
             throw new SqliteStoreException(path, "it is a directory, not a file");
         }
 
+        if (FileKind.Refusal(path) is { } refusal)
+        {
+            throw new SqliteStoreException(path, refusal);
+        }
+
         var folder = System.IO.Path.GetDirectoryName(path);
         if (folder is not null && !Directory.Exists(folder))
         {

@@ -157,6 +157,40 @@ public sealed class SqliteWorkerProcessTests(RunCounter runs, ITestOutputHelper 
         Assert.Equal(8, counts.GetProperty("pending").GetInt32());
     }
 
+    /// <summary>
+    /// A device (/dev/null's kind), a FIFO or a symbolic link loop named as the store: each
+    /// command says so in one error, exit 1, and nothing is written beside it (SQLite would leave
+    /// a "-journal" file next to a device, /dev/null-journal in /dev).
+    /// </summary>
+    [ConformanceFact]
+    public async Task A_device_a_fifo_or_a_symlink_loop_is_one_error_exit_1_and_nothing_is_written_beside_it()
+    {
+        var device = Path.Combine(_directory, "null");
+        if (!Sh($"mknod '{device}' c 1 3"))
+        {
+            throw new ConformanceSkipException("a device node cannot be made here (not root, or no CAP_MKNOD)");
+        }
+
+        var fifo = Path.Combine(_directory, "fifo");
+        Assert.True(Sh($"mkfifo '{fifo}'"));
+        var loop = Path.Combine(_directory, "loop");
+        File.CreateSymbolicLink(loop, Path.Combine(_directory, "loop2"));
+        File.CreateSymbolicLink(Path.Combine(_directory, "loop2"), loop);
+        var samples = Path.Combine(AppContext.BaseDirectory, "samples", "commands.jsonl");
+
+        foreach (var (path, cause) in new[] { (device, "not a regular file"), (fifo, "not a regular file"), (loop, "symbolic link") })
+        {
+            foreach (var args in new[] { ["worker", "--sqlite", path, "--exit-when-idle", "1"], ["enqueue", "--sqlite", path, samples], new[] { "status", "--sqlite", path } })
+            {
+                var (exit, _, stderr) = await Run(args);
+                Assert.Equal(1, exit);
+                Assert.Contains(cause, Assert.Single(ErrorLines(stderr)), StringComparison.Ordinal);
+            }
+        }
+
+        Assert.Equal(["fifo", "loop", "loop2", "null"], Directory.GetFileSystemEntries(_directory).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
     [Fact]
     public async Task Status_of_a_file_that_does_not_exist_is_one_error_and_creates_nothing()
     {
