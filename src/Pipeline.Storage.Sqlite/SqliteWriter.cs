@@ -101,20 +101,28 @@ internal sealed class SqliteWriter : IAsyncDisposable
 
     private void Commit(List<WriteCall> group)
     {
-        _sql.Execute("BEGIN IMMEDIATE");
+        _checkpointer.EnterCommit();
         try
         {
-            foreach (var call in group)
+            _sql.Execute("BEGIN IMMEDIATE");
+            try
             {
-                call.Run(_sql);
-            }
+                foreach (var call in group)
+                {
+                    call.Run(_sql);
+                }
 
-            _sql.Execute("COMMIT");
+                _sql.Execute("COMMIT");
+            }
+            catch
+            {
+                RollBack();
+                throw;
+            }
         }
-        catch
+        finally
         {
-            RollBack();
-            throw;
+            _checkpointer.ExitCommit();
         }
 
         _checkpointer.Committed();

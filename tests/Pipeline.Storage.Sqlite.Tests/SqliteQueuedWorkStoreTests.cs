@@ -84,6 +84,38 @@ public sealed class SqliteQueuedWorkStoreTests(ITestOutputHelper output) : IDisp
     }
 
     [Fact]
+    public async Task The_wal_stays_bounded_while_writes_never_pause()
+    {
+        // A passive checkpoint never catches up with a writer that never pauses, and the WAL is only
+        // started over once one has: it grew to 1.9 GB under a busy worker. 512 MiB written without
+        // a pause must leave it near journal_size_limit (64 MiB), not near 512 MiB.
+        const long Written = 512L << 20;
+        await using var store = await SqliteQueuedWorkStore.OpenAsync(_database.Options with { Durability = SqliteDurability.Normal }, _time);
+        var payload = new string('x', 16 << 10);
+        long enqueued = 0, largestWal = 0;
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        var writers = Enumerable.Range(0, 4).Select(w => Task.Run(async () =>
+        {
+            while (Interlocked.Read(ref enqueued) < Written)
+            {
+                await store.EnqueueAsync([.. Enumerable.Range(0, 64).Select(i => Draft($"s{w}", payload))], stop.Token);
+                Interlocked.Add(ref enqueued, 64L * payload.Length);
+            }
+        })).ToArray();
+        var wal = new FileInfo(_database.Path + "-wal");
+        while (!writers.All(t => t.IsCompleted))
+        {
+            wal.Refresh();
+            largestWal = Math.Max(largestWal, wal.Exists ? wal.Length : 0);
+            await Task.Delay(20, stop.Token);
+        }
+
+        await Task.WhenAll(writers);
+        output.WriteLine($"largest WAL {largestWal >> 20} MiB while {enqueued >> 20} MiB were enqueued");
+        Assert.True(largestWal < 160L << 20, $"the WAL reached {largestWal >> 20} MiB");
+    }
+
+    [Fact]
     public async Task A_newer_schema_version_is_refused_naming_both_versions_and_the_file_is_left_untouched()
     {
         await (await SqliteQueuedWorkStore.OpenAsync(_database.Options, _time)).DisposeAsync();
