@@ -11,7 +11,8 @@ namespace Pipeline.Engine;
 /// cancelled and awaited first; a nack forgets the delivery's recorded command id before the
 /// source sees it, so the redelivery is not taken for a duplicate. The call gets a token that
 /// fires only <see cref="PipelineOptions.SettleTimeout"/> after the hard deadline, never an
-/// already-cancelled one, and a call that goes asynchronous is given at most that long.
+/// already-cancelled one, and a call that goes asynchronous is given at most that long, or, for a
+/// source that states its own bound (<see cref="ISupportsSettleTimeout"/>), that bound plus it.
 /// </summary>
 /// <remarks>
 /// Everything the call needs is read from the delivery before the first await: a delivery may be
@@ -29,6 +30,14 @@ internal sealed class Settler<THandle>(
     // Settles that went asynchronous and have not ended; at the end of a run those still pending
     // are counted as settle errors, so the counters add up when RunAsync returns.
     private readonly ConcurrentDictionary<PendingSettle, byte> _pending = new();
+
+    // A source that rides out an outage by retrying (a store's settle, 30 s by default) ends each
+    // settle itself within its bound; cutting it off at the engine's 5 s would count a settle that
+    // lands a moment later as failed. The engine's own timeout is added as grace, so the source's
+    // own error (not this timeout) reports a settle that gives up at its bound.
+    private readonly TimeSpan _callTimeout = source.SettleTimeout is { } bounded && bounded.SettleTimeout > TimeSpan.Zero
+        ? TimeSpan.FromTicks(Math.Min(bounded.SettleTimeout.Ticks + options.SettleTimeout.Ticks, SettingLimits.Longest.Ticks))
+        : options.SettleTimeout;
 
     /// <summary>Settles <paramref name="delivery"/> unless something already did; never throws for the source's failures.</summary>
     /// <returns>A task that completes when the settle is done (accepted, failed or timed out).</returns>
@@ -144,7 +153,7 @@ internal sealed class Settler<THandle>(
     {
         try
         {
-            await call.AsTask().WaitAsync(options.SettleTimeout, time).ConfigureAwait(false);
+            await call.AsTask().WaitAsync(_callTimeout, time).ConfigureAwait(false);
             if (pending.TryEnd())
             {
                 Accepted(settle);
@@ -156,7 +165,7 @@ internal sealed class Settler<THandle>(
             {
                 stats.Increment(StatCounter.SettleErrors);
                 RecordEnd(settle);
-                Log.SettleTimedOut(logger, settle.Action, settle.CommandId, options.SettleTimeout);
+                Log.SettleTimedOut(logger, settle.Action, settle.CommandId, _callTimeout);
             }
         }
         catch (Exception ex)

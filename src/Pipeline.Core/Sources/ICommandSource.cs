@@ -81,6 +81,19 @@ public interface ISupportsStopPulling
 }
 
 /// <summary>
+/// A source whose settle may take longer than the engine's <see cref="Engine.PipelineOptions.SettleTimeout"/>
+/// by design: it rides out an outage of its backend (a store restarting) by retrying, and ends
+/// every settle (done or failed) within <see cref="SettleTimeout"/>. While the run goes on the
+/// engine waits that long, plus its own settle timeout as grace, before it counts a settle as
+/// failed; after the shutdown deadline the engine's own budget still bounds the last settles.
+/// </summary>
+public interface ISupportsSettleTimeout
+{
+    /// <summary>The longest one settle of this source takes before it returns or throws.</summary>
+    TimeSpan SettleTimeout { get; }
+}
+
+/// <summary>
 /// A source that describes itself for telemetry: spans and metrics then carry the OpenTelemetry
 /// messaging attributes (<c>messaging.system</c>, <c>messaging.destination.name</c>,
 /// <c>messaging.consumer.group.name</c>, <c>messaging.message.id</c>) without the engine knowing

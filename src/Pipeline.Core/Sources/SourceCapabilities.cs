@@ -16,6 +16,7 @@ public sealed class SourceCapabilities<THandle>
         Telemetry = source as ISupportsTelemetry<THandle>;
         StopPulling = source as ISupportsStopPulling;
         DeliveryInfo = source as ISupportsDeliveryInfo<THandle>;
+        SettleTimeout = source as ISupportsSettleTimeout;
     }
 
     /// <summary>The source itself.</summary>
@@ -38,6 +39,9 @@ public sealed class SourceCapabilities<THandle>
 
     /// <summary>Describes each delivery to a claimer, or null when the claimer gets the pulled outcome alone.</summary>
     public ISupportsDeliveryInfo<THandle>? DeliveryInfo { get; }
+
+    /// <summary>How long the source's settles may take, or null when the engine's settle timeout bounds them.</summary>
+    public ISupportsSettleTimeout? SettleTimeout { get; }
 
     /// <summary>Discovers what <paramref name="source"/> offers.</summary>
     public static SourceCapabilities<THandle> Discover(ICommandSource<THandle> source) =>

@@ -37,7 +37,7 @@ internal sealed class SettleWriter : IAsyncDisposable
     public async ValueTask WriteAsync(BatchSettlement settlement, CancellationToken cancellationToken)
     {
         var done = new TaskCompletionSource<SettleStatus>(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!_queue.Writer.TryWrite(new Pending(settlement, done)))
+        if (!_queue.Writer.TryWrite(new Pending(settlement, done, _time.GetTimestamp())))
         {
             throw new ObjectDisposedException(nameof(StoreCommandSource), "The store source is closed; the batch's lease lapses and it is claimed again.");
         }
@@ -95,7 +95,11 @@ internal sealed class SettleWriter : IAsyncDisposable
 
     private async Task WriteBatchAsync(List<Pending> pending, List<BatchSettlement> settlements)
     {
-        using var deadline = new CancellationTokenSource(_timeout, _time);
+        // Counted from the oldest settle's call, not from this write: one queued behind a write
+        // that ran out its time gets what is left of its own, so every settle ends within the
+        // timeout of its call (the bound the source states to the engine).
+        var left = _timeout - _time.GetElapsedTime(pending[0].QueuedAt);
+        using var deadline = new CancellationTokenSource(left > TimeSpan.Zero ? left : TimeSpan.Zero, _time);
         var results = await _retry.ExecuteAsync(
             static (state, ct) => state.Store.SettleAsync(state.Settlements, ct),
             (Store: _store, Settlements: settlements),
@@ -125,7 +129,7 @@ internal sealed class SettleWriter : IAsyncDisposable
         }
     }
 
-    private readonly record struct Pending(BatchSettlement Settlement, TaskCompletionSource<SettleStatus> Done);
+    private readonly record struct Pending(BatchSettlement Settlement, TaskCompletionSource<SettleStatus> Done, long QueuedAt);
 }
 
 /// <summary>What the settles came to.</summary>

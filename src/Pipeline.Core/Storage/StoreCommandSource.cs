@@ -31,6 +31,7 @@ public sealed class StoreCommandSource :
     ISupportsDeliveryInfo<StoreHandle>,
     ISupportsTelemetry<StoreHandle>,
     ISupportsStopPulling,
+    ISupportsSettleTimeout,
     IAsyncDisposable
 {
     private readonly IQueuedWorkStore _store;
@@ -98,6 +99,13 @@ public sealed class StoreCommandSource :
 
     /// <inheritdoc/>
     public TimeSpan KeepAliveInterval => _options.EffectiveKeepAliveInterval;
+
+    /// <summary>
+    /// Each settle ends (written, fenced out, or failed) within <see cref="StoreSourceOptions.SettleTimeout"/>
+    /// of its call, however long the store stays unreachable: the engine waits that long for it
+    /// rather than its own, shorter settle timeout.
+    /// </summary>
+    public TimeSpan SettleTimeout => _options.SettleTimeout;
 
     /// <summary>The error that ended the source (the store refused for good), or null.</summary>
     public Exception? Fault { get; private set; }

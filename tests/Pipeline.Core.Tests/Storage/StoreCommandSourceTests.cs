@@ -214,6 +214,76 @@ public sealed class StoreCommandSourceTests
         Assert.Equal(QueuedBatchState.Claimed, Assert.Single(await store.ListAsync("c1", CancellationToken.None)).State); // its lease lapses
     }
 
+    /// <summary>
+    /// The store is unreachable for 1.5 s from the first settle: longer than the engine's settle
+    /// timeout (500 ms), shorter than the source's (10 s), which it states to the engine. The settles
+    /// are retried and land once the store answers: every command completed, no settle error.
+    /// </summary>
+    [Fact]
+    public async Task A_store_outage_longer_than_the_engines_settle_timeout_and_shorter_than_the_sources_costs_no_settle_error()
+    {
+        var down = new CountingStore(new InMemoryQueuedWorkStore()) { SettleOutage = TimeSpan.FromSeconds(1.5) };
+        const int commands = 50;
+        await EnqueueAsync(down, [.. Enumerable.Range(0, commands).Select(i => $"c{i}")]);
+        await using var source = new StoreCommandSource(down, Quick with { IdleTimeout = TimeSpan.FromMilliseconds(300), SettleTimeout = TimeSpan.FromSeconds(10) });
+        var runs = new ConcurrentDictionary<string, int>();
+        var options = PipelineHarness.FastOptions(AckMode.AckAfterDispatch);
+        Assert.Equal(TimeSpan.FromMilliseconds(500), options.SettleTimeout);
+
+        var pipeline = new CommandPipeline<StoreHandle>(source, PipelineHarness.Tools(new CountingTool(runs)), new CollectingSink(), options);
+        await pipeline.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(source.StoreErrors > 0, "the store never failed a settle: no outage was ridden out");
+        Assert.Equal((commands, 0L), (pipeline.Stats.Acked, pipeline.Stats.SettleErrors));
+        Assert.All(runs, r => Assert.Equal(1, r.Value));
+        var summary = await down.SummarizeAsync(0, CancellationToken.None);
+        Assert.Equal((0, 0, commands), (summary.Pending, summary.Claimed, summary.Completed));
+    }
+
+    /// <summary>
+    /// An outage longer than the source's settle timeout (400 ms here, the store down 3 s): each
+    /// settle gives up at its bound, counted as a settle error, and its batch stays claimed in the
+    /// store until the lease lapses: nothing is lost.
+    /// </summary>
+    [Fact]
+    public async Task A_store_outage_longer_than_the_sources_settle_timeout_fails_the_settle_and_leaves_the_batch_claimed()
+    {
+        var down = new CountingStore(new InMemoryQueuedWorkStore()) { SettleOutage = TimeSpan.FromSeconds(3) };
+        await EnqueueAsync(down, "c0");
+        await using var source = new StoreCommandSource(down, Quick with { SettleTimeout = TimeSpan.FromMilliseconds(400) });
+        var pulled = (await source.NextAsync(CancellationToken.None))!.Value;
+
+        var clock = Stopwatch.StartNew();
+        await Assert.ThrowsAsync<TimeoutException>(() => source.AckAsync(pulled.Handle, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(30)));
+
+        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(2.5));
+        Assert.Equal(1, (await down.SummarizeAsync(0, CancellationToken.None)).Claimed);
+    }
+
+    /// <summary>
+    /// A settle that queues while an earlier write waits out an outage is given what is left of its
+    /// own timeout, not a fresh one after that write gives up: it ends within the bound the source
+    /// states to the engine (1 s here; with a fresh one it would end nearly 2 s after its call).
+    /// </summary>
+    [Fact]
+    public async Task A_settle_queued_behind_a_write_waiting_out_an_outage_ends_within_its_own_timeout_of_its_call()
+    {
+        var down = new CountingStore(new InMemoryQueuedWorkStore()) { SettleOutage = TimeSpan.FromSeconds(10) };
+        await EnqueueAsync(down, "c0", "c1");
+        await using var source = new StoreCommandSource(down, Quick with { SettleTimeout = TimeSpan.FromSeconds(1) });
+        var first = (await source.NextAsync(CancellationToken.None))!.Value;
+        var second = (await source.NextAsync(CancellationToken.None))!.Value;
+
+        var earlier = source.AckAsync(first.Handle, CancellationToken.None).AsTask();
+        await Task.Delay(50);
+        var clock = Stopwatch.StartNew();
+        var later = source.AckAsync(second.Handle, CancellationToken.None).AsTask();
+
+        await Assert.ThrowsAsync<TimeoutException>(() => earlier.WaitAsync(TimeSpan.FromSeconds(30)));
+        await Assert.ThrowsAsync<TimeoutException>(() => later.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1.6), $"the later settle ended {clock.Elapsed} after its call (its timeout is 1 s)");
+    }
+
     private static Task EnqueueAsync(IQueuedWorkStore store, params string[] ids) =>
         store.EnqueueAsync(
             [.. ids.Select(id => new QueuedBatchDraft { SessionId = id, IdempotencyKey = id, Payload = JsonSerializer.SerializeToUtf8Bytes(TestCommands.Make(id, "count")) })],
@@ -243,6 +313,11 @@ public sealed class StoreCommandSourceTests
         public int FailingClaims { get; init; } = int.MaxValue;
 
         public bool Transient { get; init; } = true;
+
+        /// <summary>How long every settle fails as unreachable, from the first settle call (a server restarting).</summary>
+        public TimeSpan SettleOutage { get; init; }
+
+        private long _firstSettleAt;
 
         public int ClaimCalls => Volatile.Read(ref _claimCalls);
 
@@ -276,6 +351,12 @@ public sealed class StoreCommandSourceTests
 
         public ValueTask<IReadOnlyList<SettleStatus>> SettleAsync(IReadOnlyList<BatchSettlement> settlements, CancellationToken cancellationToken)
         {
+            Interlocked.CompareExchange(ref _firstSettleAt, Stopwatch.GetTimestamp(), 0);
+            if (Stopwatch.GetElapsedTime(Interlocked.Read(ref _firstSettleAt)) < SettleOutage)
+            {
+                return ValueTask.FromException<IReadOnlyList<SettleStatus>>(new TimeoutException("the server is restarting"));
+            }
+
             var call = Interlocked.Increment(ref _settleCalls);
             Interlocked.Add(ref _settled, settlements.Count);
             if (RefuseSettleOf is { } refused && settlements.Any(s => inner.ListAsync(refused, CancellationToken.None).Result.Any(b => b.BatchId == s.BatchId)))
