@@ -16,9 +16,11 @@ public static class ExitCodes
     public const int UsageError = 2;
 
     /// <summary>
-    /// <c>pipeline worker</c> ended idle with nothing failed here, but its consumer still holds
-    /// messages (awaiting an ack, e.g. a killed worker's until their ack wait ends, or pending):
-    /// the work is not all done. Run a worker again, or use <c>--exit-when-drained</c>.
+    /// <c>pipeline worker</c> ended idle with nothing failed here, but its backend still holds
+    /// work (a NATS consumer's messages awaiting an ack, e.g. a killed worker's until their ack wait
+    /// ends, or pending; a store's batches another worker claimed or enqueued meanwhile): the work is
+    /// not all done. The summary's result line says what the backend offers (<see cref="Pipeline.Modules.WorkLeft.Hint"/>):
+    /// run a worker again, or, on NATS, use <c>--exit-when-drained</c>.
     /// </summary>
     public const int WorkLeft = 3;
 }

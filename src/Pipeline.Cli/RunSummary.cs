@@ -117,7 +117,7 @@ internal sealed record RunSummary(
 
         await output.WriteLineAsync(
             StoppedBecause is { } why ? $"  result         stopped {why}"
-            : WorkLeft ? string.Create(c, $"  result         nothing failed here, but the {TerminalText.Escape(Left!.Holder)} still holds {Left.Held} ({Left.InProgressAs} or {Left.WaitingAs}): run a worker again, or use --exit-when-drained")
+            : WorkLeft ? string.Create(c, $"  result         nothing failed here, but the {TerminalText.Escape(Left!.Holder)} still holds {Left.Held} ({Left.InProgressAs} or {Left.WaitingAs}): {TerminalText.Escape(Left.Hint)}")
             : AllSucceeded ? "  result         all commands succeeded"
             : Failed + ClaimFailures + Terminated > 0 ? "  result         some commands failed"
             : $"  result         no command failed, but {Shortfall()}");

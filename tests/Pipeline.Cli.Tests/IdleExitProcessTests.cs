@@ -64,6 +64,8 @@ public sealed class IdleExitProcessTests(NatsServerFixture nats, RunCounter runs
             Assert.True(line.Success, idle.Stdout);
             Assert.True(long.Parse(line.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) > 0, idle.Stdout);
             Assert.Contains("result         nothing failed here, but the consumer still holds", idle.Stdout, StringComparison.Ordinal);
+            // The NATS module's hint: its flag that waits for the rest.
+            Assert.Contains("pending): run a worker again, or use --exit-when-drained\n", idle.Stdout, StringComparison.Ordinal);
             Assert.DoesNotContain("all commands succeeded", idle.Stdout, StringComparison.Ordinal);
         }
 

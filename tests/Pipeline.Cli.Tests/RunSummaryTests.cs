@@ -7,7 +7,11 @@ public sealed class RunSummaryTests
 {
     // What the NATS module reports at an idle end: a consumer's messages awaiting an ack and pending.
     private static WorkLeft Consumer(long awaitingAck, long pending) =>
-        new("consumer", "pool", awaitingAck, pending, Redelivered: 0) { InProgressAs = "awaiting ack", WaitingAs = "pending" };
+        new("consumer", "pool", awaitingAck, pending, Redelivered: 0) { InProgressAs = "awaiting ack", WaitingAs = "pending", Hint = "run a worker again, or use --exit-when-drained" };
+
+    // What a store module reports: its own hint, no NATS flag.
+    private static WorkLeft Store(long claimed, long pending) =>
+        new("store", "/data/pipeline.db", claimed, pending, Redelivered: 0) { InProgressAs = "claimed by other workers", WaitingAs = "pending", Hint = "run a worker again (it takes over a stopped worker's claims once their leases lapse)" };
 
     private static RunSummary Make(long failed = 0, long settleErrors = 0, long dropped = 0, long unfinished = 0) =>
         new(Pulled: 10, Completed: 10 - failed, Failed: failed, Skipped: 0, ClaimRetries: 0, ClaimFailures: 0, Acked: 10 - settleErrors, Nacked: 0, Terminated: 0,
@@ -50,6 +54,21 @@ public sealed class RunSummaryTests
         Assert.Contains("  consumer       pool: 1104 awaiting ack, 6 pending\n", output.ToString(), StringComparison.Ordinal);
         Assert.Equal("  result         nothing failed here, but the consumer still holds 1110 (awaiting ack or pending): run a worker again, or use --exit-when-drained", await ResultLine(summary));
     }
+
+    [Fact]
+    public async Task An_idle_end_with_work_left_in_a_store_ends_with_the_stores_hint_and_never_names_a_nats_flag()
+    {
+        var summary = Make() with { Left = Store(2, 3) };
+
+        Assert.True(summary.WorkLeft);
+        var line = await ResultLine(summary);
+        Assert.Equal("  result         nothing failed here, but the store still holds 5 (claimed by other workers or pending): run a worker again (it takes over a stopped worker's claims once their leases lapse)", line);
+        Assert.DoesNotContain("--exit-when-drained", line, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_backend_that_gives_no_hint_is_told_to_run_a_worker_again() =>
+        Assert.EndsWith(": run a worker again", await ResultLine(Make() with { Left = new WorkLeft("queue", "q", 1, 0, 0) }), StringComparison.Ordinal);
 
     [Fact]
     public async Task An_idle_end_with_nothing_left_on_the_consumer_succeeds_and_a_failure_still_wins_over_work_left()

@@ -48,7 +48,7 @@ public sealed class SqliteWorkerTests : IDisposable
 
         Assert.Null(state.Fault);
         Assert.Equal((PipelineWorkerOutcome.Succeeded, 20L), (state.Outcome, (await state.Started).Completed));
-        Assert.Equal(new WorkLeft("store", path, 0, 0, 0) { InProgressAs = "claimed by other workers", WaitingAs = "pending" }, state.WorkLeft);
+        Assert.Equal(new WorkLeft("store", path, 0, 0, 0) { InProgressAs = "claimed by other workers", WaitingAs = "pending", Hint = "run a worker again (it finishes what is pending, and takes over a stopped worker's claims once their leases lapse, 30 s)" }, state.WorkLeft);
         await using var check = await SqliteQueuedWorkStore.OpenAsync(new SqliteStoreOptions { Path = path });
         Assert.Equal(20, (await check.SummarizeAsync(0, CancellationToken.None)).Completed);
     }

@@ -20,6 +20,12 @@ public sealed record WorkLeft(string Holder, string Name, long InProgress, long 
     /// <summary>What the backend calls <see cref="Waiting"/> (NATS: <c>pending</c>). Default <c>waiting</c>.</summary>
     public string WaitingAs { get; init; } = "waiting";
 
+    /// <summary>
+    /// What to do about it, as the summary's result line ends: what this backend offers (NATS:
+    /// <c>run a worker again, or use --exit-when-drained</c>). Default <c>run a worker again</c>.
+    /// </summary>
+    public string Hint { get; init; } = "run a worker again";
+
     /// <summary>Everything left.</summary>
     public long Held => InProgress + Waiting;
 

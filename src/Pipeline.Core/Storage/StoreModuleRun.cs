@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Pipeline.Claiming;
 using Pipeline.Events;
@@ -123,6 +124,9 @@ internal sealed class StoreModuleRun : IModuleRun
             {
                 InProgressAs = "claimed by other workers",
                 WaitingAs = "pending",
+                // A store has no --exit-when-drained: a worker's idle end already waits while the store
+                // holds work, and a dead worker's claims come back to it once their leases lapse.
+                Hint = string.Create(CultureInfo.InvariantCulture, $"run a worker again (it finishes what is pending, and takes over a stopped worker's claims once their leases lapse, {_options.LeaseTimeToLive.TotalSeconds:0.###} s)"),
             };
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)

@@ -149,6 +149,7 @@ internal sealed class NatsModuleRun : IModuleRun
             {
                 InProgressAs = "awaiting ack",
                 WaitingAs = "pending",
+                Hint = "run a worker again, or use --exit-when-drained",
             };
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)

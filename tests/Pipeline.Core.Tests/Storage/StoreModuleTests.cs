@@ -120,7 +120,14 @@ public sealed class StoreModuleTests
             Assert.Equal(execution.Select(c => c.CommandId), started);
         }
 
-        Assert.Equal(new WorkLeft("store", "memory:memory", 0, 0, 0) { InProgressAs = "claimed by other workers", WaitingAs = "pending" }, left);
+        Assert.Equal(
+            new WorkLeft("store", "memory:memory", 0, 0, 0)
+            {
+                InProgressAs = "claimed by other workers",
+                WaitingAs = "pending",
+                Hint = "run a worker again (it finishes what is pending, and takes over a stopped worker's claims once their leases lapse, 30 s)",
+            },
+            left);
         var summary = await store.SummarizeAsync(10, CancellationToken.None);
         Assert.Equal((0L, 0L, 30L, 0L), (summary.Pending, summary.Claimed, summary.Completed, summary.DeadLettered));
     }
