@@ -6,6 +6,8 @@ using Microsoft.Extensions.Options;
 using Pipeline.Engine;
 using Pipeline.Hosting.Tests.Support;
 using Pipeline.Nats.Modules;
+using Pipeline.Storage.Postgres.Modules;
+using Pipeline.Storage.Sqlite.Modules;
 
 namespace Pipeline.Hosting.Tests;
 
@@ -303,14 +305,17 @@ public sealed class PipelineWorkerOptionsTests
     /// <summary>
     /// Every public settable property of the options records as its configuration key, with the
     /// value <c>new XOptions()</c> gives it (the documented default): the worker's records and the
-    /// NATS module's section. A section that is none by default (the NATS connection) has its
-    /// record's own defaults. Found by reflection, so a new option is in this list unasked.
+    /// sections of the NATS, SQLite and PostgreSQL modules. A section that is none by default (the
+    /// NATS connection) has its record's own defaults. Found by reflection, so a new option is in
+    /// this list unasked.
     /// </summary>
-    private static Dictionary<string, object?> OptionsByKey(PipelineWorkerOptions worker, NatsWorkerOptions nats)
+    private static Dictionary<string, object?> OptionsByKey(PipelineWorkerOptions worker, NatsWorkerOptions nats, SqliteWorkerOptions sqlite, PostgresWorkerOptions postgres)
     {
         var keys = new Dictionary<string, object?>(StringComparer.Ordinal);
         Walk("Pipeline", worker, keys);
         Walk("Pipeline:Nats", nats, keys);
+        Walk($"Pipeline:{SqliteModule.ConfigurationSection}", sqlite, keys);
+        Walk($"Pipeline:{PostgresModule.ConfigurationSection}", postgres, keys);
         return keys;
 
         static void Walk(string path, object record, Dictionary<string, object?> keys)
@@ -340,7 +345,7 @@ public sealed class PipelineWorkerOptionsTests
     public void The_sample_settings_show_every_option_and_no_other_key()
     {
         var sample = SampleSettings.Read(SamplePath);
-        var options = OptionsByKey(new PipelineWorkerOptions(), new NatsWorkerOptions()).Keys;
+        var options = OptionsByKey(new PipelineWorkerOptions(), new NatsWorkerOptions(), new SqliteWorkerOptions(), new PostgresWorkerOptions()).Keys;
 
         // A new option without its line in the sample fails here; so does a key the sample misspells.
         var missing = options.Where(k => !sample.Shown.Contains(k)).ToList();
@@ -355,9 +360,15 @@ public sealed class PipelineWorkerOptionsTests
         var sample = SampleSettings.Read(SamplePath);
         var section = new ConfigurationBuilder().AddJsonFile(SamplePath).Build().GetSection("Pipeline");
 
-        var bound = OptionsByKey(PipelineWorkerServiceCollectionExtensions.Bind(section), NatsModule.Bind(section.GetSection("Nats")));
+        var errors = new List<string>();
+        var bound = OptionsByKey(
+            PipelineWorkerServiceCollectionExtensions.Bind(section),
+            NatsModule.Bind(section.GetSection("Nats")),
+            new SqliteModule().Bind(section.GetSection(SqliteModule.ConfigurationSection), $"Pipeline:{SqliteModule.ConfigurationSection}", errors),
+            new PostgresModule().Bind(section.GetSection(PostgresModule.ConfigurationSection), $"Pipeline:{PostgresModule.ConfigurationSection}", errors));
+        Assert.Empty(errors);
 
-        var defaults = OptionsByKey(new PipelineWorkerOptions(), new NatsWorkerOptions());
+        var defaults = OptionsByKey(new PipelineWorkerOptions(), new NatsWorkerOptions(), new SqliteWorkerOptions(), new PostgresWorkerOptions());
         var differing = defaults.Where(d => !sample.Examples.Contains(d.Key) && !Equals(d.Value, bound[d.Key])).Select(d => $"{d.Key}: default {d.Value}, sample {bound[d.Key]}").ToList();
         Assert.True(differing.Count == 0, string.Join("\n", differing));
         Assert.Equal(["Pipeline:CommandsFile"], sample.Examples);
