@@ -6,8 +6,8 @@ namespace Pipeline.Storage.Sqlite;
 /// <summary>Reading a batch row, and the batch id as the row's sequence.</summary>
 internal static class BatchRows
 {
-    /// <summary>The columns <see cref="Read"/> expects, in order.</summary>
-    public const string Columns = "seq, session_id, payload, idempotency_key, enqueued_at, available_at, attempts, state, owner, fence, expires_at, dead_letter_reason";
+    /// <summary>The columns <see cref="Read"/> expects, in order, of a statement on <c>batches</c> (not aliased): the payload from its own table.</summary>
+    public const string Columns = "seq, session_id, (SELECT payload FROM payloads WHERE payloads.seq = batches.seq), idempotency_key, enqueued_at, available_at, attempts, state, owner, fence, expires_at, dead_letter_reason";
 
     public static QueuedBatch Read(SqliteDataReader reader) => new()
     {

@@ -294,7 +294,18 @@ public sealed class SqliteQueuedWorkStore : IQueuedWorkStore
                 {
                     sql.Execute(statement);
                 }
+            }
 
+            if (found < 2)
+            {
+                foreach (var statement in SqliteSchema.MigrateToVersion2)
+                {
+                    sql.Execute(statement);
+                }
+            }
+
+            if (found < SqliteSchema.Version)
+            {
                 sql.Execute($"PRAGMA user_version = {SqliteSchema.Version}");
             }
 
@@ -422,7 +433,9 @@ public sealed class SqliteQueuedWorkStore : IQueuedWorkStore
 
     private SqlCommands OpenReader()
     {
-        var connection = new SqliteConnection(_connectionString);
+        // Never creates the file: one deleted under a running store is an error naming it, not a
+        // new empty store that would answer "nothing left" (the writer, open before, writes on into the deleted file).
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder(_connectionString) { Mode = SqliteOpenMode.ReadWrite }.ToString());
         connection.Open();
         var sql = new SqlCommands(connection);
         sql.Execute($"PRAGMA busy_timeout = {(long)_busyTimeout.TotalMilliseconds}");

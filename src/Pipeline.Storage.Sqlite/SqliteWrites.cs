@@ -27,12 +27,12 @@ internal static class SqliteWrites
             var availableAt = draft.AvailableAt ?? now;
             var payload = draft.Payload.ToArray();
             var sequence = (long)sql.Scalar(
-                "INSERT INTO batches (session_id, payload, idempotency_key, enqueued_at, available_at) VALUES ($session, $payload, $key, $enqueued, $available) RETURNING seq",
+                "INSERT INTO batches (session_id, idempotency_key, enqueued_at, available_at) VALUES ($session, $key, $enqueued, $available) RETURNING seq",
                 ("$session", draft.SessionId),
-                ("$payload", payload),
                 ("$key", draft.IdempotencyKey),
                 ("$enqueued", now.UtcTicks),
                 ("$available", availableAt.UtcTicks))!;
+            sql.Execute("INSERT INTO payloads (seq, payload) VALUES ($seq, $payload)", ("$seq", sequence), ("$payload", payload));
 
             // A new session's head is this batch; an existing session's head is earlier and stays.
             sql.Execute(
@@ -333,6 +333,7 @@ internal static class SqliteWrites
         }
 
         sql.Execute("DELETE FROM batches WHERE seq = $seq", ("$seq", sequence));
+        sql.Execute("DELETE FROM payloads WHERE seq = $seq", ("$seq", sequence));
         Reindex(sql, [sessionId]);
         return batch;
     }

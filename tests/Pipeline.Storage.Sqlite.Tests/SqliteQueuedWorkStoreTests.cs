@@ -27,7 +27,7 @@ public sealed class SqliteQueuedWorkStoreTests(ITestOutputHelper output) : IDisp
             lastFence = (await store.ClaimSessionAsync("s", Lease, 1, default))!.Fence;
         }
 
-        Assert.Equal(1L, ReadPragma("user_version"));
+        Assert.Equal(2L, ReadPragma("user_version"));
 
         await using var reopened = await SqliteQueuedWorkStore.OpenAsync(_database.Options, _time);
         var listed = await reopened.ListAsync("s", default);
@@ -116,6 +116,70 @@ public sealed class SqliteQueuedWorkStoreTests(ITestOutputHelper output) : IDisp
     }
 
     [Fact]
+    public async Task A_file_deleted_under_an_open_store_is_an_error_naming_it_and_no_empty_store_takes_its_place()
+    {
+        await using var store = await SqliteQueuedWorkStore.OpenAsync(_database.Options, _time);
+        await store.EnqueueAsync([Draft("s", "1")], default);
+        foreach (var file in Directory.EnumerateFiles(_database.Folder))
+        {
+            File.Delete(file);
+        }
+
+        var refused = await Assert.ThrowsAsync<SqliteStoreException>(() => store.SummarizeAsync(0, default).AsTask());
+
+        AssertNamesFileAndCause(refused, _database.Path, "cannot be opened");
+        await Task.Delay(300); // past the checkpointer's interval: it must not make the file either
+        Assert.False(File.Exists(_database.Path), "an empty database file took the deleted one's place");
+    }
+
+    [Fact]
+    public async Task A_version_1_file_is_migrated_on_open_keeping_every_batch_its_payload_state_and_lease()
+    {
+        // Version 1 as it was written: the payload in the batches row.
+        using (var connection = OpenRaw())
+        {
+            foreach (var statement in new[]
+            {
+                "CREATE TABLE batches (seq INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL, payload BLOB NOT NULL, idempotency_key TEXT, enqueued_at INTEGER NOT NULL, available_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, state INTEGER NOT NULL DEFAULT 0, owner TEXT, fence INTEGER, expires_at INTEGER, dead_letter_reason TEXT, settled_at INTEGER)",
+                "CREATE INDEX batches_unsettled ON batches (session_id, seq) WHERE state < 2",
+                "CREATE INDEX batches_by_fence ON batches (fence) WHERE state = 1",
+                "CREATE INDEX batches_claimed ON batches (session_id, expires_at) WHERE state = 1",
+                "CREATE INDEX batches_dead_letters ON batches (settled_at, seq) WHERE state = 3",
+                "CREATE UNIQUE INDEX batches_by_key ON batches (idempotency_key) WHERE idempotency_key IS NOT NULL",
+                "CREATE TABLE sessions (head_seq INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE, ready_at INTEGER NOT NULL)",
+                "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
+                "INSERT INTO counters (name, value) VALUES ('fence', 7), ('completed', 1), ('dead_lettered', 0)",
+                "INSERT INTO batches (seq, session_id, payload, idempotency_key, enqueued_at, available_at, state, owner, fence, expires_at, settled_at) VALUES (1, 's', x'6f6e65', 'k1', 0, 0, 2, 'w', 6, 1, 1)",
+                "INSERT INTO batches (seq, session_id, payload, idempotency_key, enqueued_at, available_at, state, owner, fence, expires_at) VALUES (2, 's', x'74776f', 'k2', 0, 0, 1, 'old', 7, 1)",
+                "INSERT INTO batches (seq, session_id, payload, enqueued_at, available_at) VALUES (3, 's', x'7468726565', 0, 0)",
+                "INSERT INTO sessions (head_seq, session_id, ready_at) VALUES (2, 's', 1)",
+                "PRAGMA user_version = 1",
+            })
+            {
+                using var command = connection.CreateCommand();
+#pragma warning disable CA2100 // The test's own statements.
+                command.CommandText = statement;
+#pragma warning restore CA2100
+                command.ExecuteNonQuery();
+            }
+        }
+
+        // The fake clock (2000-01-01) is long past the old claim's expiry (tick 1): it has lapsed.
+        await using var store = await SqliteQueuedWorkStore.OpenAsync(_database.Options, _time);
+
+        Assert.Equal(2L, ReadPragma("user_version"));
+        var listed = await store.ListAsync("s", default);
+        Assert.Equal(["two", "three"], listed.Select(b => Encoding.UTF8.GetString(b.Payload.Span)));
+        Assert.Equal((QueuedBatchState.Claimed, "old", 7L), (listed[0].State, listed[0].Lease?.Owner, listed[0].Lease?.Fence));
+        Assert.False((await store.EnqueueAsync([Draft("s", "again", key: "k1")], default))[0].Created); // the keys kept answering
+        var claim = await store.ClaimReadyAsync(Lease, 10, 10, default);
+        var only = Assert.Single(claim);
+        Assert.True(only.Fence > 7, $"fence {only.Fence} after the migration, 7 before");
+        Assert.Equal(["two", "three"], only.Batches.Select(b => Encoding.UTF8.GetString(b.Payload.Span)));
+        Assert.Equal(1, only.Batches[0].Attempts); // the lapsed claim ended without a completion
+    }
+
+    [Fact]
     public async Task A_newer_schema_version_is_refused_naming_both_versions_and_the_file_is_left_untouched()
     {
         await (await SqliteQueuedWorkStore.OpenAsync(_database.Options, _time)).DisposeAsync();
@@ -131,9 +195,9 @@ public sealed class SqliteQueuedWorkStoreTests(ITestOutputHelper output) : IDisp
 
         var refused = await Assert.ThrowsAsync<StoreSchemaException>(() => SqliteQueuedWorkStore.OpenAsync(_database.Options, _time));
 
-        Assert.Equal((7, 1), (refused.Found, refused.Supported));
+        Assert.Equal((7, 2), (refused.Found, refused.Supported));
         Assert.Contains("version 7", refused.Message, StringComparison.Ordinal);
-        Assert.Contains("version 1", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("version 2", refused.Message, StringComparison.Ordinal);
         Assert.Contains(_database.Path, refused.Message, StringComparison.Ordinal);
         Assert.Equal(bytes, await File.ReadAllBytesAsync(_database.Path));
         Assert.Equal(written, File.GetLastWriteTimeUtc(_database.Path));
