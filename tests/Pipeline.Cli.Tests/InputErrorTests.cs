@@ -1,3 +1,5 @@
+using Pipeline.Testing.Processes;
+
 namespace Pipeline.Cli.Tests;
 
 /// <summary>Inputs that must not hurt: each has an exit code and a message that names what was wrong.</summary>
@@ -184,7 +186,7 @@ public sealed class InputErrorTests : IDisposable
             RedirectStandardOutput = true,
             UseShellExecute = false,
         };
-        using var process = Process.Start(startInfo)!;
+        using var process = Process.Start(ChildProcesses.WithDefaultSignals(startInfo))!;
         await process.StandardInput.WriteLineAsync(Noop);
         await process.StandardInput.FlushAsync();
         // Signalled once the command is done (the progress line says so), however loaded the machine.

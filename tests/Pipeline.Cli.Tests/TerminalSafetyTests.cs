@@ -1,3 +1,5 @@
+using Pipeline.Testing.Processes;
+
 namespace Pipeline.Cli.Tests;
 
 /// <summary>Text from input or from a peer never drives the terminal: the real binary, piped and on a pseudo-terminal.</summary>
@@ -94,7 +96,9 @@ public sealed class TerminalSafetyTests : IDisposable
     private async Task<(int Exit, string Output)> RunOnTerminal(string[] args, TimeSpan? signalAfter)
     {
         var binary = Path.Combine(AppContext.BaseDirectory, "pipeline");
-        var quoted = string.Join(' ', args.Prepend(binary).Select(a => "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'"));
+        // Through env --default-signal where it can (ChildProcesses.WithDefaultSignals says why); env execs the binary.
+        var command = (ChildProcesses.DefaultSignalsPrefix.Value ?? []).Append(binary).Concat(args);
+        var quoted = string.Join(' ', command.Select(a => "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'"));
         var transcript = Path.Combine(_directory, "terminal.txt");
         var startInfo = new ProcessStartInfo("script", ["-qefc", quoted, transcript])
         {

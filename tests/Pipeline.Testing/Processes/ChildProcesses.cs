@@ -37,8 +37,57 @@ public static partial class ChildProcesses
             startInfo.Environment[name] = value;
         }
 
+        return WithDefaultSignals(startInfo);
+    }
+
+    /// <summary>
+    /// <paramref name="startInfo"/> started through <c>env --default-signal</c>: SIGINT, SIGQUIT,
+    /// SIGHUP and SIGTERM at their default handling, as a foreground job gets them. A shell that
+    /// runs the tests in the background (<c>./test.sh &amp;</c>, nohup, some CI runners) starts its
+    /// children with SIGINT and SIGQUIT ignored (SIGHUP too under nohup), a process keeps a signal
+    /// ignored at its start, and a test of what the binary does on Ctrl-C would wait for nothing.
+    /// <c>env</c> execs the binary, so the process id is the binary's. Unchanged where <c>env</c>
+    /// has no such option (not GNU coreutils 8.31 or later).
+    /// </summary>
+    public static ProcessStartInfo WithDefaultSignals(ProcessStartInfo startInfo)
+    {
+        ArgumentNullException.ThrowIfNull(startInfo);
+        if (DefaultSignalsPrefix.Value is not { } prefix)
+        {
+            return startInfo;
+        }
+
+        var args = startInfo.ArgumentList.ToList();
+        startInfo.ArgumentList.Clear();
+        foreach (var arg in prefix.Skip(1).Append(startInfo.FileName).Concat(args))
+        {
+            startInfo.ArgumentList.Add(arg);
+        }
+
+        startInfo.FileName = prefix[0];
         return startInfo;
     }
+
+    /// <summary>The command line that starts a program with default signal handling (<c>env --default-signal=…</c>), or null where there is none.</summary>
+    public static readonly Lazy<string[]?> DefaultSignalsPrefix = new(() =>
+    {
+        string[] prefix = ["/usr/bin/env", "--default-signal=INT,QUIT,HUP,TERM"];
+        if (!OperatingSystem.IsLinux() || !File.Exists(prefix[0]))
+        {
+            return null;
+        }
+
+        try
+        {
+            using var probe = Process.Start(new ProcessStartInfo(prefix[0], [prefix[1], "true"]) { UseShellExecute = false, RedirectStandardError = true })!;
+            probe.WaitForExit();
+            return probe.ExitCode == 0 ? prefix : null;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return null;
+        }
+    });
 
     /// <summary>Sends <paramref name="signal"/> to <paramref name="process"/> (a real signal, as a terminal or an orchestrator would).</summary>
     public static void Signal(Process process, int signal)
