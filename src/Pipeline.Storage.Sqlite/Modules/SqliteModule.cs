@@ -93,6 +93,12 @@ public sealed class SqliteModule : StoreModule<SqliteWorkerOptions>
             throw new SqliteStoreException(path, $"it does not exist (nothing was enqueued there yet: 'pipeline enqueue --sqlite {options.Store.Path}' creates it)");
         }
 
+        if (opening == StoreOpening.Status && File.Exists(path) && new FileInfo(path).Length == 0)
+        {
+            // An empty file would take the schema on open: status leaves it as it is.
+            throw new SqliteStoreException(path, $"it is empty (no store was made in it yet: 'pipeline enqueue --sqlite {options.Store.Path}' makes one)");
+        }
+
         return await SqliteQueuedWorkStore.OpenAsync(options.Store, timeProvider: null, cancellationToken).ConfigureAwait(false);
     }
 

@@ -202,6 +202,21 @@ public sealed class SqliteWorkerProcessTests(RunCounter runs, ITestOutputHelper 
         Assert.False(File.Exists(Path.Combine(_directory, "pipeline.db")));
     }
 
+    [Fact]
+    public async Task Status_of_an_empty_file_is_one_error_and_leaves_it_empty()
+    {
+        var path = Path.Combine(_directory, "pipeline.db");
+        await File.WriteAllBytesAsync(path, []);
+
+        var (exit, stdout, stderr) = await Run("status");
+
+        Assert.Equal(1, exit);
+        Assert.Equal(string.Empty, stdout);
+        Assert.Contains("is empty", Assert.Single(ErrorLines(stderr)), StringComparison.Ordinal);
+        Assert.Equal(0, new FileInfo(path).Length);
+        Assert.Equal(["pipeline.db"], Directory.GetFileSystemEntries(_directory).Select(Path.GetFileName));
+    }
+
     /// <summary>
     /// A disk that fills up under a running worker (a small tmpfs, then a file that takes the rest):
     /// the worker ends with one error naming the file and the cause, exit 1, and nothing is lost:
