@@ -27,6 +27,14 @@ internal sealed class SqliteCheckpointer : IAsyncDisposable
     /// </summary>
     public const long RestartFrames = 16384;
 
+    /// <summary>
+    /// The WAL file's size past which the writer restarts the WAL itself before its next transaction
+    /// (128 MiB, twice <see cref="RestartFrames"/>): the bound holds however this loop is scheduled.
+    /// The file is cut back to journal_size_limit (64 MiB) whenever the WAL starts over, so its size
+    /// passes this only while the WAL itself holds more.
+    /// </summary>
+    public const long HardLimitBytes = 2 * RestartFrames * 4096;
+
     private readonly Func<SqlCommands> _open;
     private readonly Action<SqlCommands> _close;
     private readonly Channel<bool> _committed = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Microsoft.Data.Sqlite;
 
 namespace Pipeline.Storage.Sqlite;
 
@@ -104,6 +105,7 @@ internal sealed class SqliteWriter : IAsyncDisposable
         _checkpointer.EnterCommit();
         try
         {
+            RestartWalPastLimit();
             _sql.Execute("BEGIN IMMEDIATE");
             try
             {
@@ -130,6 +132,27 @@ internal sealed class SqliteWriter : IAsyncDisposable
         foreach (var call in group)
         {
             call.Publish();
+        }
+    }
+
+    // The checkpointer restarts the WAL past its soft limit when it gets to run; should it not (a
+    // loaded machine, a burst of large writes), the writer does it itself past the hard limit, before
+    // its next transaction: the WAL never holds more than that and one transaction's pages.
+    private void RestartWalPastLimit()
+    {
+        var wal = new FileInfo(_path + "-wal");
+        if (!wal.Exists || wal.Length <= SqliteCheckpointer.HardLimitBytes)
+        {
+            return;
+        }
+
+        try
+        {
+            _sql.Execute("PRAGMA wal_checkpoint(RESTART)");
+        }
+        catch (SqliteException)
+        {
+            // Busy (a reader, another process's checkpoint): tried again before the next transaction.
         }
     }
 
