@@ -93,9 +93,10 @@ public sealed class SqliteModule : StoreModule<SqliteWorkerOptions>
             throw new SqliteStoreException(path, $"it does not exist (nothing was enqueued there yet: 'pipeline enqueue --sqlite {options.Store.Path}' creates it)");
         }
 
-        if (opening == StoreOpening.Status && File.Exists(path) && new FileInfo(path).Length == 0)
+        if (opening == StoreOpening.Status && FileKind.Refusal(path) is null && File.Exists(path) && new FileInfo(path).Length == 0)
         {
-            // An empty file would take the schema on open: status leaves it as it is.
+            // An empty regular file would take the schema on open: status leaves it as it is. (A
+            // device or FIFO, of length 0 too, is refused by the open with its own cause.)
             throw new SqliteStoreException(path, $"it is empty (no store was made in it yet: 'pipeline enqueue --sqlite {options.Store.Path}' makes one)");
         }
 
