@@ -16,6 +16,7 @@ namespace Pipeline.Engine;
 /// </summary>
 internal sealed class PipelineRuntime<THandle> : IDisposable
 {
+    private readonly System.Collections.Concurrent.ConcurrentBag<Task> _stranded = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _abort;
     private readonly CancellationTokenSource _settleBudget;
@@ -420,7 +421,13 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
     {
         if (!block.Post(message))
         {
-            _ = StrandAsync(delivery, blockName).AsTask();
+            var stranded = StrandAsync(delivery, blockName);
+            if (!stranded.IsCompletedSuccessfully)
+            {
+                // Awaited by the end-of-run sweep: the delivery is no longer open (its settle has
+                // begun), so the sweep would not wait for it, and the run could end before it is settled.
+                _stranded.Add(stranded.AsTask());
+            }
         }
     }
 
@@ -468,6 +475,11 @@ internal sealed class PipelineRuntime<THandle> : IDisposable
         if (Abort.IsCancellationRequested)
         {
             StartSettleBudget();
+        }
+
+        while (_stranded.TryTake(out var stranded))
+        {
+            (pending ??= []).Add(stranded);
         }
 
         return pending is null ? Task.CompletedTask : Task.WhenAll(pending);
