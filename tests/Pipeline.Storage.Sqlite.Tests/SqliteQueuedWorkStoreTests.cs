@@ -66,21 +66,33 @@ public sealed class SqliteQueuedWorkStoreTests(ITestOutputHelper output) : IDisp
         await Eventually.WaitForAsync(
             () =>
             {
-                File.Copy(_database.Path, copy, overwrite: true); // the main file without its WAL
-                using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = copy, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
-                connection.Open();
-                using var command = connection.CreateCommand();
-                command.CommandText = "SELECT count(*) FROM sqlite_schema WHERE name = 'batches'";
-                if ((long)command.ExecuteScalar()! == 0)
+                try
                 {
-                    return Task.FromResult(false);
+                    return Task.FromResult(CopyHoldsAll());
                 }
-
-                command.CommandText = "SELECT count(*) FROM batches";
-                return Task.FromResult((long)command.ExecuteScalar()! == 200);
+                catch (SqliteException)
+                {
+                    return Task.FromResult(false); // copied while a checkpoint was writing it: a torn copy, look again
+                }
             },
             TimeSpan.FromSeconds(10),
             "the 200 batches in the database file without its WAL");
+
+        bool CopyHoldsAll()
+        {
+            File.Copy(_database.Path, copy, overwrite: true); // the main file without its WAL
+            using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = copy, Mode = SqliteOpenMode.ReadOnly, Pooling = false }.ToString());
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "SELECT count(*) FROM sqlite_schema WHERE name = 'batches'";
+            if ((long)command.ExecuteScalar()! == 0)
+            {
+                return false;
+            }
+
+            command.CommandText = "SELECT count(*) FROM batches";
+            return (long)command.ExecuteScalar()! == 200;
+        }
     }
 
     [Fact]
