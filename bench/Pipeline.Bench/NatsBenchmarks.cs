@@ -148,7 +148,7 @@ public class NatsBenchmarks
         var source = _openSource = new NatsCommandSource(_connection, options);
         var sink = new StoppingSink(3L * Count);
         var pipeline = new CommandPipeline<NatsHandle>(keepAlive ? source : source.WithoutKeepAlive(), _tools, sink, pipelineOptions);
-        sink.Pipeline = pipeline;
+        sink.Stop = pipeline.RequestStop;
         var run = pipeline.RunAsync(CancellationToken.None);
         // Measured until every event was written, as the raw loop is until every ack: the stop that
         // follows (it reads the last pull request to its end on the server, up to FetchExpires, before
@@ -316,28 +316,6 @@ public class NatsBenchmarks
 
             if (Interlocked.Add(ref _recorded, done) >= sent.Length)
             {
-                Pipeline?.RequestStop();
-            }
-
-            return ValueTask.CompletedTask;
-        }
-    }
-
-    /// <summary>Counts events; stops the pipeline once every command's three events are in (the NATS source never runs dry by itself).</summary>
-    private sealed class StoppingSink(long expected) : IEventSink
-    {
-        private readonly TaskCompletionSource _all = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private long _count;
-
-        public CommandPipeline<NatsHandle>? Pipeline { get; set; }
-
-        public Task AllWritten => _all.Task;
-
-        public ValueTask WriteAsync(ReadOnlyMemory<PipelineEvent> batch, CancellationToken cancellationToken)
-        {
-            if (Interlocked.Add(ref _count, batch.Length) >= expected)
-            {
-                _all.TrySetResult();
                 Pipeline?.RequestStop();
             }
 

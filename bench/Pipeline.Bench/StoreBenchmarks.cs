@@ -137,7 +137,7 @@ public class StoreBenchmarks
         var source = new StoreCommandSource(_store!, new StoreSourceOptions { Owner = StoreBackend.Owner }, Store);
         var sink = new StoppingSink(3L * Commands);
         var pipeline = new CommandPipeline<StoreHandle>(source, _tools, sink, options);
-        sink.Pipeline = pipeline;
+        sink.Stop = pipeline.RequestStop;
         var run = pipeline.RunAsync(CancellationToken.None);
 
         // Ack before dispatch (the default): a command.completed event follows its durable completion,
@@ -248,28 +248,6 @@ public class StoreBenchmarks
         if (!ok)
         {
             throw new InvalidOperationException($"The run did not do what it should: {what}.");
-        }
-    }
-
-    /// <summary>Counts events; stops the pipeline once every command's three events are in (the store source runs until stopped).</summary>
-    private sealed class StoppingSink(long expected) : IEventSink
-    {
-        private readonly TaskCompletionSource _all = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private long _count;
-
-        public CommandPipeline<StoreHandle>? Pipeline { get; set; }
-
-        public Task AllWritten => _all.Task;
-
-        public ValueTask WriteAsync(ReadOnlyMemory<PipelineEvent> batch, CancellationToken cancellationToken)
-        {
-            if (Interlocked.Add(ref _count, batch.Length) >= expected)
-            {
-                _all.TrySetResult();
-                Pipeline?.RequestStop();
-            }
-
-            return ValueTask.CompletedTask;
         }
     }
 }
