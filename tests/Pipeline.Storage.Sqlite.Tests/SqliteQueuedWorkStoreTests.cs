@@ -147,26 +147,19 @@ public sealed class SqliteQueuedWorkStoreTests(ITestOutputHelper output) : IDisp
     [Fact]
     public async Task A_version_1_file_is_migrated_on_open_keeping_every_batch_its_payload_state_and_lease()
     {
-        // Version 1 as it was written: the payload in the batches row.
         using (var connection = OpenRaw())
         {
-            foreach (var statement in new[]
+            // Version 1 as the code wrote it (its statements stay as they were), then the test's rows.
+            foreach (var statement in SqliteSchema.CreateVersion1.Concat(new[]
             {
-                "CREATE TABLE batches (seq INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL, payload BLOB NOT NULL, idempotency_key TEXT, enqueued_at INTEGER NOT NULL, available_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, state INTEGER NOT NULL DEFAULT 0, owner TEXT, fence INTEGER, expires_at INTEGER, dead_letter_reason TEXT, settled_at INTEGER)",
-                "CREATE INDEX batches_unsettled ON batches (session_id, seq) WHERE state < 2",
-                "CREATE INDEX batches_by_fence ON batches (fence) WHERE state = 1",
-                "CREATE INDEX batches_claimed ON batches (session_id, expires_at) WHERE state = 1",
-                "CREATE INDEX batches_dead_letters ON batches (settled_at, seq) WHERE state = 3",
-                "CREATE UNIQUE INDEX batches_by_key ON batches (idempotency_key) WHERE idempotency_key IS NOT NULL",
-                "CREATE TABLE sessions (head_seq INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE, ready_at INTEGER NOT NULL)",
-                "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID",
-                "INSERT INTO counters (name, value) VALUES ('fence', 7), ('completed', 1), ('dead_lettered', 0)",
+                "UPDATE counters SET value = 7 WHERE name = 'fence'",
+                "UPDATE counters SET value = 1 WHERE name = 'completed'",
                 "INSERT INTO batches (seq, session_id, payload, idempotency_key, enqueued_at, available_at, state, owner, fence, expires_at, settled_at) VALUES (1, 's', x'6f6e65', 'k1', 0, 0, 2, 'w', 6, 1, 1)",
                 "INSERT INTO batches (seq, session_id, payload, idempotency_key, enqueued_at, available_at, state, owner, fence, expires_at) VALUES (2, 's', x'74776f', 'k2', 0, 0, 1, 'old', 7, 1)",
                 "INSERT INTO batches (seq, session_id, payload, enqueued_at, available_at) VALUES (3, 's', x'7468726565', 0, 0)",
                 "INSERT INTO sessions (head_seq, session_id, ready_at) VALUES (2, 's', 1)",
                 "PRAGMA user_version = 1",
-            })
+            }))
             {
                 using var command = connection.CreateCommand();
 #pragma warning disable CA2100 // The test's own statements.
