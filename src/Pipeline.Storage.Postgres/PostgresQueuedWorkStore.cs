@@ -144,7 +144,7 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
                 results[index] = new EnqueueResult(batchResult, created);
             }
 
-            await reader.DisposeAsync().ConfigureAwait(false); // the commit
+            await cleanup.CloseAsync().ConfigureAwait(false); // the commit
             return true;
         }).ConfigureAwait(false);
 
@@ -175,7 +175,7 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
             var reader = await claim.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await using var cleanup = new ReaderCleanup(reader);
             var claims = await ReadClaimsAsync(reader, lease.Owner, cancellationToken).ConfigureAwait(false);
-            await reader.DisposeAsync().ConfigureAwait(false); // the commit: a claim is returned only once durable
+            await cleanup.CloseAsync().ConfigureAwait(false); // the commit: a claim is returned only once durable
             return claims;
         }).ConfigureAwait(false);
     }
@@ -220,7 +220,7 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
             DateTimeOffset? expiry = await reader.ReadAsync(cancellationToken).ConfigureAwait(false) && !reader.IsDBNull(0)
                 ? reader.GetFieldValue<DateTimeOffset>(0)
                 : null;
-            await reader.DisposeAsync().ConfigureAwait(false); // the commit: returns once durable
+            await cleanup.CloseAsync().ConfigureAwait(false); // the commit: returns once durable
             return expiry;
         }).ConfigureAwait(false);
     }
@@ -290,7 +290,7 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
                 settled.Add((int)reader.GetInt64(0) - 1);
             }
 
-            await reader.DisposeAsync().ConfigureAwait(false); // the commit: nothing is reported settled before it is durable
+            await cleanup.CloseAsync().ConfigureAwait(false); // the commit: nothing is reported settled before it is durable
             foreach (var j in settled)
             {
                 statuses[positions[j]] = SettleStatus.Settled;
@@ -320,7 +320,7 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
             await using var cleanup = new ReaderCleanup(reader);
             await SkipToRowsAsync(reader, 1, cancellationToken).ConfigureAwait(false);
             var removed = await reader.ReadAsync(cancellationToken).ConfigureAwait(false) ? BatchRows.Read(reader) : null;
-            await reader.DisposeAsync().ConfigureAwait(false);
+            await cleanup.CloseAsync().ConfigureAwait(false);
             return removed;
         }).ConfigureAwait(false);
     }
@@ -366,7 +366,7 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
                 deadLetters.Add(BatchRows.Read(reader));
             }
 
-            await reader.DisposeAsync().ConfigureAwait(false);
+            await cleanup.CloseAsync().ConfigureAwait(false);
             return new QueueSummary
             {
                 Pending = pending,
@@ -395,7 +395,7 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
             await using var cleanup = new ReaderCleanup(reader);
             await SkipToRowsAsync(reader, 1, cancellationToken).ConfigureAwait(false);
             var claims = await ReadClaimsAsync(reader, lease.Owner, cancellationToken).ConfigureAwait(false);
-            await reader.DisposeAsync().ConfigureAwait(false); // the commit
+            await cleanup.CloseAsync().ConfigureAwait(false); // the commit
             return claims;
         }).ConfigureAwait(false);
 
@@ -414,7 +414,7 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
                 batches.Add(BatchRows.Read(reader));
             }
 
-            await reader.DisposeAsync().ConfigureAwait(false);
+            await cleanup.CloseAsync().ConfigureAwait(false);
             return (IReadOnlyList<QueuedBatch>)batches;
         }).ConfigureAwait(false);
     }
@@ -466,7 +466,7 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
                 byKey[reader.GetString(0)] = BatchRows.Read(reader, 1);
             }
 
-            await reader.DisposeAsync().ConfigureAwait(false);
+            await cleanup.CloseAsync().ConfigureAwait(false);
             return byKey;
         }).ConfigureAwait(false);
 
@@ -597,16 +597,32 @@ public sealed class PostgresQueuedWorkStore : IQueuedWorkStore
     }
 
     /// <summary>
-    /// Disposes a reader when its scope ends, for the failure path only: the success path disposes
-    /// it itself, because that is where the implicit transaction commits and a failure there must
-    /// surface. After a failure while reading (the connection lost mid-result: the server shut
-    /// down), cleaning up fails as well, and that second failure would hide the first, the one that
-    /// says what happened; it is dropped.
+    /// Closes a reader exactly once. The success path closes it with <see cref="CloseAsync"/>
+    /// (where the implicit transaction commits: a failure there must surface); a scope left
+    /// without that (a failure while reading) disposes it quietly, since after a lost connection
+    /// cleaning up fails as well and that second failure would hide the first. Never twice:
+    /// Npgsql hands the same reader object to the next command on the connection, so a second
+    /// dispose after the connection went back to the pool closes another caller's reader (seen as
+    /// 'Received unexpected backend message DataRow' and hangs under eight racing claimers).
     /// </summary>
     private sealed class ReaderCleanup(NpgsqlDataReader reader) : IAsyncDisposable
     {
+        private bool _closed;
+
+        public ValueTask CloseAsync()
+        {
+            _closed = true;
+            return reader.DisposeAsync();
+        }
+
         public async ValueTask DisposeAsync()
         {
+            if (_closed)
+            {
+                return;
+            }
+
+            _closed = true;
             try
             {
                 await reader.DisposeAsync().ConfigureAwait(false);

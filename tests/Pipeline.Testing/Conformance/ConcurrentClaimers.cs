@@ -36,13 +36,15 @@ public static class ConcurrentClaimers
         var settled = new ConcurrentDictionary<string, int>();
         var violations = new ConcurrentQueue<string>();
         var completed = 0;
+        using var giveUp = new CancellationTokenSource();
         var claimerSeeds = Enumerable.Range(0, claimers).Select(_ => random.Next()).ToList();
         var claiming = claimerSeeds.Select((claimerSeed, index) => Task.Run(async () =>
         {
             var own = new Random(claimerSeed);
             var store = stores[index % stores.Count];
             var lease = new LeaseRequest { Owner = $"claimer-{index}", TimeToLive = TimeSpan.FromMinutes(5) };
-            while (Volatile.Read(ref completed) < enqueued.Count)
+            // A claimer that failed ends them all: the others would wait for its batches forever.
+            while (Volatile.Read(ref completed) < enqueued.Count && !giveUp.IsCancellationRequested)
             {
                 IReadOnlyList<QueuedWorkClaim> claims = own.Next(3) == 0
                     ? [.. new[] { await store.ClaimSessionAsync($"s{own.Next(sessions)}", lease, own.Next(1, 8), default) }.OfType<QueuedWorkClaim>()]
@@ -85,9 +87,28 @@ public static class ConcurrentClaimers
 
                 Interlocked.Add(ref completed, settledIds.Count);
             }
-        })).ToList();
+        }).ContinueWith(
+            claimer =>
+            {
+                if (!claimer.IsCompletedSuccessfully)
+                {
+                    giveUp.Cancel();
+                }
 
-        await Task.WhenAll(claiming).WaitAsync(TimeSpan.FromMinutes(3));
+                return claimer;
+            },
+            TaskScheduler.Default).Unwrap()).ToList();
+
+        var all = Task.WhenAll(claiming);
+        if (await Task.WhenAny(all, Task.Delay(TimeSpan.FromMinutes(3))) != all)
+        {
+            var stuck = await stores[0].SummarizeAsync(10, default);
+            var left = enqueued.Where(b => !settled.ContainsKey(b.BatchId)).GroupBy(b => b.SessionId).Take(5)
+                .Select(g => $"{g.Key}: [{string.Join(", ", g.Select(b => b.Sequence))}]");
+            Assert.Fail($"seed {seed}: not done after 3 min: {Volatile.Read(ref completed)} of {enqueued.Count} completed; store: {stuck.Pending} pending, {stuck.Claimed} claimed, {stuck.Completed} completed, live claims [{string.Join(", ", stuck.LiveClaims.Take(5).Select(c => $"{c.SessionId} by {c.Owner} fence {c.Fence} holding {c.Batches}"))}]; left (first 5 sessions): {string.Join("; ", left)}; claimers: {string.Join("; ", claiming.Select((t, i) => $"{i} {t.Status} {t.Exception?.GetBaseException().Message}"))}");
+        }
+
+        await all;
 
         Assert.True(violations.IsEmpty, $"seed {seed}: {string.Join("; ", violations.Take(10))}");
         var twice = settled.Where(p => p.Value != 1).Select(p => p.Key).ToList();
