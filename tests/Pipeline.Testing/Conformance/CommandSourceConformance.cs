@@ -489,7 +489,11 @@ public abstract class CommandSourceConformance<THandle> : ConformanceSuite<Comma
     {
         if (backend.AttemptOf(first) is { } before)
         {
-            Assert.Equal(before + 1, backend.AttemptOf(again));
+            // The message ids say which it was when this fails: the same message not counted again, or another copy of the command.
+            var ids = backend.Source is ISupportsTelemetry<THandle> telemetry
+                ? $" (message {telemetry.MessageIdOf(first.Handle)}, then {telemetry.MessageIdOf(again.Handle)})"
+                : string.Empty;
+            Assert.True(before + 1 == backend.AttemptOf(again), $"attempt {before}, then {backend.AttemptOf(again)}: expected {before + 1}{ids}");
         }
     }
 
