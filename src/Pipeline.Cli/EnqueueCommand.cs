@@ -253,7 +253,7 @@ internal static class EnqueueCommand
     private static string Line(ICommandEnqueuer enqueuer, Counts counts, Stopwatch clock)
     {
         var seconds = Math.Max(clock.Elapsed.TotalSeconds, 1e-3);
-        return string.Create(CultureInfo.InvariantCulture, $"published {enqueuer.Enqueued}, awaiting ack {Math.Max(0, Volatile.Read(ref counts.Sent) - enqueuer.Enqueued - enqueuer.Duplicates - enqueuer.Failed)}, malformed {Volatile.Read(ref counts.Malformed)}, {enqueuer.Enqueued / seconds:0}/s");
+        return string.Create(CultureInfo.InvariantCulture, $"{enqueuer.StoredAs} {enqueuer.Enqueued}, {enqueuer.UnconfirmedAs} {Math.Max(0, Volatile.Read(ref counts.Sent) - enqueuer.Enqueued - enqueuer.Duplicates - enqueuer.Failed)}, malformed {Volatile.Read(ref counts.Malformed)}, {enqueuer.Enqueued / seconds:0}/s");
     }
 
     private static long Position(Stream input, long length)

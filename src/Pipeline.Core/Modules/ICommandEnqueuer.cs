@@ -40,6 +40,12 @@ public interface ICommandEnqueuer : IAsyncDisposable
     /// <summary>What a failure is here, as the summary says it (<c>not acknowledged by the stream</c>).</summary>
     string FailureMeaning { get; }
 
+    /// <summary>What the progress line calls the stored commands (<c>published</c>, <c>enqueued</c>).</summary>
+    string StoredAs { get; }
+
+    /// <summary>What the progress line calls the commands sent and not yet confirmed (<c>awaiting ack</c>, <c>being written</c>).</summary>
+    string UnconfirmedAs { get; }
+
     /// <summary>Commands stored.</summary>
     long Enqueued { get; }
 

@@ -55,6 +55,12 @@ internal sealed class StoreEnqueuer : ICommandEnqueuer
 
     public string Destination { get; }
 
+    /// <inheritdoc/>
+    public string StoredAs => "enqueued";
+
+    /// <inheritdoc/>
+    public string UnconfirmedAs => "being written";
+
     public string DuplicateMeaning => "already in the store (same command_id): not stored again";
 
     public string FailureMeaning => "not stored";

@@ -36,6 +36,12 @@ internal sealed class NatsEnqueuer : ICommandEnqueuer
 
     public string Destination => $"stream {_options.Stream}";
 
+    /// <inheritdoc/>
+    public string StoredAs => "published";
+
+    /// <inheritdoc/>
+    public string UnconfirmedAs => "awaiting ack";
+
     public string DuplicateMeaning => "already in the stream (same command_id within its duplicate window): not stored again";
 
     public string FailureMeaning => "not acknowledged by the stream";

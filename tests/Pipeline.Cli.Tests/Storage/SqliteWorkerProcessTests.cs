@@ -88,6 +88,22 @@ public sealed class SqliteWorkerProcessTests(RunCounter runs, ITestOutputHelper 
         Assert.Contains($"{samples.Count} already in the store (same command_id): not stored again", stdout, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Enqueue_progress_on_a_store_speaks_of_enqueued_commands_not_of_published_ones()
+    {
+        // Progress lines come every second when the output is not a terminal: enough commands to see a few.
+        var file = CommandsFile("many.jsonl", Enumerable.Range(0, 400_000).Select(i => $$$"""{"execution_id":{{{i / 16}}},"command_id":"p{{{i}}}","step":"s","tool_kind":"noop","input":{}}"""));
+        using var process = PipelineProcess.Start(["enqueue", file], workingDirectory: _directory);
+        await process.WaitForOutputAsync("progress:", Bound);
+        var exit = await process.WaitForExitAsync(Bound);
+        output.WriteLine($"exit {exit}\n{process.Stdout}{process.Stderr}");
+
+        Assert.Equal(0, exit);
+        var progress = process.Stdout.Split('\n').Where(l => l.StartsWith("progress:", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(progress);
+        Assert.All(progress, line => Assert.Matches(new Regex("^progress: enqueued [0-9]+, being written [0-9]+, malformed 0, [0-9]+/s$"), line));
+    }
+
     /// <summary>
     /// The at-least-once window: with <c>--ack-mode after-dispatch</c> a command is completed in the
     /// store only after its tool finished, so a worker killed (-9) leaves the commands it had started
