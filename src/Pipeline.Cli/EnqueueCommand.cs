@@ -118,7 +118,7 @@ internal static class EnqueueCommand
         catch (EnqueueException ex)
         {
             // A setting that cannot work is a usage error; a backend that cannot be reached is a failure.
-            await stderr.WriteLineAsync($"error: {TerminalText.Escape(ex.Message)}");
+            await stderr.WriteLineAsync($"error: {TerminalText.Escape(ex.Message, 2000)}");
             return ex.SettingError ? ExitCodes.UsageError : ExitCodes.SomeFailed;
         }
 
@@ -157,7 +157,7 @@ internal static class EnqueueCommand
 
         if (enqueuer.FatalError is { } fatal)
         {
-            await stderr.WriteLineAsync($"error: {TerminalText.Escape(fatal)}");
+            await stderr.WriteLineAsync($"error: {TerminalText.Escape(fatal, 2000)}");
             return ExitCodes.SomeFailed;
         }
 

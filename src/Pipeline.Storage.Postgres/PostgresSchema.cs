@@ -80,7 +80,17 @@ internal static class PostgresSchema
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
 
         await ExecuteAsync(connection, transaction, "select pg_advisory_xact_lock(hashtext('pipeline.queued-work.schema:' || $1))", cancellationToken, schema).ConfigureAwait(false);
-        await ExecuteAsync(connection, transaction, $"create schema if not exists {schema}", cancellationToken).ConfigureAwait(false);
+        // Created only when missing: "create schema if not exists" asks for CREATE on the database
+        // even when the schema is there, and a schema a DBA made for the worker's user is enough.
+        await using (var exists = new NpgsqlCommand("select 1 from pg_namespace where nspname = $1", connection, transaction))
+        {
+            exists.Parameters.Add(new NpgsqlParameter { Value = schema });
+            if (await exists.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is null)
+            {
+                await ExecuteAsync(connection, transaction, $"create schema {schema}", cancellationToken).ConfigureAwait(false);
+            }
+        }
+
         await ExecuteAsync(connection, transaction, $"create table if not exists {schema}.schema_version (id integer primary key check (id = 1), version integer not null)", cancellationToken).ConfigureAwait(false);
 
         var found = await ReadVersionAsync(connection, transaction, schema, cancellationToken).ConfigureAwait(false);

@@ -173,6 +173,14 @@ public abstract class StoreModule<TOptions> : IPipelineModule
         return $"The {StoreName} store {Where(options)} cannot be used: {exception.Message}";
     }
 
+    // What Explain says, as one sentence on one line: a driver's message may hold line breaks, and
+    // the callers add a sentence after it ("Nothing was claimed.").
+    private string OneLine(TOptions options, Exception exception)
+    {
+        var text = string.Join(' ', Explain(options, exception).Split((char[])['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        return text.EndsWith('.') ? text : text + ".";
+    }
+
     /// <summary>The settings that cannot work in the flags' terms (<c>--postgres is not a connection string</c>); never a secret. Default none.</summary>
     protected virtual IReadOnlyList<string> CheckFlags(ModuleFlagValues values) => [];
 
@@ -229,7 +237,7 @@ public abstract class StoreModule<TOptions> : IPipelineModule
             ct => OpenStoreAsync(options, StoreOpening.Enqueue, ct),
             $"{StoreName} store {Where(options)}",
             errors,
-            ex => Explain(options, ex),
+            ex => OneLine(options, ex),
             IsTransientOpenError,
             onFailure);
     }
@@ -253,7 +261,7 @@ public abstract class StoreModule<TOptions> : IPipelineModule
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            throw new ModuleRunException(Explain(options, ex), ex);
+            throw new ModuleRunException(OneLine(options, ex), ex);
         }
 
         await using (store.ConfigureAwait(false))
@@ -265,7 +273,7 @@ public abstract class StoreModule<TOptions> : IPipelineModule
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
-                throw new ModuleRunException(Explain(options, ex), ex);
+                throw new ModuleRunException(OneLine(options, ex), ex);
             }
         }
     }
@@ -289,7 +297,7 @@ public abstract class StoreModule<TOptions> : IPipelineModule
                 module.Where(options),
                 ct => module.OpenStoreAsync(options, StoreOpening.Worker, ct),
                 module.IsTransientOpenError,
-                ex => module.Explain(options, ex)),
+                ex => module.OneLine(options, ex)),
             selection,
             source,
             context);

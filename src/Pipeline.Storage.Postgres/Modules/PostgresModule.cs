@@ -133,8 +133,43 @@ public sealed class PostgresModule : StoreModule<PostgresWorkerOptions>
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(exception);
-        var why = exception is StoreSchemaException ? exception.Message : $"The PostgreSQL store at {Where(options)} cannot be used: {exception.Message}";
+        var why = exception is StoreSchemaException ? exception.Message : $"The PostgreSQL store at {Where(options)} cannot be used: {Describe(exception, options)}";
         return Hide(why, options.Store.ConnectionString);
+    }
+
+    // The server's own words (SQLSTATE and message text, not Npgsql's multi-line message with its
+    // note on redacted detail), and for what a newcomer meets first, what to do about it.
+    private static string Describe(Exception exception, PostgresWorkerOptions options)
+    {
+        if (exception is not PostgresException postgres)
+        {
+            return exception.Message;
+        }
+
+        var user = UserOf(options.Store.ConnectionString);
+        var what = $"{postgres.SqlState}: {postgres.MessageText.TrimEnd('.')}";
+        return postgres.SqlState switch
+        {
+            // invalid_password, invalid_authorization_specification
+            "28P01" or "28000" => $"{what}. Check the user name and password (a password is best kept in ${ConnectionVariable}, not on the command line)",
+            // insufficient_privilege: CONNECT refused, or the first open cannot create the store's schema
+            "42501" => $"{what}. The user needs CONNECT on the database, and the first time CREATE on it to make schema {options.Store.Schema} (GRANT CONNECT, CREATE ON DATABASE ... TO {user}), or a schema made for it (CREATE SCHEMA {options.Store.Schema} AUTHORIZATION {user})",
+            // invalid_catalog_name
+            "3D000" => $"{what}. Create it first (createdb, or CREATE DATABASE as a user allowed to)",
+            _ => what,
+        };
+    }
+
+    private static string UserOf(string connectionString)
+    {
+        try
+        {
+            return new NpgsqlConnectionStringBuilder(connectionString).Username is { Length: > 0 } user ? user : "the user";
+        }
+        catch (ArgumentException)
+        {
+            return "the user";
+        }
     }
 
     private static bool Parses(string connectionString)

@@ -83,6 +83,42 @@ public sealed class PostgresWorkerProcessTests(PostgresServerFixture postgres, R
     }
 
     [Fact]
+    public async Task A_user_without_the_rights_to_create_the_store_gets_one_line_naming_the_grant_it_needs()
+    {
+        // A role that may connect (PUBLIC may) but not create the store's schema in the database.
+        var database = await DatabaseAsync();
+        var role = await postgres.CreateRoleAsync("norights");
+        var connection = new Npgsql.NpgsqlConnectionStringBuilder(database["PIPELINE_POSTGRES"]) { Username = role }.ConnectionString;
+        var file = CommandsFile("one.jsonl", [runs.Command("nr-1", 0, execution: 1)]);
+
+        foreach (var args in new[] { new[] { "enqueue", "--postgres", connection, file }, ["worker", "--postgres", connection, "--exit-when-idle", "1"], ["status", "--postgres", connection] })
+        {
+            var (exit, _, stderr) = await Run([], args);
+            Assert.Equal(1, exit);
+            var errors = stderr.Split('\n').Where(l => l.StartsWith("error:", StringComparison.Ordinal)).ToList();
+            var error = Assert.Single(errors);
+            Assert.Contains($"42501: permission denied for database {new Npgsql.NpgsqlConnectionStringBuilder(connection).Database}. The user needs CONNECT on the database, and the first time CREATE on it to make schema pipeline (GRANT CONNECT, CREATE ON DATABASE ... TO {role}), or a schema made for it (CREATE SCHEMA pipeline AUTHORIZATION {role})", error, StringComparison.Ordinal);
+            Assert.DoesNotContain("DETAIL", stderr, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(0, runs.Of("nr-1"));
+
+        // The second way the message names: a schema made for the user, who still may not create one.
+        await using (var admin = new Npgsql.NpgsqlConnection(database["PIPELINE_POSTGRES"]))
+        {
+            await admin.OpenAsync();
+            await using var create = new Npgsql.NpgsqlCommand($"CREATE SCHEMA pipeline AUTHORIZATION \"{role}\"", admin);
+            await create.ExecuteNonQueryAsync();
+        }
+
+        Assert.Equal(0, (await Run([], "enqueue", "--postgres", connection, file)).Exit);
+        var (workerExit, stdout, workerErr) = await Run([], "worker", "--postgres", connection, "--exit-when-idle", "1");
+        Assert.True(workerExit == 0, workerErr);
+        Assert.Contains("result         all commands succeeded", stdout, StringComparison.Ordinal);
+        Assert.Equal(1, runs.Of("nr-1"));
+    }
+
+    [Fact]
     public async Task A_worker_killed_mid_run_leaves_its_claims_to_the_next_which_completes_every_command()
     {
         var (database, connection, ids) = await EnqueuedAsync("pgkill", 400, ms: 30, executions: 40);

@@ -85,6 +85,17 @@ public sealed class PostgresServer : IAsyncDisposable
         return ConnectionString(name);
     }
 
+    /// <summary>Creates a login role with no rights of its own (what PUBLIC may do: connect, not create) and returns its name.</summary>
+    public async Task<string> CreateRoleAsync(string prefix = "role")
+    {
+        var name = $"{prefix}_{Interlocked.Increment(ref _databases)}_{Guid.NewGuid().ToString("N")[..8]}".ToLowerInvariant();
+        await using var connection = new NpgsqlConnection(ConnectionString() + ";Pooling=false");
+        await connection.OpenAsync();
+        await using var create = new NpgsqlCommand($"CREATE ROLE \"{name}\" LOGIN", connection);
+        await create.ExecuteNonQueryAsync();
+        return name;
+    }
+
     /// <summary>Starts the server (again) on the same port and data, and waits until it accepts connections.</summary>
     public async Task StartAsync()
     {

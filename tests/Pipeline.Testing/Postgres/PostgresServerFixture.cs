@@ -29,6 +29,9 @@ public sealed class PostgresServerFixture : IAsyncLifetime
     /// <summary>A fresh, empty database for one test class: its connection string.</summary>
     public Task<string> CreateDatabaseAsync(string prefix = "test") => Server.CreateDatabaseAsync(prefix);
 
+    /// <inheritdoc cref="PostgresServer.CreateRoleAsync"/>
+    public Task<string> CreateRoleAsync(string prefix = "role") => Server.CreateRoleAsync(prefix);
+
     /// <summary><c>pg_ctl stop -m immediate</c>: a crash; connections fail until <see cref="StartAsync"/>.</summary>
     public Task StopAsync() => Server.StopAsync();
 
