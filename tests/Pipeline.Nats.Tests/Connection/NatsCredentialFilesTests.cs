@@ -73,8 +73,9 @@ public sealed class NatsCredentialFilesTests : IDisposable
         {
             "no-jwt" => Creds("hunter2", seed),
             "no-seed" => Creds(Jwt, ""),
-            // A seed's last characters are its checksum: change one and it is not a seed.
-            "bad-seed" => Creds(Jwt, seed[..^1] + (seed[^1] == 'A' ? 'B' : 'A')),
+            // One character of the key itself changed: the seed's checksum no longer matches. (Not the
+            // last character: its low bits are base32 padding, and 'A' to 'B' there left a valid seed.)
+            "bad-seed" => Creds(Jwt, seed[..20] + (seed[20] == 'A' ? 'B' : 'A') + seed[21..]),
             _ => "this is not a JWT and an NKey seed: hunter2\n",
         };
         var path = Write("user.creds", text);
