@@ -165,7 +165,7 @@ public sealed class StoreModuleTests
 
         module.OpenError = () => new IOException("no such device");
         var error = await Assert.ThrowsAsync<ModuleRunException>(() => RunAsync(module));
-        Assert.Equal("The Memory store memory:memory cannot be used: no such device Nothing was claimed.", error.Message);
+        Assert.Equal("The Memory store memory:memory cannot be used: no such device. Nothing was claimed.", error.Message);
     }
 
     [Fact]
@@ -236,7 +236,7 @@ public sealed class StoreModuleTests
 
         module.OpenError = () => new IOException("gone");
         var error = await Assert.ThrowsAsync<ModuleRunException>(() => module.Status.ReadAsync(Section(), 10, CancellationToken.None));
-        Assert.Equal("The Memory store memory:memory cannot be used: gone", error.Message);
+        Assert.Equal("The Memory store memory:memory cannot be used: gone.", error.Message);
     }
 
     /// <summary>The host's side as the hosted worker has it: the pipeline over the module's source with the built-in tools, until the source ends.</summary>
