@@ -75,23 +75,19 @@ public sealed class PostgresServer : IAsyncDisposable
     }.ConnectionString;
 
     /// <summary>Creates a fresh, empty database (a name no other caller gets) and returns a connection string to it.</summary>
-    public async Task<string> CreateDatabaseAsync(string prefix = "test")
-    {
-        var name = $"{prefix}_{Interlocked.Increment(ref _databases)}_{Guid.NewGuid().ToString("N")[..8]}".ToLowerInvariant();
-        await using var connection = new NpgsqlConnection(ConnectionString() + ";Pooling=false");
-        await connection.OpenAsync();
-        await using var create = new NpgsqlCommand($"CREATE DATABASE \"{name}\"", connection);
-        await create.ExecuteNonQueryAsync();
-        return ConnectionString(name);
-    }
+    public async Task<string> CreateDatabaseAsync(string prefix = "test") =>
+        ConnectionString(await CreateUniqueAsync(prefix, name => $"CREATE DATABASE \"{name}\""));
 
     /// <summary>Creates a login role with no rights of its own (what PUBLIC may do: connect, not create) and returns its name.</summary>
-    public async Task<string> CreateRoleAsync(string prefix = "role")
+    public Task<string> CreateRoleAsync(string prefix = "role") => CreateUniqueAsync(prefix, name => $"CREATE ROLE \"{name}\" LOGIN");
+
+    // Runs the statement made for a name no other caller gets, as the superuser; returns the name.
+    private async Task<string> CreateUniqueAsync(string prefix, Func<string, string> statement)
     {
         var name = $"{prefix}_{Interlocked.Increment(ref _databases)}_{Guid.NewGuid().ToString("N")[..8]}".ToLowerInvariant();
         await using var connection = new NpgsqlConnection(ConnectionString() + ";Pooling=false");
         await connection.OpenAsync();
-        await using var create = new NpgsqlCommand($"CREATE ROLE \"{name}\" LOGIN", connection);
+        await using var create = new NpgsqlCommand(statement(name), connection);
         await create.ExecuteNonQueryAsync();
         return name;
     }
